@@ -1,0 +1,373 @@
+"""The local client API: newline-delimited JSON over a loopback TCP port or a unix socket.
+
+One request per line, one response per line, in order. A request is a JSON object with an
+``op`` ("send", "recv", "ack", "receipts", "ack_receipts", "status") and the op's fields; an
+optional ``id`` is echoed back. A response is ``{"ok": true, ...}`` or
+``{"ok": false, "error": "..."}``; a bad request gets an error naming the field, what was
+expected and what was found, and the connection stays usable. ``recv`` and ``receipts`` with
+``"follow": true`` turn the connection into a stream: one response with what is there now,
+then one response per batch of new entries, until the client closes it.
+docs/operators.md documents every op.
+
+The API has no authentication: it listens on loopback or on a unix socket made 0600, so
+only the node's own operators (its user) can use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from crypto.roster import GroupEntry
+from tawan.client import UNIX_PREFIX
+from tawan.engine import SubmitError
+from tawan.precedence import Precedence
+from tawan.receipts import KINDS
+from tawan.runtime import Pulse, Runtime, format_mid, kv
+from tawan.store import InboxEntry, Receipt
+from transports.link import parse_endpoint
+
+MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024  # a 1 MiB payload in base64, with room to spare
+MAX_LIMIT: Final = 1000
+MAX_TTL: Final = 0xFFFF_FFFF
+DEFAULT_TTL: Final = 3600
+
+log = logging.getLogger("tawan.api")
+
+Json = dict[str, object]
+
+
+class RequestError(Exception):
+    """The client's request is malformed or cannot be served; the message says why."""
+
+
+class Request:
+    """One parsed request: typed field readers that name the field in their errors."""
+
+    def __init__(self, data: Json) -> None:
+        self.data = data
+        self.used = {"op", "id"}
+        op = data.get("op")
+        if op not in HANDLERS:
+            raise RequestError(f"op: expected one of {', '.join(HANDLERS)}, found {op!r}")
+        self.op = str(op)
+
+    def fail(self, key: str, expected: str) -> RequestError:
+        return RequestError(f"{self.op}.{key}: expected {expected}, found {self.data[key]!r}")
+
+    def get(self, key: str, default: object) -> object:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.get(key, default)
+        if value is None:
+            raise RequestError(f"{self.op}.{key}: required")
+        if not isinstance(value, str):
+            raise self.fail(key, "a string")
+        return value
+
+    def integer(self, key: str, low: int, high: int, default: int) -> int:
+        value = self.get(key, default)
+        if type(value) is not int or not low <= value <= high:
+            raise self.fail(key, f"an integer in {low}..{high}")
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.get(key, False)
+        if type(value) is not bool:
+            raise self.fail(key, "true or false")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise RequestError(
+                f"{self.op}.{unknown[0]}: unknown field "
+                f"(expected: {', '.join(sorted(self.used - {'op', 'id'}))})"
+            )
+
+
+def parse_line(line: bytes) -> Request:
+    """Decode one request line into a Request, or raise RequestError saying why not."""
+    try:
+        data = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(
+            f"request: expected a JSON object, found invalid JSON ({exc})"
+        ) from None
+    if not isinstance(data, dict):
+        raise RequestError(f"request: expected a JSON object, found {type(data).__name__}")
+    return Request(data)
+
+
+def encode(response: Json) -> bytes:
+    return json.dumps(response, separators=(",", ":")).encode() + b"\n"
+
+
+def message_json(runtime: Runtime, entry: InboxEntry) -> Json:
+    return {
+        "id": entry.rowid,
+        "mid": format_mid(entry.mid),
+        "from": runtime.name_of(entry.src),
+        "to": runtime.name_of(entry.dst),
+        "precedence": Precedence(entry.precedence).name.lower(),
+        "created": entry.created,
+        "received_at": entry.received_at,
+        "signed": entry.signed,
+        "payload_b64": base64.b64encode(entry.payload).decode(),
+    }
+
+
+def receipt_json(receipt: Receipt) -> Json:
+    kind = KINDS.get(receipt.kind, str(receipt.kind))
+    return {"id": receipt.rowid, "mid": format_mid(receipt.mid), "kind": kind, "at": receipt.at}
+
+
+# ---- ops: each reads its fields, then acts on the runtime ----------------------------------
+
+
+def op_send(runtime: Runtime, request: Request) -> Json:
+    to = request.text("to")
+    entry = runtime.roster.by_name(to)
+    if entry is None:
+        raise RequestError(f"send.to: expected a node or group in the roster, found {to!r}")
+    try:
+        precedence = Precedence.parse(request.text("precedence", "routine"))
+    except ValueError as exc:
+        raise RequestError(f"send.precedence: {exc}") from None
+    ttl = request.integer("ttl", 1, MAX_TTL, DEFAULT_TTL)
+    receipt, sign = request.flag("receipt"), request.flag("sign")
+    try:
+        payload = base64.b64decode(request.text("payload_b64"), validate=True)
+    except binascii.Error:
+        raise request.fail("payload_b64", "base64 text") from None
+    request.done()
+    try:
+        mid = runtime.submit(
+            entry.address, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign
+        )
+    except SubmitError as exc:
+        raise RequestError(f"send: {exc}") from None
+    kind = "group" if isinstance(entry, GroupEntry) else "node"
+    return {"mid": format_mid(mid), "to": to, "to_kind": kind}
+
+
+def op_ack(runtime: Runtime, request: Request) -> Json:
+    up_to = request.integer("up_to", 0, 2**63 - 1, -1)
+    request.done()
+    freed = runtime.store.ack_inbox(up_to)
+    runtime.store.commit()
+    return {"freed": freed}
+
+
+def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
+    up_to = request.integer("up_to", 0, 2**63 - 1, -1)
+    request.done()
+    freed = runtime.store.ack_receipts(up_to)
+    runtime.store.commit()
+    return {"freed": freed}
+
+
+def op_status(runtime: Runtime, request: Request) -> Json:
+    request.done()
+    return {"status": runtime.status()}
+
+
+def _listing(request: Request) -> tuple[int, int, bool]:
+    after = request.integer("after", 0, 2**63 - 1, 0)
+    limit = request.integer("limit", 1, MAX_LIMIT, 100)
+    follow = request.flag("follow")
+    request.done()
+    return after, limit, follow
+
+
+def inbox_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
+    runtime.store.commit()  # never show the application a message a crash could still lose
+    return [message_json(runtime, e) for e in runtime.store.inbox(after, limit)]
+
+
+def receipts_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
+    return [receipt_json(r) for r in runtime.store.receipts(after, limit)]
+
+
+HANDLERS: Final[dict[str, Callable[[Runtime, Request], Json] | None]] = {
+    "send": op_send,
+    "recv": None,  # listings are served by `Connection`, since they may follow
+    "ack": op_ack,
+    "receipts": None,
+    "ack_receipts": op_ack_receipts,
+    "status": op_status,
+}
+LISTINGS: Final = {
+    "recv": ("messages", inbox_page),
+    "receipts": ("receipts", receipts_page),
+}
+
+
+# ---- connections ----------------------------------------------------------------------------
+
+
+class Connection:
+    """Serve one client: read request lines, answer each; follow listings when asked."""
+
+    def __init__(self, runtime: Runtime, stream: trio.abc.Stream) -> None:
+        self.runtime = runtime
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def serve(self) -> None:
+        try:
+            while (line := await self._read_line()) is not None:
+                if line.strip():
+                    await self._answer(line)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away; nothing to clean up beyond the stream
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _read_line(self) -> bytes | None:
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > MAX_REQUEST_BYTES:
+                await self._send({"ok": False, "error": f"request: longer than "
+                                  f"{MAX_REQUEST_BYTES} bytes"})  # fmt: skip
+                return None
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self.buffer += data
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        return line
+
+    async def _send(self, response: Json) -> None:
+        await self.stream.send_all(encode(response))
+
+    async def _answer(self, line: bytes) -> None:
+        request_id: object = None
+        try:
+            request = parse_line(line)
+            request_id = request.data.get("id")
+            handler = HANDLERS[request.op]
+            if handler is None:
+                await self._listing(request, request_id)
+                return
+            response: Json = {"ok": True, **handler(self.runtime, request)}
+        except RequestError as exc:
+            response = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug must cost one request, not the daemon
+            log.exception(kv(event="api_error", op=line[:40].decode(errors="replace")))
+            response = {"ok": False, "error": f"internal error: {exc!r}"}
+        if request_id is not None:
+            response["id"] = request_id
+        await self._send(response)
+
+    async def _listing(self, request: Request, request_id: object) -> None:
+        key, page = LISTINGS[request.op]
+        after, limit, follow = _listing(request)
+        pulse = self.runtime.inbox_changed if key == "messages" else self.runtime.receipts_changed
+        extra: Json = {} if request_id is None else {"id": request_id}
+        items = page(self.runtime, after, limit)
+        await self._send({"ok": True, key: items, **extra})
+        if follow:
+            last = items[-1]["id"] if items else after
+            await self._follow(
+                key=key, page=page, pulse=pulse, after=int(str(last)), limit=limit, extra=extra
+            )
+            await self.stream.aclose()  # a followed connection serves nothing else
+
+    async def _follow(
+        self,
+        *,
+        key: str,
+        page: Callable[[Runtime, int, int], list[Json]],
+        pulse: Pulse,
+        after: int,
+        limit: int,
+        extra: Json,
+    ) -> None:
+        """Stream new entries until the client closes its side (or sends anything)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._until_client_speaks, nursery.cancel_scope)
+            while True:
+                items = page(self.runtime, after, limit)
+                if not items:
+                    await pulse.wait()
+                    continue
+                await self._send({"ok": True, key: items, **extra})
+                after = int(str(items[-1]["id"]))
+
+    async def _until_client_speaks(self, scope: trio.CancelScope) -> None:
+        try:
+            await self.stream.receive_some(1)
+        finally:
+            scope.cancel()
+
+
+# ---- listening ------------------------------------------------------------------------------
+
+
+async def open_listeners(address: str) -> list[trio.SocketListener]:
+    """Listen on "host:port" or "unix:/path" (a stale socket file there is replaced)."""
+    if address.startswith(UNIX_PREFIX):
+        return [await _unix_listener(Path(address[len(UNIX_PREFIX) :]))]
+    host, port = parse_endpoint(address, "api.address")
+    return await trio.open_tcp_listeners(port, host=host)
+
+
+async def _unix_listener(path: Path) -> trio.SocketListener:
+    try:
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)  # the socket file is created 0600: owner only
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        sock.listen(64)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+
+
+def listener_address(listener: trio.SocketListener) -> str:
+    """The address clients use to reach `listener` (the real port when asked for port 0)."""
+    name = listener.socket.getsockname()
+    if isinstance(name, str):
+        return UNIX_PREFIX + name
+    host, port = name[0], name[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve_api(
+    runtime: Runtime,
+    listeners: list[trio.SocketListener],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve every listener until cancelled."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await Connection(runtime, stream).serve()
+
+    serve: Callable[..., Awaitable[None]] = trio.serve_listeners
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, handler, listeners)
+        for listener in listeners:
+            log.info(kv(event="api_listening", address=listener_address(listener)))
+        task_status.started()

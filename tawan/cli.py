@@ -1,0 +1,66 @@
+"""The `tawan` command line: a small dispatcher; each command family registers itself.
+
+A family module provides ``add_<family>_commands(subparsers)``, which adds its parsers and
+sets ``run=<function(args) -> int>`` on each. Errors the user can fix (`UserError`, the
+crypto package's errors, files that cannot be read or written) print one line to stderr
+and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from crypto.errors import CryptoError
+from tawan.cli_mission import add_mission_commands
+
+USAGE_ERROR = 2
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+COMMAND_FAMILIES: list[Registrar] = [add_mission_commands]
+"""Registration functions, in the order their commands appear in --help."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix; its message is printed as one line (exit status 2)."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, CryptoError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tawan", description="Store-and-forward messaging over a mix of bearers."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in COMMAND_FAMILIES:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return exc.code if isinstance(exc.code, int) else USAGE_ERROR
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_usage(sys.stderr)
+        return USAGE_ERROR
+    try:
+        return run(args)
+    except USER_ERRORS as exc:
+        print(f"tawan: error: {_one_line(exc)}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

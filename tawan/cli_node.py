@@ -1,0 +1,219 @@
+"""`tawan node run`, `tawan send`, `tawan recv`, `tawan receipts`, `tawan status`.
+
+`node run` is the daemon; the others are clients of a running node's local API, found with
+``--api ADDR``, else the ``[api] address`` of ``--config FILE``, else ``$TAWAN_API``, else
+the default 127.0.0.1:7470.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from tawan.client import DEFAULT_API_ADDRESS, Client, ClientError, Json, payload_of
+from tawan.config import ConfigError, load_config
+from tawan.precedence import Precedence
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+USER_ERROR = 2
+PRECEDENCES = [p.name.lower() for p in Precedence]
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_node_commands(subparsers: Subparsers) -> None:
+    node = subparsers.add_parser("node", help="run a node", description="Run a tawan node.")
+    actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="serve until SIGTERM/SIGINT (SIGHUP reloads the roster)")
+    run.add_argument("--config", required=True, metavar="FILE", help="node configuration (TOML)")
+    run.add_argument("--log-level", default="info", metavar="LEVEL",
+                     choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
+    run.set_defaults(run=run_node_command)
+
+    send = subparsers.add_parser("send", help="send a message through the local node")
+    send.add_argument("--to", required=True, metavar="NAME", help="node or group name")
+    send.add_argument("--precedence", default="routine", choices=PRECEDENCES,
+                      help="default routine")  # fmt: skip
+    send.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
+                      help="time to live (default: the node's, 3600)")  # fmt: skip
+    send.add_argument("--receipt", action="store_true", help="ask for a delivery receipt")
+    send.add_argument("--sign", action="store_true", help="sign with this node's identity")
+    send.add_argument("text", metavar="TEXT|@FILE", help="message text, or @FILE for a file")
+    _add_api_options(send)
+    send.set_defaults(run=_user_errors(run_send))
+
+    recv = subparsers.add_parser("recv", help="print (and acknowledge) received messages")
+    recv.add_argument("--follow", action="store_true", help="keep printing new messages")
+    recv.add_argument("--json", action="store_true", help="one JSON object per line")
+    recv.add_argument("--peek", action="store_true", help="leave the messages in the inbox")
+    _add_api_options(recv)
+    recv.set_defaults(run=_user_errors(run_recv))
+
+    receipts = subparsers.add_parser("receipts", help="print (and acknowledge) receipts")
+    receipts.add_argument("--json", action="store_true", help="one JSON object per line")
+    receipts.add_argument("--peek", action="store_true", help="leave them for the next reader")
+    _add_api_options(receipts)
+    receipts.set_defaults(run=_user_errors(run_receipts))
+
+    status = subparsers.add_parser("status", help="links, neighbours, queues and store use")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    _add_api_options(status)
+    status.set_defaults(run=_user_errors(run_status))
+
+
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--api", metavar="ADDR", help="host:port or unix:/path of the node API")
+    where.add_argument("--config", metavar="FILE", help="read the API address from this config")
+
+
+def _user_errors(command: Command) -> Command:
+    """Mistakes the user can fix print one line and exit 2, as every tawan command does."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (ClientError, ConfigError, OSError) as exc:
+            print(f"tawan: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return USER_ERROR
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+def api_address(args: argparse.Namespace) -> str:
+    if args.api:
+        return str(args.api)
+    if args.config:
+        return load_config(args.config).api_address
+    return os.environ.get("TAWAN_API", DEFAULT_API_ADDRESS)
+
+
+def run_node_command(args: argparse.Namespace) -> int:
+    from tawan.daemon import run_node  # noqa: PLC0415  # clients need not load the daemon
+
+    return run_node(args.config, log_level=args.log_level)
+
+
+def run_send(args: argparse.Namespace) -> int:
+    text: str = args.text
+    payload = Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
+    with Client(api_address(args)) as client:
+        mid = client.send(
+            args.to,
+            payload,
+            precedence=args.precedence,
+            ttl=args.ttl,
+            receipt=args.receipt,
+            sign=args.sign,
+        )
+    print(mid)
+    return 0
+
+
+def run_recv(args: argparse.Namespace) -> int:
+    address = api_address(args)
+    with Client(address) as client:
+        if not args.follow:
+            messages = client.recv()
+            for message in messages:
+                _print_message(message, as_json=args.json)
+            if messages and not args.peek:
+                client.ack(int(str(messages[-1]["id"])))
+            return 0
+        with Client(address) as acker:  # the followed connection serves nothing else
+            for message in client.follow():
+                _print_message(message, as_json=args.json)
+                if not args.peek:
+                    acker.ack(int(str(message["id"])))
+    return 0
+
+
+def _print_message(message: Json, *, as_json: bool) -> None:
+    payload = payload_of(message)
+    try:
+        text: str | None = payload.decode()
+    except UnicodeDecodeError:
+        text = None
+    if as_json:
+        print(json.dumps({**message, "text": text}), flush=True)
+        return
+    body = text if text is not None else f"<{len(payload)} bytes, not UTF-8>"
+    signed = " signed" if message.get("signed") else ""
+    print(
+        f"{message['id']} {str(message['precedence']).upper()} from {message['from']} "
+        f"to {message['to']} mid {message['mid']}{signed}: {body}",
+        flush=True,
+    )
+
+
+def run_receipts(args: argparse.Namespace) -> int:
+    with Client(api_address(args)) as client:
+        receipts = client.receipts()
+        for receipt in receipts:
+            line = json.dumps(receipt) if args.json else f"{receipt['mid']} {receipt['kind']}"
+            print(line)
+        if receipts and not args.peek:
+            client.ack_receipts(int(str(receipts[-1]["id"])))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with Client(api_address(args)) as client:
+        status = client.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print_status(status, Console())
+    return 0
+
+
+def print_status(status: Json, console: Console) -> None:
+    """The status as tables: links, neighbours, queues by precedence, store use."""
+    console.print(f"[bold]node {status.get('node')}[/] (address {status.get('address')})")
+    console.print(_table("links", _rows(status, "links"), ["name", "bearer", "rate_bps", "mtu"]))
+    neighbour_columns = ["name", "link", "up", "rtt_ms", "loss", "last_heard_s"]
+    console.print(_table("neighbours", _rows(status, "neighbours"), neighbour_columns))
+    queues = status.get("queues")
+    if isinstance(queues, dict):
+        console.print(_table("queued", [queues], list(queues)))
+    store = status.get("store")
+    if isinstance(store, dict):
+        console.print(_table("store", [{**store, "held": status.get("held")}], [*store, "held"]))
+    failures = status.get("send_failures")
+    if isinstance(failures, dict) and failures:
+        console.print(_table("send failures", [failures], list(failures)))
+
+
+def _rows(status: Json, key: str) -> list[Json]:
+    rows = status.get(key)
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def _table(title: str, rows: list[Json], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    return table
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,200 @@
+"""The node daemon: config, keys, store and links assembled, served until a signal.
+
+`run_node(path)` is `tawan node run`: it refuses to start, with one line on stderr and exit
+status 2, when the configuration, the key file or the roster is wrong; otherwise it serves
+until SIGTERM or SIGINT, then stops cleanly (engine state and store committed and closed).
+SIGHUP reloads the roster file, refusing (and logging) one that is older, of another mission
+or badly signed. docs/operators.md is the operator's view of all this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from crypto.errors import CryptoError
+from crypto.keyring import Keyring
+from crypto.roster import Roster, load_roster
+from tawan.api import listener_address, open_listeners, serve_api
+from tawan.config import ConfigError, LinkConfig, NodeConfig, load_config
+from tawan.engine import Engine, LinkSpec, PeerSpec
+from tawan.runtime import Clock, Runtime, kv
+from tawan.store import Store, StoreError
+from transports.link import Link
+from transports.tcp import TcpLink
+from transports.udp import UdpLink
+
+EXIT_STARTUP = 2  # configuration, keys or roster refused: fix the files, do not retry
+EXIT_RUNTIME = 1  # the node started but could not carry on (e.g. a port already in use)
+
+log = logging.getLogger("tawan.node")
+
+
+@dataclass
+class Node:
+    """Everything one running node owns; `close()` releases it in the right order."""
+
+    config: NodeConfig
+    keyring: Keyring
+    store: Store
+    engine: Engine
+    links: dict[str, Link]
+    runtime: Runtime
+
+    def close(self) -> None:
+        self.engine.close()
+        self.store.close()
+
+
+def resolve_address(roster: Roster, config: NodeConfig, where: str, name: str) -> int:
+    """The roster address of node or group `name`; a ConfigError naming `where` if none."""
+    entry = roster.by_name(name)
+    if entry is None:
+        raise ConfigError(
+            f"{config.source}: {where}: expected a node or group of the roster "
+            f"{config.roster}, found {name!r}"
+        )
+    return entry.address
+
+
+def link_specs(config: NodeConfig, roster: Roster) -> list[LinkSpec]:
+    specs = []
+    for i, link in enumerate(config.links):
+        peers = tuple(
+            PeerSpec(resolve_address(roster, config, f"links[{i}].peers[{j}].node", p.node),
+                     p.address)
+            for j, p in enumerate(link.peers)
+        )  # fmt: skip
+        specs.append(LinkSpec(link.name, link.profile, peers))
+    return specs
+
+
+def static_routes(config: NodeConfig, roster: Roster) -> dict[int, int]:
+    routes = {}
+    for i, route in enumerate(config.static_routes):
+        to = resolve_address(roster, config, f"routing.static[{i}].to", route.to)
+        routes[to] = resolve_address(roster, config, f"routing.static[{i}].via", route.via)
+    return routes
+
+
+def make_link(link: LinkConfig) -> Link:
+    peers = [p.address for p in link.peers if p.address is not None]
+    if link.transport == "udp":
+        return UdpLink(link.name, link.profile, link.bind or "", peers)
+    return TcpLink(link.name, link.profile, link.listen, peers)
+
+
+def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
+    """Load keys, check names against the roster, open the store; nothing listens yet."""
+    keyring = Keyring.from_files(config.key_file, config.roster)
+    if keyring.name != config.name:
+        raise ConfigError(
+            f"{config.source}: node.name: expected {keyring.name!r} (the node of key file "
+            f"{config.key_file}), found {config.name!r}"
+        )
+    engine_config = dataclasses.replace(
+        config.engine, static_routes=static_routes(config, keyring.roster)
+    )
+    specs = link_specs(config, keyring.roster)
+    store = Store(config.store, durability=config.durability, max_bytes=config.store_max_bytes)
+    try:
+        engine = Engine(keyring, store, engine_config, specs, random.Random(), clock())
+        links = {link.name: make_link(link) for link in config.links}
+    except BaseException:
+        store.close()
+        raise
+    runtime = Runtime(engine, store, links, keyring.roster, clock=clock)
+    runtime.after_timer = _key_saver(keyring, config.key_file)
+    return Node(config, keyring, store, engine, links, runtime)
+
+
+def _key_saver(keyring: Keyring, path: Path) -> Callable[[], None]:
+    """Rewrite the key file when the keyring erased an epoch, so old roots leave the disk."""
+    saved = keyring.oldest_epoch
+
+    def save_if_advanced() -> None:
+        nonlocal saved
+        if keyring.oldest_epoch != saved:
+            keyring.save(path)
+            saved = keyring.oldest_epoch
+            log.info(kv(event="keys_advanced", oldest_epoch=saved))
+
+    return save_if_advanced
+
+
+def reload_roster(node: Node) -> None:
+    """SIGHUP: adopt the roster file if it is a valid successor; log and keep it otherwise."""
+    path = node.config.roster
+    try:
+        roster = load_roster(path, known=node.keyring.roster)
+        if roster.version == node.keyring.roster.version:
+            log.info(kv(event="roster_unchanged", version=roster.version, file=path))
+            return
+        node.runtime.update_roster(roster)
+    except CryptoError as exc:
+        log.warning(kv(event="roster_refused", file=path, detail=str(exc)))
+
+
+async def serve(
+    node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the node until SIGTERM or SIGINT."""
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    with trio.open_signal_receiver(*signals) as received:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.runtime.run)
+            listeners = await open_listeners(node.config.api_address)
+            await nursery.start(serve_api, node.runtime, listeners)
+            log.info(
+                kv(event="node_started", node=node.config.name, address=node.keyring.address,
+                   api=listener_address(listeners[0]), links=",".join(node.links))
+            )  # fmt: skip
+            task_status.started()
+            async for signum in received:
+                if signum == signal.SIGHUP:
+                    reload_roster(node)
+                    continue
+                log.info(kv(event="stopping", signal=signal.Signals(signum).name))
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run_node(config_path: str | Path, *, log_level: str = "INFO") -> int:
+    """`tawan node run`: the process exit status."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        node = open_node(load_config(config_path))
+    except (ConfigError, CryptoError, StoreError) as exc:
+        print(f"tawan node: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    status = 0
+    try:
+        try:
+            trio.run(serve, node)
+        except* OSError as group:
+            print(f"tawan node: {_first(group)}", file=sys.stderr)
+            status = EXIT_RUNTIME
+    finally:
+        node.close()
+        log.info(kv(event="stopped", node=node.config.name))
+    return status
+
+
+def _first(group: BaseExceptionGroup[OSError]) -> BaseException:
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found

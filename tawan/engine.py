@@ -1,0 +1,872 @@
+"""The tawan node engine: store and forward as a state machine without I/O.
+
+Driven from three sides, in the shape of aioquic's QuicConnection (see docs/engine.md):
+
+- the application: `submit(...)`;
+- the network: `receive(link, peer, data, now)`, `peer_up` / `peer_down`;
+- the clock: `get_timer()` says when the engine next needs `handle_timer(now)`.
+
+and read from two: `transmit(now)` returns the frames to put on links now, `next_event()`
+the events for the application and the logs. No sockets, threads, trio or clock inside: the
+time is an argument, randomness comes from the injected `rng`, keys from the injected keyring,
+so the same inputs give the same run (the emulator relies on it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol, TypeVar
+
+import msgpack
+
+from crypto.roster import Roster
+from tawan.events import (
+    Delivered,
+    Event,
+    FrameRejected,
+    MessageEvicted,
+    MessageExpired,
+    MessageRefused,
+    NeighbourChanged,
+    ReceiptReceived,
+    Transmit,
+)
+from tawan.frames import (
+    U32,
+    AckFrame,
+    DataFrame,
+    Flags,
+    FragFrame,
+    FragState,
+    Frame,
+    FrameDecodeError,
+    HelloFlags,
+    HelloFrame,
+    Message,
+    MessageId,
+    RouteFrame,
+    SetupFrame,
+    decode_message,
+    encode_data_frame,
+    encode_frame,
+)
+from tawan.linkauth import LinkGuard, LinkReject
+from tawan.neighbours import Adjacency, NeighbourTable
+from tawan.precedence import Precedence
+from tawan.queues import NeighbourQueue, Outgoing
+from tawan.receipts import DELIVERED, EXPIRED, KINDS, ReceiptBody, decode_receipt, encode_receipt
+from tawan.routing import Router
+from tawan.sealing import OpenError, SealError, open_message, seal_message
+from tawan.stats import EngineStats
+from tawan.store import HELD, Store, StoredMessage, StoreFull
+from transports.profile import BearerProfile
+
+FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
+DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
+ACKS_PER_FRAME: Final = 64
+BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
+
+
+class Keys(Protocol):
+    """What the engine needs of `crypto.keyring.Keyring`."""
+
+    address: int
+    t0: float
+    epoch_seconds: int
+    roster: Roster
+
+    def epoch_of(self, mission_seconds: float) -> int: ...
+    def message_key(self, src: int, dst: int, epoch: int) -> bytes | None: ...
+    def link_key(self, sender: int, receiver: int, epoch: int) -> bytes | None: ...
+    def sign(self, data: bytes) -> bytes: ...
+    def verify(self, address: int, data: bytes, signature: bytes) -> bool: ...
+    def advance(self, current_epoch: int) -> bool: ...
+    def update_roster(self, roster: Roster) -> None: ...
+
+
+class SubmitError(ValueError):
+    """The application asked for something the engine cannot send (its fault, not the net's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSpec:
+    """A neighbour configured on a link; `endpoint` None: learnt when it first speaks."""
+
+    node: int
+    endpoint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    name: str
+    profile: BearerProfile
+    peers: tuple[PeerSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    hello_interval: float = 2.0
+    dead_interval: float = 7.0
+    ack_delay: float = 0.005
+    retransmit_floor: float = 0.2
+    retransmit_ceiling: float = 60.0
+    max_hops: int = 16
+    advert_interval: float = 30.0
+    advert_min_interval: float = 0.2
+    housekeeping_interval: float = 1.0
+    max_reassembly_bytes: int = 16 << 20
+    static_routes: Mapping[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "hello_interval",
+            "dead_interval",
+            "retransmit_floor",
+            "housekeeping_interval",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"engine {name}: expected > 0, found {getattr(self, name)}")
+        if self.dead_interval <= self.hello_interval:
+            raise ValueError("engine dead_interval must be longer than hello_interval")
+        if not 1 <= self.max_hops <= 255:
+            raise ValueError(f"engine max_hops: expected 1..255, found {self.max_hops}")
+
+
+@dataclass(slots=True)
+class _LinkState:
+    spec: LinkSpec
+    busy_until: float = 0.0
+    control: deque[tuple[int, Frame]] = field(default_factory=deque)
+
+
+class Engine:
+    def __init__(
+        self,
+        keyring: Keys,
+        store: Store,
+        config: EngineConfig,
+        links: Sequence[LinkSpec],
+        rng: random.Random,
+        now: float,
+    ) -> None:
+        self.keys = keyring
+        self.store = store
+        self.config = config
+        self.rng = rng
+        self.me = keyring.address
+        self.stats = EngineStats()
+        self.links = {spec.name: _LinkState(spec) for spec in links}
+        self.neighbours = NeighbourTable()
+        for spec in links:
+            for peer in spec.peers:
+                self.neighbours.add(peer.node, spec.name, spec.profile, peer.endpoint)
+        self.router = Router(self.me, dict(config.static_routes))
+        self.guard = LinkGuard(self.me, keyring.link_key)
+        self._encode_data = _data_encoder_for(self.me)
+        self.keys_dirty = False  # the keyring ratcheted: the driver should save the key file
+        self.queues: dict[int, NeighbourQueue] = {}
+        self._events: deque[Event] = deque()
+        self._retransmit: list[tuple[float, int, MessageId]] = []
+        self._acks: dict[int, list[MessageId]] = {}
+        self._frag_reports: dict[int, list[FragState]] = {}
+        self._ack_due: float | None = None
+        self._next_hello = now
+        self._next_housekeeping = now + config.housekeeping_interval
+        self._next_advert = now
+        self._advert_pending = True
+        self._epoch = self._epoch_at(now)
+        self._restore(now)
+
+    # =============================================================== time and identity
+    def _mission_seconds(self, now: float) -> int:
+        return int(now - self.keys.t0)
+
+    def _epoch_at(self, now: float) -> int:
+        return self.keys.epoch_of(now - self.keys.t0)
+
+    def _restore(self, now: float) -> None:
+        """Carry on after a restart: counters, then every message still in custody."""
+        state = self.store.get_state("link-counters")
+        if state:
+            self.guard.load_reservations(state)
+        for msg, hop in self.store.pending():
+            self._enqueue(hop, msg)
+        self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
+
+    # =============================================================== application side
+    def submit(
+        self,
+        dst: int,
+        payload: bytes,
+        *,
+        precedence: Precedence,
+        ttl: int,
+        receipt: bool = False,
+        sign: bool = False,
+        now: float,
+    ) -> MessageId:
+        """Seal a message from the application and take custody of it."""
+        entry = self.keys.roster.by_address(dst)
+        if entry is None or dst == self.me:
+            raise SubmitError(f"destination {dst} is not another node or group of the roster")
+        if self.keys.roster.is_revoked(dst):
+            raise SubmitError(f"destination {dst} is revoked")
+        if not 1 <= ttl <= U32:
+            raise SubmitError(f"ttl: expected 1..{U32} seconds, found {ttl}")
+        msg = self._seal_local(dst, payload, precedence, ttl, receipt, sign, False, now)
+        if not self._take_custody(msg, None, now, local=True):
+            raise SubmitError("store full of higher-precedence messages: message refused")
+        self.stats.submitted[precedence.name.lower()] += 1
+        return msg.mid(self.keys.epoch_seconds)
+
+    def _seal_local(
+        self, dst: int, payload: bytes, precedence: Precedence, ttl: int,
+        receipt: bool, sign: bool, control: bool, now: float,
+    ) -> Message:  # fmt: skip
+        created, seq = self._allocate_id(now)
+        try:
+            return seal_message(
+                self.keys, dst=dst, seq=seq, precedence=precedence, created=created, ttl=ttl,
+                payload=payload, receipt=receipt, sign=sign, control=control,
+            )  # fmt: skip
+        except SealError as exc:
+            raise SubmitError(str(exc)) from None
+
+    def _allocate_id(self, now: float) -> tuple[int, int]:
+        """Creation time never goes backwards and (epoch, seq) never repeats: the nonce
+        of the end-to-end AEAD is built from them."""
+        last_created, last_epoch, next_seq = _unpack_ints(self.store.get_state("seq"), 3)
+        created = max(self._mission_seconds(now), last_created)
+        epoch = created // self.keys.epoch_seconds
+        seq = next_seq if epoch == last_epoch else 0
+        if seq > U32:
+            raise SubmitError(f"more than {U32} messages in one epoch")
+        self.store.set_state("seq", msgpack.packb([created, epoch, seq + 1]))
+        return created, seq
+
+    def update_roster(self, roster: Roster) -> None:
+        """A newer signed roster: drop everything of nodes it revokes."""
+        self.keys.update_roster(roster)
+        for entry in roster.nodes:
+            if entry.revoked:
+                self.guard.forget_peer(entry.address)
+                self.router.forget(entry.address)
+                for adj in self.neighbours.of(entry.address):
+                    self._set_up(adj, False)
+
+    # =============================================================== network side
+    def peer_up(self, link: str, peer: str, now: float) -> None:
+        """The transport reports a connection: greet whoever is there at once."""
+        for adj in self.neighbours.on_link(link):
+            if adj.peer == peer:
+                adj.transport_up = True
+                self._queue_hello(adj, now, reply=True)
+
+    def peer_down(self, link: str, peer: str, now: float) -> None:
+        """The transport lost a connection: fail over without waiting for hellos to lapse."""
+        for adj in self.neighbours.on_link(link):
+            if adj.peer == peer:
+                adj.transport_up = False
+                self._set_up(adj, False)
+
+    def receive(self, link: str, peer: str, data: bytes, now: float) -> None:
+        """One frame from the network. Bad input is counted and dropped, never raised."""
+        state = self.links.get(link)
+        if state is None:
+            return
+        link_stats = self.stats.link(link)
+        link_stats.frames_received += 1
+        link_stats.bytes_received += len(data)
+        try:
+            frame = self.guard.unprotect(data, self._epoch_at(now))
+        except LinkReject as exc:
+            self._reject(link, peer, exc.reason, exc.detail)
+            return
+        adj = self.neighbours.get(frame.sender, link)
+        if adj is None:
+            adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
+        elif adj.peer != peer:
+            self.neighbours.learn(frame.sender, link, peer)
+        adj.heard(now, frame.counter, self.guard.last_epoch[frame.sender])
+        if not adj.up:
+            self._set_up(adj, True)
+        self._dispatch(frame, adj, now)
+
+    def _dispatch(self, frame: Frame, adj: Adjacency, now: float) -> None:
+        if isinstance(frame, DataFrame):
+            self._on_message(frame.message, adj, now)
+        elif isinstance(frame, FragFrame):
+            self._on_fragment(frame, adj, now)
+        elif isinstance(frame, AckFrame):
+            self._on_ack(frame, adj, now)
+        elif isinstance(frame, HelloFrame):
+            self._on_hello(frame, adj, now)
+        elif isinstance(frame, RouteFrame):
+            self._on_advert(frame, adj, now)
+        elif isinstance(frame, SetupFrame):
+            self._reject(adj.link, adj.peer or "", "unsupported", "on-air pair setup")
+
+    def _reject(self, link: str, peer: str, reason: str, detail: str) -> None:
+        self.stats.rejected[reason] += 1
+        self._events.append(FrameRejected(link, peer, reason, detail))
+
+    # --------------------------------------------------------------- messages
+    def _on_message(self, msg: Message, adj: Adjacency, now: float) -> None:
+        mid = msg.mid(self.keys.epoch_seconds)
+        sender = adj.neighbour
+        if self.store.seen(mid):
+            self.stats.duplicates += 1
+            self._ack(sender, mid, now)
+            return
+        if self.keys.roster.is_revoked(msg.src):
+            self._reject(adj.link, adj.peer or "", "revoked", f"message from revoked {msg.src}")
+            self._ack(sender, mid, now)
+            return
+        if msg.expires <= self._mission_seconds(now):
+            self.store.mark_seen(mid, msg.expires)
+            self._expired(msg, mid, "arrival", now)
+            self._ack(sender, mid, now)
+            return
+        if msg.hops + 1 >= self.config.max_hops:
+            self._reject(adj.link, adj.peer or "", "hop-limit", f"message {mid} looped")
+            self._ack(sender, mid, now)
+            return
+        msg = msg.with_hops(msg.hops + 1)
+        local = self._is_for_me(msg.dst)
+        if msg.dst != self.me and not self._take_custody(msg, sender, now, local=False):
+            return  # refused: no acknowledgement, the sender keeps custody
+        self.store.mark_seen(mid, msg.expires)
+        if local:
+            self._deliver(msg, mid, now, adj)
+        self._ack(sender, mid, now)
+
+    def _is_for_me(self, dst: int) -> bool:
+        if dst == self.me:
+            return True
+        roster = self.keys.roster
+        return roster.is_group(dst) and self.me in roster.members(dst)
+
+    def _take_custody(
+        self, msg: Message, came_from: int | None, now: float, *, local: bool
+    ) -> bool:
+        """Store the message, pending for each next hop (none yet: held)."""
+        mid = msg.mid(self.keys.epoch_seconds)
+        hops = self._next_hops(msg, came_from)
+        if not hops and came_from is not None and self._group_covered(msg.dst):
+            return True  # a leaf of the group's tree: delivered here, nothing to hand on
+        stored = StoredMessage(
+            mid, msg.dst, int(msg.precedence), msg.created, msg.expires, msg.encode(),
+            local, now,
+        )  # fmt: skip
+        try:
+            evicted = self.store.put_message(stored, hops)
+        except StoreFull:
+            self.stats.refused[msg.precedence.name.lower()] += 1
+            self._events.append(MessageRefused(mid, msg.precedence))
+            return False
+        if not hops:
+            self.store.hold(mid)  # no route yet: keep it until one appears
+        for old in evicted:
+            self._forget_queued(old.mid)
+            precedence = Precedence(old.precedence)
+            self.stats.evicted[precedence.name.lower()] += 1
+            self._events.append(MessageEvicted(old.mid, precedence, old.size))
+        for hop in hops:
+            self._enqueue(hop, stored)
+        if not local:
+            self.stats.forwarded[msg.precedence.name.lower()] += 1
+        return True
+
+    def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
+        roster = self.keys.roster
+        if roster.is_group(msg.dst):
+            return self.router.group_next_hops(msg.src, roster.members(msg.dst), came_from)
+        hop = self.router.next_hop(msg.dst)
+        return set() if hop is None else {hop}
+
+    def _group_covered(self, dst: int) -> bool:
+        """True for a group whose other members are all reachable (through other nodes)."""
+        roster = self.keys.roster
+        if not roster.is_group(dst):
+            return False
+        reachable = self.router.reachable()
+        return all(m == self.me or m in reachable for m in roster.members(dst))
+
+    def _enqueue(self, hop: int, stored: StoredMessage) -> None:
+        if hop == HELD:
+            return
+        queue = self.queues.get(hop)
+        if queue is None:
+            queue = self.queues[hop] = NeighbourQueue(hop)
+        queue.push(
+            Outgoing(stored.mid, Precedence(stored.precedence), stored.created, stored.body)
+        )
+
+    def _forget_queued(self, mid: MessageId) -> None:
+        for queue in self.queues.values():
+            queue.remove(mid)
+
+    def _deliver(self, msg: Message, mid: MessageId, now: float, adj: Adjacency) -> None:
+        try:
+            opened = open_message(self.keys, msg)
+        except OpenError as exc:
+            self._reject(adj.link, adj.peer or "", exc.reason, str(exc))
+            return
+        if opened.control:
+            self._on_receipt(msg, opened.payload, adj)
+            return
+        latency = max(0.0, now - self.keys.t0 - msg.created)
+        inbox_id = self.store.put_inbox(
+            mid=mid, src=msg.src, dst=msg.dst, precedence=int(msg.precedence),
+            created=msg.created, received_at=now, payload=opened.payload, signed=opened.signed,
+        )  # fmt: skip
+        self.stats.delivered[msg.precedence.name.lower()] += 1
+        self._events.append(
+            Delivered(mid, msg.src, msg.dst, msg.precedence, msg.created, latency,
+                      opened.payload, opened.signed, inbox_id)
+        )  # fmt: skip
+        if msg.flags & Flags.RECEIPT_REQUESTED and msg.dst == self.me:
+            self._send_receipt(msg, mid, DELIVERED, now)
+
+    def _send_receipt(self, msg: Message, mid: MessageId, kind: int, now: float) -> None:
+        body = encode_receipt(ReceiptBody(kind, mid, self._mission_seconds(now)))
+        ttl = max(60, msg.ttl)
+        try:
+            receipt = self._seal_local(msg.src, body, msg.precedence, ttl, False, False, True, now)
+        except SubmitError:
+            return  # no key for the origin any more (revoked): nobody to tell
+        self._take_custody(receipt, None, now, local=True)
+
+    def _on_receipt(self, msg: Message, payload: bytes, adj: Adjacency) -> None:
+        try:
+            body = decode_receipt(payload)
+        except FrameDecodeError as exc:
+            self._reject(adj.link, adj.peer or "", "bad-receipt", str(exc))
+            return
+        self.stats.receipts_received += 1
+        self.store.put_receipt(body.mid, body.kind, body.at)
+        self._events.append(ReceiptReceived(body.mid, msg.src, KINDS[body.kind], body.at))
+
+    def _expired(self, msg: Message, mid: MessageId, where: str, now: float) -> None:
+        self.stats.expired[msg.precedence.name.lower()] += 1
+        self._events.append(MessageExpired(mid, msg.precedence, where))
+        wanted = msg.flags & Flags.RECEIPT_REQUESTED and not msg.flags & Flags.CONTROL
+        if wanted and msg.src != self.me:
+            self._send_receipt(msg, mid, EXPIRED, now)
+
+    # --------------------------------------------------------------- fragments
+    def _on_fragment(self, frame: FragFrame, adj: Adjacency, now: float) -> None:
+        mid, sender = frame.mid, adj.neighbour
+        if self.store.seen(mid):
+            if frame.index == frame.count - 1:
+                self._ack(sender, mid, now)
+            return
+        held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
+        if held > self.config.max_reassembly_bytes:
+            self.store.drop_fragments(mid)
+            self._reject(adj.link, adj.peer or "", "reassembly-limit", f"message {mid}")
+            return
+        indices = self.store.fragment_indices(mid)
+        if len(indices) < frame.count:
+            if frame.index == frame.count - 1:
+                self._report_fragments(sender, mid, indices, frame.count, now)
+            self._bound_reassembly()
+            return
+        pieces = self.store.fragments(mid)
+        self.store.drop_fragments(mid)
+        try:
+            msg = decode_message(b"".join(pieces[i] for i in range(frame.count)))
+        except (FrameDecodeError, KeyError) as exc:
+            self._reject(adj.link, adj.peer or "", "malformed", f"reassembled {mid}: {exc}")
+            return
+        if msg.mid(self.keys.epoch_seconds) != mid:
+            self._reject(adj.link, adj.peer or "", "malformed", f"fragments of {mid} disagree")
+            return
+        self._on_message(msg, adj, now)
+
+    def _report_fragments(
+        self, sender: int, mid: MessageId, indices: set[int], count: int, now: float
+    ) -> None:
+        bitmap = bytearray((count + 7) // 8)
+        for i in indices:
+            bitmap[i >> 3] |= 1 << (i & 7)
+        self._frag_reports.setdefault(sender, []).append(FragState(mid, bytes(bitmap)))
+        self._arm_ack(now)
+
+    def _bound_reassembly(self) -> None:
+        while self.store.fragment_bytes() > self.config.max_reassembly_bytes:
+            oldest = self.store.oldest_partial()
+            if oldest is None:
+                return
+            self.store.drop_fragments(oldest)
+
+    # --------------------------------------------------------------- acknowledgements
+    def _ack(self, neighbour: int, mid: MessageId, now: float) -> None:
+        self._acks.setdefault(neighbour, []).append(mid)
+        self._arm_ack(now)
+
+    def _arm_ack(self, now: float) -> None:
+        if self._ack_due is None:
+            self._ack_due = now + self.config.ack_delay
+
+    def _on_ack(self, frame: AckFrame, adj: Adjacency, now: float) -> None:
+        queue = self.queues.get(adj.neighbour)
+        if queue is None:
+            return
+        for mid in frame.acks:
+            if queue.remove(mid) is not None:
+                self.store.remove_next_hop(mid, adj.neighbour)
+        for state in frame.partial:
+            item = queue.in_flight.get(state.mid)
+            if item is None or not item.chunk_size:
+                continue
+            missing = [i for i in range(item.fragment_count) if not state.has(i)]
+            if missing:
+                item.to_send = missing
+                queue.push(item)
+
+    # --------------------------------------------------------------- neighbours
+    def _on_hello(self, frame: HelloFrame, adj: Adjacency, now: float) -> None:
+        now_ms = int(now * 1000) & U32
+        if frame.echo_ms:
+            rtt = ((now_ms - frame.echo_ms - frame.held_ms) & U32) / 1000
+            if rtt < 600:
+                adj.add_rtt_sample(rtt)
+        adj.tx_loss = frame.rx_loss / 1000
+        adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
+        if frame.flags & HelloFlags.REPLY_REQUESTED:
+            self._queue_hello(adj, now, reply=False)
+
+    def _set_up(self, adj: Adjacency, up: bool) -> None:
+        if adj.up == up:
+            return
+        adj.up = up
+        self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
+        self._topology_changed()
+
+    def _topology_changed(self) -> None:
+        if self.router.update_local(self.neighbours.up_neighbours()):
+            self._advert_pending = True
+            self._reroute()
+
+    def _on_advert(self, frame: RouteFrame, adj: Adjacency, now: float) -> None:
+        if self.keys.roster.is_revoked(frame.origin):
+            return
+        if self.router.update_advert(frame.origin, frame.lsa_seq, frame.adjacency, now):
+            onward = RouteFrame(self.me, 0, frame.origin, frame.lsa_seq, frame.adjacency)
+            for other in self._up_adjacencies():
+                if other.neighbour != adj.neighbour:
+                    self._queue_control(other, onward, now)
+            self._reroute()
+
+    def _reroute(self) -> None:
+        """Routes changed: move messages off unreachable neighbours, place held ones."""
+        for hop, queue in list(self.queues.items()):
+            if self.neighbours.best_link(hop) is not None:
+                continue
+            for item in queue.all_items():
+                stored = self.store.get_message(item.mid)
+                queue.remove(item.mid)
+                if stored is None:
+                    continue
+                self._place(stored, hop)
+        for stored in self.store.messages_without_next_hop():
+            self._place(stored, HELD)
+
+    def _place(self, stored: StoredMessage, old_hop: int) -> None:
+        msg = decode_message(stored.body)
+        hops = self._next_hops(msg, None)
+        if not hops or hops == {old_hop}:
+            if old_hop != HELD and not hops:
+                self.store.hold(stored.mid)
+            if hops == {old_hop}:
+                self._enqueue(old_hop, stored)
+            return
+        if old_hop != HELD:
+            self.store.remove_next_hop(stored.mid, old_hop)
+        self.store.add_next_hops(stored.mid, hops)
+        for hop in hops:
+            self._enqueue(hop, stored)
+
+    def _up_adjacencies(self) -> list[Adjacency]:
+        best = (self.neighbours.best_link(n) for n in self.neighbours.up_neighbours())
+        return [adj for adj in best if adj is not None]
+
+    # =============================================================== output
+    def transmit(self, now: float) -> list[Transmit]:
+        """Frames to put on links now, custody made durable before any acknowledgement."""
+        if self.guard.reservation_dirty:
+            self.store.set_state("link-counters", self.guard.reservation_state())
+        if self.store.dirty:
+            self.store.commit()
+        out: list[Transmit] = []
+        if self._ack_due is not None and self._ack_due <= now:
+            self._flush_acks(now)
+        for state in self.links.values():
+            self._drain_link(state, now, out)
+        return out
+
+    def _flush_acks(self, now: float) -> None:
+        self._ack_due = None
+        for neighbour in set(self._acks) | set(self._frag_reports):
+            adj = self.neighbours.best_link(neighbour)
+            acks = self._acks.pop(neighbour, [])
+            reports = self._frag_reports.pop(neighbour, [])
+            if adj is None:
+                continue
+            for start in range(0, max(len(acks), len(reports), 1), ACKS_PER_FRAME):
+                frame = AckFrame(
+                    self.me, 0, tuple(acks[start : start + ACKS_PER_FRAME]),
+                    tuple(reports[start : start + ACKS_PER_FRAME]),
+                )  # fmt: skip
+                self._queue_control(adj, frame, now)
+
+    def _queue_control(self, adj: Adjacency, frame: Frame, now: float) -> None:
+        self.links[adj.link].control.append((adj.neighbour, frame))
+
+    def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
+        name = state.spec.name
+        while state.control:
+            neighbour, frame = state.control.popleft()
+            adj = self.neighbours.get(neighbour, name)
+            if adj is not None and adj.peer is not None:
+                self._emit(state, adj, encode_frame, frame, now, out)
+        while state.busy_until <= now + BURST_SECONDS:
+            picked = self._pick(name)
+            if picked is None:
+                return
+            adj, queue, item = picked
+            self._emit_piece(state, adj, queue, item, now, out)
+
+    def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
+        """The most urgent message waiting for any neighbour whose best link is `link`."""
+        best: tuple[Adjacency, NeighbourQueue, Outgoing] | None = None
+        for neighbour, queue in self.queues.items():
+            item = queue.peek()
+            if item is None:
+                continue
+            adj = self.neighbours.best_link(neighbour)
+            if adj is None or adj.link != link:
+                continue
+            if best is None or (-item.precedence, item.created) < (
+                -best[2].precedence,
+                best[2].created,
+            ):
+                best = (adj, queue, item)
+        return best
+
+    def _emit_piece(
+        self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, item: Outgoing,
+        now: float, out: list[Transmit],
+    ) -> None:  # fmt: skip
+        mtu = state.spec.profile.mtu
+        if item.link != adj.link or not item.to_send:  # first turn, or the link changed
+            item.link = adj.link
+            fits = len(item.encoded) + DATA_OVERHEAD <= mtu
+            item.plan(0 if fits else mtu - FRAG_OVERHEAD)
+        index = item.to_send.pop(0)
+        if item.attempts:
+            self.stats.link(adj.link).retransmissions += 1
+        if item.chunk_size == 0:
+            size = self._emit(state, adj, self._encode_data, item.encoded, now, out)
+        else:
+            frame = FragFrame(self.me, 0, item.mid, index, item.fragment_count, item.chunk(index))
+            size = self._emit(state, adj, encode_frame, frame, now, out)
+        if not item.to_send:
+            backlog = max(0.0, state.busy_until - now)
+            timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
+            timeout = min(timeout * 2 ** min(item.attempts, 8), self.config.retransmit_ceiling)
+            queue.sent_all(item, now + timeout)
+            heapq.heappush(self._retransmit, (item.deadline, queue.neighbour, item.mid))
+
+    def _emit(
+        self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],
+        frame: _T, now: float, out: list[Transmit],
+    ) -> int:  # fmt: skip
+        """Number, encode, tag and pace one frame; returns its size on the wire."""
+        epoch = self._epoch_at(now)
+        counter = self.guard.next_counter(adj.neighbour, epoch)
+        encoded = encoder(frame, counter)
+        try:
+            data = self.guard.protect(encoded, adj.neighbour, epoch)
+        except LinkReject:
+            return 0
+        if adj.peer is None:
+            return 0
+        out.append(Transmit(state.spec.name, adj.peer, data))
+        link_stats = self.stats.link(state.spec.name)
+        link_stats.frames_sent += 1
+        link_stats.bytes_sent += len(data)
+        state.busy_until = max(state.busy_until, now) + len(data) * 8 / state.spec.profile.rate_bps
+        return len(data)
+
+    def _queue_hello(self, adj: Adjacency, now: float, *, reply: bool) -> None:
+        now_ms = int(now * 1000) & U32
+        held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
+        frame = HelloFrame(
+            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000),
+            HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE,
+        )  # fmt: skip
+        self.links[adj.link].control.append((adj.neighbour, frame))
+
+    # =============================================================== timers
+    def get_timer(self) -> float | None:
+        deadlines = [self._next_hello, self._next_housekeeping]
+        if self._ack_due is not None:
+            deadlines.append(self._ack_due)
+        if self._retransmit:
+            deadlines.append(self._retransmit[0][0])
+        if self._advert_pending:
+            deadlines.append(self._next_advert)
+        for state in self.links.values():
+            if state.control or self._has_work(state.spec.name):
+                deadlines.append(state.busy_until - BURST_SECONDS)
+        return min(deadlines)
+
+    def _has_work(self, link: str) -> bool:
+        for neighbour, queue in self.queues.items():
+            if not queue.waiting:
+                continue
+            adj = self.neighbours.best_link(neighbour)
+            if adj is not None and adj.link == link:
+                return True
+        return False
+
+    def handle_timer(self, now: float) -> None:
+        self._retransmit_due(now)
+        if now >= self._next_hello:
+            self._send_hellos(now)
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
+        if self._advert_pending and now >= self._next_advert:
+            self._send_advert(now)
+
+    def _retransmit_due(self, now: float) -> None:
+        while self._retransmit and self._retransmit[0][0] <= now:
+            deadline, neighbour, mid = heapq.heappop(self._retransmit)
+            queue = self.queues.get(neighbour)
+            item = queue.in_flight.get(mid) if queue else None
+            if queue is None or item is None or item.deadline != deadline:
+                continue
+            # A fragmented transfer is probed with its last piece: the receiver answers with
+            # an acknowledgement or the map of what it is missing.
+            item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
+            queue.push(item)
+
+    def _send_hellos(self, now: float) -> None:
+        interval = self.config.hello_interval
+        self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
+        for adj in self.neighbours.adjacencies.values():
+            if adj.peer is not None and adj.transport_up:
+                self._queue_hello(adj, now, reply=False)
+
+    def _housekeeping(self, now: float) -> None:
+        self._next_housekeeping = now + self.config.housekeeping_interval
+        for adj in list(self.neighbours.adjacencies.values()):
+            if adj.up and now - adj.last_heard > self.config.dead_interval:
+                self._set_up(adj, False)
+        mission_now = self._mission_seconds(now)
+        for stored in self.store.expire(mission_now):
+            self._forget_queued(stored.mid)
+            self._expired(decode_message(stored.body), stored.mid, "store", now)
+        self.store.forget_seen_before(mission_now)
+        epoch = self._epoch_at(now)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self.keys_dirty = self.keys.advance(epoch) or self.keys_dirty
+        if now >= self._next_advert + self.config.advert_interval:
+            self._advert_pending = True  # refresh, so the adverts of the living never age out
+        too_old = now - 3 * self.config.advert_interval
+        if self.router.expire_adverts(too_old):
+            self._reroute()
+
+    def _send_advert(self, now: float) -> None:
+        self._advert_pending = False
+        self._next_advert = now + self.config.advert_min_interval
+        self._advert_seq += 1
+        self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
+        adjacency = tuple(sorted(self.router.my_adjacency.items()))
+        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency)
+        for adj in self._up_adjacencies():
+            self._queue_control(adj, frame, now)
+
+    # =============================================================== reading
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def status(self, now: float) -> dict[str, object]:
+        roster = self.keys.roster
+
+        def name(address: int) -> str:
+            entry = roster.by_address(address)
+            return entry.name if entry is not None else str(address)
+
+        by_precedence = {p.name.lower(): 0 for p in Precedence}
+        for queue in self.queues.values():
+            for key, count in queue.counts_by_precedence().items():
+                by_precedence[key] += count
+        return {
+            "node": name(self.me),
+            "address": self.me,
+            "links": [
+                {
+                    "name": s.spec.name,
+                    "bearer": s.spec.profile.name,
+                    "rate_bps": s.spec.profile.rate_bps,
+                    "mtu": s.spec.profile.mtu,
+                }
+                for s in self.links.values()
+            ],
+            "neighbours": [
+                {
+                    "name": name(a.neighbour),
+                    "address": a.neighbour,
+                    "link": a.link,
+                    "up": a.up,
+                    "rtt_ms": None if a.srtt is None else round(a.srtt * 1000, 2),
+                    "loss": round(max(a.rx_loss, a.tx_loss), 4),
+                    "last_heard_s": None
+                    if a.last_heard == float("-inf")
+                    else round(now - a.last_heard, 2),
+                }
+                for a in self.neighbours.adjacencies.values()
+            ],
+            "queues": by_precedence,
+            "held": len(self.store.messages_without_next_hop()),
+            "store": {
+                "messages": self.store.message_count(),
+                "bytes": self.store.bytes_used(),
+                "max_bytes": self.store.max_bytes,
+                "inbox": self.store.inbox_count(),
+            },
+            "routes": {name(d): name(h) for d, h in sorted(self.router_table().items())},
+        }
+
+    def router_table(self) -> dict[int, int]:
+        return {dst: hop for dst in self.router.reachable() if (hop := self.router.next_hop(dst))}
+
+    def close(self) -> None:
+        if self.guard.reservation_dirty:
+            self.store.set_state("link-counters", self.guard.reservation_state())
+        self.store.commit()
+
+
+_T = TypeVar("_T")
+
+
+def _data_encoder_for(sender: int) -> Callable[[bytes, int], bytes]:
+    def encode(encoded_message: bytes, counter: int) -> bytes:
+        return encode_data_frame(sender, counter, encoded_message)
+
+    return encode
+
+
+def _unpack_ints(state: bytes | None, count: int) -> list[int]:
+    if not state:
+        return [0] * count
+    values = msgpack.unpackb(state)
+    return [int(v) for v in values]

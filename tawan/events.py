@@ -1,0 +1,99 @@
+"""What the engine tells its driver: actions to perform and events for the application.
+
+Small frozen dataclasses, built complete. `Transmit` is an action (the driver must put these
+bytes on that link); everything else is an event the driver may log, count or hand to the
+application.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tawan.frames import MessageId
+from tawan.precedence import Precedence
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send `data` to transport endpoint `peer` on link `link`."""
+
+    link: str
+    peer: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message for this node (or one of its groups), opened and stored in the inbox."""
+
+    mid: MessageId
+    src: int
+    dst: int
+    precedence: Precedence
+    created: int  # mission seconds at the origin
+    latency: float  # seconds from creation to delivery
+    payload: bytes
+    signed: bool  # True when an Ed25519 signature of the source was present and valid
+    inbox_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReceived:
+    """The destination (or a relay, for an expiry) reports on a message we sent."""
+
+    mid: MessageId
+    reporter: int
+    kind: str  # "delivered" or "expired"
+    at: int  # mission seconds at the reporter
+
+
+@dataclass(frozen=True, slots=True)
+class MessageExpired:
+    mid: MessageId
+    precedence: Precedence
+    where: str  # "store" (held too long here) or "arrival" (already expired when received)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvicted:
+    mid: MessageId
+    precedence: Precedence
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRefused:
+    """Custody refused: the store is full of messages of higher precedence."""
+
+    mid: MessageId
+    precedence: Precedence
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """A frame dropped at the link: malformed, unauthenticated, replayed, revoked sender..."""
+
+    link: str
+    peer: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourChanged:
+    """A neighbour became reachable or unreachable over one link."""
+
+    link: str
+    neighbour: int
+    up: bool
+
+
+Event = (
+    Delivered
+    | ReceiptReceived
+    | MessageExpired
+    | MessageEvicted
+    | MessageRefused
+    | FrameRejected
+    | NeighbourChanged
+)

@@ -1,0 +1,475 @@
+"""The wire format: every frame a node puts on a link, encoded and strictly decoded.
+
+A frame on the wire is ``kind byte || msgpack array || link tag``. The kind byte carries the
+protocol version in its high nibble and the frame type in its low nibble; the array holds the
+fields as small integers and byte strings, never maps or text; the 8-byte link tag (added and
+checked by `tawan.linkauth`) follows. This module handles the part before the tag.
+
+Decoding untrusted bytes raises `FrameDecodeError` and nothing else, and never allocates more
+than the input's size: msgpack is told the largest container and string it may build, and
+every field's type and range is checked before a frame object exists.
+docs/protocol.md describes each frame byte by byte.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import msgpack
+
+from tawan.precedence import Precedence
+
+VERSION: Final = 1
+MAX_FRAME_BYTES: Final = 65535
+MAX_MESSAGE_BYTES: Final = 1 << 20  # largest ciphertext of one message (1 MiB)
+MAX_FRAGMENTS: Final = 65535
+MAX_HOPS: Final = 255
+MAX_ACKS: Final = 256
+AEAD_TAG_BYTES: Final = 16
+KEM_CIPHERTEXT_BYTES: Final = 1088
+SIGNATURE_BYTES: Final = 64
+U16: Final = 0xFFFF
+U32: Final = 0xFFFF_FFFF
+
+MessageId = tuple[int, int, int]
+"""(source address, epoch, sequence number): unique for every message ever sent."""
+
+
+class FrameDecodeError(ValueError):
+    """Bytes from the network that are not a valid tawan frame (the peer's fault)."""
+
+
+class FrameType(enum.IntEnum):
+    DATA = 0
+    FRAG = 1
+    ACK = 2
+    HELLO = 3
+    ROUTE = 4
+    SETUP = 5
+
+
+class Flags(enum.IntFlag):
+    """Message flags, stored above the 3 precedence bits of the `pf` field."""
+
+    NONE = 0
+    RECEIPT_REQUESTED = 1
+    SIGNED = 2
+    COMPRESSED = 4
+    CONTROL = 8  # the payload is a control body (an end-to-end receipt), not application data
+
+
+_FLAG_MASK: Final = 0xF
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One end-to-end message as relays see it: a clear header and a sealed payload.
+
+    The header fields before `hops` are authenticated end to end as associated data; `hops`
+    changes at every relay and is protected hop by hop only.
+    """
+
+    src: int
+    dst: int
+    seq: int
+    precedence: Precedence
+    flags: Flags
+    created: int  # mission seconds
+    ttl: int  # seconds
+    hops: int
+    ciphertext: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            _check_message_fields(self.fields())
+        except FrameDecodeError as exc:  # a local caller's values, not the peer's bytes
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def _from_checked(cls, fields: tuple[object, ...]) -> Message:
+        """Build from fields already validated by the decoder, without checking twice."""
+        message = object.__new__(cls)
+        for name, value in zip(cls.__slots__, fields, strict=True):
+            object.__setattr__(message, name, value)
+        return message
+
+    @property
+    def expires(self) -> int:
+        return self.created + self.ttl
+
+    def mid(self, epoch_seconds: int) -> MessageId:
+        return (self.src, self.created // epoch_seconds, self.seq)
+
+    def header_fields(self) -> list[int]:
+        return [
+            self.src,
+            self.dst,
+            self.seq,
+            _pf(self.precedence, self.flags),
+            self.created,
+            self.ttl,
+        ]
+
+    def associated_data(self) -> bytes:
+        """The bytes the end-to-end AEAD authenticates: version byte and header fields."""
+        return bytes([VERSION]) + msgpack.packb(self.header_fields())
+
+    def fields(self) -> list[object]:
+        return [*self.header_fields(), self.hops, self.ciphertext]
+
+    def encode(self) -> bytes:
+        """The message alone, as stored and as reassembled from fragments."""
+        return msgpack.packb(self.fields())
+
+    def with_hops(self, hops: int) -> Message:
+        return Message(
+            self.src,
+            self.dst,
+            self.seq,
+            self.precedence,
+            self.flags,
+            self.created,
+            self.ttl,
+            hops,
+            self.ciphertext,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DataFrame:
+    """A whole message on one link."""
+
+    sender: int
+    counter: int
+    message: Message
+    TYPE = FrameType.DATA
+
+
+@dataclass(frozen=True, slots=True)
+class FragFrame:
+    """One piece of an encoded `Message` too large for the link's MTU."""
+
+    sender: int
+    counter: int
+    mid: MessageId
+    index: int
+    count: int
+    chunk: bytes
+    TYPE = FrameType.FRAG
+
+
+@dataclass(frozen=True, slots=True)
+class FragState:
+    """Which fragments of a message the receiver holds: bit i of `bitmap` is fragment i."""
+
+    mid: MessageId
+    bitmap: bytes
+
+    def has(self, index: int) -> bool:
+        byte = index >> 3
+        return byte < len(self.bitmap) and bool(self.bitmap[byte] & (1 << (index & 7)))
+
+
+@dataclass(frozen=True, slots=True)
+class AckFrame:
+    """Custody acknowledgements: these messages are durably stored by `sender`."""
+
+    sender: int
+    counter: int
+    acks: tuple[MessageId, ...]
+    partial: tuple[FragState, ...] = ()
+    TYPE = FrameType.ACK
+
+
+class HelloFlags(enum.IntFlag):
+    NONE = 0
+    REPLY_REQUESTED = 1
+
+
+@dataclass(frozen=True, slots=True)
+class HelloFrame:
+    """Neighbour liveness and link measurement (round-trip time, loss)."""
+
+    sender: int
+    counter: int
+    time_ms: int  # sender's clock, milliseconds modulo 2**32
+    echo_ms: int  # time_ms of the last hello received from the peer (0: none yet)
+    held_ms: int  # how long ago that hello arrived, so the peer can subtract it
+    rx_loss: int  # loss of the peer's frames seen here, per mille (from counter gaps)
+    flags: HelloFlags = HelloFlags.NONE
+    TYPE = FrameType.HELLO
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFrame:
+    """A link-state advertisement of `origin`, flooded: its neighbours and link costs."""
+
+    sender: int
+    counter: int
+    origin: int
+    lsa_seq: int
+    adjacency: tuple[tuple[int, int], ...]  # (neighbour address, cost)
+    TYPE = FrameType.ROUTE
+
+
+@dataclass(frozen=True, slots=True)
+class SetupFrame:
+    """On-air pairwise key setup for a node added after deployment (see docs/keys.md)."""
+
+    sender: int
+    counter: int
+    src: int
+    dst: int
+    created: int
+    hops: int
+    kem_ciphertext: bytes
+    signature: bytes
+    TYPE = FrameType.SETUP
+
+
+Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame
+
+
+def _pf(precedence: int, flags: int) -> int:
+    return int(precedence) | (int(flags) << 3)
+
+
+# ---------------------------------------------------------------------------------- encoding
+
+
+def encode_frame(frame: Frame, counter: int | None = None) -> bytes:
+    """Kind byte and msgpack array: everything but the link tag.
+
+    `counter` overrides the frame's own: frames are built before they are numbered.
+    """
+    kind = bytes([(VERSION << 4) | frame.TYPE])
+    number = frame.counter if counter is None else counter
+    return kind + msgpack.packb([frame.sender, number, *_body(frame)])
+
+
+_DATA_KIND: Final = bytes([(VERSION << 4) | FrameType.DATA, 0x90 | 10])
+
+
+def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> bytes:
+    """A DATA frame straight from a stored message encoding, without decoding it again.
+
+    The stored message is a msgpack array of 8; the frame's array of 10 is the same fields
+    preceded by sender and counter.
+    """
+    if encoded_message[:1] != b"\x98":
+        raise ValueError("encoded message must be a msgpack array of 8 fields")
+    return _DATA_KIND + msgpack.packb(sender) + msgpack.packb(counter) + encoded_message[1:]
+
+
+def _body(frame: Frame) -> list[object]:
+    if isinstance(frame, DataFrame):
+        return frame.message.fields()
+    if isinstance(frame, FragFrame):
+        return [*frame.mid, frame.index, frame.count, frame.chunk]
+    if isinstance(frame, AckFrame):
+        acks = [n for mid in frame.acks for n in mid]
+        partial: list[object] = []
+        for state in frame.partial:
+            partial.extend((*state.mid, state.bitmap))
+        return [acks, partial]
+    if isinstance(frame, HelloFrame):
+        return [frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, int(frame.flags)]
+    if isinstance(frame, RouteFrame):
+        return [frame.origin, frame.lsa_seq, [n for pair in frame.adjacency for n in pair]]
+    return [
+        frame.src,
+        frame.dst,
+        frame.created,
+        frame.hops,
+        frame.kem_ciphertext,
+        frame.signature,
+    ]
+
+
+# ---------------------------------------------------------------------------------- decoding
+
+
+def _unpack(data: bytes) -> object:
+    """msgpack with every size bounded by the input: no allocation beyond len(data)."""
+    try:
+        return msgpack.unpackb(
+            data,
+            use_list=True,
+            raw=True,
+            strict_map_key=True,
+            max_bin_len=len(data),
+            max_str_len=0,
+            max_array_len=len(data),
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises many types; they all mean "not a frame"
+        raise FrameDecodeError(f"not valid msgpack: {exc}") from None
+
+
+def _int(value: object, name: str, low: int, high: int) -> int:
+    if type(value) is not int:
+        raise FrameDecodeError(f"{name}: expected an integer, found {type(value).__name__}")
+    if not low <= value <= high:
+        raise FrameDecodeError(f"{name}: expected {low}..{high}, found {value}")
+    return value
+
+
+def _bytes(value: object, name: str, low: int, high: int) -> bytes:
+    if type(value) is not bytes:
+        raise FrameDecodeError(f"{name}: expected bytes, found {type(value).__name__}")
+    if not low <= len(value) <= high:
+        raise FrameDecodeError(f"{name}: expected {low}..{high} bytes, found {len(value)}")
+    return value
+
+
+def _list(value: object, name: str, multiple: int, most: int) -> list[object]:
+    if type(value) is not list:
+        raise FrameDecodeError(f"{name}: expected an array, found {type(value).__name__}")
+    if len(value) % multiple or len(value) > most:
+        raise FrameDecodeError(
+            f"{name}: expected a multiple of {multiple} items, at most {most}, found {len(value)}"
+        )
+    return value
+
+
+def _check_message_fields(fields: Sequence[object]) -> Message:
+    """Validate [src, dst, seq, pf, created, ttl, hops, ciphertext] into a Message."""
+    src = _int(fields[0], "message source", 1, U16)
+    dst = _int(fields[1], "message destination", 1, U16)
+    seq = _int(fields[2], "message sequence", 0, U32)
+    pf = _int(fields[3], "message precedence and flags", 0, 0x7F)
+    if pf & 7 > Precedence.OVERRIDE:
+        raise FrameDecodeError(f"message precedence: expected 0..4, found {pf & 7}")
+    created = _int(fields[4], "message creation time", 0, U32)
+    ttl = _int(fields[5], "message time to live", 1, U32)
+    hops = _int(fields[6], "message hop count", 0, MAX_HOPS)
+    ct = _bytes(fields[7], "message ciphertext", AEAD_TAG_BYTES, MAX_MESSAGE_BYTES)
+    return Message._from_checked(
+        (src, dst, seq, Precedence(pf & 7), Flags(pf >> 3), created, ttl, hops, ct)
+    )
+
+
+def decode_message(data: bytes) -> Message:
+    """A message as stored or reassembled from fragments."""
+    fields = _unpack(data)
+    fields = _list(fields, "message", 8, 8)
+    if len(fields) != 8:
+        raise FrameDecodeError(f"message: expected 8 fields, found {len(fields)}")
+    return _check_message_fields(fields)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Parse a frame without its link tag; raises FrameDecodeError for anything invalid."""
+    if len(data) < 2 or len(data) > MAX_FRAME_BYTES:
+        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {len(data)}")
+    kind = data[0]
+    if kind >> 4 != VERSION:
+        raise FrameDecodeError(f"frame version: expected {VERSION}, found {kind >> 4}")
+    try:
+        ftype = FrameType(kind & 0xF)
+    except ValueError:
+        raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}") from None
+    fields = _unpack(data[1:])
+    if type(fields) is not list:
+        raise FrameDecodeError(f"frame: expected an array, found {type(fields).__name__}")
+    expected = _FIELD_COUNTS[ftype]
+    if len(fields) != expected:
+        raise FrameDecodeError(
+            f"{ftype.name} frame: expected {expected} fields, found {len(fields)}"
+        )
+    sender = _int(fields[0], "frame sender", 1, U16)
+    counter = _int(fields[1], "frame counter", 0, U32)
+    return _DECODERS[ftype](sender, counter, fields[2:])
+
+
+def _decode_data(sender: int, counter: int, f: list[object]) -> DataFrame:
+    return DataFrame(sender, counter, _check_message_fields(f))
+
+
+def _mid(f: Sequence[object], name: str) -> MessageId:
+    return (
+        _int(f[0], f"{name} source", 1, U16),
+        _int(f[1], f"{name} epoch", 0, U32),
+        _int(f[2], f"{name} sequence", 0, U32),
+    )
+
+
+def _decode_frag(sender: int, counter: int, f: list[object]) -> FragFrame:
+    mid = _mid(f, "fragment")
+    count = _int(f[4], "fragment count", 2, MAX_FRAGMENTS)
+    index = _int(f[3], "fragment index", 0, count - 1)
+    chunk = _bytes(f[5], "fragment chunk", 1, MAX_FRAME_BYTES)
+    return FragFrame(sender, counter, mid, index, count, chunk)
+
+
+def _decode_ack(sender: int, counter: int, f: list[object]) -> AckFrame:
+    flat = _list(f[0], "acknowledgements", 3, 3 * MAX_ACKS)
+    acks = tuple(_mid(flat[i : i + 3], "acknowledged message") for i in range(0, len(flat), 3))
+    flat = _list(f[1], "fragment states", 4, 4 * MAX_ACKS)
+    partial = tuple(
+        FragState(
+            _mid(flat[i : i + 3], "fragment state"),
+            _bytes(flat[i + 3], "fragment bitmap", 1, MAX_FRAGMENTS // 8 + 1),
+        )
+        for i in range(0, len(flat), 4)
+    )
+    return AckFrame(sender, counter, acks, partial)
+
+
+def _decode_hello(sender: int, counter: int, f: list[object]) -> HelloFrame:
+    return HelloFrame(
+        sender,
+        counter,
+        _int(f[0], "hello time", 0, U32),
+        _int(f[1], "hello echo", 0, U32),
+        _int(f[2], "hello hold time", 0, U32),
+        _int(f[3], "hello loss", 0, 1000),
+        HelloFlags(_int(f[4], "hello flags", 0, int(HelloFlags.REPLY_REQUESTED))),
+    )
+
+
+def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
+    origin = _int(f[0], "route origin", 1, U16)
+    lsa_seq = _int(f[1], "route sequence", 0, U32)
+    flat = _list(f[2], "route adjacency", 2, 2 * 1024)
+    adjacency = tuple(
+        (_int(flat[i], "route neighbour", 1, U16), _int(flat[i + 1], "route cost", 1, U16))
+        for i in range(0, len(flat), 2)
+    )
+    return RouteFrame(sender, counter, origin, lsa_seq, adjacency)
+
+
+def _decode_setup(sender: int, counter: int, f: list[object]) -> SetupFrame:
+    return SetupFrame(
+        sender,
+        counter,
+        _int(f[0], "setup source", 1, U16),
+        _int(f[1], "setup destination", 1, U16),
+        _int(f[2], "setup creation time", 0, U32),
+        _int(f[3], "setup hop count", 0, MAX_HOPS),
+        _bytes(f[4], "setup KEM ciphertext", KEM_CIPHERTEXT_BYTES, KEM_CIPHERTEXT_BYTES),
+        _bytes(f[5], "setup signature", SIGNATURE_BYTES, SIGNATURE_BYTES),
+    )
+
+
+_FIELD_COUNTS: Final = {
+    FrameType.DATA: 10,
+    FrameType.FRAG: 8,
+    FrameType.ACK: 4,
+    FrameType.HELLO: 7,
+    FrameType.ROUTE: 5,
+    FrameType.SETUP: 8,
+}
+
+_DECODERS: Final = {
+    FrameType.DATA: _decode_data,
+    FrameType.FRAG: _decode_frag,
+    FrameType.ACK: _decode_ack,
+    FrameType.HELLO: _decode_hello,
+    FrameType.ROUTE: _decode_route,
+    FrameType.SETUP: _decode_setup,
+}

@@ -1,0 +1,103 @@
+"""Per-neighbour transmit queues: highest precedence first, then oldest.
+
+A message too large for the link goes out as fragments, one per turn. The queue is consulted
+before every fragment, so a FLASH message that arrives in the middle of a long ROUTINE
+transfer goes next, at the next fragment boundary, and the transfer then resumes (preemption
+as the doctrine asks). A message leaves the queue once every piece is on the air, and waits
+in flight for the neighbour's custody acknowledgement; a timeout or a report of missing
+fragments puts it back.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+
+from tawan.frames import MessageId
+from tawan.precedence import Precedence
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message on its way to one neighbour."""
+
+    mid: MessageId
+    precedence: Precedence
+    created: int
+    encoded: bytes
+    chunk_size: int = 0  # 0: whole message in one DATA frame
+    to_send: list[int] = field(default_factory=list)  # fragment indices still to put on air
+    attempts: int = 0
+    deadline: float = 0.0  # retransmission deadline while in flight
+    link: str = ""  # the link the current plan was made for ("": not planned yet)
+
+    @property
+    def fragment_count(self) -> int:
+        if self.chunk_size == 0:
+            return 1
+        return -(-len(self.encoded) // self.chunk_size)
+
+    def plan(self, chunk_size: int) -> None:
+        """(Re)start the transfer for a link whose MTU allows `chunk_size` bytes a piece."""
+        self.chunk_size = chunk_size
+        self.to_send = list(range(self.fragment_count)) if chunk_size else [0]
+
+    def chunk(self, index: int) -> bytes:
+        start = index * self.chunk_size
+        return self.encoded[start : start + self.chunk_size]
+
+
+@dataclass(slots=True)
+class NeighbourQueue:
+    """Messages waiting for one neighbour, and those in flight to it."""
+
+    neighbour: int
+    _heap: list[tuple[int, int, int, MessageId]] = field(default_factory=list)
+    waiting: dict[MessageId, Outgoing] = field(default_factory=dict)
+    in_flight: dict[MessageId, Outgoing] = field(default_factory=dict)
+    _order: itertools.count[int] = field(default_factory=itertools.count)
+
+    def push(self, item: Outgoing) -> None:
+        self.in_flight.pop(item.mid, None)
+        if item.mid in self.waiting:
+            return
+        self.waiting[item.mid] = item
+        heapq.heappush(self._heap, (-item.precedence, item.created, next(self._order), item.mid))
+
+    def peek(self) -> Outgoing | None:
+        """The message that should get the next turn on the link."""
+        while self._heap:
+            item = self.waiting.get(self._heap[0][3])
+            if item is not None:
+                return item
+            heapq.heappop(self._heap)  # sent, acknowledged or dropped since it was pushed
+        return None
+
+    def sent_all(self, item: Outgoing, deadline: float) -> None:
+        """Every piece of `item` is on the air: wait for the acknowledgement."""
+        self.waiting.pop(item.mid, None)
+        item.deadline = deadline
+        item.attempts += 1
+        self.in_flight[item.mid] = item
+
+    def remove(self, mid: MessageId) -> Outgoing | None:
+        """Acknowledged, expired or evicted: forget it (heap entries die lazily)."""
+        item = self.in_flight.pop(mid, None)
+        waiting = self.waiting.pop(mid, None)
+        return item or waiting
+
+    def get(self, mid: MessageId) -> Outgoing | None:
+        return self.in_flight.get(mid) or self.waiting.get(mid)
+
+    def all_items(self) -> list[Outgoing]:
+        return [*self.waiting.values(), *self.in_flight.values()]
+
+    def __len__(self) -> int:
+        return len(self.waiting) + len(self.in_flight)
+
+    def counts_by_precedence(self) -> dict[str, int]:
+        counts = {p.name.lower(): 0 for p in Precedence}
+        for item in self.all_items():
+            counts[item.precedence.name.lower()] += 1
+        return counts

@@ -1,0 +1,259 @@
+"""The trio driver around the sans-I/O engine: links in, frames out, one timer.
+
+Three kinds of task, and no protocol logic in any of them:
+
+- one reader per link feeds `link.events` to the engine and wakes the pump;
+- one pump sleeps until `engine.get_timer()` or a wake-up, runs the timer when it is due,
+  then hands `engine.transmit(now)` to the links and drains `engine.next_event()` into log
+  lines and notifications for API followers;
+- one sender per link performs the sends, so a peer that is slow to take a TCP frame holds
+  up its own link and not the node. A sender that falls behind by more than its buffer drops
+  the frame and counts it: the engine retransmits what is not acknowledged.
+
+Everything here is single-threaded trio, so the engine and store are only ever touched by one
+task at a time without locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import trio
+
+from crypto.roster import Roster
+from tawan.engine import Engine, SubmitError
+from tawan.events import (
+    Delivered,
+    Event,
+    FrameRejected,
+    MessageEvicted,
+    MessageExpired,
+    MessageRefused,
+    NeighbourChanged,
+    ReceiptReceived,
+    Transmit,
+)
+from tawan.frames import MessageId
+from tawan.precedence import Precedence
+from tawan.store import Store
+from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUnavailable, PeerUp
+
+SEND_BUFFER = 256
+"""Frames queued per link before the sender drops (and counts) new ones."""
+
+log = logging.getLogger("tawan.node")
+
+Clock = Callable[[], float]
+__all__ = ["Clock", "Pulse", "Runtime", "SubmitError", "format_mid", "kv"]
+
+
+def kv(**fields: object) -> str:
+    """Structured log text: ``key=value`` pairs, values with spaces quoted."""
+    parts = []
+    for key, value in fields.items():
+        text = str(value)
+        if not text or any(c in text for c in ' ="'):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def format_mid(mid: MessageId) -> str:
+    """The text form of a message id used in logs and the API: ``src.epoch.seq``."""
+    return ".".join(str(part) for part in mid)
+
+
+class Pulse:
+    """Wakes every task waiting for "something new" (inbox, receipts); never misses a fire.
+
+    A waiter checks its source, then waits; trio only switches tasks at an await, so no fire
+    can slip in between the check and the wait.
+    """
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class Runtime:
+    """Drive `engine` over `links` until cancelled; `clock` gives the engine's `now`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        links: Mapping[str, Link],
+        roster: Roster,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.links = dict(links)
+        self.roster = roster  # replaced on reload; names in logs and the API come from it
+        self.clock = clock
+        self.inbox_changed = Pulse()
+        self.receipts_changed = Pulse()
+        self.send_failures: Counter[str] = Counter()  # by "link/reason"
+        self.after_timer: Callable[[], None] | None = None  # e.g. persist advanced keys
+        self._wake = trio.Event()
+        self._senders: dict[str, trio.MemorySendChannel[Transmit]] = {}
+
+    def name_of(self, address: int) -> str:
+        entry = self.roster.by_address(address)
+        return entry.name if entry is not None else str(address)
+
+    def update_roster(self, roster: Roster) -> None:
+        """Hand a newer, already verified roster to the engine and to name lookups."""
+        self.engine.update_roster(roster)
+        self.roster = roster
+        log.info(kv(event="roster_updated", version=roster.version))
+        self.wake()
+
+    def wake(self) -> None:
+        """Something was fed to the engine: let the pump flush it now."""
+        self._wake.set()
+
+    def submit(
+        self,
+        dst: int,
+        payload: bytes,
+        *,
+        precedence: Precedence,
+        ttl: int,
+        receipt: bool = False,
+        sign: bool = False,
+    ) -> MessageId:
+        """Submit a message from the local application (raises SubmitError on misuse)."""
+        mid = self.engine.submit(
+            dst,
+            payload,
+            precedence=precedence,
+            ttl=ttl,
+            receipt=receipt,
+            sign=sign,
+            now=self.clock(),
+        )
+        log.info(
+            kv(event="submitted", mid=format_mid(mid), to=self.name_of(dst),
+               precedence=precedence.name.lower(), size=len(payload))
+        )  # fmt: skip
+        self.wake()
+        return mid
+
+    def status(self) -> dict[str, object]:
+        status = self.engine.status(self.clock())
+        status["send_failures"] = dict(self.send_failures)
+        return status
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start every link (bound when this reports started), then serve until cancelled."""
+        async with trio.open_nursery() as nursery:
+            for name, link in self.links.items():
+                send, receive = trio.open_memory_channel[Transmit](SEND_BUFFER)
+                self._senders[name] = send
+                nursery.start_soon(self._send_loop, link, receive)
+                nursery.start_soon(self._read_loop, link)
+                await nursery.start(link.run)
+                log.info(kv(event="link_started", link=name, profile=link.profile.name))
+            nursery.start_soon(self._pump)
+            task_status.started()
+
+    async def _read_loop(self, link: Link) -> None:
+        async for event in link.events:
+            now = self.clock()
+            if isinstance(event, FrameReceived):
+                self.engine.receive(link.name, event.peer, event.data, now)
+            elif isinstance(event, PeerUp):
+                log.info(kv(event="peer_up", link=link.name, peer=event.peer))
+                self.engine.peer_up(link.name, event.peer, now)
+            elif isinstance(event, PeerDown):
+                log.info(kv(event="peer_down", link=link.name, peer=event.peer))
+                self.engine.peer_down(link.name, event.peer, now)
+            self._wake.set()
+
+    async def _pump(self) -> None:
+        while True:
+            now = self.clock()
+            deadline = self.engine.get_timer()
+            if deadline is not None and deadline <= now:
+                self.engine.handle_timer(now)
+                if self.after_timer is not None:
+                    self.after_timer()
+            self.flush(now)
+            deadline = self.engine.get_timer()
+            delay = math.inf if deadline is None else max(0.0, deadline - self.clock())
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    def flush(self, now: float) -> None:
+        """Queue what the engine wants sent, then report what it has to say."""
+        for transmit in self.engine.transmit(now):
+            sender = self._senders.get(transmit.link)
+            if sender is None:
+                self._send_failed(transmit.link, transmit.peer, "unknown_link", "not configured")
+                continue
+            try:
+                sender.send_nowait(transmit)
+            except trio.WouldBlock:
+                self._send_failed(transmit.link, transmit.peer, "queue_full", "sender behind")
+        while (event := self.engine.next_event()) is not None:
+            self._report(event)
+
+    async def _send_loop(self, link: Link, frames: trio.MemoryReceiveChannel[Transmit]) -> None:
+        async for transmit in frames:
+            try:
+                await link.send(transmit.peer, transmit.data)
+            except PeerUnavailable as exc:
+                self._send_failed(link.name, transmit.peer, "peer_unavailable", exc.reason)
+            except FrameTooLarge as exc:
+                self._send_failed(link.name, transmit.peer, "frame_too_large", str(exc))
+
+    def _send_failed(self, link: str, peer: str, reason: str, detail: str) -> None:
+        self.send_failures[f"{link}/{reason}"] += 1
+        level = logging.WARNING if reason in ("frame_too_large", "unknown_link") else logging.DEBUG
+        log.log(level, kv(event="send_failed", link=link, peer=peer, reason=reason, detail=detail))
+
+    def _report(self, event: Event) -> None:
+        """One log line per event worth knowing; wake API followers on news for them."""
+        if isinstance(event, Delivered):
+            self.inbox_changed.fire()
+            log.info(
+                kv(event="delivered", mid=format_mid(event.mid), src=self.name_of(event.src),
+                   precedence=event.precedence.name.lower(), latency_s=f"{event.latency:.3f}",
+                   size=len(event.payload), signed=event.signed)
+            )  # fmt: skip
+        elif isinstance(event, ReceiptReceived):
+            self.receipts_changed.fire()
+            log.info(
+                kv(event="receipt", mid=format_mid(event.mid), kind=event.kind,
+                   reporter=self.name_of(event.reporter))
+            )  # fmt: skip
+        elif isinstance(event, NeighbourChanged):
+            log.info(
+                kv(event="neighbour_up" if event.up else "neighbour_down", link=event.link,
+                   neighbour=self.name_of(event.neighbour))
+            )  # fmt: skip
+        elif isinstance(event, MessageExpired):
+            log.info(kv(event="expired", mid=format_mid(event.mid), where=event.where,
+                        precedence=event.precedence.name.lower()))  # fmt: skip
+        elif isinstance(event, MessageEvicted):
+            log.warning(kv(event="evicted", mid=format_mid(event.mid), size=event.size,
+                           precedence=event.precedence.name.lower()))  # fmt: skip
+        elif isinstance(event, MessageRefused):
+            log.warning(kv(event="refused", mid=format_mid(event.mid), reason="store_full",
+                           precedence=event.precedence.name.lower()))  # fmt: skip
+        elif isinstance(event, FrameRejected):
+            log.info(kv(event="frame_rejected", link=event.link, peer=event.peer,
+                        reason=event.reason, detail=event.detail))  # fmt: skip

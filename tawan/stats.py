@@ -1,0 +1,39 @@
+"""Plain counters the engine keeps; the metrics module exports them to Prometheus.
+
+Label values are bounded: precedence names, rejection reasons from a fixed set, link names
+from the configuration.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class LinkStats:
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_received: int = 0
+    bytes_received: int = 0
+    retransmissions: int = 0
+
+
+@dataclass(slots=True)
+class EngineStats:
+    submitted: Counter[str] = field(default_factory=Counter)  # by precedence name
+    delivered: Counter[str] = field(default_factory=Counter)
+    forwarded: Counter[str] = field(default_factory=Counter)
+    expired: Counter[str] = field(default_factory=Counter)
+    evicted: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    duplicates: int = 0
+    receipts_received: int = 0
+    links: dict[str, LinkStats] = field(default_factory=dict)
+
+    def link(self, name: str) -> LinkStats:
+        stats = self.links.get(name)
+        if stats is None:
+            stats = self.links[name] = LinkStats()
+        return stats

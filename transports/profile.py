@@ -1,0 +1,80 @@
+"""The nominal figures of a bearer, validated once so links and routing can trust them.
+
+Routing weighs links by these numbers (rate and delay for latency, cost for preference) and
+fragmentation sizes frames by `mtu`, so a bad value must fail at configuration time with a
+message that points at the offending entry, not later inside the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import NoReturn
+
+MTU_MIN = 64
+"""Below this a frame cannot hold a header and a useful payload."""
+
+MTU_MAX = 65507
+"""The largest UDP payload over IPv4; it also fits the 2-byte TCP length prefix."""
+
+
+@dataclass(frozen=True, slots=True)
+class BearerProfile:
+    """Nominal rate, delay, MTU and cost of one bearer ("vhf", "satcom-geo", "ip", ...)."""
+
+    name: str
+    rate_bps: int
+    delay_s: float
+    mtu: int
+    cost: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            _bad("name", "a non-empty string", self.name)
+        if not _is_int(self.rate_bps) or self.rate_bps <= 0:
+            _bad("rate_bps", "an integer > 0", self.rate_bps)
+        if not _is_number(self.delay_s) or not self.delay_s >= 0:
+            _bad("delay_s", "a finite number >= 0", self.delay_s)
+        if not _is_int(self.mtu) or not MTU_MIN <= self.mtu <= MTU_MAX:
+            _bad("mtu", f"an integer in {MTU_MIN}..{MTU_MAX}", self.mtu)
+        if not _is_number(self.cost) or not self.cost > 0:
+            _bad("cost", "a finite number > 0", self.cost)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], where: str) -> BearerProfile:
+        """Build a profile from a parsed config table; `where` locates it in error messages.
+
+        Unknown keys are refused: a misspelt `delay` silently falling back to a default would
+        make routing wrong in a way nobody notices.
+        """
+        expected = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(expected))
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}, expected only {expected}")
+        missing = [key for key in expected if key not in data]
+        if missing:
+            raise ValueError(f"{where}: missing keys {missing}")
+        try:
+            return cls(**data)  # type: ignore[arg-type]  # each field is checked in __post_init__
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+    def transmit_time_s(self, size: int) -> float:
+        """Seconds to put `size` bytes on the bearer and have them arrive (nominal)."""
+        return self.delay_s + size * 8 / self.rate_bps
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass; `mtu = true` in a config file is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
+def _bad(field: str, expected: str, found: object) -> NoReturn:
+    raise ValueError(f"BearerProfile.{field}: expected {expected}, found {found!r}")

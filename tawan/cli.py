@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 
 from crypto.errors import CryptoError
 from tawan.cli_mission import add_mission_commands
+from tawan.cli_node import add_node_commands
 
 USAGE_ERROR = 2
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMAND_FAMILIES: list[Registrar] = [add_mission_commands]
+COMMAND_FAMILIES: list[Registrar] = [add_mission_commands, add_node_commands]
 """Registration functions, in the order their commands appear in --help."""
 
 

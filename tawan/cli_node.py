@@ -36,8 +36,8 @@ def add_node_commands(subparsers: Subparsers) -> None:
     actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="serve until SIGTERM/SIGINT (SIGHUP reloads the roster)")
     run.add_argument("--config", required=True, metavar="FILE", help="node configuration (TOML)")
-    run.add_argument("--log-level", default="info", metavar="LEVEL",
-                     choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
+    levels = ["debug", "info", "warning", "error"]
+    run.add_argument("--log-level", default="info", choices=levels, help="default info")
     run.set_defaults(run=run_node_command)
 
     send = subparsers.add_parser("send", help="send a message through the local node")
@@ -127,11 +127,13 @@ def run_recv(args: argparse.Namespace) -> int:
     address = api_address(args)
     with Client(address) as client:
         if not args.follow:
-            messages = client.recv()
-            for message in messages:
-                _print_message(message, as_json=args.json)
-            if messages and not args.peek:
-                client.ack(int(str(messages[-1]["id"])))
+            last = 0
+            while messages := client.recv(after=last):
+                for message in messages:
+                    _print_message(message, as_json=args.json)
+                last = int(str(messages[-1]["id"]))
+            if last and not args.peek:
+                client.ack(last)
             return 0
         with Client(address) as acker:  # the followed connection serves nothing else
             for message in client.follow():

@@ -149,11 +149,14 @@ class _Table:
         return path if path.is_absolute() else self.source.parent / path
 
     def endpoint(self, key: str, *, loopback: bool = False) -> str:
-        text = self.string(key)
+        text = self.get(key)
+        expected = "'host:port' (IPv6 in brackets)"
+        if not isinstance(text, str):
+            raise self.fail(key, expected, text)
         try:
             host, port = parse_endpoint(text, self.path(key))
         except ValueError:
-            raise self.fail(key, "'host:port' (IPv6 in brackets)", text) from None
+            raise self.fail(key, expected, text) from None
         if loopback and not _is_loopback(host):
             raise self.fail(key, "a loopback address such as 127.0.0.1:7470", text)
         return format_endpoint(host, port)
@@ -224,6 +227,7 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
     for table in (node, api, metrics, routing, top):
         table.done()
     _check_links(top, links)
+    _check_routes(top, config)
     return config
 
 
@@ -320,8 +324,12 @@ def _check_links(top: _Table, links: tuple[LinkConfig, ...]) -> None:
                 raise top.fail(f"{where}.peers[{i}].node", "a node listed once per link", node)
 
 
-def neighbour_names(config: NodeConfig) -> set[str]:
-    return {peer.node for link in config.links for peer in link.peers}
+def _check_routes(top: _Table, config: NodeConfig) -> None:
+    neighbours = {peer.node for link in config.links for peer in link.peers}
+    for index, route in enumerate(config.static_routes):
+        if route.via not in neighbours:
+            where = f"routing.static[{index}].via"
+            raise top.fail(where, "a neighbour configured under [[links.peers]]", route.via)
 
 
 def _is_loopback(host: str) -> bool:

@@ -24,7 +24,7 @@ from tawan.precedence import Precedence
 
 VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 65535
-MAX_MESSAGE_BYTES: Final = 1 << 20  # largest ciphertext of one message (1 MiB)
+MAX_MESSAGE_BYTES: Final = (1 << 20) + 1024  # largest ciphertext: 1 MiB payload, tag, signature
 MAX_FRAGMENTS: Final = 65535
 MAX_HOPS: Final = 255
 MAX_ACKS: Final = 256

@@ -62,6 +62,7 @@ class Net:
         self.events: dict[str, list[Event]] = {n: [] for n in names}
         self._heap: list[tuple[float, int, str, str, str, bytes]] = []
         self._order = itertools.count()
+        self.largest_frame: dict[str, int] = {}
         for index, name in enumerate(names):
             self.engines[name] = self._make_engine(name, seed * 1000 + index)
 
@@ -97,6 +98,7 @@ class Net:
 
     def _carry(self, sender: str, link_name: str, peer: str, data: bytes) -> None:
         link = self.links[link_name]
+        self.largest_frame[link_name] = max(self.largest_frame.get(link_name, 0), len(data))
         if not link.up or self.rng.random() < link.loss:
             return
         start = max(self.now, link.free_at.get(sender, 0.0))

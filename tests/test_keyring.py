@@ -128,6 +128,7 @@ def test_advance_erases_old_epochs_in_memory_and_on_disk(
     assert reloaded.message_key(ALPHA, BRAVO, 2) is None
     assert reloaded.message_key(ALPHA, OPS, 6) is None
     assert reloaded.message_key(ALPHA, BRAVO, 7) == kept
+    bravo.advance(10)
     assert reloaded.message_key(ALPHA, BRAVO, 10 + EPOCHS_AHEAD) == bravo.message_key(
         ALPHA, BRAVO, 10 + EPOCHS_AHEAD
     )

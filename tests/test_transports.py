@@ -386,3 +386,17 @@ async def test_memory_link_reports_the_far_end_stopping(
 async def test_an_unpaired_memory_link_refuses_to_run() -> None:
     with pytest.raises(LinkError, match="not paired"):
         await MemoryLink("lonely", PROFILE).run()
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+async def test_an_address_in_use_is_a_plain_os_error(kind: str) -> None:
+    def make(name: str, address: str) -> Link:
+        if kind == "udp":
+            return UdpLink(name, PROFILE, address, [])
+        return tcp(name, listen=address)
+
+    first = make("first", "127.0.0.1:0")
+    with trio.fail_after(TIMEOUT):
+        async with running(first), trio.open_nursery() as nursery:
+            with pytest.raises(OSError, match="in use"):
+                await nursery.start(make("second", first.local_address).run)

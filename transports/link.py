@@ -48,7 +48,7 @@ class LinkError(Exception):
     """Base of every error a link raises to its caller."""
 
 
-class FrameTooLarge(LinkError):  # noqa: N818  (the name the node's code and docs use)
+class FrameTooLarge(LinkError):
     """The caller tried to send more than the bearer's MTU; fragmenting is the node's job."""
 
     def __init__(self, link: str, size: int, mtu: int) -> None:
@@ -57,7 +57,7 @@ class FrameTooLarge(LinkError):  # noqa: N818  (the name the node's code and doc
         self.mtu = mtu
 
 
-class PeerUnavailable(LinkError):  # noqa: N818
+class PeerUnavailable(LinkError):
     """The peer is unknown, down, or the send failed; the node should try another route."""
 
     def __init__(self, link: str, peer: str, reason: str) -> None:
@@ -104,8 +104,11 @@ class Link(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, peer: str, frame: bytes) -> None:
-        """Send one frame; raise FrameTooLarge or PeerUnavailable, never lose it silently
-        on a reliable link."""
+        """Send one frame to `peer` (a name from a PeerUp or FrameReceived).
+
+        Raises FrameTooLarge over the MTU and PeerUnavailable when the peer is unknown or
+        down, so the node can pick another route instead of losing the frame unseen.
+        """
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.profile.name}>"

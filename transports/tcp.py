@@ -150,13 +150,11 @@ class TcpLink(Link):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._claim_run()
         try:
+            # Bound outside the nursery, so "address in use" reaches the caller as a plain
+            # OSError rather than inside an exception group.
+            listeners = await self._open_listeners()
             async with trio.open_nursery() as nursery:
-                if self._listen is not None:
-                    host, port = self._listen
-                    listeners = await trio.open_tcp_listeners(port, host=host)
-                    bound = listeners[0].socket.getsockname()
-                    self._local_address = format_endpoint(bound[0], bound[1])
-                    _log.info("link %s: listening on TCP %s", self.name, self._local_address)
+                if listeners:
                     await nursery.start(trio.serve_listeners, self._accepted, listeners)
                 for peer in self._dial:
                     nursery.start_soon(self._dial_forever, peer)
@@ -181,6 +179,16 @@ class TcpLink(Link):
     @property
     def connected_peers(self) -> list[str]:
         return list(self._connections)
+
+    async def _open_listeners(self) -> list[trio.SocketListener]:
+        if self._listen is None:
+            return []
+        host, port = self._listen
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()
+        self._local_address = format_endpoint(bound[0], bound[1])
+        _log.info("link %s: listening on TCP %s", self.name, self._local_address)
+        return listeners
 
     async def _accepted(self, stream: trio.SocketStream) -> None:
         peer = f"tcp-in:{next(self._inbound_numbers)}"

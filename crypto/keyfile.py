@@ -137,15 +137,22 @@ def _check_node_keys(keys: NodeKeys) -> None:
     for value, size, what in sizes:
         if len(value) != size:
             raise KeyFileError(f"{where}: {what}: expected {size} bytes, found {len(value)}")
-    for kind, roots in (("pair", keys.pair_roots), ("group", keys.group_roots)):
-        peers = [r.peer for r in roots]
-        if peers != sorted(set(peers)):
-            raise KeyFileError(f"{where}: {kind} roots: expected ascending distinct addresses")
-        for r in roots:
-            if not (1 <= r.peer <= MAX_ADDRESS and 0 <= r.epoch <= MAX_EPOCH):
-                raise KeyFileError(f"{where}: {kind} root {r.peer}: address or epoch range")
-            if len(r.root) != KEY_BYTES:
-                raise KeyFileError(f"{where}: {kind} root {r.peer}: expected {KEY_BYTES} bytes")
+    _check_roots(where, "pair", keys.pair_roots)
+    _check_roots(where, "group", keys.group_roots)
+
+
+def _check_roots(where: str, kind: str, roots: tuple[StoredRoot, ...]) -> None:
+    peers = [r.peer for r in roots]
+    if peers != sorted(set(peers)):
+        raise KeyFileError(f"{where}: {kind} roots: expected ascending distinct addresses")
+    for r in roots:
+        if not (1 <= r.peer <= MAX_ADDRESS and 0 <= r.epoch <= MAX_EPOCH):
+            raise KeyFileError(
+                f"{where}: {kind} root {r.peer}: expected address 1..{MAX_ADDRESS}, "
+                f"epoch 0..{MAX_EPOCH}, found {r.peer}, {r.epoch}"
+            )
+        if len(r.root) != KEY_BYTES:
+            raise KeyFileError(f"{where}: {kind} root {r.peer}: expected {KEY_BYTES} bytes")
 
 
 def decode_keyfile(data: bytes, source: str = "key file") -> NodeKeys:

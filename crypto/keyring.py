@@ -38,7 +38,7 @@ class Keyring:
         self.roster = roster
         self.epoch_seconds = roster.epoch_seconds
         self.grace_epochs = roster.grace_epochs
-        self.t0 = roster.t0
+        self.t0: float = roster.t0
         self._keys = keys
         self._signing_key = keys.signing_key()
         self._pairs = {r.peer: RootChain(r.epoch, r.root) for r in keys.pair_roots}
@@ -176,24 +176,23 @@ class Keyring:
                 del cache[index]
         return changed
 
-    def update_roster(self, new: Roster) -> bool:
-        """Adopt a newer roster of this mission; False when it is the one already held.
+    def update_roster(self, roster: Roster) -> None:
+        """Adopt a newer roster of this mission; the one already held is a no-op.
 
         Raises RosterError for another mission or authority, a bad signature, an older
         version, or a different roster under the same version. Roots of nodes revoked by
-        `new` are dropped at once.
+        the new roster are dropped at once.
         """
-        check_successor(self.roster, new)
-        if new.version == self.roster.version:
-            return False
-        if not new.signature_valid():
-            raise RosterError(f"roster version {new.version}: bad authority signature")
-        entry = new.node_at(self.address)
+        check_successor(self.roster, roster)
+        if roster.version == self.roster.version:
+            return
+        if not roster.signature_valid():
+            raise RosterError(f"roster version {roster.version}: bad authority signature")
+        entry = roster.node_at(self.address)
         if entry is None or entry.name != self.name:
-            raise RosterError(f"roster version {new.version}: node {self.name!r} is missing")
-        self.roster = new
+            raise RosterError(f"roster version {roster.version}: node {self.name!r} is missing")
+        self.roster = roster
         self._drop_revoked()
-        return True
 
     def _drop_revoked(self) -> None:
         roster = self.roster

@@ -30,7 +30,7 @@ def hkdf(ikm: bytes, info: bytes, salt: bytes | None = None, length: int = KEY_B
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
 
 
-def pair_root(  # noqa: PLR0917 - the six inputs of the hybrid combiner, in spec order
+def pair_root(
     mission_id: bytes,
     addr_a: int,
     addr_b: int,

@@ -63,7 +63,8 @@ class Request:
         self.op = str(op)
 
     def fail(self, key: str, expected: str) -> RequestError:
-        return RequestError(f"{self.op}.{key}: expected {expected}, found {self.data[key]!r}")
+        found = repr(self.data[key]) if key in self.data else "nothing"
+        return RequestError(f"{self.op}.{key}: expected {expected}, found {found}")
 
     def get(self, key: str, default: object) -> object:
         self.used.add(key)
@@ -77,7 +78,7 @@ class Request:
             raise self.fail(key, "a string")
         return value
 
-    def integer(self, key: str, low: int, high: int, default: int) -> int:
+    def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
         value = self.get(key, default)
         if type(value) is not int or not low <= value <= high:
             raise self.fail(key, f"an integer in {low}..{high}")
@@ -164,7 +165,7 @@ def op_send(runtime: Runtime, request: Request) -> Json:
 
 
 def op_ack(runtime: Runtime, request: Request) -> Json:
-    up_to = request.integer("up_to", 0, 2**63 - 1, -1)
+    up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_inbox(up_to)
     runtime.store.commit()
@@ -172,7 +173,7 @@ def op_ack(runtime: Runtime, request: Request) -> Json:
 
 
 def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
-    up_to = request.integer("up_to", 0, 2**63 - 1, -1)
+    up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_receipts(up_to)
     runtime.store.commit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from types import TracebackType
 from typing import Final
 
@@ -73,19 +73,27 @@ def _items(response: Json, key: str) -> list[Json]:
     return items
 
 
+def _connect(address: str, timeout: float | None) -> socket.socket:
+    if not address.startswith(UNIX_PREFIX):
+        host, port = parse_endpoint(address, "api address")
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address[len(UNIX_PREFIX) :])
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Client:
     """A synchronous connection to a node's API; use as a context manager."""
 
     def __init__(self, address: str = DEFAULT_API_ADDRESS, *, timeout: float | None = 30.0):
         self.address = address
         try:
-            if address.startswith(UNIX_PREFIX):
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self._sock.settimeout(timeout)
-                self._sock.connect(address[len(UNIX_PREFIX) :])
-            else:
-                host, port = parse_endpoint(address, "api address")
-                self._sock = socket.create_connection((host, port), timeout=timeout)
+            self._sock = _connect(address, timeout)
         except (OSError, ValueError) as exc:
             raise ClientError(f"cannot reach the node API at {address}: {exc}") from None
         self._file = self._sock.makefile("rwb")
@@ -226,7 +234,8 @@ class AsyncClient:
     async def recv(self, after: int = 0, limit: int = 100) -> list[Json]:
         return _items(await self.request("recv", after=after, limit=limit), "messages")
 
-    async def follow(self, after: int = 0, limit: int = 100) -> AsyncIterator[Json]:
+    async def follow(self, after: int = 0, limit: int = 100) -> AsyncGenerator[Json, None]:
+        """Like `Client.follow`; wrap it in `contextlib.aclosing` to stop early."""
         response = await self.request("recv", after=after, limit=limit, follow=True)
         while True:
             for message in _items(response, "messages"):

@@ -167,7 +167,6 @@ class Engine:
         self.router = Router(self.me, dict(config.static_routes))
         self.guard = LinkGuard(self.me, keyring.link_key)
         self._encode_data = _data_encoder_for(self.me)
-        self.keys_dirty = False  # the keyring ratcheted: the driver should save the key file
         self.queues: dict[int, NeighbourQueue] = {}
         self._events: deque[Event] = deque()
         self._retransmit: list[tuple[float, int, MessageId]] = []
@@ -179,6 +178,8 @@ class Engine:
         self._next_advert = now
         self._advert_pending = True
         self._epoch = self._epoch_at(now)
+        # True when the keyring ratcheted and erased old roots: the driver saves the key file.
+        self.keys_dirty = self.keys.advance(self._epoch)
         self._restore(now)
 
     # =============================================================== time and identity

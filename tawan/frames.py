@@ -108,14 +108,13 @@ class Message:
             self.src,
             self.dst,
             self.seq,
-            _pf(self.precedence, self.flags),
+            pf_field(self.precedence, self.flags),
             self.created,
             self.ttl,
         ]
 
     def associated_data(self) -> bytes:
-        """The bytes the end-to-end AEAD authenticates: version byte and header fields."""
-        return bytes([VERSION]) + msgpack.packb(self.header_fields())
+        return associated_data(*self.header_fields())
 
     def fields(self) -> list[object]:
         return [*self.header_fields(), self.hops, self.ciphertext]
@@ -233,7 +232,8 @@ class SetupFrame:
 Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame
 
 
-def _pf(precedence: int, flags: int) -> int:
+def pf_field(precedence: int, flags: int) -> int:
+    """Precedence in the low 3 bits, flags above: one byte on the wire."""
     return int(precedence) | (int(flags) << 3)
 
 
@@ -349,8 +349,17 @@ def _check_message_fields(fields: Sequence[object]) -> Message:
     hops = _int(fields[6], "message hop count", 0, MAX_HOPS)
     ct = _bytes(fields[7], "message ciphertext", AEAD_TAG_BYTES, MAX_MESSAGE_BYTES)
     return Message._from_checked(
-        (src, dst, seq, Precedence(pf & 7), Flags(pf >> 3), created, ttl, hops, ct)
+        (src, dst, seq, _PRECEDENCE[pf & 7], _FLAGS[pf >> 3], created, ttl, hops, ct)
     )
+
+
+_PRECEDENCE: Final = tuple(Precedence)
+_FLAGS: Final = tuple(Flags(i) for i in range(16))
+
+
+def associated_data(src: int, dst: int, seq: int, pf: int, created: int, ttl: int) -> bytes:
+    """The bytes the end-to-end AEAD authenticates: version byte and header fields."""
+    return bytes([VERSION]) + msgpack.packb([src, dst, seq, pf, created, ttl])
 
 
 def decode_message(data: bytes) -> Message:

@@ -68,7 +68,8 @@ def test_init_refuses_bad_parameters(tmp_path: Path, epoch_seconds: int, grace: 
 
 def test_addresses_increase_and_are_shared_by_nodes_and_groups(mission: Path) -> None:
     roster = load_mission_roster(mission)
-    addresses = {entry.name: entry.address for entry in (*roster.nodes, *roster.groups)}
+    addresses = {node.name: node.address for node in roster.nodes}
+    addresses.update({group.name: group.address for group in roster.groups})
     assert addresses == {"alpha": 1, "ops": 2, "log": 3, "bravo": 4, "charlie": 5}
     assert roster.version == 4
     assert roster.members(2) == (1, 4)
@@ -102,8 +103,16 @@ def test_key_files_are_private_and_loose_ones_refused(mission: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(KeyFileError, match=r"alpha\.key: key file mode is 0644"):
         load_keyfile(path, roster)
-    with pytest.raises(KeyFileError, match="alpha.key"):
+    with pytest.raises(KeyFileError, match=r"alpha\.key"):
         add_node(mission, "delta", [])
+
+
+def test_add_node_needs_the_key_files_of_active_nodes(mission: Path) -> None:
+    keyfile_path(mission, "bravo").unlink()
+    with pytest.raises(MissionError, match="key files missing for bravo"):
+        add_node(mission, "delta", [])
+    revoke_node(mission, "bravo")
+    assert add_node(mission, "delta", []).address == 6
 
 
 def test_planning_time_pairs_agree(mission: Path) -> None:
@@ -227,8 +236,15 @@ def replaced_items(valid: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
+def replaced_body_items(valid: bytes) -> st.SearchStrategy[bytes]:
+    magic, version, body, signature = msgpack.unpackb(valid)
+    return replaced_items(body).map(lambda b: msgpack.packb([magic, version, b, signature]))
+
+
 @settings(max_examples=300, deadline=None)
-@given(mutations(_ROSTER_BYTES) | replaced_items(_ROSTER_BYTES))
+@given(
+    mutations(_ROSTER_BYTES) | replaced_items(_ROSTER_BYTES) | replaced_body_items(_ROSTER_BYTES)
+)
 def test_malformed_roster_raises_roster_error(data: bytes) -> None:
     try:
         roster = verify_roster_bytes(data, mission_id=_ROSTER.mission_id)

@@ -22,7 +22,7 @@ from crypto.pairing import (
 from crypto.plan import MissionPlan
 from crypto.roster import NodeEntry, Roster
 
-PLAN = {"alpha": [], "bravo": [], "charlie": [], "delta": []}
+PLAN: dict[str, list[str]] = {"alpha": [], "bravo": [], "charlie": [], "delta": []}
 ALPHA, BRAVO, CHARLIE, DELTA = 1, 2, 3, 4
 
 ROSTER, KEYS = build_mission(PLAN, random.Random(5), t0=0, epoch_seconds=60, grace_epochs=2)

@@ -152,7 +152,11 @@ async def serve(
     with trio.open_signal_receiver(*signals) as received:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.runtime.run)
-            listeners = await open_listeners(node.config.api_address)
+            try:
+                listeners = await open_listeners(node.config.api_address)
+            except OSError as exc:
+                message = f"api.address {node.config.api_address}: {exc.strerror or exc}"
+                raise OSError(exc.errno, message) from exc
             await nursery.start(serve_api, node.runtime, listeners)
             log.info(
                 kv(event="node_started", node=node.config.name, address=node.keyring.address,
@@ -193,8 +197,8 @@ def run_node(config_path: str | Path, *, log_level: str = "INFO") -> int:
     return status
 
 
-def _first(group: BaseExceptionGroup[OSError]) -> BaseException:
+def _first(group: BaseExceptionGroup[OSError]) -> str:
     found: BaseException = group
     while isinstance(found, BaseExceptionGroup):
         found = found.exceptions[0]
-    return found
+    return found.strerror or str(found) if isinstance(found, OSError) else str(found)

@@ -14,12 +14,9 @@ so the same inputs give the same run (the emulator relies on it).
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final, Protocol, TypeVar
+from collections.abc import Sequence
 
 import msgpack
 
@@ -51,8 +48,6 @@ from tawan.frames import (
     RouteFrame,
     SetupFrame,
     decode_message,
-    encode_data_frame,
-    encode_frame,
 )
 from tawan.linkauth import LinkGuard, LinkReject
 from tawan.neighbours import Adjacency, NeighbourTable
@@ -61,86 +56,13 @@ from tawan.queues import NeighbourQueue, Outgoing
 from tawan.receipts import DELIVERED, EXPIRED, KINDS, ReceiptBody, decode_receipt, encode_receipt
 from tawan.routing import Router
 from tawan.sealing import OpenError, SealError, open_message, seal_message
+from tawan.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
 from tawan.stats import EngineStats
+from tawan.status import engine_status
 from tawan.store import HELD, Store, StoredMessage, StoreFull
-from transports.profile import BearerProfile
+from tawan.transmitter import Transmitter
 
-FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
-DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
-ACKS_PER_FRAME: Final = 64
-BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
-
-
-class Keys(Protocol):
-    """What the engine needs of `crypto.keyring.Keyring`."""
-
-    address: int
-    t0: float
-    epoch_seconds: int
-    roster: Roster
-
-    def epoch_of(self, mission_seconds: float) -> int: ...
-    def message_key(self, src: int, dst: int, epoch: int) -> bytes | None: ...
-    def link_key(self, sender: int, receiver: int, epoch: int) -> bytes | None: ...
-    def sign(self, data: bytes) -> bytes: ...
-    def verify(self, address: int, data: bytes, signature: bytes) -> bool: ...
-    def advance(self, current_epoch: int) -> bool: ...
-    def update_roster(self, roster: Roster) -> None: ...
-
-
-class SubmitError(ValueError):
-    """The application asked for something the engine cannot send (its fault, not the net's)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PeerSpec:
-    """A neighbour configured on a link; `endpoint` None: learnt when it first speaks."""
-
-    node: int
-    endpoint: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSpec:
-    name: str
-    profile: BearerProfile
-    peers: tuple[PeerSpec, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    hello_interval: float = 2.0
-    dead_interval: float = 7.0
-    ack_delay: float = 0.005
-    retransmit_floor: float = 0.2
-    retransmit_ceiling: float = 60.0
-    max_hops: int = 16
-    advert_interval: float = 30.0
-    advert_min_interval: float = 0.2
-    housekeeping_interval: float = 1.0
-    max_reassembly_bytes: int = 16 << 20
-    static_routes: Mapping[int, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in (
-            "hello_interval",
-            "dead_interval",
-            "retransmit_floor",
-            "housekeeping_interval",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"engine {name}: expected > 0, found {getattr(self, name)}")
-        if self.dead_interval <= self.hello_interval:
-            raise ValueError("engine dead_interval must be longer than hello_interval")
-        if not 1 <= self.max_hops <= 255:
-            raise ValueError(f"engine max_hops: expected 1..255, found {self.max_hops}")
-
-
-@dataclass(slots=True)
-class _LinkState:
-    spec: LinkSpec
-    busy_until: float = 0.0
-    control: deque[tuple[int, Frame]] = field(default_factory=deque)
+__all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
 
 
 class Engine:
@@ -159,20 +81,18 @@ class Engine:
         self.rng = rng
         self.me = keyring.address
         self.stats = EngineStats()
-        self.links = {spec.name: _LinkState(spec) for spec in links}
         self.neighbours = NeighbourTable()
         for spec in links:
             for peer in spec.peers:
                 self.neighbours.add(peer.node, spec.name, spec.profile, peer.endpoint)
         self.router = Router(self.me, dict(config.static_routes))
         self.guard = LinkGuard(self.me, keyring.link_key)
-        self._encode_data = _data_encoder_for(self.me)
         self.queues: dict[int, NeighbourQueue] = {}
+        self.tx = Transmitter(
+            self.me, links, self.neighbours, self.queues, self.guard, self.stats, config,
+            self._epoch_at,
+        )  # fmt: skip
         self._events: deque[Event] = deque()
-        self._retransmit: list[tuple[float, int, MessageId]] = []
-        self._acks: dict[int, list[MessageId]] = {}
-        self._frag_reports: dict[int, list[FragState]] = {}
-        self._ack_due: float | None = None
         self._next_hello = now
         self._next_housekeeping = now + config.housekeeping_interval
         self._next_advert = now
@@ -265,7 +185,7 @@ class Engine:
         for adj in self.neighbours.on_link(link):
             if adj.peer == peer:
                 adj.transport_up = True
-                self._queue_hello(adj, now, reply=True)
+                self.tx.hello(adj, now, reply=True)
 
     def peer_down(self, link: str, peer: str, now: float) -> None:
         """The transport lost a connection: fail over without waiting for hellos to lapse."""
@@ -276,7 +196,7 @@ class Engine:
 
     def receive(self, link: str, peer: str, data: bytes, now: float) -> None:
         """One frame from the network. Bad input is counted and dropped, never raised."""
-        state = self.links.get(link)
+        state = self.tx.links.get(link)
         if state is None:
             return
         link_stats = self.stats.link(link)
@@ -495,8 +415,7 @@ class Engine:
         bitmap = bytearray((count + 7) // 8)
         for i in indices:
             bitmap[i >> 3] |= 1 << (i & 7)
-        self._frag_reports.setdefault(sender, []).append(FragState(mid, bytes(bitmap)))
-        self._arm_ack(now)
+        self.tx.report_fragments(sender, FragState(mid, bytes(bitmap)), now)
 
     def _bound_reassembly(self) -> None:
         while self.store.fragment_bytes() > self.config.max_reassembly_bytes:
@@ -507,12 +426,7 @@ class Engine:
 
     # --------------------------------------------------------------- acknowledgements
     def _ack(self, neighbour: int, mid: MessageId, now: float) -> None:
-        self._acks.setdefault(neighbour, []).append(mid)
-        self._arm_ack(now)
-
-    def _arm_ack(self, now: float) -> None:
-        if self._ack_due is None:
-            self._ack_due = now + self.config.ack_delay
+        self.tx.ack(neighbour, mid, now)
 
     def _on_ack(self, frame: AckFrame, adj: Adjacency, now: float) -> None:
         queue = self.queues.get(adj.neighbour)
@@ -540,7 +454,7 @@ class Engine:
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
         if frame.flags & HelloFlags.REPLY_REQUESTED:
-            self._queue_hello(adj, now, reply=False)
+            self.tx.hello(adj, now, reply=False)
 
     def _set_up(self, adj: Adjacency, up: bool) -> None:
         if adj.up == up:
@@ -561,7 +475,7 @@ class Engine:
             onward = RouteFrame(self.me, 0, frame.origin, frame.lsa_seq, frame.adjacency)
             for other in self._up_adjacencies():
                 if other.neighbour != adj.neighbour:
-                    self._queue_control(other, onward, now)
+                    self.tx.control(other, onward)
             self._reroute()
 
     def _reroute(self) -> None:
@@ -598,147 +512,24 @@ class Engine:
         return [adj for adj in best if adj is not None]
 
     # =============================================================== output
+    # =============================================================== output
     def transmit(self, now: float) -> list[Transmit]:
         """Frames to put on links now, custody made durable before any acknowledgement."""
         if self.guard.reservation_dirty:
             self.store.set_state("link-counters", self.guard.reservation_state())
         if self.store.dirty:
             self.store.commit()
-        out: list[Transmit] = []
-        if self._ack_due is not None and self._ack_due <= now:
-            self._flush_acks(now)
-        for state in self.links.values():
-            self._drain_link(state, now, out)
-        return out
-
-    def _flush_acks(self, now: float) -> None:
-        self._ack_due = None
-        for neighbour in set(self._acks) | set(self._frag_reports):
-            adj = self.neighbours.best_link(neighbour)
-            acks = self._acks.pop(neighbour, [])
-            reports = self._frag_reports.pop(neighbour, [])
-            if adj is None:
-                continue
-            for start in range(0, max(len(acks), len(reports), 1), ACKS_PER_FRAME):
-                frame = AckFrame(
-                    self.me, 0, tuple(acks[start : start + ACKS_PER_FRAME]),
-                    tuple(reports[start : start + ACKS_PER_FRAME]),
-                )  # fmt: skip
-                self._queue_control(adj, frame, now)
-
-    def _queue_control(self, adj: Adjacency, frame: Frame, now: float) -> None:
-        self.links[adj.link].control.append((adj.neighbour, frame))
-
-    def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
-        name = state.spec.name
-        while state.control:
-            neighbour, frame = state.control.popleft()
-            adj = self.neighbours.get(neighbour, name)
-            if adj is not None and adj.peer is not None:
-                self._emit(state, adj, encode_frame, frame, now, out)
-        while state.busy_until <= now + BURST_SECONDS:
-            picked = self._pick(name)
-            if picked is None:
-                return
-            adj, queue, item = picked
-            self._emit_piece(state, adj, queue, item, now, out)
-
-    def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
-        """The most urgent message waiting for any neighbour whose best link is `link`."""
-        best: tuple[Adjacency, NeighbourQueue, Outgoing] | None = None
-        for neighbour, queue in self.queues.items():
-            item = queue.peek()
-            if item is None:
-                continue
-            adj = self.neighbours.best_link(neighbour)
-            if adj is None or adj.link != link:
-                continue
-            if best is None or (-item.precedence, item.created) < (
-                -best[2].precedence,
-                best[2].created,
-            ):
-                best = (adj, queue, item)
-        return best
-
-    def _emit_piece(
-        self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, item: Outgoing,
-        now: float, out: list[Transmit],
-    ) -> None:  # fmt: skip
-        mtu = state.spec.profile.mtu
-        if item.link != adj.link or not item.to_send:  # first turn, or the link changed
-            item.link = adj.link
-            fits = len(item.encoded) + DATA_OVERHEAD <= mtu
-            item.plan(0 if fits else mtu - FRAG_OVERHEAD)
-        index = item.to_send.pop(0)
-        if item.attempts:
-            self.stats.link(adj.link).retransmissions += 1
-        if item.chunk_size == 0:
-            size = self._emit(state, adj, self._encode_data, item.encoded, now, out)
-        else:
-            frame = FragFrame(self.me, 0, item.mid, index, item.fragment_count, item.chunk(index))
-            size = self._emit(state, adj, encode_frame, frame, now, out)
-        if not item.to_send:
-            backlog = max(0.0, state.busy_until - now)
-            timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
-            timeout = min(timeout * 2 ** min(item.attempts, 8), self.config.retransmit_ceiling)
-            queue.sent_all(item, now + timeout)
-            heapq.heappush(self._retransmit, (item.deadline, queue.neighbour, item.mid))
-
-    def _emit(
-        self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],
-        frame: _T, now: float, out: list[Transmit],
-    ) -> int:  # fmt: skip
-        """Number, encode, tag and pace one frame; returns its size on the wire."""
-        epoch = self._epoch_at(now)
-        counter = self.guard.next_counter(adj.neighbour, epoch)
-        encoded = encoder(frame, counter)
-        try:
-            data = self.guard.protect(encoded, adj.neighbour, epoch)
-        except LinkReject:
-            return 0
-        if adj.peer is None:
-            return 0
-        out.append(Transmit(state.spec.name, adj.peer, data))
-        link_stats = self.stats.link(state.spec.name)
-        link_stats.frames_sent += 1
-        link_stats.bytes_sent += len(data)
-        state.busy_until = max(state.busy_until, now) + len(data) * 8 / state.spec.profile.rate_bps
-        return len(data)
-
-    def _queue_hello(self, adj: Adjacency, now: float, *, reply: bool) -> None:
-        now_ms = int(now * 1000) & U32
-        held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
-        frame = HelloFrame(
-            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000),
-            HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE,
-        )  # fmt: skip
-        self.links[adj.link].control.append((adj.neighbour, frame))
+        return self.tx.transmit(now)
 
     # =============================================================== timers
     def get_timer(self) -> float | None:
-        deadlines = [self._next_hello, self._next_housekeeping]
-        if self._ack_due is not None:
-            deadlines.append(self._ack_due)
-        if self._retransmit:
-            deadlines.append(self._retransmit[0][0])
+        deadlines = [self._next_hello, self._next_housekeeping, *self.tx.deadlines()]
         if self._advert_pending:
             deadlines.append(self._next_advert)
-        for state in self.links.values():
-            if state.control or self._has_work(state.spec.name):
-                deadlines.append(state.busy_until - BURST_SECONDS)
         return min(deadlines)
 
-    def _has_work(self, link: str) -> bool:
-        for neighbour, queue in self.queues.items():
-            if not queue.waiting:
-                continue
-            adj = self.neighbours.best_link(neighbour)
-            if adj is not None and adj.link == link:
-                return True
-        return False
-
     def handle_timer(self, now: float) -> None:
-        self._retransmit_due(now)
+        self.tx.retransmit_due(now)
         if now >= self._next_hello:
             self._send_hellos(now)
         if now >= self._next_housekeeping:
@@ -746,24 +537,12 @@ class Engine:
         if self._advert_pending and now >= self._next_advert:
             self._send_advert(now)
 
-    def _retransmit_due(self, now: float) -> None:
-        while self._retransmit and self._retransmit[0][0] <= now:
-            deadline, neighbour, mid = heapq.heappop(self._retransmit)
-            queue = self.queues.get(neighbour)
-            item = queue.in_flight.get(mid) if queue else None
-            if queue is None or item is None or item.deadline != deadline:
-                continue
-            # A fragmented transfer is probed with its last piece: the receiver answers with
-            # an acknowledgement or the map of what it is missing.
-            item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
-            queue.push(item)
-
     def _send_hellos(self, now: float) -> None:
         interval = self.config.hello_interval
         self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
         for adj in self.neighbours.adjacencies.values():
             if adj.peer is not None and adj.transport_up:
-                self._queue_hello(adj, now, reply=False)
+                self.tx.hello(adj, now, reply=False)
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval
@@ -793,77 +572,23 @@ class Engine:
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
         frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency)
         for adj in self._up_adjacencies():
-            self._queue_control(adj, frame, now)
+            self.tx.control(adj, frame)
 
     # =============================================================== reading
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
     def status(self, now: float) -> dict[str, object]:
-        roster = self.keys.roster
-
-        def name(address: int) -> str:
-            entry = roster.by_address(address)
-            return entry.name if entry is not None else str(address)
-
-        by_precedence = {p.name.lower(): 0 for p in Precedence}
-        for queue in self.queues.values():
-            for key, count in queue.counts_by_precedence().items():
-                by_precedence[key] += count
-        return {
-            "node": name(self.me),
-            "address": self.me,
-            "links": [
-                {
-                    "name": s.spec.name,
-                    "bearer": s.spec.profile.name,
-                    "rate_bps": s.spec.profile.rate_bps,
-                    "mtu": s.spec.profile.mtu,
-                }
-                for s in self.links.values()
-            ],
-            "neighbours": [
-                {
-                    "name": name(a.neighbour),
-                    "address": a.neighbour,
-                    "link": a.link,
-                    "up": a.up,
-                    "rtt_ms": None if a.srtt is None else round(a.srtt * 1000, 2),
-                    "loss": round(max(a.rx_loss, a.tx_loss), 4),
-                    "last_heard_s": None
-                    if a.last_heard == float("-inf")
-                    else round(now - a.last_heard, 2),
-                }
-                for a in self.neighbours.adjacencies.values()
-            ],
-            "queues": by_precedence,
-            "held": len(self.store.messages_without_next_hop()),
-            "store": {
-                "messages": self.store.message_count(),
-                "bytes": self.store.bytes_used(),
-                "max_bytes": self.store.max_bytes,
-                "inbox": self.store.inbox_count(),
-            },
-            "routes": {name(d): name(h) for d, h in sorted(self.router_table().items())},
-        }
+        return engine_status(self, now)
 
     def router_table(self) -> dict[int, int]:
+        """Destination -> next hop, for every destination reachable now."""
         return {dst: hop for dst in self.router.reachable() if (hop := self.router.next_hop(dst))}
 
     def close(self) -> None:
         if self.guard.reservation_dirty:
             self.store.set_state("link-counters", self.guard.reservation_state())
         self.store.commit()
-
-
-_T = TypeVar("_T")
-
-
-def _data_encoder_for(sender: int) -> Callable[[bytes, int], bytes]:
-    def encode(encoded_message: bytes, counter: int) -> bytes:
-        return encode_data_frame(sender, counter, encoded_message)
-
-    return encode
 
 
 def _unpack_ints(state: bytes | None, count: int) -> list[int]:

@@ -14,7 +14,7 @@ docs/protocol.md describes each frame byte by byte.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -474,7 +474,7 @@ _FIELD_COUNTS: Final = {
     FrameType.SETUP: 8,
 }
 
-_DECODERS: Final = {
+_DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
     FrameType.DATA: _decode_data,
     FrameType.FRAG: _decode_frag,
     FrameType.ACK: _decode_ack,

@@ -164,7 +164,10 @@ class Runtime:
                 self._senders[name] = send
                 nursery.start_soon(self._send_loop, link, receive)
                 nursery.start_soon(self._read_loop, link)
-                await nursery.start(link.run)
+                try:
+                    await nursery.start(link.run)
+                except OSError as exc:  # e.g. the port is taken: say which link
+                    raise OSError(exc.errno, f"link {name}: {exc.strerror or exc}") from exc
                 log.info(kv(event="link_started", link=name, profile=link.profile.name))
             nursery.start_soon(self._pump)
             task_status.started()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from tawan.engine import Engine, EngineConfig, LinkSpec, PeerSpec
-from tawan.events import Event
+from tawan.events import Delivered, Event
+from tawan.precedence import Precedence
 from tawan.store import Store
 from transports.profile import BearerProfile
 
@@ -63,6 +64,7 @@ class Net:
         self._heap: list[tuple[float, int, str, str, str, bytes]] = []
         self._order = itertools.count()
         self.largest_frame: dict[str, int] = {}
+        self._spies: list[Callable[[str, str, bytes], None]] = []
         for index, name in enumerate(names):
             self.engines[name] = self._make_engine(name, seed * 1000 + index)
 
@@ -99,6 +101,8 @@ class Net:
     def _carry(self, sender: str, link_name: str, peer: str, data: bytes) -> None:
         link = self.links[link_name]
         self.largest_frame[link_name] = max(self.largest_frame.get(link_name, 0), len(data))
+        for spy in self._spies:
+            spy(sender, link_name, data)
         if not link.up or self.rng.random() < link.loss:
             return
         start = max(self.now, link.free_at.get(sender, 0.0))
@@ -127,19 +131,34 @@ class Net:
             self._flush()
         raise RuntimeError("simulation did not reach its end time")
 
-    def submit(self, src: str, dst: str, payload: bytes, **kwargs: object) -> tuple[int, int, int]:
+    def submit(
+        self,
+        src: str,
+        dst: str,
+        payload: bytes,
+        *,
+        precedence: Precedence,
+        ttl: int,
+        receipt: bool = False,
+        sign: bool = False,
+    ) -> tuple[int, int, int]:
         engine = self.engines[src]
-        mid = engine.submit(self.address(dst), payload, now=self.now, **kwargs)  # type: ignore[arg-type]
+        mid = engine.submit(
+            self.address(dst), payload, precedence=precedence, ttl=ttl, receipt=receipt,
+            sign=sign, now=self.now,
+        )  # fmt: skip
         self._flush()
         return mid
 
-    def delivered(self, name: str) -> list[Event]:
-        from tawan.events import Delivered
+    def tap(self, spy: Callable[[str, str, bytes], None]) -> None:
+        """Call `spy(sender, link, frame)` for every frame put on a link."""
+        self._spies.append(spy)
 
+    def delivered(self, name: str) -> list[Delivered]:
         return [e for e in self.events[name] if isinstance(e, Delivered)]
 
 
-def chain(*names: str, **link_kwargs: object) -> list[FakeLink]:
+def chain(*names: str, rate_bps: int = 1_000_000, mtu: int = 1400) -> list[FakeLink]:
     """Links a-b, b-c, ... with the same profile."""
-    prof = profile(**link_kwargs)  # type: ignore[arg-type]
+    prof = profile(rate_bps=rate_bps, mtu=mtu)
     return [FakeLink(a, b, prof) for a, b in itertools.pairwise(names)]

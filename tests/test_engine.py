@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from harness import Net, chain, FakeLink, profile
+import pytest
+from harness import FakeLink, Net, chain, profile
+
 from tawan.engine import EngineConfig, SubmitError
 from tawan.events import (
     Delivered,
@@ -15,19 +17,21 @@ from tawan.events import (
     ReceiptReceived,
 )
 from tawan.precedence import Precedence
+from transports.profile import BearerProfile
 
-import pytest
 
-
-def abc(**kwargs: object) -> Net:
-    net = Net({"a": [], "b": [], "c": []}, chain("a", "b", "c"), **kwargs)  # type: ignore[arg-type]
+def abc() -> Net:
+    net = Net({"a": [], "b": [], "c": []}, chain("a", "b", "c"))
     net.run(3)  # hellos and adverts: everyone knows the routes
     return net
 
 
 def test_every_precedence_crosses_a_relay_exactly_once() -> None:
     net = abc()
-    sent = {p: net.submit("a", "c", f"order {p.name}".encode(), precedence=p, ttl=600) for p in Precedence}
+    sent = {
+        p: net.submit("a", "c", f"order {p.name}".encode(), precedence=p, ttl=600)
+        for p in Precedence
+    }
     net.run(5)
     got = net.delivered("c")
     assert sorted(e.mid for e in got) == sorted(sent.values())
@@ -45,13 +49,7 @@ def test_relay_never_sees_the_payload() -> None:
     secret = b"grid 31U DQ 48251 11932"
     net.submit("a", "c", secret, precedence=Precedence.PRIORITY, ttl=600)
     seen: list[bytes] = []
-    original = net._carry
-
-    def spy(sender: str, link: str, peer: str, data: bytes) -> None:
-        seen.append(data)
-        original(sender, link, peer, data)
-
-    net._carry = spy  # type: ignore[method-assign]
+    net.tap(lambda sender, link, data: seen.append(data))
     net.run(2)
     assert seen and not any(secret in frame for frame in seen)
     assert [e.payload for e in net.delivered("c")] == [secret]
@@ -63,7 +61,10 @@ def test_lossy_links_still_deliver_each_message_once() -> None:
         link.loss = 0.3
     net = Net({"a": [], "b": [], "c": []}, links, seed=5)
     net.run(10)
-    mids = [net.submit("a", "c", os.urandom(50), precedence=Precedence.ROUTINE, ttl=3600) for _ in range(40)]
+    mids = [
+        net.submit("a", "c", os.urandom(50), precedence=Precedence.ROUTINE, ttl=3600)
+        for _ in range(40)
+    ]
     net.run(120)
     got = [e.mid for e in net.delivered("c")]
     assert sorted(got) == sorted(mids)
@@ -148,7 +149,9 @@ def test_delivery_receipt() -> None:
     mid = net.submit("a", "c", b"ack me", precedence=Precedence.IMMEDIATE, ttl=600, receipt=True)
     net.run(5)
     receipts = [e for e in net.events["a"] if isinstance(e, ReceiptReceived)]
-    assert [(r.mid, r.kind, r.reporter) for r in receipts] == [(mid, "delivered", net.address("c"))]
+    assert [(r.mid, r.kind, r.reporter) for r in receipts] == [
+        (mid, "delivered", net.address("c"))
+    ]
 
 
 def test_signed_message() -> None:
@@ -179,7 +182,7 @@ def test_group_message_once_per_branch() -> None:
 def test_failover_to_a_second_bearer() -> None:
     vhf = FakeLink("a", "b", profile(rate_bps=16_000))
     vhf_name = vhf.name
-    sat = FakeLink("b", "a", BearerProfileFor("satcom"))
+    sat = FakeLink("b", "a", SATCOM)
     net = Net({"a": [], "b": []}, [vhf, sat])
     net.run(5)
     vhf.up = False
@@ -193,10 +196,7 @@ def test_failover_to_a_second_bearer() -> None:
     assert [e.payload for e in net.delivered("b")] == [b"after the jamming"]
 
 
-def BearerProfileFor(name: str):  # noqa: N802
-    from transports.profile import BearerProfile
-
-    return BearerProfile(name=name, rate_bps=64_000, delay_s=0.3, mtu=1200, cost=10.0)
+SATCOM = BearerProfile(name="satcom", rate_bps=64_000, delay_s=0.3, mtu=1200, cost=10.0)
 
 
 def test_restart_keeps_custody_and_dedup() -> None:
@@ -204,7 +204,10 @@ def test_restart_keeps_custody_and_dedup() -> None:
     net = Net({"a": [], "b": [], "c": []}, links)
     net.run(3)
     links[1].up = False
-    mids = [net.submit("a", "c", b"m%d" % i, precedence=Precedence.ROUTINE, ttl=3600) for i in range(10)]
+    mids = [
+        net.submit("a", "c", b"m%d" % i, precedence=Precedence.ROUTINE, ttl=3600)
+        for i in range(10)
+    ]
     net.run(3)
     assert net.stores["b"].message_count() == 10
     net.restart("b")
@@ -234,14 +237,7 @@ def test_store_eviction_prefers_routine() -> None:
 def test_frames_from_outsiders_and_replays_are_rejected() -> None:
     net = abc()
     captured: list[bytes] = []
-    original = net._carry
-
-    def tap(sender: str, link: str, peer: str, data: bytes) -> None:
-        if sender == "a":
-            captured.append(data)
-        original(sender, link, peer, data)
-
-    net._carry = tap  # type: ignore[method-assign]
+    net.tap(lambda sender, link, data: captured.append(data) if sender == "a" else None)
     net.submit("a", "c", b"once", precedence=Precedence.ROUTINE, ttl=600)
     net.run(2)
     b = net.engines["b"]

@@ -1,0 +1,75 @@
+"""The engine's configuration and the interfaces it is given: plain typed data, validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crypto.roster import Roster
+from transports.profile import BearerProfile
+
+
+class Keys(Protocol):
+    """What the engine needs of `crypto.keyring.Keyring`."""
+
+    address: int
+    t0: float
+    epoch_seconds: int
+    roster: Roster
+
+    def epoch_of(self, mission_seconds: float) -> int: ...
+    def message_key(self, src: int, dst: int, epoch: int) -> bytes | None: ...
+    def link_key(self, sender: int, receiver: int, epoch: int) -> bytes | None: ...
+    def sign(self, data: bytes) -> bytes: ...
+    def verify(self, address: int, data: bytes, signature: bytes) -> bool: ...
+    def advance(self, current_epoch: int) -> bool: ...
+    def update_roster(self, roster: Roster) -> None: ...
+
+
+class SubmitError(ValueError):
+    """The application asked for something the engine cannot send (its fault, not the net's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSpec:
+    """A neighbour configured on a link; `endpoint` None: learnt when it first speaks."""
+
+    node: int
+    endpoint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    name: str
+    profile: BearerProfile
+    peers: tuple[PeerSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    hello_interval: float = 2.0
+    dead_interval: float = 7.0
+    ack_delay: float = 0.005
+    retransmit_floor: float = 0.2
+    retransmit_ceiling: float = 60.0
+    max_hops: int = 16
+    advert_interval: float = 30.0
+    advert_min_interval: float = 0.2
+    housekeeping_interval: float = 1.0
+    max_reassembly_bytes: int = 16 << 20
+    static_routes: Mapping[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "hello_interval",
+            "dead_interval",
+            "retransmit_floor",
+            "housekeeping_interval",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"engine {name}: expected > 0, found {getattr(self, name)}")
+        if self.dead_interval <= self.hello_interval:
+            raise ValueError("engine dead_interval must be longer than hello_interval")
+        if not 1 <= self.max_hops <= 255:
+            raise ValueError(f"engine max_hops: expected 1..255, found {self.max_hops}")

@@ -1,0 +1,240 @@
+"""The output side of the engine: what goes on which link, when, numbered and tagged.
+
+Each link is paced at its nominal rate: a frame is released only when the link would have
+finished the previous one (plus a short burst allowance), so a slow radio modem is never
+flooded and the choice of the next frame is made as late as possible — which is what lets a
+FLASH message overtake a long transfer at the next fragment boundary. Control frames
+(acknowledgements, hellos, adverts) go before messages. Messages wait in flight for their
+custody acknowledgement, with a retransmission deadline in one heap for the whole node.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from tawan.events import Transmit
+from tawan.frames import (
+    U32,
+    AckFrame,
+    FragFrame,
+    FragState,
+    Frame,
+    HelloFlags,
+    HelloFrame,
+    MessageId,
+    encode_data_frame,
+    encode_frame,
+)
+from tawan.linkauth import LinkGuard, LinkReject
+from tawan.neighbours import Adjacency, NeighbourTable
+from tawan.queues import NeighbourQueue, Outgoing
+from tawan.specs import EngineConfig, LinkSpec
+from tawan.stats import EngineStats
+
+FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
+DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
+ACKS_PER_FRAME: Final = 64
+BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _LinkState:
+    spec: LinkSpec
+    busy_until: float = 0.0
+    control: deque[tuple[int, Frame]] = field(default_factory=deque)
+
+
+class Transmitter:
+    def __init__(
+        self,
+        me: int,
+        links: Sequence[LinkSpec],
+        neighbours: NeighbourTable,
+        queues: dict[int, NeighbourQueue],
+        guard: LinkGuard,
+        stats: EngineStats,
+        config: EngineConfig,
+        epoch_at: Callable[[float], int],
+    ) -> None:
+        self.me = me
+        self.links = {spec.name: _LinkState(spec) for spec in links}
+        self.neighbours = neighbours
+        self.queues = queues
+        self.guard = guard
+        self.stats = stats
+        self.config = config
+        self.epoch_at = epoch_at
+        self.retransmit: list[tuple[float, int, MessageId]] = []
+        self._acks: dict[int, list[MessageId]] = {}
+        self._frag_reports: dict[int, list[FragState]] = {}
+        self._ack_due: float | None = None
+
+    def specs(self) -> list[LinkSpec]:
+        return [state.spec for state in self.links.values()]
+
+    # ------------------------------------------------------------------ what to send
+    def ack(self, neighbour: int, mid: MessageId, now: float) -> None:
+        """Acknowledge custody, batched for `ack_delay` so one frame carries many."""
+        self._acks.setdefault(neighbour, []).append(mid)
+        self._arm_ack(now)
+
+    def report_fragments(self, neighbour: int, state: FragState, now: float) -> None:
+        self._frag_reports.setdefault(neighbour, []).append(state)
+        self._arm_ack(now)
+
+    def _arm_ack(self, now: float) -> None:
+        if self._ack_due is None:
+            self._ack_due = now + self.config.ack_delay
+
+    def control(self, adj: Adjacency, frame: Frame) -> None:
+        self.links[adj.link].control.append((adj.neighbour, frame))
+
+    def hello(self, adj: Adjacency, now: float, *, reply: bool) -> None:
+        now_ms = int(now * 1000) & U32
+        held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
+        frame = HelloFrame(
+            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000),
+            HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE,
+        )  # fmt: skip
+        self.control(adj, frame)
+
+    # ------------------------------------------------------------------ sending
+    def transmit(self, now: float) -> list[Transmit]:
+        out: list[Transmit] = []
+        if self._ack_due is not None and self._ack_due <= now:
+            self._flush_acks()
+        for state in self.links.values():
+            self._drain_link(state, now, out)
+        return out
+
+    def _flush_acks(self) -> None:
+        self._ack_due = None
+        for neighbour in set(self._acks) | set(self._frag_reports):
+            adj = self.neighbours.best_link(neighbour)
+            acks = self._acks.pop(neighbour, [])
+            reports = self._frag_reports.pop(neighbour, [])
+            if adj is None:
+                continue
+            for start in range(0, max(len(acks), len(reports), 1), ACKS_PER_FRAME):
+                frame = AckFrame(
+                    self.me, 0, tuple(acks[start : start + ACKS_PER_FRAME]),
+                    tuple(reports[start : start + ACKS_PER_FRAME]),
+                )  # fmt: skip
+                self.control(adj, frame)
+
+    def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
+        name = state.spec.name
+        while state.control:
+            neighbour, frame = state.control.popleft()
+            adj = self.neighbours.get(neighbour, name)
+            if adj is not None and adj.peer is not None:
+                self._emit(state, adj, encode_frame, frame, now, out)
+        while state.busy_until <= now + BURST_SECONDS:
+            picked = self._pick(name)
+            if picked is None:
+                return
+            adj, queue, item = picked
+            self._emit_piece(state, adj, queue, item, now, out)
+
+    def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
+        """The most urgent message waiting for any neighbour whose best link is `link`."""
+        best: tuple[Adjacency, NeighbourQueue, Outgoing] | None = None
+        best_rank = (0, 0)
+        for neighbour, queue in self.queues.items():
+            item = queue.peek()
+            if item is None:
+                continue
+            adj = self.neighbours.best_link(neighbour)
+            if adj is None or adj.link != link:
+                continue
+            rank = (-item.precedence, item.created)
+            if best is None or rank < best_rank:
+                best, best_rank = (adj, queue, item), rank
+        return best
+
+    def _emit_piece(
+        self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, item: Outgoing,
+        now: float, out: list[Transmit],
+    ) -> None:  # fmt: skip
+        """One turn on the link: the whole message, or its next fragment."""
+        mtu = state.spec.profile.mtu
+        if item.link != adj.link or not item.to_send:  # first turn, or the link changed
+            item.link = adj.link
+            fits = len(item.encoded) + DATA_OVERHEAD <= mtu
+            item.plan(0 if fits else mtu - FRAG_OVERHEAD)
+        index = item.to_send.pop(0)
+        if item.attempts:
+            self.stats.link(adj.link).retransmissions += 1
+        if item.chunk_size == 0:
+            size = self._emit(state, adj, self._encode_data, item.encoded, now, out)
+        else:
+            frame = FragFrame(self.me, 0, item.mid, index, item.fragment_count, item.chunk(index))
+            size = self._emit(state, adj, encode_frame, frame, now, out)
+        if not item.to_send:
+            backlog = max(0.0, state.busy_until - now)
+            timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
+            timeout = min(timeout * 2 ** min(item.attempts, 8), self.config.retransmit_ceiling)
+            queue.sent_all(item, now + timeout)
+            heapq.heappush(self.retransmit, (item.deadline, queue.neighbour, item.mid))
+
+    def _encode_data(self, encoded_message: bytes, counter: int) -> bytes:
+        return encode_data_frame(self.me, counter, encoded_message)
+
+    def _emit(
+        self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],
+        frame: _T, now: float, out: list[Transmit],
+    ) -> int:  # fmt: skip
+        """Number, encode, tag and pace one frame; returns its size on the wire."""
+        if adj.peer is None:
+            return 0
+        epoch = self.epoch_at(now)
+        counter = self.guard.next_counter(adj.neighbour, epoch)
+        try:
+            data = self.guard.protect(encoder(frame, counter), adj.neighbour, epoch)
+        except LinkReject:
+            return 0
+        out.append(Transmit(state.spec.name, adj.peer, data))
+        link_stats = self.stats.link(state.spec.name)
+        link_stats.frames_sent += 1
+        link_stats.bytes_sent += len(data)
+        state.busy_until = max(state.busy_until, now) + len(data) * 8 / state.spec.profile.rate_bps
+        return len(data)
+
+    # ------------------------------------------------------------------ timers
+    def deadlines(self) -> list[float]:
+        found = []
+        if self._ack_due is not None:
+            found.append(self._ack_due)
+        if self.retransmit:
+            found.append(self.retransmit[0][0])
+        for state in self.links.values():
+            if state.control or self._has_work(state.spec.name):
+                found.append(state.busy_until - BURST_SECONDS)
+        return found
+
+    def _has_work(self, link: str) -> bool:
+        for neighbour, queue in self.queues.items():
+            if not queue.waiting:
+                continue
+            adj = self.neighbours.best_link(neighbour)
+            if adj is not None and adj.link == link:
+                return True
+        return False
+
+    def retransmit_due(self, now: float) -> None:
+        while self.retransmit and self.retransmit[0][0] <= now:
+            deadline, neighbour, mid = heapq.heappop(self.retransmit)
+            queue = self.queues.get(neighbour)
+            item = queue.in_flight.get(mid) if queue else None
+            if queue is None or item is None or item.deadline != deadline:
+                continue  # acknowledged, dropped or re-sent since
+            # A fragmented transfer is probed with its last piece: the receiver answers with
+            # an acknowledgement or the map of what it is missing.
+            item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
+            queue.push(item)

@@ -461,6 +461,13 @@ class Engine:
             return
         adj.up = up
         self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
+        queue = self.queues.get(adj.neighbour)
+        if not up and queue is not None:
+            # What was in flight on the dead link goes again now, on the next best link.
+            for item in list(queue.in_flight.values()):
+                if item.link == adj.link:
+                    item.to_send = []
+                    queue.push(item)
         self._topology_changed()
 
     def _topology_changed(self) -> None:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,7 +119,11 @@ class Daemons:
         command = [str(TAWAN), "node", "run", "--config", str(self.config(name))]
         self.processes[name] = subprocess.Popen(command, stderr=log, cwd=self.base)
         log.close()
-        wait_for(f"{name} API", lambda: Client(self.api[name], timeout=2).status())
+        wait_for(f"{name} API", lambda: self.status(name))
+
+    def status(self, name: str) -> Json:
+        with Client(self.api[name], timeout=2) as client:
+            return client.status()
 
     def neighbours_up(self, name: str, expected: set[str]) -> None:
         def check() -> bool:
@@ -181,8 +184,9 @@ def received_at(nodes: Daemons, name: str) -> list[Json]:
 def test_every_precedence_reaches_charlie_exactly_once(daemons: Daemons) -> None:
     sent = {}
     for precedence in ("routine", "priority", "immediate", "flash"):
-        result = cli("send", "--config", str(daemons.config("alpha")), "--to", "charlie",
-                     "--precedence", precedence, "--ttl", "600", f"order {precedence}")  # fmt: skip
+        config = str(daemons.config("alpha"))
+        result = cli("send", "--config", config, "--to", "charlie", "--precedence", precedence,
+                     "--ttl", "600", f"order {precedence}")  # fmt: skip
         assert result.returncode == 0, result.stderr
         sent[result.stdout.strip()] = precedence
     got: list[Json] = []

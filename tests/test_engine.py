@@ -268,3 +268,23 @@ def test_submit_errors_name_the_problem() -> None:
 def test_engine_config_is_validated() -> None:
     with pytest.raises(ValueError, match="dead_interval"):
         EngineConfig(hello_interval=5, dead_interval=2)
+
+
+def test_stream_survives_losing_its_bearer() -> None:
+    vhf = FakeLink("a", "b", profile(rate_bps=16_000))
+    sat = FakeLink("b", "a", SATCOM)
+    net = Net({"a": [], "b": []}, [vhf, sat])
+    net.run(5)
+    mids = []
+    for i in range(20):
+        if i == 6:
+            vhf.up = False  # jammed: frames vanish, nobody tells the nodes
+        mids.append(
+            net.submit("a", "b", b"report %d" % i, precedence=Precedence.IMMEDIATE, ttl=600)
+        )
+        net.run(0.5)
+    net.run(30)
+    got = {e.mid: e for e in net.delivered("b")}
+    assert sorted(got) == sorted(mids)
+    worst = max(e.latency for e in got.values())
+    assert worst < EngineConfig().dead_interval + 5  # failover within seconds

@@ -266,6 +266,8 @@ class Connection:
             response: Json = {"ok": True, **handler(self.runtime, request)}
         except RequestError as exc:
             response = {"ok": False, "error": str(exc)}
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise  # the client left in the middle of a listing: `serve` ends quietly
         except Exception as exc:  # a bug must cost one request, not the daemon
             log.exception(kv(event="api_error", op=line[:40].decode(errors="replace")))
             response = {"ok": False, "error": f"internal error: {exc!r}"}

@@ -10,16 +10,21 @@ or badly signed. docs/operators.md is the operator's view of all this.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
+import os
 import random
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import trio
+from prometheus_client.registry import CollectorRegistry
 
 from crypto.errors import CryptoError
 from crypto.keyring import Keyring
@@ -27,6 +32,13 @@ from crypto.roster import Roster, load_roster
 from tawan.api import listener_address, open_listeners, serve_api
 from tawan.config import ConfigError, LinkConfig, NodeConfig, load_config
 from tawan.engine import Engine, LinkSpec, PeerSpec
+from tawan.metrics import (
+    NodeMetrics,
+    run_in_trio,
+    server_address,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from tawan.runtime import Clock, Runtime, kv
 from tawan.store import Store, StoreError
 from transports.link import Link
@@ -49,10 +61,38 @@ class Node:
     engine: Engine
     links: dict[str, Link]
     runtime: Runtime
+    store_lock: int  # a file descriptor holding the store's lock file
+    metrics: MetricsEndpoint | None = None
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         self.engine.close()
         self.store.close()
+        os.close(self.store_lock)
+
+
+@dataclass
+class MetricsEndpoint:
+    """The node's Prometheus endpoint: scrapes read the engine on the trio thread."""
+
+    exporter: NodeMetrics
+    server: WSGIServer
+    thread: threading.Thread
+
+    @classmethod
+    def start(cls, node: Node, address: str) -> MetricsEndpoint:
+        """Call from the node's trio thread; OSError naming the address if it is taken."""
+        registry = CollectorRegistry()
+        exporter = NodeMetrics(node.engine, registry, run_in_owner=run_in_trio())
+        server, thread = start_metrics_server(registry, address)
+        node.runtime.observers.append(exporter.observe_event)
+        log.info(kv(event="metrics_listening", address=server_address(server)))
+        return cls(exporter, server, thread)
+
+    def close(self) -> None:
+        stop_metrics_server(self.server, self.thread)
+        self.exporter.close()
 
 
 def resolve_address(roster: Roster, config: NodeConfig, where: str, name: str) -> int:
@@ -105,28 +145,55 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
         config.engine, static_routes=static_routes(config, keyring.roster)
     )
     specs = link_specs(config, keyring.roster)
-    store = Store(config.store, durability=config.durability, max_bytes=config.store_max_bytes)
+    lock = lock_store(config.store)
+    try:
+        store = Store(config.store, durability=config.durability, max_bytes=config.store_max_bytes)
+    except BaseException:
+        os.close(lock)
+        raise
     try:
         engine = Engine(keyring, store, engine_config, specs, random.Random(), clock())
         links = {link.name: make_link(link) for link in config.links}
     except BaseException:
         store.close()
+        os.close(lock)
         raise
-    runtime = Runtime(engine, store, links, keyring.roster, clock=clock)
-    runtime.after_timer = _key_saver(keyring, config.key_file)
-    return Node(config, keyring, store, engine, links, runtime)
+    runtime = Runtime(engine, store, links, clock=clock)
+    runtime.after_timer = key_saver(keyring, config.key_file)
+    return Node(config, keyring, store, engine, links, runtime, lock)
 
 
-def _key_saver(keyring: Keyring, path: Path) -> Callable[[], None]:
+def lock_store(store: Path) -> int:
+    """Hold `STORE.lock` for the life of the process: two nodes on one store would each take
+    custody of the same messages. The kernel drops the lock when the process dies."""
+    path = store.with_name(store.name + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open the store's lock file ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(f"{store}: in use by another node process (locked)") from None
+    return fd
+
+
+def key_saver(keyring: Keyring, path: Path) -> Callable[[], None]:
     """Rewrite the key file when the keyring erased an epoch, so old roots leave the disk."""
     saved = keyring.oldest_epoch
 
     def save_if_advanced() -> None:
         nonlocal saved
-        if keyring.oldest_epoch != saved:
+        if keyring.oldest_epoch == saved:
+            return
+        saved = keyring.oldest_epoch  # one attempt per epoch: a failure must not spin
+        try:
             keyring.save(path)
-            saved = keyring.oldest_epoch
-            log.info(kv(event="keys_advanced", oldest_epoch=saved))
+        except (OSError, CryptoError) as exc:
+            log.warning(kv(event="keys_save_failed", file=path, detail=str(exc)))
+            return
+        log.info(kv(event="keys_advanced", oldest_epoch=saved))
 
     return save_if_advanced
 
@@ -158,6 +225,8 @@ async def serve(
                 message = f"api.address {node.config.api_address}: {exc.strerror or exc}"
                 raise OSError(exc.errno, message) from exc
             await nursery.start(serve_api, node.runtime, listeners)
+            if node.config.metrics_address is not None:
+                node.metrics = MetricsEndpoint.start(node, node.config.metrics_address)
             log.info(
                 kv(event="node_started", node=node.config.name, address=node.keyring.address,
                    api=listener_address(listeners[0]), links=",".join(node.links))

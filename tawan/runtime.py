@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from crypto.roster import Roster
-from tawan.engine import Engine, SubmitError
+from tawan.engine import Engine
 from tawan.events import (
     Delivered,
     Event,
@@ -44,11 +44,13 @@ from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUn
 
 SEND_BUFFER = 256
 """Frames queued per link before the sender drops (and counts) new ones."""
+THROTTLE_SECONDS = 10.0
+"""Lines an outsider can provoke (rejected frames, failed sends) repeat at most this often."""
 
 log = logging.getLogger("tawan.node")
 
 Clock = Callable[[], float]
-__all__ = ["Clock", "Pulse", "Runtime", "SubmitError", "format_mid", "kv"]
+__all__ = ["Clock", "Pulse", "Runtime", "Throttle", "format_mid", "kv"]
 
 
 def kv(**fields: object) -> str:
@@ -85,6 +87,27 @@ class Pulse:
         await self._event.wait()
 
 
+class Throttle:
+    """At most one log line per key per `interval`; the next one tells how many were skipped.
+
+    Keys are bounded (link and reason, never the peer), so a flood of forged frames costs a
+    line every `interval` seconds, not a line per frame.
+    """
+
+    def __init__(self, interval: float = THROTTLE_SECONDS) -> None:
+        self.interval = interval
+        self._state: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float) -> int | None:
+        """None: stay quiet; otherwise the number of lines skipped since the last one."""
+        last, skipped = self._state.get(key, (-math.inf, 0))
+        if now - last < self.interval:
+            self._state[key] = (last, skipped + 1)
+            return None
+        self._state[key] = (now, 0)
+        return skipped
+
+
 class Runtime:
     """Drive `engine` over `links` until cancelled; `clock` gives the engine's `now`."""
 
@@ -93,21 +116,26 @@ class Runtime:
         engine: Engine,
         store: Store,
         links: Mapping[str, Link],
-        roster: Roster,
         *,
         clock: Clock = time.time,
     ) -> None:
         self.engine = engine
         self.store = store
         self.links = dict(links)
-        self.roster = roster  # replaced on reload; names in logs and the API come from it
         self.clock = clock
         self.inbox_changed = Pulse()
         self.receipts_changed = Pulse()
         self.send_failures: Counter[str] = Counter()  # by "link/reason"
         self.after_timer: Callable[[], None] | None = None  # e.g. persist advanced keys
+        self.observers: list[Callable[[Event], None]] = []  # see every event (metrics)
+        self._throttle = Throttle()
         self._wake = trio.Event()
         self._senders: dict[str, trio.MemorySendChannel[Transmit]] = {}
+
+    @property
+    def roster(self) -> Roster:
+        """The roster the engine's keys hold now (replaced by `update_roster`)."""
+        return self.engine.keys.roster
 
     def name_of(self, address: int) -> str:
         entry = self.roster.by_address(address)
@@ -116,7 +144,6 @@ class Runtime:
     def update_roster(self, roster: Roster) -> None:
         """Hand a newer, already verified roster to the engine and to name lookups."""
         self.engine.update_roster(roster)
-        self.roster = roster
         log.info(kv(event="roster_updated", version=roster.version))
         self.wake()
 
@@ -224,39 +251,51 @@ class Runtime:
                 self._send_failed(link.name, transmit.peer, "frame_too_large", str(exc))
 
     def _send_failed(self, link: str, peer: str, reason: str, detail: str) -> None:
-        self.send_failures[f"{link}/{reason}"] += 1
-        level = logging.WARNING if reason in ("frame_too_large", "unknown_link") else logging.DEBUG
-        log.log(level, kv(event="send_failed", link=link, peer=peer, reason=reason, detail=detail))
+        key = f"{link}/{reason}"
+        self.send_failures[key] += 1
+        if (skipped := self._throttle.allow(f"send_failed/{key}", self.clock())) is not None:
+            log.info(kv(event="send_failed", link=link, peer=peer, reason=reason,
+                        detail=detail, skipped=skipped))  # fmt: skip
 
     def _report(self, event: Event) -> None:
         """One log line per event worth knowing; wake API followers on news for them."""
+        for observe in self.observers:
+            observe(event)
         if isinstance(event, Delivered):
             self.inbox_changed.fire()
-            log.info(
-                kv(event="delivered", mid=format_mid(event.mid), src=self.name_of(event.src),
-                   precedence=event.precedence.name.lower(), latency_s=f"{event.latency:.3f}",
-                   size=len(event.payload), signed=event.signed)
-            )  # fmt: skip
         elif isinstance(event, ReceiptReceived):
             self.receipts_changed.fire()
-            log.info(
-                kv(event="receipt", mid=format_mid(event.mid), kind=event.kind,
-                   reporter=self.name_of(event.reporter))
-            )  # fmt: skip
-        elif isinstance(event, NeighbourChanged):
-            log.info(
-                kv(event="neighbour_up" if event.up else "neighbour_down", link=event.link,
-                   neighbour=self.name_of(event.neighbour))
-            )  # fmt: skip
-        elif isinstance(event, MessageExpired):
-            log.info(kv(event="expired", mid=format_mid(event.mid), where=event.where,
-                        precedence=event.precedence.name.lower()))  # fmt: skip
-        elif isinstance(event, MessageEvicted):
-            log.warning(kv(event="evicted", mid=format_mid(event.mid), size=event.size,
-                           precedence=event.precedence.name.lower()))  # fmt: skip
-        elif isinstance(event, MessageRefused):
-            log.warning(kv(event="refused", mid=format_mid(event.mid), reason="store_full",
-                           precedence=event.precedence.name.lower()))  # fmt: skip
         elif isinstance(event, FrameRejected):
-            log.info(kv(event="frame_rejected", link=event.link, peer=event.peer,
-                        reason=event.reason, detail=event.detail))  # fmt: skip
+            key = f"frame_rejected/{event.link}/{event.reason}"
+            if (skipped := self._throttle.allow(key, self.clock())) is None:
+                return
+            log.info(kv(**self._fields(event), skipped=skipped))
+            return
+        level = (
+            logging.WARNING if isinstance(event, MessageEvicted | MessageRefused) else logging.INFO
+        )
+        log.log(level, kv(**self._fields(event)))
+
+    def _fields(self, event: Event) -> dict[str, object]:
+        """What a log line says about `event`, names instead of addresses."""
+        if isinstance(event, Delivered):
+            return {"event": "delivered", "mid": format_mid(event.mid),
+                    "src": self.name_of(event.src), "precedence": event.precedence.name.lower(),
+                    "latency_s": f"{event.latency:.3f}", "size": len(event.payload),
+                    "signed": event.signed}  # fmt: skip
+        if isinstance(event, ReceiptReceived):
+            return {"event": "receipt", "mid": format_mid(event.mid), "kind": event.kind,
+                    "reporter": self.name_of(event.reporter)}  # fmt: skip
+        if isinstance(event, NeighbourChanged):
+            return {"event": "neighbour_up" if event.up else "neighbour_down",
+                    "link": event.link, "neighbour": self.name_of(event.neighbour)}  # fmt: skip
+        if isinstance(event, FrameRejected):
+            return {"event": "frame_rejected", "link": event.link, "peer": event.peer,
+                    "reason": event.reason, "detail": event.detail}  # fmt: skip
+        fields: dict[str, object] = {"mid": format_mid(event.mid),
+                                     "precedence": event.precedence.name.lower()}  # fmt: skip
+        if isinstance(event, MessageExpired):
+            return {"event": "expired", **fields, "where": event.where}
+        if isinstance(event, MessageEvicted):
+            return {"event": "evicted", **fields, "size": event.size}
+        return {"event": "refused", **fields, "reason": "store_full"}

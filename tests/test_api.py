@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import stat
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -216,3 +217,17 @@ async def test_sync_client_over_real_sockets(tmp_path: Path, kind: str) -> None:
 def test_client_reports_an_unreachable_node(tmp_path: Path) -> None:
     with pytest.raises(ClientError, match="cannot reach the node API at unix:"):
         Client(f"unix:{tmp_path}/absent.sock")
+
+
+async def test_a_follower_that_leaves_ends_its_connection_quietly(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_pair() as pair:
+        client_end, server_end = trio.testing.memory_stream_pair()
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(Connection(pair.bravo, server_end).serve)
+                await client_end.send_all(b'{"op": "recv", "follow": true}\n')
+                assert await client_end.receive_some() == b'{"ok":true,"messages":[]}\n'
+                await client_end.aclose()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -11,6 +11,8 @@ import pytest
 from tawan.config import ConfigError, load_config
 from tawan.engine import EngineConfig
 
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
 GOOD = """
 [node]
 name = "relay"
@@ -213,3 +215,10 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.chmod(0)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("node-*.toml")), ids=lambda p: p.name)
+def test_examples_load(path: Path) -> None:
+    config = load_config(path)
+    assert config.name == path.stem.removeprefix("node-")
+    assert config.links

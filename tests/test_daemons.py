@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +40,9 @@ durability = "process"
 
 [api]
 address = "127.0.0.1:{api}"
+
+[metrics]
+address = "127.0.0.1:{metrics}"
 
 [engine]
 hello_interval = 0.5
@@ -90,6 +94,7 @@ class Daemons:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         udp_a, udp_b, tcp_b = (free_port(k) for k in (2, 2, 1))
         self.api = {n: f"127.0.0.1:{free_port(socket.SOCK_STREAM)}" for n in self.names}
+        self.metrics = {n: f"127.0.0.1:{free_port(socket.SOCK_STREAM)}" for n in self.names}
         udp = {"transport": "udp", "rate": 64000}
         tcp = {"transport": "tcp", "rate": 9600}  # slow: bravo holds a queue for charlie
         self.links = {
@@ -111,7 +116,8 @@ class Daemons:
         return self.base / f"{name}.toml"
 
     def config_text(self, name: str) -> str:
-        text = NODE.format(name=name, api=self.api[name].rsplit(":", 1)[1])
+        port = {"api": self.api[name], "metrics": self.metrics[name]}
+        text = NODE.format(name=name, **{k: v.rsplit(":", 1)[1] for k, v in port.items()})
         return text + "".join(LINK.format(**link) for link in self.links[name])
 
     def start(self, name: str) -> None:
@@ -256,6 +262,11 @@ def test_cli_status_and_user_errors(daemons: Daemons) -> None:
     }
     assert set(status["queues"]) == {p.name.lower() for p in Precedence}
 
+    url = f"http://{daemons.metrics['bravo']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        exposition = response.read().decode()
+    assert "tawan_store_max_bytes{" in exposition or "tawan_store_max_bytes " in exposition
+
     refused = cli("send", "--api", daemons.api["alpha"], "--to", "nobody", "hello")
     assert refused.returncode == 2
     assert refused.stderr == (
@@ -305,3 +316,12 @@ def test_node_refuses_to_start_with_one_line(nodes: Daemons) -> None:
     assert loose.returncode == 2
     assert loose.stderr.startswith(f"tawan node: {key}: key file mode is 0644, expected 0600")
     assert loose.stderr.count("\n") == 1
+    key.chmod(0o600)
+
+    nodes.start("alpha")
+    twice = cli("node", "run", "--config", str(config))
+    assert twice.returncode == 2
+    assert (
+        twice.stderr
+        == f"tawan node: {nodes.base / 'alpha.db'}: in use by another node process (locked)\n"
+    )

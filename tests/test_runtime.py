@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import logging
 import random
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+from crypto.keyfile import load_keyfile
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
+from tawan.daemon import key_saver
 from tawan.engine import Engine, EngineConfig, LinkSpec, PeerSpec
 from tawan.frames import MessageId
 from tawan.precedence import Precedence
-from tawan.runtime import Pulse, Runtime, format_mid, kv
+from tawan.runtime import THROTTLE_SECONDS, Pulse, Runtime, Throttle, format_mid, kv
 from tawan.store import Store
 from transports.link import FrameReceived, Link, PeerUnavailable, PeerUp
 from transports.profile import BearerProfile
@@ -87,7 +91,7 @@ def make_runtime(name: str, links: dict[str, tuple[PipeLink, str]]) -> Runtime:
     keyring = Keyring(KEYS[name], ROSTER)
     engine = Engine(keyring, store, EngineConfig(), specs, random.Random(1), trio.current_time())
     pipes: dict[str, Link] = {link_name: link for link_name, (link, _) in links.items()}
-    return Runtime(engine, store, pipes, ROSTER, clock=trio.current_time)
+    return Runtime(engine, store, pipes, clock=trio.current_time)
 
 
 @dataclass
@@ -196,7 +200,7 @@ async def test_send_failures_are_counted_not_raised(
     async with running_pair() as pair:
         pair.link_a.refuse = True
         send(pair.alpha, "bravo", "held back", Precedence.ROUTINE)
-        await trio.sleep(10)
+        await trio.sleep(30)
         assert pair.alpha.send_failures["alpha-bravo/peer_unavailable"] > 0
         assert pair.alpha.status()["send_failures"] == dict(pair.alpha.send_failures)
         pair.link_a.refuse = False  # the engine retransmits once the link works again
@@ -204,16 +208,31 @@ async def test_send_failures_are_counted_not_raised(
     assert any("reason=peer_unavailable" in r.getMessage() for r in caplog.records)
 
 
-async def test_rejected_frames_are_logged_with_their_reason(
+async def test_rejected_frames_are_logged_with_their_reason_throttled(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tawan.node")
     async with running_pair() as pair:
+        for _ in range(50):  # a flood of forged frames costs one line, not fifty
+            await pair.link_b._emit(FrameReceived("alpha", b"\x13garbage"))
+        await trio.sleep(THROTTLE_SECONDS + 1)
         await pair.link_b._emit(FrameReceived("alpha", b"\x13garbage"))
         await trio.sleep(1)
     rejected = [r.getMessage() for r in caplog.records if "event=frame_rejected" in r.getMessage()]
-    assert rejected
-    assert "link=alpha-bravo peer=alpha reason=" in rejected[0]
+    assert len(rejected) == 2
+    assert rejected[0].startswith("event=frame_rejected link=alpha-bravo peer=alpha reason=")
+    assert rejected[0].endswith("skipped=0")
+    assert rejected[1].endswith("skipped=49")
+    assert sum(pair.bravo.engine.stats.rejected.values()) == 51  # every one is counted
+
+
+def test_throttle_counts_what_it_skips() -> None:
+    throttle = Throttle(interval=10)
+    assert throttle.allow("a", 0.0) == 0
+    assert throttle.allow("a", 5.0) is None
+    assert throttle.allow("b", 5.0) == 0
+    assert throttle.allow("a", 9.9) is None
+    assert throttle.allow("a", 10.0) == 2
 
 
 async def test_roster_update_reaches_engine_and_names(autojump_clock: trio.abc.Clock) -> None:
@@ -221,3 +240,27 @@ async def test_roster_update_reaches_engine_and_names(autojump_clock: trio.abc.C
         pair.alpha.update_roster(ROSTER)  # the same version: accepted as a no-op
         assert pair.alpha.name_of(address("charlie")) == "charlie"
         assert pair.alpha.name_of(9999) == "9999"
+
+
+def test_key_file_is_rewritten_once_an_epoch_is_erased(tmp_path: Path) -> None:
+    roster, keys = build_mission({"alpha": [], "bravo": []}, random.Random(3), t0=0,
+                                 epoch_seconds=60, grace_epochs=1)  # fmt: skip
+    keyring = Keyring(keys["alpha"], roster)
+    path = tmp_path / "alpha.key"
+    save = key_saver(keyring, path)
+    save()
+    assert not path.exists()  # nothing erased, nothing written
+    keyring.advance(5)
+    save()
+    assert load_keyfile(path, roster).pair_roots[0].epoch == 4
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_key_file_save_failure_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyring = Keyring(KEYS["alpha"], ROSTER)
+    save = key_saver(keyring, tmp_path / "missing-folder" / "alpha.key")
+    keyring.advance(30)
+    save()
+    assert any("event=keys_save_failed" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,430 @@
+"""Prometheus metrics of a node, read from the engine's own counters when scraped.
+
+Nothing is counted twice and nothing runs per frame: the engine keeps plain counters
+(`tawan.stats`), the store its tallies, the neighbour table its measurements, and a scrape
+turns them into metric families on the spot. The one figure the engine does not keep, the
+distribution of delivery latency, is fed from `Delivered` events through `observe_event`.
+
+The engine and its store belong to one thread (trio's, in the daemon; SQLite also refuses a
+connection used from another thread), while prometheus-client answers scrapes on threads of
+its own. So a node is read through its `run_in_owner`, which runs the reading on the engine's
+thread and hands back plain numbers: `run_in_trio()` does that for the trio runtime.
+
+One registry may hold many nodes (the emulator's single endpoint): give each a `node_label`
+and every sample carries `node="..."`, with each family once in the exposition.
+docs/metrics.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol, TypeVar
+from wsgiref.simple_server import WSGIServer
+
+import trio
+from prometheus_client import start_http_server
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from crypto.roster import Roster
+from tawan.engine import Engine
+from tawan.events import Delivered, Event
+from tawan.neighbours import Adjacency
+from tawan.precedence import Precedence
+from tawan.stats import LinkStats
+from tawan.store import Store
+from transports.link import format_endpoint, parse_endpoint
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "METRICS",
+    "PRECEDENCES",
+    "REJECTION_REASONS",
+    "MetricSpec",
+    "NodeMetrics",
+    "OwnerGone",
+    "RunInOwner",
+    "run_directly",
+    "run_in_trio",
+    "server_address",
+    "start_metrics_server",
+    "stop_metrics_server",
+]
+
+LATENCY_BUCKETS: Final = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""Upper bounds (seconds) of the delivery latency buckets: a LAN hop to an hour held in store."""
+
+PRECEDENCES: Final = tuple(p.name.lower() for p in Precedence)
+
+REJECTION_REASONS: Final = (
+    "malformed", "unauthenticated", "replay", "unknown-sender", "no-key", "e2e-auth",
+    "bad-signature", "bad-compression", "bad-receipt", "revoked", "hop-limit",
+    "reassembly-limit", "unsupported",
+)  # fmt: skip
+"""The reasons the engine gives today, exported at 0 so that a rate exists before the first
+rejection. A reason added later still appears, from its first count on."""
+
+LATENCY: Final = "tawan_delivery_latency_seconds"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric family: its name (without `_total`), type, labels (before `node`) and help."""
+
+    name: str
+    kind: Literal["counter", "gauge", "histogram"]
+    labels: tuple[str, ...]
+    help: str
+    unit: str = ""
+
+
+_P, _R, _L, _LN = ("precedence",), ("reason",), ("link",), ("link", "neighbour")  # label names
+
+
+def _messages(verb: str, help: str) -> MetricSpec:
+    return MetricSpec(f"tawan_messages_{verb}", "counter", _P, help)
+
+
+# fmt: off
+METRICS: Final = (
+    _messages("submitted", "Messages the local application submitted."),
+    _messages("delivered", "Messages delivered to this node's inbox, once each."),
+    _messages("forwarded", "Messages taken into custody to hand on towards another node."),
+    _messages("expired", "Messages dropped because their time to live ran out."),
+    _messages("evicted", "Messages dropped from the store to make room for higher ones."),
+    _messages("refused", "Messages refused custody: store full of higher precedence."),
+    MetricSpec("tawan_frames_rejected", "counter", _R,
+               "Frames or messages dropped here: malformed, unauthenticated, replayed..."),
+    MetricSpec("tawan_duplicates", "counter", (),
+               "Messages received again after custody was taken; acknowledged, not kept."),
+    MetricSpec("tawan_receipts_received", "counter", (),
+               "End-to-end receipts received for messages sent from here."),
+    MetricSpec("tawan_store_messages", "gauge", _P, "Messages in custody."),
+    MetricSpec("tawan_store_bytes", "gauge", _P, "Bytes of messages in custody.", "bytes"),
+    MetricSpec("tawan_store_max_bytes", "gauge", (), "Capacity of the store.", "bytes"),
+    MetricSpec("tawan_inbox_messages", "gauge", (),
+               "Delivered messages the application has not acknowledged yet."),
+    MetricSpec("tawan_queue_messages", "gauge", _P,
+               "Messages queued for, or in flight to, a next hop."),
+    MetricSpec("tawan_link_up", "gauge", _L, "1 when some neighbour is up on the link."),
+    MetricSpec("tawan_link_frames_sent", "counter", _L, "Frames put on the link."),
+    MetricSpec("tawan_link_frames_received", "counter", _L, "Frames taken off the link."),
+    MetricSpec("tawan_link_sent_bytes", "counter", _L, "Bytes put on the link.", "bytes"),
+    MetricSpec("tawan_link_received_bytes", "counter", _L, "Bytes taken off the link.", "bytes"),
+    MetricSpec("tawan_link_retransmissions", "counter", _L,
+               "Messages or fragments sent again for want of an acknowledgement."),
+    MetricSpec("tawan_neighbour_up", "gauge", _LN, "1 when the neighbour is up on the link."),
+    MetricSpec("tawan_neighbour_rtt_seconds", "gauge", _LN,
+               "Smoothed round-trip time, from hellos; absent until measured.", "seconds"),
+    MetricSpec("tawan_neighbour_loss_ratio", "gauge", _LN,
+               "Frame loss, the worse of the two directions, 0 to 1.", "ratio"),
+    MetricSpec(LATENCY, "histogram", _P,
+               "Seconds from creation at the origin to delivery here.", "seconds"),
+)
+# fmt: on
+"""Every family a node exports, in exposition order."""
+
+_Sample = tuple[str, tuple[str, ...], float]  # family name, label values, value
+_Buckets = list[tuple[str, float]]  # cumulative counts by `le`, ending with "+Inf"
+_T = TypeVar("_T")
+
+
+# ================================================================== the engine's thread
+class RunInOwner(Protocol):
+    """Run `read` on the thread that owns the engine and return its result."""
+
+    def __call__(self, read: Callable[[], _T], /) -> _T: ...
+
+
+class OwnerGone(Exception):
+    """The engine's thread has stopped: there is nothing to read any more."""
+
+
+def run_directly(read: Callable[[], _T], /) -> _T:
+    """For a caller that scrapes on the engine's own thread (tests, the virtual-time loop)."""
+    return read()
+
+
+def run_in_trio(token: trio.lowlevel.TrioToken | None = None) -> RunInOwner:
+    """Read on the trio loop that calls this (or owns `token`), from whichever thread scrapes."""
+    owner = token if token is not None else trio.lowlevel.current_trio_token()
+
+    def run(read: Callable[[], _T], /) -> _T:
+        try:
+            on_owner = trio.lowlevel.current_trio_token() is owner
+        except RuntimeError:  # not in any trio thread: the usual case, a server thread
+            on_owner = False
+        if on_owner:
+            return read()
+        try:
+            return trio.from_thread.run_sync(read, trio_token=owner)
+        except trio.RunFinishedError:
+            raise OwnerGone("the node's trio loop has finished") from None
+
+    return run
+
+
+# ================================================================== one node
+class _Latency:
+    """Delivery latency of one precedence: counts per bucket (not cumulative) and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def snapshot(self) -> tuple[_Buckets, float]:
+        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+        cumulative = map(float, itertools.accumulate(self.counts))
+        return list(zip(bounds, cumulative, strict=True)), self.total
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    samples: list[_Sample]
+    latency: list[tuple[str, _Buckets, float]]  # precedence, buckets, sum
+
+
+class NodeMetrics:
+    """Exports `engine` through `registry`; `observe_event` must see every event it emits.
+
+    `engine` may be replaced (a restarted node): its counters then start again from zero,
+    which Prometheus' rate() reads as a counter reset. `close()` takes the node out.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: CollectorRegistry,
+        node_label: str | None = None,
+        *,
+        run_in_owner: RunInOwner = run_directly,
+    ) -> None:
+        if node_label == "":
+            raise ValueError("node_label: expected a node name or None, found ''")
+        self.engine = engine
+        self.node_label = node_label
+        self.run_in_owner = run_in_owner
+        self._latency = {p: _Latency() for p in Precedence}
+        self._collector = _collector_for(registry, labelled=node_label is not None)
+        self._collector.add(self)
+
+    def observe_event(self, event: Event) -> None:
+        """Called with every event the engine emits; only deliveries are measured."""
+        if isinstance(event, Delivered):
+            self._latency[event.precedence].observe(event.latency)
+
+    def read(self) -> _Reading:
+        """The node's figures, read on the engine's thread (OwnerGone if it has stopped)."""
+        return self.run_in_owner(self._read_here)
+
+    def _read_here(self) -> _Reading:
+        latency = [(p.name.lower(), *h.snapshot()) for p, h in self._latency.items()]
+        return _Reading(_engine_samples(self.engine), latency)
+
+    def close(self) -> None:
+        self._collector.remove(self)
+
+
+def _engine_samples(engine: Engine) -> list[_Sample]:
+    stats = engine.stats
+    samples: list[_Sample] = []
+    for name, counts in (
+        ("tawan_messages_submitted", stats.submitted),
+        ("tawan_messages_delivered", stats.delivered),
+        ("tawan_messages_forwarded", stats.forwarded),
+        ("tawan_messages_expired", stats.expired),
+        ("tawan_messages_evicted", stats.evicted),
+        ("tawan_messages_refused", stats.refused),
+    ):
+        samples += ((name, (p,), counts[p]) for p in PRECEDENCES)
+    reasons = dict.fromkeys(REJECTION_REASONS) | dict.fromkeys(sorted(stats.rejected))
+    samples += (("tawan_frames_rejected", (r,), stats.rejected[r]) for r in reasons)
+    samples.append(("tawan_duplicates", (), stats.duplicates))
+    samples.append(("tawan_receipts_received", (), stats.receipts_received))
+    samples += _store_samples(engine.store)
+    queued = dict.fromkeys(PRECEDENCES, 0)
+    for queue in engine.queues.values():
+        for precedence, count in queue.counts_by_precedence().items():
+            queued[precedence] += count
+    samples += (("tawan_queue_messages", (p,), n) for p, n in queued.items())
+    samples += _link_samples(engine)
+    return samples
+
+
+def _store_samples(store: Store) -> Iterator[_Sample]:
+    counts, sizes = store.counts_by_precedence(), store.bytes_by_precedence()
+    for precedence in Precedence:
+        label = (precedence.name.lower(),)
+        yield "tawan_store_messages", label, counts.get(int(precedence), 0)
+        yield "tawan_store_bytes", label, sizes.get(int(precedence), 0)
+    yield "tawan_store_max_bytes", (), store.max_bytes
+    yield "tawan_inbox_messages", (), store.inbox_count()
+
+
+def _link_samples(engine: Engine) -> Iterator[_Sample]:
+    adjacencies = list(engine.neighbours.adjacencies.values())
+    configured = [spec.name for spec in engine.tx.specs()]
+    links = dict.fromkeys([*configured, *engine.stats.links, *(a.link for a in adjacencies)])
+    for link in links:
+        stats = engine.stats.links.get(link) or LinkStats()
+        label = (link,)
+        yield "tawan_link_up", label, any(a.up for a in adjacencies if a.link == link)
+        yield "tawan_link_frames_sent", label, stats.frames_sent
+        yield "tawan_link_frames_received", label, stats.frames_received
+        yield "tawan_link_sent_bytes", label, stats.bytes_sent
+        yield "tawan_link_received_bytes", label, stats.bytes_received
+        yield "tawan_link_retransmissions", label, stats.retransmissions
+    for adj in adjacencies:
+        yield from _neighbour_samples(adj, engine.keys.roster)
+
+
+def _neighbour_samples(adj: Adjacency, roster: Roster) -> Iterator[_Sample]:
+    entry = roster.by_address(adj.neighbour)
+    label = (adj.link, entry.name if entry is not None else str(adj.neighbour))
+    yield "tawan_neighbour_up", label, adj.up
+    if adj.srtt is not None:
+        yield "tawan_neighbour_rtt_seconds", label, adj.srtt
+    yield "tawan_neighbour_loss_ratio", label, max(adj.rx_loss, adj.tx_loss)
+
+
+# ================================================================== the registry's side
+_Scalar = CounterMetricFamily | GaugeMetricFamily
+
+
+class _NodesCollector(Collector):
+    """Every node of one registry, so that each family appears once however many nodes."""
+
+    def __init__(self, *, labelled: bool) -> None:
+        self.labelled = labelled
+        self._nodes: dict[str | None, NodeMetrics] = {}
+        self._lock = threading.Lock()
+
+    def add(self, node: NodeMetrics) -> None:
+        with self._lock:
+            if (node.node_label is not None) != self.labelled:
+                expected = "a node_label" if self.labelled else "no node_label"
+                raise ValueError(
+                    f"node_label: this registry's nodes have {expected}, found "
+                    f"{node.node_label!r}; one registry cannot mix the two"
+                )
+            if node.node_label in self._nodes:
+                raise ValueError(f"node_label {node.node_label!r} is already in this registry")
+            self._nodes[node.node_label] = node
+
+    def remove(self, node: NodeMetrics) -> None:
+        with self._lock:
+            if self._nodes.get(node.node_label) is node:
+                del self._nodes[node.node_label]
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: lets the registry check names, touches no engine."""
+        return self._families()[0]
+
+    def collect(self) -> Iterator[Metric]:
+        families, scalars, latency = self._families()
+        with self._lock:
+            nodes = list(self._nodes.values())
+        for node in nodes:
+            try:
+                reading = node.read()
+            except OwnerGone:
+                continue  # a node stopping while scraped: its series go stale
+            prefix = (node.node_label,) if node.node_label is not None else ()
+            for name, values, value in reading.samples:
+                scalars[name].add_metric([*prefix, *values], value)
+            for precedence, buckets, total in reading.latency:
+                latency.add_metric([*prefix, precedence], buckets, total)
+        return families
+
+    def _families(
+        self,
+    ) -> tuple[Iterator[Metric], dict[str, _Scalar], HistogramMetricFamily]:
+        """Empty families in METRICS order, with the scalar ones and the histogram by name."""
+        node = ["node"] if self.labelled else []
+        scalars: dict[str, _Scalar] = {}
+        latency = HistogramMetricFamily(LATENCY, "", labels=[])
+        ordered: list[Metric] = []
+        for spec in METRICS:
+            labels = [*node, *spec.labels]
+            family: Metric
+            if spec.kind == "counter":
+                family = scalars[spec.name] = CounterMetricFamily(
+                    spec.name, spec.help, labels=labels, unit=spec.unit
+                )
+            elif spec.kind == "gauge":
+                family = scalars[spec.name] = GaugeMetricFamily(
+                    spec.name, spec.help, labels=labels, unit=spec.unit
+                )
+            else:
+                family = latency = HistogramMetricFamily(
+                    spec.name, spec.help, labels=labels, unit=spec.unit
+                )
+            ordered.append(family)
+        return iter(ordered), scalars, latency
+
+
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, _NodesCollector] = (
+    weakref.WeakKeyDictionary()
+)
+_collectors_lock = threading.Lock()
+
+
+def _collector_for(registry: CollectorRegistry, *, labelled: bool) -> _NodesCollector:
+    """The registry's collector of nodes, registered with it on first use."""
+    with _collectors_lock:
+        collector = _collectors.get(registry)
+        if collector is None:
+            collector = _NodesCollector(labelled=labelled)
+            registry.register(collector)
+            _collectors[registry] = collector
+        return collector
+
+
+# ================================================================== the endpoint
+def start_metrics_server(
+    registry: CollectorRegistry, address: str
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve `registry` over HTTP on `address` ("host:port", "[v6]:port"; port 0 picks one).
+
+    The server runs on a daemon thread; `server_address(server)` gives the bound address.
+    ValueError for a malformed address, OSError (naming it) when it cannot be bound.
+    """
+    host, port = parse_endpoint(address, "metrics.address")
+    try:
+        return start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise OSError(exc.errno, f"metrics.address {address}: {exc.strerror or exc}") from exc
+
+
+def server_address(server: WSGIServer) -> str:
+    """The address the server is bound to, as "host:port" (the real port when 0 was asked)."""
+    host, port = server.server_address[:2]
+    return format_endpoint(str(host), int(port))
+
+
+def stop_metrics_server(
+    server: WSGIServer, thread: threading.Thread, timeout: float = 5.0
+) -> None:
+    """Stop serving and close the socket; blocks for up to half a second plus `timeout`."""
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout)

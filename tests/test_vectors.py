@@ -1,0 +1,400 @@
+"""The test vectors of docs/protocol.md, computed here and compared byte for byte.
+
+Each expected value is written out literally below, and must also appear in the document,
+so the code, the tests and the specification cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from pathlib import Path
+
+import msgpack
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from crypto import schedule as s
+from tawan.frames import (
+    U16,
+    U32,
+    AckFrame,
+    DataFrame,
+    Flags,
+    FragFrame,
+    FragState,
+    Frame,
+    HelloFlags,
+    HelloFrame,
+    Message,
+    RouteFrame,
+    SetupFrame,
+    decode_frame,
+    decode_message,
+    encode_frame,
+)
+from tawan.linkauth import LinkGuard
+from tawan.precedence import Precedence
+from tawan.receipts import DELIVERED, ReceiptBody, decode_receipt, encode_receipt
+from tawan.sealing import open_message, seal_message
+from tawan.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+
+ROOT = bytes(range(32))  # pair root of nodes 1 and 2, epoch 0
+ROOT23 = bytes(range(32, 64))  # pair root of nodes 2 and 3, epoch 0
+GROUP_ROOT = bytes(range(64, 96))
+PAYLOAD = b"ATTACK AT DAWN"
+
+RATCHET_1 = "7edd0fc213a3728427a1fa2e00a5b782b9450e411df50dd48810914fda0c5341"
+MSG_KEY_1_2 = "b96db04c78b6e4dab95a842bd7ba2e3d92b43ec6a8b578f4c3480ca8d01bc2b4"
+LINK_KEY_2_3 = "620ff0eed6d13c494eda70d684b98da333ba93a5068d7ba18502e3f62233645f"
+LINK_KEY_3_2 = "ab6cafb9e789c59453d68707237c71a9e0bbd608cd0dfbeaa0c2d291bb99b844"
+GROUP_KEY_9 = "f0c6bb73fb91858394df134d02df7737a5efccad98f28dd52417d4d6f05ad92f"
+NONCE_1_5 = "000100000000000000000005"
+PAIR_ROOT = "2b3d6f4dd44a1cda27b63b8e2dbcea457f5702915391066e547b3f39e41b249a"
+AAD = "01960102050bcd0708cd0e10"
+CIPHERTEXT = "47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a73371273c8184a2e"
+ENCODED_MESSAGE = (
+    "980102050bcd0708cd0e1001c41e47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a73371273c8184a2e"
+)
+DATA = (
+    "109a02cd03e80102050bcd0708cd0e1001c41e47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a733712"
+    "73c8184a2ee69a5179a060c9b0"
+)
+ACK = "129402cd03e9930100059063fc41aa3db800f9"
+ACK_PARTIAL = "129402cd03ed9094010006c4010538e1266a1e9e842f"
+HELLO = "139702cd03eace0001e2400000000176aaff87fea5343c"
+FRAG = "119802cd03eb0100050002c4030102031e05611f05eec518"
+ROUTE = "149502cd03ec0207940101030afc556a1a563a49c1"
+RECEIPT = "9500010005cd070d"
+
+ORDER = (
+    b"MOVE TO GRID 4519 0600. HOLD UNTIL RELIEVED. MOVE TO GRID 4519 0600. HOLD UNTIL RELIEVED."
+)
+SIGNING_SEED = bytes(range(96, 128))
+SIGNER_PUBLIC = "174553b456dddfc6908ecab1c101fe6ab21e2baa0617795b7d43a63482993fd5"
+DEFLATED = (
+    "f3f50f735508f157700ff27451303135b45430303330d053f0f0f7715108f50bf1f4510872f5f1740d7375d1"
+    "53f025413100"
+)
+SIGNED_AAD = "019601020631cd070dcd0258"
+SIGNATURE = (
+    "232406840ef8be302e4296b9614d08170db5c5977a2a0e212b4c1f8c1982c40b99d9d23a5fd3ebaecef59a36"
+    "01ac04929af68bedf0c72615f18410360a521a07"
+)
+SIGNED_CIPHERTEXT = (
+    "960d14a646628a0179a41c91a0ede934fa1f5a4809ac4566797f8dfcdf642a751a3fade1203688c0f6821a3f"
+    "8ae67f3b370b7e7b2d6a59be203790a93994699bc8590e76f5a910a62e1c861165f5175e885d5e14da002b6a"
+    "6a1d110bed87ce362ba1c7006b814cf2ece0ecebac729f71ed6f388fd13a46d1ecc9f14932dba0414a18"
+)
+
+ALL_VECTORS = (
+    RATCHET_1,
+    MSG_KEY_1_2,
+    LINK_KEY_2_3,
+    LINK_KEY_3_2,
+    GROUP_KEY_9,
+    NONCE_1_5,
+    PAIR_ROOT,
+    AAD,
+    CIPHERTEXT,
+    ENCODED_MESSAGE,
+    DATA,
+    ACK,
+    ACK_PARTIAL,
+    HELLO,
+    FRAG,
+    ROUTE,
+    RECEIPT,
+    SIGNER_PUBLIC,
+    DEFLATED,
+    SIGNED_AAD,
+    SIGNATURE,
+    SIGNED_CIPHERTEXT,
+)
+
+
+def header() -> Message:
+    """The message of the vectors as its source builds it, before sealing."""
+    return Message(1, 2, 5, Precedence.FLASH, Flags.RECEIPT_REQUESTED, 1800, 3600, 0, bytes(16))
+
+
+def relayed() -> Message:
+    """The sealed message after one hop."""
+    aad = header().associated_data()
+    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 5), PAYLOAD, aad)
+    return Message(1, 2, 5, Precedence.FLASH, Flags.RECEIPT_REQUESTED, 1800, 3600, 1, ct)
+
+
+def tagged(frame: Frame) -> bytes:
+    encoded = encode_frame(frame)
+    return encoded + s.link_tag(s.link_key(ROOT23, 2, 3), encoded)
+
+
+OTHER_FRAMES: list[tuple[Frame, str]] = [
+    (AckFrame(2, 1001, ((1, 0, 5),)), ACK),
+    (AckFrame(2, 1005, (), (FragState((1, 0, 6), b"\x05"),)), ACK_PARTIAL),
+    (HelloFrame(2, 1002, 123456, 0, 0, 0, HelloFlags.REPLY_REQUESTED), HELLO),
+    (FragFrame(2, 1003, (1, 0, 5), 0, 2, b"\x01\x02\x03"), FRAG),
+    (RouteFrame(2, 1004, 2, 7, ((1, 1), (3, 10))), ROUTE),
+]
+
+
+# ---------------------------------------------------------------------------- key schedule
+
+
+def test_key_schedule() -> None:
+    assert s.ratchet(ROOT, 1).hex() == RATCHET_1
+    assert s.message_key(ROOT, 1, 2).hex() == MSG_KEY_1_2
+    assert s.link_key(ROOT23, 2, 3).hex() == LINK_KEY_2_3
+    assert s.link_key(ROOT23, 3, 2).hex() == LINK_KEY_3_2
+    assert s.group_key(GROUP_ROOT, 9).hex() == GROUP_KEY_9
+    assert s.message_nonce(1, 5).hex() == NONCE_1_5
+
+
+def test_pair_root() -> None:
+    transcript = hashlib.sha256(b"").digest()
+    root = s.pair_root(bytes(range(8)), 2, 1, b"\x11" * 32, b"\x22" * 32, transcript)
+    assert root.hex() == PAIR_ROOT
+    # The two addresses are sorted: either end computes the same root.
+    assert s.pair_root(bytes(range(8)), 1, 2, b"\x11" * 32, b"\x22" * 32, transcript) == root
+
+
+def test_labels_are_the_documented_ones() -> None:
+    """The HKDF info strings, rebuilt from the document's description."""
+    assert s.ratchet(ROOT, 1) == s.hkdf(ROOT, b"tawan/ratchet/v1" + (1).to_bytes(4, "big"))
+    assert s.message_key(ROOT, 1, 2) == s.hkdf(ROOT, b"tawan/msg/v1" + bytes([0, 1, 0, 2]))
+    assert s.link_key(ROOT23, 2, 3) == s.hkdf(ROOT23, b"tawan/link/v1" + bytes([0, 2, 0, 3]))
+    assert s.group_key(GROUP_ROOT, 9) == s.hkdf(GROUP_ROOT, b"tawan/group/v1" + bytes([0, 9]))
+    assert s.hkdf(ROOT, b"x") == s.hkdf(ROOT, b"x", salt=bytes(32))  # no salt: 32 zero bytes
+    assert s.message_nonce(0x0102, 0x0304) == bytes.fromhex("0102" + "0000" + "0000000000000304")
+    assert len(s.link_tag(bytes(32), b"")) == s.LINK_TAG_BYTES == 8
+
+
+# ---------------------------------------------------------------------------- message
+
+
+def test_sealed_message() -> None:
+    aad = header().associated_data()
+    assert aad.hex() == AAD
+    assert aad == bytes([1]) + msgpack.packb([1, 2, 5, 0x0B, 1800, 3600])
+    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 5), PAYLOAD, aad)
+    assert ct.hex() == CIPHERTEXT
+    assert len(ct) == len(PAYLOAD) + s.AEAD_TAG_BYTES
+    assert relayed().encode().hex() == ENCODED_MESSAGE
+    assert decode_message(bytes.fromhex(ENCODED_MESSAGE)) == relayed()
+
+
+class VectorKeys:
+    """Node `address` of the vectors, holding the epoch-0 root of nodes 1 and 2."""
+
+    epoch_seconds = 3600
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+
+    def message_key(self, src: int, dst: int, epoch: int) -> bytes | None:
+        if {src, dst} != {1, 2} or epoch != 0:
+            return None
+        return s.message_key(ROOT, src, dst)
+
+    def sign(self, data: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(SIGNING_SEED).sign(data)
+
+    def verify(self, address: int, data: bytes, signature: bytes) -> bool:
+        public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(SIGNER_PUBLIC))
+        try:
+            public.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return address == 1
+
+
+def test_sealing_module_reproduces_the_vector() -> None:
+    msg = seal_message(
+        VectorKeys(1), dst=2, seq=5, precedence=Precedence.FLASH, created=1800, ttl=3600,
+        payload=PAYLOAD, receipt=True,
+    )  # fmt: skip
+    assert msg.ciphertext.hex() == CIPHERTEXT
+    assert msg.with_hops(1) == relayed()
+    opened = open_message(VectorKeys(2), relayed())
+    assert opened.payload == PAYLOAD
+    assert not opened.signed and not opened.control
+
+
+def signed_header(ciphertext: bytes = bytes(16)) -> Message:
+    flags = Flags.SIGNED | Flags.COMPRESSED
+    return Message(1, 2, 6, Precedence.PRIORITY, flags, 1805, 600, 0, ciphertext)
+
+
+def test_signed_compressed_message() -> None:
+    private = Ed25519PrivateKey.from_private_bytes(SIGNING_SEED)
+    assert private.public_key().public_bytes_raw().hex() == SIGNER_PUBLIC
+    deflated = bytes.fromhex(DEFLATED)
+    assert zlib.decompressobj(-12).decompress(deflated) == ORDER
+    aad = signed_header().associated_data()
+    assert aad.hex() == SIGNED_AAD
+    signature = private.sign(aad + ORDER)
+    assert signature.hex() == SIGNATURE
+    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 6), signature + deflated, aad)
+    assert ct.hex() == SIGNED_CIPHERTEXT
+    assert len(ct) == 64 + len(deflated) + 16 == 130
+    opened = open_message(VectorKeys(2), signed_header(ct))
+    assert opened.payload == ORDER
+    assert opened.signed
+
+
+def test_signed_compressed_message_from_the_sealing_module() -> None:
+    """The sealing module opens its own output the same way (its compressor may differ)."""
+    msg = seal_message(
+        VectorKeys(1), dst=2, seq=6, precedence=Precedence.PRIORITY, created=1805, ttl=600,
+        payload=ORDER, sign=True,
+    )  # fmt: skip
+    assert msg.associated_data().hex() == SIGNED_AAD
+    assert open_message(VectorKeys(2), msg).payload == ORDER
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+def test_data_frame() -> None:
+    assert tagged(DataFrame(2, 1000, relayed())).hex() == DATA
+
+
+def test_data_frame_decodes_and_authenticates_at_the_next_hop() -> None:
+    def link_key(sender: int, receiver: int, epoch: int) -> bytes | None:
+        return s.link_key(ROOT23, sender, receiver) if {sender, receiver} == {2, 3} else None
+
+    node3 = LinkGuard(3, link_key)
+    frame = node3.unprotect(bytes.fromhex(DATA), 0)
+    assert frame == DataFrame(2, 1000, relayed())
+    for other, expected in OTHER_FRAMES:
+        assert node3.unprotect(bytes.fromhex(expected), 0) == other
+
+
+@pytest.mark.parametrize(("frame", "expected"), OTHER_FRAMES)
+def test_other_frames(frame: Frame, expected: str) -> None:
+    assert tagged(frame).hex() == expected
+    data = bytes.fromhex(expected)
+    assert decode_frame(data[: -s.LINK_TAG_BYTES]) == frame
+
+
+def test_receipt_body() -> None:
+    body = ReceiptBody(DELIVERED, (1, 0, 5), 1805)
+    assert encode_receipt(body).hex() == RECEIPT
+    assert decode_receipt(bytes.fromhex(RECEIPT)) == body
+
+
+# ---------------------------------------------------------------------------- the document
+
+
+def doc_text() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("value", ALL_VECTORS)
+def test_vector_appears_in_the_document(value: str) -> None:
+    assert value in doc_text()
+
+
+def test_annotated_data_frame_matches() -> None:
+    """The annotation's byte column concatenates to the frame, at the stated offsets."""
+    text = doc_text()
+    start = text.index("Annotated DATA frame")
+    block = text[text.index("```", start) + 3 :]
+    block = block[: block.index("```")]
+    rows = [line.split() for line in block.strip().splitlines()[1:]]
+    joined = ""
+    for row in rows:
+        offsets, hex_bytes = row[0], row[1]
+        first, _, last = offsets.partition("-")
+        assert int(first) == len(joined) // 2, row
+        joined += hex_bytes
+        assert int(last or first) == len(joined) // 2 - 1, row
+    assert joined == DATA
+    assert f"Annotated DATA frame ({len(DATA) // 2} bytes)" in text
+
+
+# ---------------------------------------------------------------------------- overhead
+
+
+def data_frame_size(sender: int, counter: int, message: Message) -> int:
+    return len(encode_frame(DataFrame(sender, counter, message))) + s.LINK_TAG_BYTES
+
+
+def hundred_byte_message(**fields: int) -> Message:
+    values = {"src": 1, "dst": 2, "seq": 5, "created": 1800, "ttl": 3600, "hops": 1}
+    values.update(fields)
+    return Message(
+        values["src"], values["dst"], values["seq"], Precedence.FLASH,
+        Flags.RECEIPT_REQUESTED, values["created"], values["ttl"], values["hops"],
+        bytes(100 + s.AEAD_TAG_BYTES),
+    )  # fmt: skip
+
+
+def test_overhead_table() -> None:
+    """The figures of the overhead section, measured with the real encoder."""
+    typical = data_frame_size(2, 1000, hundred_byte_message())
+    smallest = data_frame_size(2, 0, hundred_byte_message(seq=0, created=100, ttl=60))
+    day = data_frame_size(300, 70000, hundred_byte_message(seq=70000, created=90000, ttl=86400))
+    top = hundred_byte_message(src=U16, dst=U16, seq=U32, created=U32, ttl=U32, hops=255)
+    largest = data_frame_size(U16, U32, top)
+    signed = data_frame_size(2, 1000, hundred_byte_message()) + 64
+    assert (smallest, typical, day, largest) == (137, 143, 155, 160)
+    assert signed == 207
+    ack = len(encode_frame(AckFrame(2, 1001, ((1, 0, 5),)))) + s.LINK_TAG_BYTES
+    assert ack == 19
+    frag = FragFrame(2, 1003, (1, 0, 5), 0, 2, bytes(200))
+    assert len(encode_frame(frag)) + s.LINK_TAG_BYTES - 200 == 21
+    frag = FragFrame(U16, U32, (U16, U32, U32), 65533, 65534, bytes(1000))
+    assert len(encode_frame(frag)) + s.LINK_TAG_BYTES - 1000 == 40
+    setup = SetupFrame(1, 0, 1, 2, 0, 0, bytes(1088), bytes(64))
+    assert len(encode_frame(setup)) + s.LINK_TAG_BYTES == 1173
+    text = doc_text()
+    overhead = text[text.index("## 13. Overhead") : text.index("## 14. Test vectors")]
+    overhead = " ".join(overhead.split())
+    for figure in (
+        f"**{typical}**",
+        f"**{smallest}-{largest}**",
+        f"**{typical - 100}**",
+        f"**{smallest - 100}-{largest - 100}**",
+        f"is {day} bytes",
+        f"ACK frame of {ack} bytes",
+        "21 bytes beyond its chunk",
+        "40 at most",
+    ):
+        assert figure in overhead, figure
+    assert "1173 bytes or more" in text
+
+
+def test_engine_size_bounds_cover_the_worst_case() -> None:
+    """The engine sizes fragments with fixed worst-case overheads (docs section 11)."""
+    message = hundred_byte_message(src=U16, dst=U16, seq=U32, created=U32, ttl=U32, hops=255)
+    data = encode_frame(DataFrame(U16, U32, message)) + bytes(s.LINK_TAG_BYTES)
+    assert len(data) - len(message.encode()) <= DATA_OVERHEAD == 24
+    frag = FragFrame(U16, U32, (U16, U32, U32), 65534, 65535, bytes(60000))
+    assert len(encode_frame(frag)) + s.LINK_TAG_BYTES - 60000 <= FRAG_OVERHEAD == 48
+    text = doc_text()
+    assert "`len(encoded) + 24 <= MTU`" in text
+    assert "`size = MTU - 48`" in text
+
+
+def test_no_stray_hex_in_the_vectors_section() -> None:
+    """Every long hex string of the vectors section is one this file checks."""
+    text = doc_text()
+    section = text[text.index("## 14. Test vectors") :]
+    known = {
+        *ALL_VECTORS,
+        ROOT.hex(),
+        ROOT23.hex(),
+        hashlib.sha256(b"").hexdigest(),
+        bytes(range(8)).hex(),  # the mission id of the pair-root vector
+        "47f5a15f3ee5191dd58243490f2b",
+        "15d1ea2939344b8a73371273c8184a2e",
+        "e69a5179a060c9b0",
+    }
+    for found in re.findall(r"\b[0-9a-f]{16,}\b", section):
+        assert found in known, found

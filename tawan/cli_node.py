@@ -193,7 +193,10 @@ def print_status(status: Json, console: Console) -> None:
         console.print(_table("queued", [queues], list(queues)))
     store = status.get("store")
     if isinstance(store, dict):
-        console.print(_table("store", [{**store, "held": status.get("held")}], [*store, "held"]))
+        used, room = store.get("bytes"), store.get("max_bytes")
+        share = f"{used / room:.1%}" if isinstance(used, int) and isinstance(room, int) else None
+        row = {**store, "used": share, "held": status.get("held")}
+        console.print(_table("store", [row], [*store, "used", "held"]))
     failures = status.get("send_failures")
     if isinstance(failures, dict) and failures:
         console.print(_table("send failures", [failures], list(failures)))

@@ -59,7 +59,7 @@ from tawan.sealing import OpenError, SealError, open_message, seal_message
 from tawan.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
 from tawan.stats import EngineStats
 from tawan.status import engine_status
-from tawan.store import HELD, Store, StoredMessage, StoreFull
+from tawan.store import HELD, Store, StoredMessage, StoreError, StoreFull
 from tawan.transmitter import Transmitter
 
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
@@ -386,7 +386,13 @@ class Engine:
             if frame.index == frame.count - 1:
                 self._ack(sender, mid, now)
             return
-        held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
+        try:
+            held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
+        except StoreError:
+            # The sender re-cut the message for another link (a different count): what is
+            # held belongs to the old plan. Keep the new fragment.
+            self.store.drop_fragments(mid)
+            held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
         if held > self.config.max_reassembly_bytes:
             self.store.drop_fragments(mid)
             self._reject(adj.link, adj.peer or "", "reassembly-limit", f"message {mid}")
@@ -522,11 +528,17 @@ class Engine:
     # =============================================================== output
     def transmit(self, now: float) -> list[Transmit]:
         """Frames to put on links now, custody made durable before any acknowledgement."""
+        self._commit()
+        frames = self.tx.transmit(now)
+        if self.guard.reservation_dirty:
+            self._commit()  # a new block of link counters: on disk before any frame leaves
+        return frames
+
+    def _commit(self) -> None:
         if self.guard.reservation_dirty:
             self.store.set_state("link-counters", self.guard.reservation_state())
         if self.store.dirty:
             self.store.commit()
-        return self.tx.transmit(now)
 
     # =============================================================== timers
     def get_timer(self) -> float | None:

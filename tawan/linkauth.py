@@ -39,7 +39,10 @@ class ReplayWindow:
     def check_and_mark(self, counter: int) -> bool:
         if counter > self.highest:
             shift = counter - self.highest
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << REPLAY_WINDOW) - 1)
+            if shift >= REPLAY_WINDOW:  # a jump: nothing below stays in the window
+                self.bitmap = 1
+            else:
+                self.bitmap = ((self.bitmap << shift) | 1) & ((1 << REPLAY_WINDOW) - 1)
             self.highest = counter
             return True
         offset = self.highest - counter
@@ -104,7 +107,7 @@ class LinkGuard:
         window = self.windows.get((sender, epoch))
         if window is None:
             window = self.windows[(sender, epoch)] = ReplayWindow()
-            self._forget_old_windows(sender, epoch)
+            self._forget_old_windows(sender, epoch_now)
         if not window.check_and_mark(frame.counter):
             raise LinkReject("replay", f"counter {frame.counter} from {sender} already seen")
         self.last_epoch[sender] = epoch
@@ -130,8 +133,10 @@ class LinkGuard:
             raise LinkReject("unknown-sender", f"no link key for sender {sender}")
         raise LinkReject("unauthenticated", f"bad link tag on a frame from {sender}")
 
-    def _forget_old_windows(self, sender: int, epoch: int) -> None:
-        for key in [k for k in self.windows if k[0] == sender and k[1] < epoch - 1]:
+    def _forget_old_windows(self, sender: int, epoch_now: int) -> None:
+        """Windows of epochs this node no longer accepts frames from (by its own clock: a
+        sender's clock running ahead must not make an acceptable epoch's window vanish)."""
+        for key in [k for k in self.windows if k[0] == sender and k[1] < epoch_now - 1]:
             del self.windows[key]
 
     def forget_peer(self, peer: int) -> None:

@@ -77,7 +77,7 @@ REJECTION_REASONS: Final = (
 """The reasons the engine gives today, exported at 0 so that a rate exists before the first
 rejection. A reason added later still appears, from its first count on."""
 
-LATENCY: Final = "tawan_delivery_latency_seconds"
+_LATENCY: Final = "tawan_delivery_latency_seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ METRICS: Final = (
                "Smoothed round-trip time, from hellos; absent until measured.", "seconds"),
     MetricSpec("tawan_neighbour_loss_ratio", "gauge", _LN,
                "Frame loss, the worse of the two directions, 0 to 1.", "ratio"),
-    MetricSpec(LATENCY, "histogram", _P,
+    MetricSpec(_LATENCY, "histogram", _P,
                "Seconds from creation at the origin to delivery here.", "seconds"),
 )
 # fmt: on
@@ -283,11 +283,15 @@ def _store_samples(store: Store) -> Iterator[_Sample]:
 def _link_samples(engine: Engine) -> Iterator[_Sample]:
     adjacencies = list(engine.neighbours.adjacencies.values())
     configured = [spec.name for spec in engine.tx.specs()]
-    links = dict.fromkeys([*configured, *engine.stats.links, *(a.link for a in adjacencies)])
-    for link in links:
+    on_link: dict[str, list[Adjacency]] = {name: [] for name in configured}
+    for name in engine.stats.links:
+        on_link.setdefault(name, [])
+    for adj in adjacencies:
+        on_link.setdefault(adj.link, []).append(adj)
+    for link, neighbours in on_link.items():
         stats = engine.stats.links.get(link) or LinkStats()
         label = (link,)
-        yield "tawan_link_up", label, any(a.up for a in adjacencies if a.link == link)
+        yield "tawan_link_up", label, 1.0 if any(a.up for a in neighbours) else 0.0
         yield "tawan_link_frames_sent", label, stats.frames_sent
         yield "tawan_link_frames_received", label, stats.frames_received
         yield "tawan_link_sent_bytes", label, stats.bytes_sent
@@ -300,7 +304,7 @@ def _link_samples(engine: Engine) -> Iterator[_Sample]:
 def _neighbour_samples(adj: Adjacency, roster: Roster) -> Iterator[_Sample]:
     entry = roster.by_address(adj.neighbour)
     label = (adj.link, entry.name if entry is not None else str(adj.neighbour))
-    yield "tawan_neighbour_up", label, adj.up
+    yield "tawan_neighbour_up", label, 1.0 if adj.up else 0.0
     if adj.srtt is not None:
         yield "tawan_neighbour_rtt_seconds", label, adj.srtt
     yield "tawan_neighbour_loss_ratio", label, max(adj.rx_loss, adj.tx_loss)
@@ -361,7 +365,7 @@ class _NodesCollector(Collector):
         """Empty families in METRICS order, with the scalar ones and the histogram by name."""
         node = ["node"] if self.labelled else []
         scalars: dict[str, _Scalar] = {}
-        latency = HistogramMetricFamily(LATENCY, "", labels=[])
+        latency = HistogramMetricFamily(_LATENCY, "", labels=[])
         ordered: list[Metric] = []
         for spec in METRICS:
             labels = [*node, *spec.labels]

@@ -38,6 +38,8 @@ from tawan.stats import EngineStats
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
 DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
 ACKS_PER_FRAME: Final = 64
+ACK_ENTRY_BYTES: Final = 15  # widest acknowledged message id: src, epoch, seq
+ACK_FRAME_OVERHEAD: Final = 24  # kind, array, sender, counter, two list headers, link tag
 BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
 
 _T = TypeVar("_T")
@@ -121,12 +123,16 @@ class Transmitter:
             reports = self._frag_reports.pop(neighbour, [])
             if adj is None:
                 continue
-            for start in range(0, max(len(acks), len(reports), 1), ACKS_PER_FRAME):
-                frame = AckFrame(
-                    self.me, 0, tuple(acks[start : start + ACKS_PER_FRAME]),
-                    tuple(reports[start : start + ACKS_PER_FRAME]),
-                )  # fmt: skip
+            room = adj.profile.mtu - ACK_FRAME_OVERHEAD
+            per_frame = max(1, min(ACKS_PER_FRAME, room // ACK_ENTRY_BYTES))
+            for start in range(0, len(acks), per_frame):
+                frame = AckFrame(self.me, 0, tuple(acks[start : start + per_frame]))
                 self.control(adj, frame)
+            for report in reports:
+                # A map longer than the link allows is cut: fragments past its end count
+                # as missing and are sent again, which costs bandwidth but never a message.
+                bitmap = report.bitmap[: max(1, room - ACK_ENTRY_BYTES - 3)]
+                self.control(adj, AckFrame(self.me, 0, (), (FragState(report.mid, bitmap),)))
 
     def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
         name = state.spec.name

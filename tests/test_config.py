@@ -122,10 +122,10 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
     ("old", "new", "expected"),
     [
         # wrong types and ranges, each naming the key with its dotted path
-        ("mtu = 1200", "mtu = 70000", "links[0].profile.mtu: expected an integer 64..65507, "
+        ("mtu = 1200", "mtu = 70000", "links[0].profile.mtu: expected an integer 128..65507, "
          "found integer 70000"),
         ("mtu = 1200", 'mtu = "1200"', "links[0].profile.mtu: expected an integer"),
-        ("mtu = 1200", "mtu = true", "links[0].profile.mtu: expected an integer 64..65507, "
+        ("mtu = 1200", "mtu = true", "links[0].profile.mtu: expected an integer 128..65507, "
          "found boolean True"),
         ("cost = 1.5", "cost = 0", "links[1].profile.cost: expected a number > 0, "
          "found integer 0"),
@@ -149,7 +149,7 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ('key_file = "keys/relay.key"\n', "", "node.key_file: expected a non-empty string, "
          "found nothing"),
         ('bind = "0.0.0.0:7001"\n', "", "links[0].bind: expected 'host:port'"),
-        ("mtu = 1200\n", "", "links[0].profile.mtu: expected an integer 64..65507, found nothing"),
+        ("mtu = 1200\n", "", "links[0].profile.mtu: expected an integer 128..65507, found nothing"),
         ('listen = "[::1]:7002"\n', "", "links[1].listen: expected 'host:port', or peers"),
         ('address = "10.0.0.1:7001"\n', "", "links[0].peers[0].address: expected 'host:port' "
          "(udp peers need one)"),

@@ -306,7 +306,7 @@ def test_node_refuses_to_start_with_one_line(nodes: Daemons) -> None:
     bad = cli("node", "run", "--config", str(config))
     assert bad.returncode == 2
     assert bad.stderr == (
-        f"tawan node: {config}: links[0].profile.mtu: expected an integer 64..65507, "
+        f"tawan node: {config}: links[0].profile.mtu: expected an integer 128..65507, "
         "found integer 12\n"
     )
     config.write_text(nodes.config_text("alpha"))

@@ -283,12 +283,6 @@ def test_replay_of_the_previous_epoch_after_the_boundary() -> None:
     assert reason(b, old, EPOCH + 1) == "replay"
 
 
-@pytest.mark.xfail(
-    reason="LinkGuard._forget_old_windows drops the window of epoch e as soon as a frame of "
-    "e+2 arrives, measured from the frame's epoch, while the receiver (clock in e+1) still "
-    "accepts frames of e: a sender whose clock runs ahead lets old frames of e be replayed",
-    strict=True,
-)
 def test_replay_of_an_accepted_epoch_after_a_frame_from_the_next() -> None:
     a, b = LinkGuard(A, link_key), LinkGuard(B, link_key)
     old = send(a, hello(), B, epoch=EPOCH)

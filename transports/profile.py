@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import NoReturn
 
-MTU_MIN = 64
+MTU_MIN = 128  # below this a 1 MiB message would need more than 65,535 fragments
 """Below this a frame cannot hold a header and a useful payload."""
 
 MTU_MAX = 65507

@@ -97,9 +97,14 @@ def seal_open_rate(a: Keyring, b: Keyring, dst: int, seconds: float = 2.0) -> fl
     while time.perf_counter() - start < seconds:
         for seq in range(count, count + 500):
             msg = seal_message(
-                a, dst=dst, seq=seq, precedence=Precedence.ROUTINE, created=STEADY["created"], ttl=600,
+                a,
+                dst=dst,
+                seq=seq,
+                precedence=Precedence.ROUTINE,
+                created=STEADY["created"],
+                ttl=600,
                 payload=payload,
-            )  # fmt: skip
+            )
             open_message(b, msg)
         count += 500
     return count / (time.perf_counter() - start)

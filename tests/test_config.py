@@ -149,7 +149,8 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ('key_file = "keys/relay.key"\n', "", "node.key_file: expected a non-empty string, "
          "found nothing"),
         ('bind = "0.0.0.0:7001"\n', "", "links[0].bind: expected 'host:port'"),
-        ("mtu = 1200\n", "", "links[0].profile.mtu: expected an integer 128..65507, found nothing"),
+        ("mtu = 1200\n", "", "links[0].profile.mtu: expected an integer 128..65507, "
+         "found nothing"),
         ('listen = "[::1]:7002"\n', "", "links[1].listen: expected 'host:port', or peers"),
         ('address = "10.0.0.1:7001"\n', "", "links[0].peers[0].address: expected 'host:port' "
          "(udp peers need one)"),

@@ -230,8 +230,14 @@ class Connection:
     async def serve(self) -> None:
         try:
             while (line := await self._read_line()) is not None:
-                if line.strip():
-                    await self._answer(line)
+                # Every request already received is answered together: one commit makes
+                # all of their submissions durable before any of them is acknowledged.
+                batch = [line, *self._buffered_lines()]
+                answers: list[bytes] = []
+                for request in batch:
+                    if request.strip():
+                        await self._answer(request, answers)
+                await self._flush_answers(answers)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; nothing to clean up beyond the stream
         finally:
@@ -251,16 +257,30 @@ class Connection:
         del self.buffer[: end + 1]
         return line
 
+    def _buffered_lines(self) -> list[bytes]:
+        lines = []
+        while (end := self.buffer.find(b"\n")) >= 0:
+            lines.append(bytes(self.buffer[:end]))
+            del self.buffer[: end + 1]
+        return lines
+
     async def _send(self, response: Json) -> None:
         await self.stream.send_all(encode(response))
 
-    async def _answer(self, line: bytes) -> None:
+    async def _flush_answers(self, answers: list[bytes]) -> None:
+        if answers:
+            self.runtime.durable()
+            await self.stream.send_all(b"".join(answers))
+            answers.clear()
+
+    async def _answer(self, line: bytes, answers: list[bytes]) -> None:
         request_id: object = None
         try:
             request = parse_line(line)
             request_id = request.data.get("id")
             handler = HANDLERS[request.op]
             if handler is None:
+                await self._flush_answers(answers)  # keep responses in request order
                 await self._listing(request, request_id)
                 return
             response: Json = {"ok": True, **handler(self.runtime, request)}
@@ -273,7 +293,7 @@ class Connection:
             response = {"ok": False, "error": f"internal error: {exc!r}"}
         if request_id is not None:
             response["id"] = request_id
-        await self._send(response)
+        answers.append(encode(response))
 
     async def _listing(self, request: Request, request_id: object) -> None:
         key, page = LISTINGS[request.op]

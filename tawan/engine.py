@@ -62,6 +62,8 @@ from tawan.status import engine_status
 from tawan.store import HELD, Store, StoredMessage, StoreError, StoreFull
 from tawan.transmitter import Transmitter
 
+SEQ_RESERVE = 1024  # sequence numbers reserved on disk at a time
+
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
 
 
@@ -97,6 +99,8 @@ class Engine:
         self._next_housekeeping = now + config.housekeeping_interval
         self._next_advert = now
         self._advert_pending = True
+        self._must_commit = False
+        self._dirty_since: float | None = None
         self._epoch = self._epoch_at(now)
         # True when the keyring ratcheted and erased old roots: the driver saves the key file.
         self.keys_dirty = self.keys.advance(self._epoch)
@@ -114,6 +118,11 @@ class Engine:
         state = self.store.get_state("link-counters")
         if state:
             self.guard.load_reservations(state)
+        # Resume numbering above everything that may have been used before a crash.
+        self._created_floor, self._seq_epoch, self._next_seq = _unpack_ints(
+            self.store.get_state("seq"), 3
+        )
+        self._seq_reserved = self._next_seq
         for msg, hop in self.store.pending():
             self._enqueue(hop, msg)
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
@@ -159,14 +168,21 @@ class Engine:
 
     def _allocate_id(self, now: float) -> tuple[int, int]:
         """Creation time never goes backwards and (epoch, seq) never repeats: the nonce
-        of the end-to-end AEAD is built from them."""
-        last_created, last_epoch, next_seq = _unpack_ints(self.store.get_state("seq"), 3)
-        created = max(self._mission_seconds(now), last_created)
+        of the end-to-end AEAD is built from them. Sequence numbers are reserved on disk in
+        blocks, and a new block is committed before any message numbered from it leaves."""
+        created = max(self._mission_seconds(now), self._created_floor)
         epoch = created // self.keys.epoch_seconds
-        seq = next_seq if epoch == last_epoch else 0
+        if epoch != self._seq_epoch:
+            self._seq_epoch, self._next_seq, self._seq_reserved = epoch, 0, 0
+        seq = self._next_seq
         if seq > U32:
             raise SubmitError(f"more than {U32} messages in one epoch")
-        self.store.set_state("seq", msgpack.packb([created, epoch, seq + 1]))
+        self._next_seq += 1
+        if seq >= self._seq_reserved:
+            self._seq_reserved = seq + SEQ_RESERVE
+            self._created_floor = created
+            self.store.set_state("seq", msgpack.packb([created, epoch, self._seq_reserved]))
+            self._must_commit = True
         return created, seq
 
     def update_roster(self, roster: Roster) -> None:
@@ -263,7 +279,9 @@ class Engine:
         self.store.mark_seen(mid, msg.expires)
         if local:
             self._deliver(msg, mid, now, adj)
-        self._ack(sender, mid, now)
+        # FLASH and OVERRIDE are acknowledged (and so committed) at once; the rest wait up to
+        # `ack_delay` to share one commit and one acknowledgement frame with their neighbours.
+        self.tx.ack(sender, mid, now, urgent=msg.precedence >= Precedence.FLASH)
 
     def _is_for_me(self, dst: int) -> bool:
         if dst == self.me:
@@ -527,22 +545,40 @@ class Engine:
     # =============================================================== output
     # =============================================================== output
     def transmit(self, now: float) -> list[Transmit]:
-        """Frames to put on links now, custody made durable before any acknowledgement."""
-        self._commit()
+        """Frames to put on links now.
+
+        The store is committed first when anything about to leave depends on it: custody
+        acknowledgements (the message must be on disk before the sender may forget it), and
+        new blocks of sequence numbers or link counters. Other writes wait at most
+        `commit_interval`, so one commit covers many messages (group commit).
+        """
+        if self.store.dirty and self._dirty_since is None:
+            self._dirty_since = now
+        if self._must_commit or self.tx.acks_due(now) or self._commit_overdue(now):
+            self.commit()
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
-            self._commit()  # a new block of link counters: on disk before any frame leaves
+            self.commit()  # a new block of link counters: on disk before any frame leaves
         return frames
 
-    def _commit(self) -> None:
+    def _commit_overdue(self, now: float) -> bool:
+        since = self._dirty_since
+        return since is not None and now >= since + self.config.commit_interval
+
+    def commit(self) -> None:
+        """Make everything accepted so far durable (the API calls it before answering)."""
         if self.guard.reservation_dirty:
             self.store.set_state("link-counters", self.guard.reservation_state())
         if self.store.dirty:
             self.store.commit()
+        self._must_commit = False
+        self._dirty_since = None
 
     # =============================================================== timers
     def get_timer(self) -> float | None:
         deadlines = [self._next_hello, self._next_housekeeping, *self.tx.deadlines()]
+        if self._dirty_since is not None:
+            deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)
         return min(deadlines)
@@ -605,9 +641,7 @@ class Engine:
         return {dst: hop for dst in self.router.reachable() if (hop := self.router.next_hop(dst))}
 
     def close(self) -> None:
-        if self.guard.reservation_dirty:
-            self.store.set_state("link-counters", self.guard.reservation_state())
-        self.store.commit()
+        self.commit()
 
 
 def _unpack_ints(state: bytes | None, count: int) -> list[int]:

@@ -42,8 +42,12 @@ from tawan.precedence import Precedence
 from tawan.store import Store
 from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUnavailable, PeerUp
 
-SEND_BUFFER = 256
-"""Frames queued per link before the sender drops (and counts) new ones."""
+READ_BATCH = 256
+"""Frames fed to the engine per turn of a link's reader before the pump runs."""
+
+SEND_BUFFER = 16384
+"""Frames queued per link before the sender drops (and counts) new ones. The engine paces each
+link at its nominal rate, so this only fills when a link is slower than its profile says."""
 THROTTLE_SECONDS = 10.0
 """Lines an outsider can provoke (rejected frames, failed sends) repeat at most this often."""
 
@@ -125,6 +129,8 @@ class Runtime:
         self.clock = clock
         self.inbox_changed = Pulse()
         self.receipts_changed = Pulse()
+        self._inbox_news = False
+        self._receipts_news = False
         self.send_failures: Counter[str] = Counter()  # by "link/reason"
         self.after_timer: Callable[[], None] | None = None  # e.g. persist advanced keys
         self.observers: list[Callable[[Event], None]] = []  # see every event (metrics)
@@ -171,10 +177,11 @@ class Runtime:
             sign=sign,
             now=self.clock(),
         )
-        log.info(
-            kv(event="submitted", mid=format_mid(mid), to=self.name_of(dst),
-               precedence=precedence.name.lower(), size=len(payload))
-        )  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):  # one line per message: a trace, not the log
+            log.debug(
+                kv(event="submitted", mid=format_mid(mid), to=self.name_of(dst),
+                   precedence=precedence.name.lower(), size=len(payload))
+            )  # fmt: skip
         self.wake()
         return mid
 
@@ -200,17 +207,27 @@ class Runtime:
             task_status.started()
 
     async def _read_loop(self, link: Link) -> None:
-        async for event in link.events:
-            now = self.clock()
-            if isinstance(event, FrameReceived):
-                self.engine.receive(link.name, event.peer, event.data, now)
-            elif isinstance(event, PeerUp):
-                log.info(kv(event="peer_up", link=link.name, peer=event.peer))
-                self.engine.peer_up(link.name, event.peer, now)
-            elif isinstance(event, PeerDown):
-                log.info(kv(event="peer_down", link=link.name, peer=event.peer))
-                self.engine.peer_down(link.name, event.peer, now)
+        async for first in link.events:
+            self._feed(link, first)
+            # Everything already waiting goes in before the pump runs: one batch, one commit.
+            for _ in range(READ_BATCH):
+                try:
+                    event = link.events.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                self._feed(link, event)
             self._wake.set()
+
+    def _feed(self, link: Link, event: FrameReceived | PeerUp | PeerDown) -> None:
+        now = self.clock()
+        if isinstance(event, FrameReceived):
+            self.engine.receive(link.name, event.peer, event.data, now)
+        elif isinstance(event, PeerUp):
+            log.info(kv(event="peer_up", link=link.name, peer=event.peer))
+            self.engine.peer_up(link.name, event.peer, now)
+        elif isinstance(event, PeerDown):
+            log.info(kv(event="peer_down", link=link.name, peer=event.peer))
+            self.engine.peer_down(link.name, event.peer, now)
 
     async def _pump(self) -> None:
         while True:
@@ -230,6 +247,8 @@ class Runtime:
     def flush(self, now: float) -> None:
         """Queue what the engine wants sent, then report what it has to say."""
         for transmit in self.engine.transmit(now):
+            if self._send_at_once(transmit):
+                continue
             sender = self._senders.get(transmit.link)
             if sender is None:
                 self._send_failed(transmit.link, transmit.peer, "unknown_link", "not configured")
@@ -240,6 +259,37 @@ class Runtime:
                 self._send_failed(transmit.link, transmit.peer, "queue_full", "sender behind")
         while (event := self.engine.next_event()) is not None:
             self._report(event)
+        self._tell_followers()
+
+    def _tell_followers(self) -> None:
+        """An application sees a message only once it is durable: were the node to crash
+        after showing it, the message would arrive again and be shown twice."""
+        if self.store.dirty:
+            return
+        if self._inbox_news:
+            self._inbox_news = False
+            self.inbox_changed.fire()
+        if self._receipts_news:
+            self._receipts_news = False
+            self.receipts_changed.fire()
+
+    def durable(self) -> None:
+        """Commit what was accepted, e.g. before the API acknowledges submissions."""
+        self.engine.commit()
+        self._tell_followers()
+
+    def _send_at_once(self, transmit: Transmit) -> bool:
+        """Datagram links send without a hop through the sender task."""
+        link = self.links.get(transmit.link)
+        if link is None:
+            return False
+        try:
+            return link.send_nowait(transmit.peer, transmit.data)
+        except PeerUnavailable as exc:
+            self._send_failed(link.name, transmit.peer, "peer_unavailable", exc.reason)
+        except FrameTooLarge as exc:
+            self._send_failed(link.name, transmit.peer, "frame_too_large", str(exc))
+        return True
 
     async def _send_loop(self, link: Link, frames: trio.MemoryReceiveChannel[Transmit]) -> None:
         async for transmit in frames:
@@ -262,19 +312,23 @@ class Runtime:
         for observe in self.observers:
             observe(event)
         if isinstance(event, Delivered):
-            self.inbox_changed.fire()
+            self._inbox_news = True  # told to followers once committed (see `flush`)
         elif isinstance(event, ReceiptReceived):
-            self.receipts_changed.fire()
+            self._receipts_news = True
         elif isinstance(event, FrameRejected):
             key = f"frame_rejected/{event.link}/{event.reason}"
             if (skipped := self._throttle.allow(key, self.clock())) is None:
                 return
             log.info(kv(**self._fields(event), skipped=skipped))
             return
-        level = (
-            logging.WARNING if isinstance(event, MessageEvicted | MessageRefused) else logging.INFO
-        )
-        log.log(level, kv(**self._fields(event)))
+        if isinstance(event, MessageEvicted | MessageRefused):
+            level = logging.WARNING
+        elif isinstance(event, Delivered):
+            level = logging.DEBUG  # one line per message: a trace, not the log
+        else:
+            level = logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, kv(**self._fields(event)))
 
     def _fields(self, event: Event) -> dict[str, object]:
         """What a log line says about `event`, names instead of addresses."""

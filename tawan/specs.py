@@ -51,6 +51,7 @@ class EngineConfig:
     hello_interval: float = 2.0
     dead_interval: float = 7.0
     ack_delay: float = 0.005
+    commit_interval: float = 0.01  # longest a write waits for a group commit
     retransmit_floor: float = 0.2
     retransmit_ceiling: float = 60.0
     max_hops: int = 16
@@ -58,6 +59,9 @@ class EngineConfig:
     advert_min_interval: float = 0.2
     housekeeping_interval: float = 1.0
     max_reassembly_bytes: int = 16 << 20
+    # Messages sent to one neighbour and not yet acknowledged: a window, so a fast sender
+    # is clocked by its neighbour's acknowledgements instead of overrunning it.
+    window: int = 256
     static_routes: Mapping[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,5 +75,7 @@ class EngineConfig:
                 raise ValueError(f"engine {name}: expected > 0, found {getattr(self, name)}")
         if self.dead_interval <= self.hello_interval:
             raise ValueError("engine dead_interval must be longer than hello_interval")
+        if self.window < 1:
+            raise ValueError(f"engine window: expected >= 1, found {self.window}")
         if not 1 <= self.max_hops <= 255:
             raise ValueError(f"engine max_hops: expected 1..255, found {self.max_hops}")

@@ -31,6 +31,7 @@ from tawan.frames import (
 )
 from tawan.linkauth import LinkGuard, LinkReject
 from tawan.neighbours import Adjacency, NeighbourTable
+from tawan.precedence import Precedence
 from tawan.queues import NeighbourQueue, Outgoing
 from tawan.specs import EngineConfig, LinkSpec
 from tawan.stats import EngineStats
@@ -81,14 +82,21 @@ class Transmitter:
         return [state.spec for state in self.links.values()]
 
     # ------------------------------------------------------------------ what to send
-    def ack(self, neighbour: int, mid: MessageId, now: float) -> None:
+    def ack(self, neighbour: int, mid: MessageId, now: float, *, urgent: bool = False) -> None:
         """Acknowledge custody, batched for `ack_delay` so one frame carries many."""
         self._acks.setdefault(neighbour, []).append(mid)
-        self._arm_ack(now)
+        if urgent:
+            self._ack_due = now
+        else:
+            self._arm_ack(now)
 
     def report_fragments(self, neighbour: int, state: FragState, now: float) -> None:
         self._frag_reports.setdefault(neighbour, []).append(state)
         self._arm_ack(now)
+
+    def acks_due(self, now: float) -> bool:
+        """Acknowledgements will go out in this turn (the store must be committed first)."""
+        return self._ack_due is not None and self._ack_due <= now
 
     def _arm_ack(self, now: float) -> None:
         if self._ack_due is None:
@@ -154,7 +162,7 @@ class Transmitter:
         best_rank = (0, 0)
         for neighbour, queue in self.queues.items():
             item = queue.peek()
-            if item is None:
+            if item is None or not self._window_open(queue, item):
                 continue
             adj = self.neighbours.best_link(neighbour)
             if adj is None or adj.link != link:
@@ -163,6 +171,12 @@ class Transmitter:
             if best is None or rank < best_rank:
                 best, best_rank = (adj, queue, item), rank
         return best
+
+    def _window_open(self, queue: NeighbourQueue, item: Outgoing) -> bool:
+        """Room in the neighbour's window; FLASH and OVERRIDE may use twice as much, so a
+        window full of routine traffic delays them by one acknowledgement at most."""
+        window = self.config.window * (2 if item.precedence >= Precedence.FLASH else 1)
+        return len(queue.in_flight) < window or item.mid in queue.in_flight
 
     def _emit_piece(
         self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, item: Outgoing,
@@ -226,8 +240,9 @@ class Transmitter:
 
     def _has_work(self, link: str) -> bool:
         for neighbour, queue in self.queues.items():
-            if not queue.waiting:
-                continue
+            item = queue.peek()
+            if item is None or not self._window_open(queue, item):
+                continue  # nothing to send, or waiting for acknowledgements (not a timer)
             adj = self.neighbours.best_link(neighbour)
             if adj is not None and adj.link == link:
                 return True

@@ -172,7 +172,7 @@ async def test_message_of_every_precedence_is_delivered_once(
 async def test_group_message_is_delivered(
     autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tawan.node")
+    caplog.set_level(logging.DEBUG, logger="tawan.node")  # deliveries are traced at DEBUG
     async with running_pair() as pair:
         send(pair.alpha, "ops", "to the group", Precedence.FLASH)
         await wait_inbox(pair.bravo, 1)

@@ -119,6 +119,16 @@ class Link(abc.ABC):
             raise LinkError(f"link {self.name}: run() may be called only once")
         self._has_run = True
 
+    def send_nowait(self, peer: str, frame: bytes) -> bool:
+        """Send at once without yielding to the scheduler, if this link can; False means
+        "use `send`" (not supported, or it would block). Raises like `send` otherwise.
+
+        Datagram links implement it: a sendto on a non-blocking socket costs microseconds,
+        a hop through a sender task costs a scheduler round.
+        """
+        del peer, frame
+        return False
+
     def _check_frame(self, frame: bytes) -> None:
         if len(frame) > self.profile.mtu:
             raise FrameTooLarge(self.name, len(frame), self.profile.mtu)

@@ -9,6 +9,7 @@ answers is the node's business (its hellos and acknowledgements).
 from __future__ import annotations
 
 import logging
+import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,10 @@ LEARNED_PEERS_MAX = 1024
 """Unconfigured senders remembered so the node can answer them; bounded against floods."""
 
 _SockAddr = tuple[Any, ...]
+
+
+SOCKET_BUFFER_BYTES = 4 << 20
+RECEIVE_BATCH = 64
 
 
 class UdpLink(Link):
@@ -63,6 +68,7 @@ class UdpLink(Link):
         self._addr_peer: dict[tuple[Any, Any], str] = {}
         self._learned: OrderedDict[str, _SockAddr] = OrderedDict()
         self._sock: trio.socket.SocketType | None = None
+        self._raw: socket.socket | None = None  # the same socket, for non-blocking calls
         self._family = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -78,6 +84,7 @@ class UdpLink(Link):
                 await self._receive_loop(sock)
         finally:
             self._sock = None
+            self._raw = None
             self._local_address = None
             self._event_send.close()
 
@@ -94,6 +101,23 @@ class UdpLink(Link):
         except (OSError, trio.ClosedResourceError) as exc:
             raise PeerUnavailable(self.name, peer, f"send failed: {exc}") from exc
         self._count_sent(frame)
+
+    def send_nowait(self, peer: str, frame: bytes) -> bool:
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check_frame(frame)
+        addr = self._peer_addr.get(peer) or self._learned.get(peer)
+        if addr is None:
+            raise PeerUnavailable(self.name, peer, "neither configured nor a recent sender")
+        try:
+            raw.sendto(frame, addr)
+        except BlockingIOError:
+            return False  # the socket buffer is full: the caller queues it for `send`
+        except OSError as exc:
+            raise PeerUnavailable(self.name, peer, f"send failed: {exc}") from exc
+        self._count_sent(frame)
+        return True
 
     async def add_peer(self, peer: str) -> None:
         """Configure another peer at run time (PeerUp once resolved), e.g. a new neighbour."""
@@ -120,12 +144,18 @@ class UdpLink(Link):
             host, port, type=trio.socket.SOCK_DGRAM, flags=trio.socket.AI_PASSIVE
         )
         family, _, _, _, sockaddr = infos[0]
-        sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        raw.setblocking(False)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            # Room for a burst between two turns of the event loop; the kernel caps it.
+            raw.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        sock = trio.socket.from_stdlib_socket(raw)
         try:
             await sock.bind(sockaddr)
         except BaseException:
             sock.close()
             raise
+        self._raw = raw
         self._family = family
         bound = sock.getsockname()
         self._local_address = format_endpoint(bound[0], bound[1])
@@ -159,6 +189,22 @@ class UdpLink(Link):
             except (ConnectionResetError, ConnectionRefusedError) as exc:
                 # Some platforms report an earlier ICMP port-unreachable on the next receive.
                 _log.debug("link %s: ignoring %s", self.name, exc)
+                continue
+            self._on_datagram(buffer, size, addr)
+            self._drain_ready(buffer)
+
+    def _drain_ready(self, buffer: bytearray) -> None:
+        """Take what else the kernel already holds, without a scheduler round per datagram,
+        so the node sees a burst as one batch (one commit, one acknowledgement frame)."""
+        raw = self._raw
+        for _ in range(RECEIVE_BATCH):
+            if raw is None:
+                return
+            try:
+                size, addr = raw.recvfrom_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (ConnectionResetError, ConnectionRefusedError):
                 continue
             self._on_datagram(buffer, size, addr)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
+from crypto.plan import MissionPlan
 from tawan.engine import Engine, EngineConfig, LinkSpec, PeerSpec
 from tawan.events import Delivered, Event
 from tawan.precedence import Precedence
@@ -54,6 +55,7 @@ class Net:
         store_max_bytes: int = 64 << 20,
     ) -> None:
         self.rng = random.Random(seed)
+        self.seed = seed
         self.roster, self.keys = build_mission(names, random.Random(seed), t0=T0)
         self.links = {link.name: link for link in links}
         self.now = START
@@ -84,6 +86,18 @@ class Net:
         return Engine(
             keyring, self.stores[name], self.config, specs, random.Random(seed), self.now
         )
+
+    def revoke(self, name: str) -> None:
+        """The mission authority revokes `name`; every other node gets the new roster."""
+        authority = MissionPlan.new(
+            random.Random(self.seed).randbytes, t0=T0, epoch_seconds=3600, grace_epochs=24
+        ).authority
+        plan = MissionPlan.from_roster(authority, self.roster, {})
+        plan.revoke(name)
+        self.roster = plan.roster()
+        for other, engine in self.engines.items():
+            if other != name:
+                engine.update_roster(self.roster)
 
     def restart(self, name: str) -> None:
         """The node's process dies and comes back on the same (committed) store."""

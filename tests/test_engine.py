@@ -288,3 +288,17 @@ def test_stream_survives_losing_its_bearer() -> None:
     assert sorted(got) == sorted(mids)
     worst = max(e.latency for e in got.values())
     assert worst < EngineConfig().dead_interval + 5  # failover within seconds
+
+
+def test_revoked_node_is_cut_off() -> None:
+    net = abc()
+    net.submit("a", "c", b"before", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(2)
+    net.revoke("a")
+    net.submit("a", "c", b"after capture", precedence=Precedence.FLASH, ttl=600)
+    net.run(5)
+    assert [e.payload for e in net.delivered("c")] == [b"before"]
+    b = net.engines["b"]
+    assert b.stats.rejected["unknown-sender"] > 0  # its link key is gone
+    with pytest.raises(SubmitError, match="revoked"):
+        b.submit(net.address("a"), b"x", precedence=Precedence.ROUTINE, ttl=60, now=net.now)

@@ -35,6 +35,7 @@ name = "{name}"
 key_file = "mission/nodes/{name}.key"
 roster = "mission/roster.tawan"
 store = "{name}.db"
+durability = "{durability}"
 
 [api]
 address = "127.0.0.1:{api}"
@@ -64,7 +65,7 @@ def free_port(kind: socket.SocketKind) -> int:
         return int(sock.getsockname()[1])
 
 
-def write_configs(base: Path) -> dict[str, str]:
+def write_configs(base: Path, durability: str) -> dict[str, str]:
     init_mission(base / "mission")
     for name in NAMES:
         add_node(base / "mission", name)
@@ -82,7 +83,8 @@ def write_configs(base: Path) -> dict[str, str]:
             LINK.format(link=link, port=port, peer=peer, peer_port=peer_port)
             for link, port, peer, peer_port in links[name]
         )
-        (base / f"{name}.toml").write_text(CONFIG.format(name=name, api=api, links=text))
+        config = CONFIG.format(name=name, api=api, links=text, durability=durability)
+        (base / f"{name}.toml").write_text(config)
     return apis
 
 
@@ -215,11 +217,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument(
+        "--durability", choices=("process", "power"), default="process",
+        help="the nodes' store durability (default: the nodes' own default, process)",
+    )  # fmt: skip
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tawan-bench-"))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        apis = write_configs(base)
+        apis = write_configs(base, args.durability)
         procs = start(base)
         wait_route(apis["alpha"], "charlie")
         print(f"three daemons up ({base})")

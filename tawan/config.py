@@ -216,7 +216,7 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
         key_file=node.path_value("key_file"),
         roster=node.path_value("roster"),
         store=node.path_value("store"),
-        durability=node.choice("durability", DURABILITIES, "power"),  # type: ignore[arg-type]
+        durability=node.choice("durability", DURABILITIES, "process"),  # type: ignore[arg-type]
         store_max_bytes=node.integer("store_max_bytes", 1 << 20, None, DEFAULT_STORE_MAX_BYTES),
         api_address=_api_address(api),
         metrics_address=metrics.endpoint("address") if metrics.has("address") else None,

@@ -106,7 +106,7 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
         store = "a.db"
     """
     config = load_config(write(tmp_path, minimal))
-    assert config.durability == "power"
+    assert config.durability == "process"
     assert config.api_address == "127.0.0.1:7470"
     assert config.metrics_address is None
     assert config.links == ()

@@ -45,8 +45,8 @@ def address(name: str) -> int:
 class PipeLink(Link):
     """One end of an in-memory link: what this end sends arrives at `other` after `delay`."""
 
-    def __init__(self, name: str, me: str) -> None:
-        super().__init__(name, PROFILE)
+    def __init__(self, name: str, me: str, profile: BearerProfile = PROFILE) -> None:
+        super().__init__(name, profile)
         self.me = me
         self.other: PipeLink | None = None
         self.refuse = False
@@ -75,8 +75,8 @@ class PipeLink(Link):
         await other._emit(FrameReceived(self.me, frame))
 
 
-def pipe(a: str, b: str) -> tuple[PipeLink, PipeLink]:
-    end_a, end_b = PipeLink(f"{a}-{b}", a), PipeLink(f"{a}-{b}", b)
+def pipe(a: str, b: str, profile: BearerProfile = PROFILE) -> tuple[PipeLink, PipeLink]:
+    end_a, end_b = PipeLink(f"{a}-{b}", a, profile), PipeLink(f"{a}-{b}", b, profile)
     end_a.other, end_b.other = end_b, end_a
     return end_a, end_b
 
@@ -84,8 +84,8 @@ def pipe(a: str, b: str) -> tuple[PipeLink, PipeLink]:
 def make_runtime(name: str, links: dict[str, tuple[PipeLink, str]]) -> Runtime:
     """A node `name` whose links lead to the named neighbours; call inside trio."""
     specs = [
-        LinkSpec(link_name, PROFILE, (PeerSpec(address(neighbour), neighbour),))
-        for link_name, (_, neighbour) in links.items()
+        LinkSpec(link_name, link.profile, (PeerSpec(address(neighbour), neighbour),))
+        for link_name, (link, neighbour) in links.items()
     ]
     store = Store.memory()
     keyring = Keyring(KEYS[name], ROSTER)
@@ -103,9 +103,9 @@ class Pair:
 
 
 @asynccontextmanager
-async def running_pair() -> AsyncIterator[Pair]:
+async def running_pair(profile: BearerProfile = PROFILE) -> AsyncIterator[Pair]:
     """alpha and bravo, running and neighbours, for the duration of the block."""
-    link_a, link_b = pipe("alpha", "bravo")
+    link_a, link_b = pipe("alpha", "bravo", profile)
     pair = Pair(
         make_runtime("alpha", {link_a.name: (link_a, "bravo")}),
         make_runtime("bravo", {link_b.name: (link_b, "alpha")}),
@@ -167,6 +167,30 @@ async def test_message_of_every_precedence_is_delivered_once(
         f"hello {p.name}" for p in Precedence
     )
     assert pair.alpha.store.message_count() == 0  # custody handed over and acknowledged
+
+
+async def test_flash_overtakes_a_megabyte_of_routine_at_64_kbit(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The real runtime, paced at 64 kbit/s: FLASH goes at the next fragment boundary."""
+    slow = BearerProfile(name="vhf", rate_bps=64_000, delay_s=0.02, mtu=1400, cost=1.0)
+    arrived: dict[bytes, float] = {}
+    async with running_pair(slow) as pair:
+        await trio.sleep(3)  # neighbours meet
+        big = bytes(random.Random(3).randbytes(1 << 20))  # incompressible
+        pair.alpha.submit(address("bravo"), big, precedence=Precedence.ROUTINE, ttl=3600)
+        await trio.sleep(10)
+        flash_sent = trio.current_time()
+        send(pair.alpha, "bravo", "FLASH: contact", Precedence.FLASH)
+        with trio.fail_after(600):
+            while len(arrived) < 2:
+                await pair.bravo.inbox_changed.wait()
+                for entry in pair.bravo.store.inbox():
+                    arrived.setdefault(entry.payload[:16], trio.current_time())
+    flash_latency = arrived[b"FLASH: contact"] - flash_sent
+    routine_done = arrived[big[:16]] - flash_sent
+    assert flash_latency < 1.0
+    assert routine_done > 100  # 1 MiB at 64 kbit/s: over two minutes on the air
 
 
 async def test_group_message_is_delivered(

@@ -457,8 +457,12 @@ class Engine:
         if queue is None:
             return
         for mid in frame.acks:
-            if queue.remove(mid) is not None:
-                self.store.remove_next_hop(mid, adj.neighbour)
+            item = queue.remove(mid)
+            if item is None:
+                continue
+            self.store.remove_next_hop(mid, adj.neighbour)
+            if item.attempts == 1 and item.link == adj.link:  # Karn: never a resent one
+                adj.add_rtt_sample(now - item.sent_at)
         for state in frame.partial:
             item = queue.in_flight.get(state.mid)
             if item is None or not item.chunk_size:

@@ -30,6 +30,7 @@ class Outgoing:
     to_send: list[int] = field(default_factory=list)  # fragment indices still to put on air
     attempts: int = 0
     deadline: float = 0.0  # retransmission deadline while in flight
+    sent_at: float = 0.0  # when its last piece went on the air
     link: str = ""  # the link the current plan was made for ("": not planned yet)
 
     @property
@@ -74,9 +75,10 @@ class NeighbourQueue:
             heapq.heappop(self._heap)  # sent, acknowledged or dropped since it was pushed
         return None
 
-    def sent_all(self, item: Outgoing, deadline: float) -> None:
+    def sent_all(self, item: Outgoing, now: float, deadline: float) -> None:
         """Every piece of `item` is on the air: wait for the acknowledgement."""
         self.waiting.pop(item.mid, None)
+        item.sent_at = now
         item.deadline = deadline
         item.attempts += 1
         self.in_flight[item.mid] = item

@@ -200,7 +200,7 @@ class Transmitter:
             backlog = max(0.0, state.busy_until - now)
             timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
             timeout = min(timeout * 2 ** min(item.attempts, 8), self.config.retransmit_ceiling)
-            queue.sent_all(item, now + timeout)
+            queue.sent_all(item, now, now + timeout)
             heapq.heappush(self.retransmit, (item.deadline, queue.neighbour, item.mid))
 
     def _encode_data(self, encoded_message: bytes, counter: int) -> bytes:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import msgpack
 
+from crypto.errors import RosterError
 from crypto.roster import Roster
 from tawan.events import (
     Delivered,
@@ -104,6 +105,7 @@ class Engine:
         self._epoch = self._epoch_at(now)
         # True when the keyring ratcheted and erased old roots: the driver saves the key file.
         self.keys_dirty = self.keys.advance(self._epoch)
+        self._check_roster_version()
         self._restore(now)
 
     # =============================================================== time and identity
@@ -112,6 +114,22 @@ class Engine:
 
     def _epoch_at(self, now: float) -> int:
         return self.keys.epoch_of(now - self.keys.t0)
+
+    def _check_roster_version(self) -> None:
+        """Refuse a roster older than one this node already used: an old roster would bring
+        back nodes that were revoked since."""
+        known = int.from_bytes(self.store.get_state("roster-version") or b"", "big")
+        version = self.keys.roster.version
+        if version < known:
+            raise RosterError(
+                f"roster version {version} is older than version {known}, which this node "
+                "already used: install the newer roster"
+            )
+        self._remember_roster_version()
+
+    def _remember_roster_version(self) -> None:
+        self.store.set_state("roster-version", self.keys.roster.version.to_bytes(8, "big"))
+        self.store.commit()
 
     def _restore(self, now: float) -> None:
         """Carry on after a restart: counters, then every message still in custody."""
@@ -188,6 +206,7 @@ class Engine:
     def update_roster(self, roster: Roster) -> None:
         """A newer signed roster: drop everything of nodes it revokes."""
         self.keys.update_roster(roster)
+        self._remember_roster_version()
         for entry in roster.nodes:
             if entry.revoked:
                 self.guard.forget_peer(entry.address)

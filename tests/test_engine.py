@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from harness import FakeLink, Net, chain, profile
 
-from tawan.engine import EngineConfig, SubmitError
+from crypto.errors import RosterError
+from crypto.keyring import Keyring
+from tawan.engine import Engine, EngineConfig, SubmitError
 from tawan.events import (
     Delivered,
     FrameRejected,
@@ -302,3 +305,14 @@ def test_revoked_node_is_cut_off() -> None:
     assert b.stats.rejected["unknown-sender"] > 0  # its link key is gone
     with pytest.raises(SubmitError, match="revoked"):
         b.submit(net.address("a"), b"x", precedence=Precedence.ROUTINE, ttl=60, now=net.now)
+
+
+def test_an_older_roster_is_refused_after_a_newer_one() -> None:
+    net = abc()
+    old_roster = net.roster
+    net.revoke("a")  # b now uses roster version + 1
+    with pytest.raises(RosterError, match="older than version"):
+        Engine(
+            Keyring(net.keys["b"], old_roster), net.stores["b"], EngineConfig(), [],
+            random.Random(1), net.now,
+        )  # fmt: skip

@@ -36,6 +36,8 @@ class FakeLink:
     b: str
     profile: BearerProfile
     loss: float = 0.0
+    duplicate: float = 0.0  # chance a frame arrives twice
+    jitter: float = 0.0  # up to this many seconds of extra delay: frames overtake each other
     up: bool = True
     free_at: dict[str, float] = field(default_factory=dict)
 
@@ -122,8 +124,10 @@ class Net:
         start = max(self.now, link.free_at.get(sender, 0.0))
         done = start + len(data) * 8 / link.profile.rate_bps
         link.free_at[sender] = done
-        arrival = done + link.profile.delay_s
-        heapq.heappush(self._heap, (arrival, next(self._order), peer, link_name, sender, data))
+        copies = 2 if self.rng.random() < link.duplicate else 1
+        for _ in range(copies):
+            arrival = done + link.profile.delay_s + self.rng.random() * link.jitter
+            heapq.heappush(self._heap, (arrival, next(self._order), peer, link_name, sender, data))
 
     def run(self, seconds: float, max_steps: int = 2_000_000) -> None:
         end = self.now + seconds

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tawan.precedence import Precedence
 
-NAMES = {"a": [], "b": [], "c": [], "d": []}
+NAMES: dict[str, list[str]] = {"a": [], "b": [], "c": [], "d": []}
 
 
 @settings(max_examples=25, deadline=None)

@@ -103,8 +103,9 @@ class Engine:
         self._must_commit = False
         self._dirty_since: float | None = None
         self._epoch = self._epoch_at(now)
-        # True when the keyring ratcheted and erased old roots: the driver saves the key file.
-        self.keys_dirty = self.keys.advance(self._epoch)
+        # Ratchet to the current epoch, erasing roots older than the grace period; the
+        # driver saves the key file when the keyring's oldest epoch moves (tawan.daemon).
+        self.keys.advance(self._epoch)
         self._check_roster_version()
         self._restore(now)
 
@@ -168,6 +169,7 @@ class Engine:
         msg = self._seal_local(dst, payload, precedence, ttl, receipt, sign, False, now)
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")
+        self.store.mark_seen(msg.mid(self.keys.epoch_seconds), msg.expires)  # echoes: dups
         self.stats.submitted[precedence.name.lower()] += 1
         return msg.mid(self.keys.epoch_seconds)
 
@@ -275,8 +277,7 @@ class Engine:
         mid = msg.mid(self.keys.epoch_seconds)
         sender = adj.neighbour
         if self.store.seen(mid):
-            self.stats.duplicates += 1
-            self._ack(sender, mid, now)
+            self._on_seen_again(msg, mid, adj, now)
             return
         if self.keys.roster.is_revoked(msg.src):
             self._reject(adj.link, adj.peer or "", "revoked", f"message from revoked {msg.src}")
@@ -302,6 +303,20 @@ class Engine:
         # `ack_delay` to share one commit and one acknowledgement frame with their neighbours.
         self.tx.ack(sender, mid, now, urgent=msg.precedence >= Precedence.FLASH)
 
+    def _on_seen_again(self, msg: Message, mid: MessageId, adj: Adjacency, now: float) -> None:
+        """A message this node has handled before. Still in custody here, or for this node
+        alone: a duplicate. Otherwise it came back after this node handed it on (views of
+        the network differed and a neighbour re-routed it): carry it again, so that no
+        relay's memory of a message ever stops it, but never deliver it twice."""
+        sender = adj.neighbour
+        again = msg.dst != self.me and msg.hops + 1 < self.config.max_hops
+        if again and self.store.get_message(mid) is None:
+            if not self._take_custody(msg.with_hops(msg.hops + 1), sender, now, local=False):
+                return  # refused: the sender keeps custody
+        else:
+            self.stats.duplicates += 1
+        self._ack(sender, mid, now)
+
     def _is_for_me(self, dst: int) -> bool:
         if dst == self.me:
             return True
@@ -326,8 +341,10 @@ class Engine:
             self.stats.refused[msg.precedence.name.lower()] += 1
             self._events.append(MessageRefused(mid, msg.precedence))
             return False
-        if not hops:
-            self.store.hold(mid)  # no route yet: keep it until one appears
+        except StoreError:
+            return True  # already in custody here (a copy that came round): a duplicate
+        if hops and self._still_unreached(msg.dst):
+            self.store.also_hold(mid)  # the members beyond today's routes get it later
         for old in evicted:
             self._forget_queued(old.mid)
             precedence = Precedence(old.precedence)
@@ -342,17 +359,14 @@ class Engine:
     def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
         roster = self.keys.roster
         if roster.is_group(msg.dst):
-            return self.router.group_next_hops(msg.src, roster.members(msg.dst), came_from)
+            members = [m for m in roster.members(msg.dst) if m != msg.src]
+            return self.router.group_next_hops(msg.src, members, came_from)
         hop = self.router.next_hop(msg.dst)
         return set() if hop is None else {hop}
 
     def _group_covered(self, dst: int) -> bool:
         """True for a group whose other members are all reachable (through other nodes)."""
-        roster = self.keys.roster
-        if not roster.is_group(dst):
-            return False
-        reachable = self.router.reachable()
-        return all(m == self.me or m in reachable for m in roster.members(dst))
+        return self.keys.roster.is_group(dst) and not self._still_unreached(dst)
 
     def _enqueue(self, hop: int, stored: StoredMessage) -> None:
         if hop == HELD:
@@ -547,19 +561,28 @@ class Engine:
             self._place(stored, HELD)
 
     def _place(self, stored: StoredMessage, old_hop: int) -> None:
+        """Hand a message that was waiting for `old_hop` (unreachable, or HELD) to the next
+        hops the routes give now; other pending next hops of a group message stay as they
+        are. What cannot go on yet is held, never dropped."""
         msg = decode_message(stored.body)
-        hops = self._next_hops(msg, None)
-        if not hops or hops == {old_hop}:
-            if old_hop != HELD and not hops:
-                self.store.hold(stored.mid)
-            if hops == {old_hop}:
-                self._enqueue(old_hop, stored)
-            return
+        others = self.store.next_hops_of(stored.mid) - {old_hop, HELD}
+        hops = self._next_hops(msg, None) - others - {old_hop}
+        if hops:
+            self.store.add_next_hops(stored.mid, hops)
+            for hop in hops:
+                self._enqueue(hop, stored)
+        if self._still_unreached(msg.dst) or not (hops or others):
+            self.store.also_hold(stored.mid)  # before the last hop goes: never vanish
         if old_hop != HELD:
             self.store.remove_next_hop(stored.mid, old_hop)
-        self.store.add_next_hops(stored.mid, hops)
-        for hop in hops:
-            self._enqueue(hop, stored)
+
+    def _still_unreached(self, dst: int) -> bool:
+        """A group with members no route reaches now: some copy must wait for them."""
+        roster = self.keys.roster
+        if not roster.is_group(dst):
+            return False
+        reachable = self.router.reachable()
+        return any(m != self.me and m not in reachable for m in roster.members(dst))
 
     def _up_adjacencies(self) -> list[Adjacency]:
         best = (self.neighbours.best_link(n) for n in self.neighbours.up_neighbours())
@@ -635,7 +658,7 @@ class Engine:
         epoch = self._epoch_at(now)
         if epoch != self._epoch:
             self._epoch = epoch
-            self.keys_dirty = self.keys.advance(epoch) or self.keys_dirty
+            self.keys.advance(epoch)
         if now >= self._next_advert + self.config.advert_interval:
             self._advert_pending = True  # refresh, so the adverts of the living never age out
         too_old = now - 3 * self.config.advert_interval

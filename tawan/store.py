@@ -483,6 +483,14 @@ class Store:
         self._cur.execute(_DELETE_HOP, (*mid, HELD))
         self._cur.executemany(_INSERT_HOP, [(*mid, hop) for hop in hops])
 
+    def also_hold(self, mid: MessageId) -> None:
+        """Keep custody for a route still missing, beside the next hops already pending: a
+        group message some of whose members cannot be reached yet. `add_next_hops` clears
+        it, `remove_next_hop(mid, HELD)` releases it."""
+        self._require(mid)
+        self._begin()
+        self._cur.execute(_INSERT_HOP, (*mid, HELD))
+
     def hold(self, mid: MessageId) -> None:
         """Every route was lost: keep custody of the message with no next hop."""
         self._require(mid)

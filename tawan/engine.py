@@ -102,6 +102,9 @@ class Engine:
         self._advert_pending = True
         self._must_commit = False
         self._dirty_since: float | None = None
+        self._now = now  # the latest time given to any entry point
+        # Group messages re-routed after losing a branch, held until views have settled.
+        self._settling: dict[MessageId, float] = {}
         self._epoch = self._epoch_at(now)
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.daemon).
@@ -159,6 +162,7 @@ class Engine:
         now: float,
     ) -> MessageId:
         """Seal a message from the application and take custody of it."""
+        self._now = now
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
             raise SubmitError(f"destination {dst} is not another node or group of the roster")
@@ -219,6 +223,7 @@ class Engine:
     # =============================================================== network side
     def peer_up(self, link: str, peer: str, now: float) -> None:
         """The transport reports a connection: greet whoever is there at once."""
+        self._now = now
         for adj in self.neighbours.on_link(link):
             if adj.peer == peer:
                 adj.transport_up = True
@@ -226,6 +231,7 @@ class Engine:
 
     def peer_down(self, link: str, peer: str, now: float) -> None:
         """The transport lost a connection: fail over without waiting for hellos to lapse."""
+        self._now = now
         for adj in self.neighbours.on_link(link):
             if adj.peer == peer:
                 adj.transport_up = False
@@ -233,6 +239,7 @@ class Engine:
 
     def receive(self, link: str, peer: str, data: bytes, now: float) -> None:
         """One frame from the network. Bad input is counted and dropped, never raised."""
+        self._now = now
         state = self.tx.links.get(link)
         if state is None:
             return
@@ -563,18 +570,41 @@ class Engine:
     def _place(self, stored: StoredMessage, old_hop: int) -> None:
         """Hand a message that was waiting for `old_hop` (unreachable, or HELD) to the next
         hops the routes give now; other pending next hops of a group message stay as they
-        are. What cannot go on yet is held, never dropped."""
+        are. What cannot go on yet is held, never dropped.
+
+        A group message that lost a branch is also held for `3 * dead_interval`, and placed
+        again at every change of routes meanwhile and once at the end: while the nodes'
+        views differ, each may believe another covers a member, and a copy must outlast
+        that disagreement."""
         msg = decode_message(stored.body)
-        others = self.store.next_hops_of(stored.mid) - {old_hop, HELD}
+        pending = self.store.next_hops_of(stored.mid)
+        others = pending - {old_hop, HELD}
         hops = self._next_hops(msg, None) - others - {old_hop}
+        is_group = self.keys.roster.is_group(msg.dst)
+        if is_group and old_hop != HELD:
+            self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
+        settling = self._settling.get(stored.mid, float("-inf")) > self._now
+        hold = settling or self._still_unreached(msg.dst) or not (hops or others)
         if hops:
-            self.store.add_next_hops(stored.mid, hops)
+            self.store.add_next_hops(stored.mid, hops)  # clears HELD
             for hop in hops:
                 self._enqueue(hop, stored)
-        if self._still_unreached(msg.dst) or not (hops or others):
+        if hold:
             self.store.also_hold(stored.mid)  # before the last hop goes: never vanish
         if old_hop != HELD:
             self.store.remove_next_hop(stored.mid, old_hop)
+        elif not hold and not hops and HELD in pending:
+            self.store.remove_next_hop(stored.mid, HELD)  # others remain: it stays
+
+    def _settle(self) -> None:
+        """Place once more the group messages whose settling time is over."""
+        for mid, until in list(self._settling.items()):
+            if until > self._now:
+                continue
+            del self._settling[mid]
+            stored = self.store.get_message(mid)
+            if stored is not None and HELD in self.store.next_hops_of(mid):
+                self._place(stored, HELD)
 
     def _still_unreached(self, dst: int) -> bool:
         """A group with members no route reaches now: some copy must wait for them."""
@@ -630,6 +660,7 @@ class Engine:
         return min(deadlines)
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         self.tx.retransmit_due(now)
         if now >= self._next_hello:
             self._send_hellos(now)
@@ -647,6 +678,7 @@ class Engine:
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval
+        self._settle()
         for adj in list(self.neighbours.adjacencies.values()):
             if adj.up and now - adj.last_heard > self.config.dead_interval:
                 self._set_up(adj, False)

@@ -338,14 +338,10 @@ def test_group_member_cut_off_gets_the_message_when_it_returns() -> None:
     assert all(store.message_count() == 0 for store in net.stores.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a group message whose branch dies while the message crosses it is "
-    "re-routed while the nodes' views of the network still differ; each node then believes "
-    "another covers the cut-off member, nobody holds a copy for it, and it misses the message "
-    "(docs/engine.md, 'Limits known today')",
-)
 def test_group_branch_lost_in_flight() -> None:
+    """b's links die unnoticed; a group message goes towards b and is lost on the way. While
+    the nodes' views differ, each thinks another covers b: the node that lost the branch
+    holds a copy until the views settle, and b gets the message when it is back."""
     names = {"a": ["g"], "b": ["g"], "c": [], "d": ["g"]}
     pairs = (("a", "b"), ("b", "c"), ("c", "d"), ("a", "c"))
     links = [FakeLink(x, y, profile(rate_bps=100_000)) for x, y in pairs]

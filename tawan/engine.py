@@ -15,10 +15,8 @@ so the same inputs give the same run (the emulator relies on it).
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
-
-import msgpack
 
 from crypto.errors import RosterError
 from crypto.roster import Roster
@@ -39,7 +37,6 @@ from tawan.frames import (
     DataFrame,
     Flags,
     FragFrame,
-    FragState,
     Frame,
     FrameDecodeError,
     HelloFlags,
@@ -52,8 +49,10 @@ from tawan.frames import (
 )
 from tawan.linkauth import LinkGuard, LinkReject
 from tawan.neighbours import Adjacency, NeighbourTable
+from tawan.numbering import Numbering, NumberingExhausted
 from tawan.precedence import Precedence
 from tawan.queues import NeighbourQueue, Outgoing
+from tawan.reassembly import Reassembly
 from tawan.receipts import DELIVERED, EXPIRED, KINDS, ReceiptBody, decode_receipt, encode_receipt
 from tawan.routing import Router
 from tawan.sealing import OpenError, SealError, open_message, seal_message
@@ -63,7 +62,7 @@ from tawan.status import engine_status
 from tawan.store import HELD, Store, StoredMessage, StoreError, StoreFull
 from tawan.transmitter import Transmitter
 
-SEQ_RESERVE = 1024  # sequence numbers reserved on disk at a time
+MINE_REMEMBERED = 4096
 
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
 
@@ -91,6 +90,11 @@ class Engine:
         self.router = Router(self.me, dict(config.static_routes))
         self.guard = LinkGuard(self.me, keyring.link_key)
         self.queues: dict[int, NeighbourQueue] = {}
+        self.reassembly = Reassembly(store, config.max_reassembly_bytes)
+        self.numbering = Numbering(store, keyring.epoch_seconds)
+        # Recent messages for this node alone: a probe for one of them (its acknowledgement
+        # was lost) is answered at once, without collecting the message again.
+        self._mine: OrderedDict[MessageId, None] = OrderedDict()
         self.tx = Transmitter(
             self.me, links, self.neighbours, self.queues, self.guard, self.stats, config,
             self._epoch_at,
@@ -100,7 +104,6 @@ class Engine:
         self._next_housekeeping = now + config.housekeeping_interval
         self._next_advert = now
         self._advert_pending = True
-        self._must_commit = False
         self._dirty_since: float | None = None
         self._now = now  # the latest time given to any entry point
         # Group messages re-routed after losing a branch, held until views have settled.
@@ -140,11 +143,6 @@ class Engine:
         state = self.store.get_state("link-counters")
         if state:
             self.guard.load_reservations(state)
-        # Resume numbering above everything that may have been used before a crash.
-        self._created_floor, self._seq_epoch, self._next_seq = _unpack_ints(
-            self.store.get_state("seq"), 3
-        )
-        self._seq_reserved = self._next_seq
         for msg, hop in self.store.pending():
             self._enqueue(hop, msg)
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
@@ -191,23 +189,10 @@ class Engine:
             raise SubmitError(str(exc)) from None
 
     def _allocate_id(self, now: float) -> tuple[int, int]:
-        """Creation time never goes backwards and (epoch, seq) never repeats: the nonce
-        of the end-to-end AEAD is built from them. Sequence numbers are reserved on disk in
-        blocks, and a new block is committed before any message numbered from it leaves."""
-        created = max(self._mission_seconds(now), self._created_floor)
-        epoch = created // self.keys.epoch_seconds
-        if epoch != self._seq_epoch:
-            self._seq_epoch, self._next_seq, self._seq_reserved = epoch, 0, 0
-        seq = self._next_seq
-        if seq > U32:
-            raise SubmitError(f"more than {U32} messages in one epoch")
-        self._next_seq += 1
-        if seq >= self._seq_reserved:
-            self._seq_reserved = seq + SEQ_RESERVE
-            self._created_floor = created
-            self.store.set_state("seq", msgpack.packb([created, epoch, self._seq_reserved]))
-            self._must_commit = True
-        return created, seq
+        try:
+            return self.numbering.allocate(self._mission_seconds(now))
+        except NumberingExhausted as exc:
+            raise SubmitError(str(exc)) from None
 
     def update_roster(self, roster: Roster) -> None:
         """A newer signed roster: drop everything of nodes it revokes."""
@@ -306,6 +291,10 @@ class Engine:
         self.store.mark_seen(mid, msg.expires)
         if local:
             self._deliver(msg, mid, now, adj)
+        if msg.dst == self.me:
+            self._mine[mid] = None
+            if len(self._mine) > MINE_REMEMBERED:
+                self._mine.popitem(last=False)
         # FLASH and OVERRIDE are acknowledged (and so committed) at once; the rest wait up to
         # `ack_delay` to share one commit and one acknowledgement frame with their neighbours.
         self.tx.ack(sender, mid, now, urgent=msg.precedence >= Precedence.FLASH)
@@ -440,53 +429,26 @@ class Engine:
     # --------------------------------------------------------------- fragments
     def _on_fragment(self, frame: FragFrame, adj: Adjacency, now: float) -> None:
         mid, sender = frame.mid, adj.neighbour
-        if self.store.seen(mid):
-            if frame.index == frame.count - 1:
+        if self.store.seen(mid) and (mid in self._mine or self.store.get_message(mid) is not None):
+            if frame.index == frame.count - 1:  # delivered or in custody: answer the probe
                 self._ack(sender, mid, now)
             return
-        try:
-            held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
-        except StoreError:
-            # The sender re-cut the message for another link (a different count): what is
-            # held belongs to the old plan. Keep the new fragment.
-            self.store.drop_fragments(mid)
-            held = self.store.put_fragment(mid, frame.index, frame.count, frame.chunk)
-        if held > self.config.max_reassembly_bytes:
-            self.store.drop_fragments(mid)
-            self._reject(adj.link, adj.peer or "", "reassembly-limit", f"message {mid}")
+        result = self.reassembly.add(frame)
+        if result.refused is not None:
+            self._reject(adj.link, adj.peer or "", result.refused, f"message {mid}")
+        if result.report is not None:
+            self.tx.report_fragments(sender, result.report, now)
+        if result.message is None:
             return
-        indices = self.store.fragment_indices(mid)
-        if len(indices) < frame.count:
-            if frame.index == frame.count - 1:
-                self._report_fragments(sender, mid, indices, frame.count, now)
-            self._bound_reassembly()
-            return
-        pieces = self.store.fragments(mid)
-        self.store.drop_fragments(mid)
         try:
-            msg = decode_message(b"".join(pieces[i] for i in range(frame.count)))
-        except (FrameDecodeError, KeyError) as exc:
+            msg = decode_message(result.message)
+        except FrameDecodeError as exc:
             self._reject(adj.link, adj.peer or "", "malformed", f"reassembled {mid}: {exc}")
             return
         if msg.mid(self.keys.epoch_seconds) != mid:
             self._reject(adj.link, adj.peer or "", "malformed", f"fragments of {mid} disagree")
             return
         self._on_message(msg, adj, now)
-
-    def _report_fragments(
-        self, sender: int, mid: MessageId, indices: set[int], count: int, now: float
-    ) -> None:
-        bitmap = bytearray((count + 7) // 8)
-        for i in indices:
-            bitmap[i >> 3] |= 1 << (i & 7)
-        self.tx.report_fragments(sender, FragState(mid, bytes(bitmap)), now)
-
-    def _bound_reassembly(self) -> None:
-        while self.store.fragment_bytes() > self.config.max_reassembly_bytes:
-            oldest = self.store.oldest_partial()
-            if oldest is None:
-                return
-            self.store.drop_fragments(oldest)
 
     # --------------------------------------------------------------- acknowledgements
     def _ack(self, neighbour: int, mid: MessageId, now: float) -> None:
@@ -630,7 +592,7 @@ class Engine:
         """
         if self.store.dirty and self._dirty_since is None:
             self._dirty_since = now
-        if self._must_commit or self.tx.acks_due(now) or self._commit_overdue(now):
+        if self.numbering.reserved_new_block or self.tx.acks_due(now) or self._commit_overdue(now):
             self.commit()
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
@@ -647,7 +609,7 @@ class Engine:
             self.store.set_state("link-counters", self.guard.reservation_state())
         if self.store.dirty:
             self.store.commit()
-        self._must_commit = False
+        self.numbering.reserved_new_block = False
         self._dirty_since = None
 
     # =============================================================== timers
@@ -720,10 +682,3 @@ class Engine:
 
     def close(self) -> None:
         self.commit()
-
-
-def _unpack_ints(state: bytes | None, count: int) -> list[int]:
-    if not state:
-        return [0] * count
-    values = msgpack.unpackb(state)
-    return [int(v) for v in values]

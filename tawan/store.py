@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from tawan import store_sql as sql
 from tawan.precedence import Precedence
 
 __all__ = [
@@ -121,103 +122,6 @@ class Receipt:
     mid: MessageId
     kind: int
     at: int
-
-
-_SCHEMA: Final = """
-CREATE TABLE messages (
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    dst INTEGER NOT NULL, precedence INTEGER NOT NULL,
-    created INTEGER NOT NULL, expires INTEGER NOT NULL, body BLOB NOT NULL,
-    local_origin INTEGER NOT NULL, received_at REAL NOT NULL, size INTEGER NOT NULL,
-    UNIQUE (src, epoch, seq)
-) STRICT;
-CREATE INDEX messages_by_eviction ON messages (precedence, expires);
-CREATE TABLE next_hops (
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, hop INTEGER NOT NULL,
-    PRIMARY KEY (src, epoch, seq, hop)
-) STRICT, WITHOUT ROWID;
-CREATE TRIGGER messages_drop_next_hops AFTER DELETE ON messages BEGIN
-    DELETE FROM next_hops WHERE src = old.src AND epoch = old.epoch AND seq = old.seq;
-END;
-CREATE TABLE seen (
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    expires INTEGER NOT NULL, PRIMARY KEY (src, epoch, seq)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX seen_by_expiry ON seen (expires);
-CREATE TABLE inbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    mid_src INTEGER NOT NULL, mid_epoch INTEGER NOT NULL, mid_seq INTEGER NOT NULL,
-    src INTEGER NOT NULL, dst INTEGER NOT NULL, precedence INTEGER NOT NULL,
-    created INTEGER NOT NULL, received_at REAL NOT NULL, payload BLOB NOT NULL,
-    signed INTEGER NOT NULL
-) STRICT;
-CREATE TABLE receipts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    kind INTEGER NOT NULL, at INTEGER NOT NULL
-) STRICT;
-CREATE TABLE fragments (
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    idx INTEGER NOT NULL, count INTEGER NOT NULL, chunk BLOB NOT NULL,
-    UNIQUE (src, epoch, seq, idx)
-) STRICT;
-CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
-"""
-
-# Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the ten
-# message columns are always in the order `_message` unpacks.
-_INSERT_MESSAGE: Final = "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_MESSAGE_AT: Final = (
-    "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, m.expires, m.body, "
-    "m.local_origin, m.received_at FROM messages AS m WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-)
-_MESSAGE_EXISTS: Final = "SELECT 1 FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-_DELETE_MESSAGE: Final = (
-    "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 RETURNING precedence, size"
-)
-_DELETE_ROW: Final = (
-    "DELETE FROM messages WHERE rowid = ? RETURNING src, epoch, seq, dst, precedence, "
-    "created, expires, body, local_origin, received_at"
-)
-_DELETE_IF_NO_HOPS: Final = (
-    "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND NOT EXISTS "
-    "(SELECT 1 FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3) "
-    "RETURNING precedence, size"
-)
-_EVICTION_ORDER: Final = (
-    "SELECT rowid, size FROM messages WHERE precedence < ? ORDER BY precedence, expires, rowid"
-)
-# "precedence IN (...)" lets expiry use the eviction index: five range scans, no extra index.
-_ANY_EXPIRED: Final = (
-    "SELECT 1 FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? LIMIT 1"
-)
-_DELETE_EXPIRED: Final = (
-    "DELETE FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? "
-    "RETURNING src, epoch, seq, dst, precedence, created, expires, body, local_origin, "
-    "received_at"
-)
-_INSERT_HOP: Final = "INSERT OR IGNORE INTO next_hops VALUES (?, ?, ?, ?)"
-_DELETE_HOP: Final = (
-    "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
-)
-_DELETE_HOPS: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-_HOPS_OF: Final = "SELECT hop FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-# Keyset paging over (message rowid, hop), ?3 selecting held (1) or routed (0) rows: each
-# page is read whole before it is handed out, so the caller may write between pages.
-_HOP_PAGE: Final = (
-    "SELECT m.rowid, h.hop, m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, "
-    "m.expires, m.body, m.local_origin, m.received_at "
-    "FROM messages AS m JOIN next_hops AS h "
-    "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq "
-    "WHERE m.rowid >= ?1 AND (m.rowid > ?1 OR h.hop > ?2) AND (h.hop = 0) = ?3 "
-    "ORDER BY m.rowid, h.hop LIMIT ?4"
-)
-_SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-_FRAGMENTS_OF: Final = (
-    "SELECT idx, chunk FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-)
-_FRAGMENT_INDICES: Final = "SELECT idx FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-_DELETE_FRAGMENTS: Final = "DELETE FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
@@ -315,7 +219,7 @@ class Store:
     def _create_schema(self) -> None:
         """One transaction, so a store is either complete or still empty after a crash."""
         self._cur.executescript(
-            f"BEGIN; {_SCHEMA} PRAGMA application_id={APPLICATION_ID}; "
+            f"BEGIN; {sql.SCHEMA} PRAGMA application_id={APPLICATION_ID}; "
             f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         )
 
@@ -406,7 +310,7 @@ class Store:
         cur = self._cur
         try:
             cur.execute(
-                _INSERT_MESSAGE,
+                sql.INSERT_MESSAGE,
                 (src, epoch, seq, msg.dst, msg.precedence, msg.created, msg.expires, msg.body,
                  msg.local_origin, msg.received_at, size),
             )  # fmt: skip
@@ -417,9 +321,9 @@ class Store:
                 ) from None
             raise StoreError(f"message {msg.mid} cannot be stored: {exc}") from exc
         if len(hops) == 1:
-            cur.execute(_INSERT_HOP, (src, epoch, seq, *hops))
+            cur.execute(sql.INSERT_HOP, (src, epoch, seq, *hops))
         else:
-            cur.executemany(_INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
+            cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
         self._tally(msg.precedence, size, 1)
         return evicted
 
@@ -438,7 +342,7 @@ class Store:
         ceiling = min(msg.precedence, _FLASH)
         victims: list[int] = []
         freed = 0
-        for rowid, victim_size in self._cur.execute(_EVICTION_ORDER, (ceiling,)):
+        for rowid, victim_size in self._cur.execute(sql.EVICTION_ORDER, (ceiling,)):
             victims.append(rowid)
             freed += victim_size
             if freed >= needed:
@@ -453,7 +357,7 @@ class Store:
         return [self._delete_row(rowid) for rowid in victims]
 
     def _delete_row(self, rowid: int) -> StoredMessage:
-        row = self._cur.execute(_DELETE_ROW, (rowid,)).fetchone()
+        row = self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone()
         gone = _message(row)
         self._tally(gone.precedence, len(gone.body), -1)
         return gone
@@ -464,7 +368,7 @@ class Store:
         self._bytes_used += sign * size
 
     def _exists(self, mid: MessageId) -> bool:
-        row = self._cur.execute(_MESSAGE_EXISTS, mid).fetchone()
+        row = self._cur.execute(sql.MESSAGE_EXISTS, mid).fetchone()
         return row is not None
 
     def _require(self, mid: MessageId) -> None:
@@ -480,8 +384,8 @@ class Store:
         if not hops:
             return
         self._begin()
-        self._cur.execute(_DELETE_HOP, (*mid, HELD))
-        self._cur.executemany(_INSERT_HOP, [(*mid, hop) for hop in hops])
+        self._cur.execute(sql.DELETE_HOP, (*mid, HELD))
+        self._cur.executemany(sql.INSERT_HOP, [(*mid, hop) for hop in hops])
 
     def also_hold(self, mid: MessageId) -> None:
         """Keep custody for a route still missing, beside the next hops already pending: a
@@ -489,14 +393,14 @@ class Store:
         it, `remove_next_hop(mid, HELD)` releases it."""
         self._require(mid)
         self._begin()
-        self._cur.execute(_INSERT_HOP, (*mid, HELD))
+        self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
 
     def hold(self, mid: MessageId) -> None:
         """Every route was lost: keep custody of the message with no next hop."""
         self._require(mid)
         self._begin()
-        self._cur.execute(_DELETE_HOPS, mid)
-        self._cur.execute(_INSERT_HOP, (*mid, HELD))
+        self._cur.execute(sql.DELETE_HOPS, mid)
+        self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
 
     def remove_next_hop(self, mid: MessageId, next_hop: int) -> bool:
         """`next_hop` acknowledged custody; the message leaves when no next hop is left.
@@ -505,27 +409,27 @@ class Store:
         """
         self._begin()
         cur = self._cur
-        cur.execute(_DELETE_HOP, (*mid, next_hop))
+        cur.execute(sql.DELETE_HOP, (*mid, next_hop))
         if cur.rowcount == 0:
             return False
-        row = cur.execute(_DELETE_IF_NO_HOPS, mid).fetchone()
+        row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
             self._tally(row[0], row[1], -1)
         return True
 
     def next_hops_of(self, mid: MessageId) -> set[int]:
         """Pending next hops as stored: {HELD} for a held message, empty when not stored."""
-        rows = self._cur.execute(_HOPS_OF, mid)
+        rows = self._cur.execute(sql.HOPS_OF, mid)
         return {hop for (hop,) in rows}
 
     def get_message(self, mid: MessageId) -> StoredMessage | None:
-        row = self._cur.execute(_MESSAGE_AT, mid).fetchone()
+        row = self._cur.execute(sql.MESSAGE_AT, mid).fetchone()
         return None if row is None else _message(row)
 
     def delete_message(self, mid: MessageId) -> bool:
         """Drop a message and its next hops (e.g. revoked sender); False when not stored."""
         self._begin()
-        row = self._cur.execute(_DELETE_MESSAGE, mid).fetchone()
+        row = self._cur.execute(sql.DELETE_MESSAGE, mid).fetchone()
         if row is None:
             return False
         self._tally(row[0], row[1], -1)
@@ -548,7 +452,7 @@ class Store:
         current: tuple[int, StoredMessage] | None = None
         while True:
             rows = self._conn.execute(
-                _HOP_PAGE, (last_rowid, last_hop, held, _PAGE_ROWS)
+                sql.HOP_PAGE, (last_rowid, last_hop, held, _PAGE_ROWS)
             ).fetchall()
             for rowid, hop, *cols in rows:
                 if current is None or current[0] != rowid:
@@ -561,11 +465,11 @@ class Store:
     def expire(self, now_mission_seconds: int) -> list[StoredMessage]:
         """Delete and return every message whose expiry is at or before `now`."""
         cur = self._cur
-        if cur.execute(_ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
+        if cur.execute(sql.ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
             return []
         self._begin()
         rows = cur.execute(
-            _DELETE_EXPIRED,
+            sql.DELETE_EXPIRED,
             (now_mission_seconds,),
         ).fetchall()
         gone = [_message(row) for row in rows]
@@ -582,7 +486,7 @@ class Store:
         return self._cur.rowcount == 1
 
     def seen(self, mid: MessageId) -> bool:
-        return self._cur.execute(_SEEN, mid).fetchone() is not None
+        return self._cur.execute(sql.SEEN, mid).fetchone() is not None
 
     def forget_seen_before(self, mission_seconds: int) -> int:
         """Prune dedup records of messages that expired before `mission_seconds`.
@@ -691,11 +595,11 @@ class Store:
         return 0 if held is None else held[1]
 
     def fragments(self, mid: MessageId) -> dict[int, bytes]:
-        rows = self._cur.execute(_FRAGMENTS_OF, mid)
+        rows = self._cur.execute(sql.FRAGMENTS_OF, mid)
         return dict(rows)
 
     def fragment_indices(self, mid: MessageId) -> set[int]:
-        rows = self._cur.execute(_FRAGMENT_INDICES, mid)
+        rows = self._cur.execute(sql.FRAGMENT_INDICES, mid)
         return {idx for (idx,) in rows}
 
     def drop_fragments(self, mid: MessageId) -> None:
@@ -704,7 +608,7 @@ class Store:
         if held is None:
             return
         self._begin()
-        self._cur.execute(_DELETE_FRAGMENTS, mid)
+        self._cur.execute(sql.DELETE_FRAGMENTS, mid)
         self._fragment_bytes -= held[1]
 
     def fragment_bytes(self) -> int:

@@ -89,7 +89,9 @@ def run_once(seed: int) -> tuple[list[tuple[object, ...]], list[str], list[objec
     net.run(60)
     events = [(name, repr(e)) for name in net.events for e in net.events[name]]
     stats = [repr(engine.stats) for engine in net.engines.values()]
-    delivered = [(e.mid, e.latency, e.payload) for e in net.delivered("c")]
+    delivered: list[tuple[object, ...]] = [
+        (e.mid, e.latency, e.payload) for e in net.delivered("c")
+    ]
     return delivered, frames, [events, stats]
 
 

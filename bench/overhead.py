@@ -18,6 +18,7 @@ from crypto.schedule import link_key, link_tag
 from tawan.frames import (
     KEM_CIPHERTEXT_BYTES,
     SIGNATURE_BYTES,
+    TICKS_PER_SECOND,
     U16,
     U32,
     DataFrame,
@@ -26,14 +27,22 @@ from tawan.frames import (
     Message,
     SetupFrame,
     encode_frame,
+    epoch_of_ticks,
 )
 from tawan.precedence import Precedence
 from tawan.sealing import open_message, seal_message
 
-# Mid-mission steady state: 30 hours in (creation time needs 5 bytes), the 1000th message of
+# Mid-mission steady state: 30 hours in (the creation time, in tenths of a second, needs 5
+# bytes, as it would in seconds past the first 18 hours), the 1000th message of
 # this node in the current hourly epoch, the 5000th frame on this link in the epoch, a roster
 # of under 128 nodes and groups, a one-hour time to live, one hop done.
-STEADY = {"created": 30 * 3600 + 17, "seq": 1000, "counter": 5000, "ttl": 3600, "hops": 1}
+STEADY = {
+    "created": (30 * 3600 + 17) * TICKS_PER_SECOND,
+    "seq": 1000,
+    "counter": 5000,
+    "ttl": 3600,
+    "hops": 1,
+}
 WORST = {"created": U32 - 4000, "seq": U32, "counter": U32, "ttl": U32 - 1, "hops": 255}
 LINK_KEY = link_key(bytes(32), 1, 2)
 
@@ -43,7 +52,7 @@ def mission() -> tuple[Keyring, Keyring, int, int]:
     roster, keys = build_mission(names, random.Random(7), t0=0)
     a, b = Keyring(keys["n1"], roster), Keyring(keys["n2"], roster)
     for keyring in (a, b):  # as a running node does at every epoch change
-        keyring.advance(STEADY["created"] // roster.epoch_seconds)
+        keyring.advance(epoch_of_ticks(STEADY["created"], roster.epoch_seconds))
     group = roster.group_named("coy-a")
     assert group is not None
     return a, b, b.address, group.address
@@ -80,7 +89,8 @@ def worst_case_overhead(size: int) -> int:
 
 def fragment_overhead() -> int:
     chunk = os.urandom(150)
-    frame = FragFrame(1, STEADY["counter"], (1, STEADY["created"] // 3600, 1000), 7, 40, chunk)
+    epoch = epoch_of_ticks(STEADY["created"], 3600)
+    frame = FragFrame(1, STEADY["counter"], (1, epoch, 1000), 7, 40, chunk)
     return len(encode_frame(frame)) + 8 - len(chunk)
 
 

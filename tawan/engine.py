@@ -32,6 +32,7 @@ from tawan.events import (
     Transmit,
 )
 from tawan.frames import (
+    TICKS_PER_SECOND,
     U32,
     AckFrame,
     DataFrame,
@@ -119,6 +120,9 @@ class Engine:
     def _mission_seconds(self, now: float) -> int:
         return int(now - self.keys.t0)
 
+    def _mission_ticks(self, now: float) -> int:
+        return int((now - self.keys.t0) * TICKS_PER_SECOND)
+
     def _epoch_at(self, now: float) -> int:
         return self.keys.epoch_of(now - self.keys.t0)
 
@@ -190,7 +194,7 @@ class Engine:
 
     def _allocate_id(self, now: float) -> tuple[int, int]:
         try:
-            return self.numbering.allocate(self._mission_seconds(now))
+            return self.numbering.allocate(self._mission_ticks(now))
         except NumberingExhausted as exc:
             raise SubmitError(str(exc)) from None
 
@@ -387,14 +391,14 @@ class Engine:
         if opened.control:
             self._on_receipt(msg, opened.payload, adj)
             return
-        latency = max(0.0, now - self.keys.t0 - msg.created)
+        latency = max(0.0, now - self.keys.t0 - msg.created_seconds)
         inbox_id = self.store.put_inbox(
             mid=mid, src=msg.src, dst=msg.dst, precedence=int(msg.precedence),
             created=msg.created, received_at=now, payload=opened.payload, signed=opened.signed,
         )  # fmt: skip
         self.stats.delivered[msg.precedence.name.lower()] += 1
         self._events.append(
-            Delivered(mid, msg.src, msg.dst, msg.precedence, msg.created, latency,
+            Delivered(mid, msg.src, msg.dst, msg.precedence, msg.created_seconds, latency,
                       opened.payload, opened.signed, inbox_id)
         )  # fmt: skip
         if msg.flags & Flags.RECEIPT_REQUESTED and msg.dst == self.me:
@@ -491,6 +495,8 @@ class Engine:
             return
         adj.up = up
         self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
+        if up:
+            self._sync_adverts(adj)
         queue = self.queues.get(adj.neighbour)
         if not up and queue is not None:
             # What was in flight on the dead link goes again now, on the next best link.
@@ -499,6 +505,13 @@ class Engine:
                     item.to_send = []
                     queue.push(item)
         self._topology_changed()
+
+    def _sync_adverts(self, adj: Adjacency) -> None:
+        """A new neighbour gets every advert we hold (a link-state database exchange, as in
+        OSPF): flooding alone would leave it without the adverts flooded before it came."""
+        for origin, advert in sorted(self.router.adverts.items()):
+            adjacency = tuple(sorted(advert.adjacency.items()))
+            self.tx.control(adj, RouteFrame(self.me, 0, origin, advert.seq, adjacency))
 
     def _topology_changed(self) -> None:
         if self.router.update_local(self.neighbours.up_neighbours()):

@@ -30,7 +30,7 @@ class Delivered:
     src: int
     dst: int
     precedence: Precedence
-    created: int  # mission seconds at the origin
+    created: float  # mission seconds at the origin (0.1 s resolution)
     latency: float  # seconds from creation to delivery
     payload: bytes
     signed: bool  # True when an Ed25519 signature of the source was present and valid

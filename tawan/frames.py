@@ -34,6 +34,10 @@ SIGNATURE_BYTES: Final = 64
 U16: Final = 0xFFFF
 U32: Final = 0xFFFF_FFFF
 
+TICKS_PER_SECOND: Final = 10
+"""Creation times travel in tenths of a second since the mission start (t0): as many bytes as
+whole seconds would take for the first 13 years of a mission, and latency measured to 0.1 s."""
+
 MessageId = tuple[int, int, int]
 """(source address, epoch, sequence number): unique for every message ever sent."""
 
@@ -77,7 +81,7 @@ class Message:
     seq: int
     precedence: Precedence
     flags: Flags
-    created: int  # mission seconds
+    created: int  # mission time in ticks (TICKS_PER_SECOND) at the origin
     ttl: int  # seconds
     hops: int
     ciphertext: bytes
@@ -98,10 +102,15 @@ class Message:
 
     @property
     def expires(self) -> int:
-        return self.created + self.ttl
+        """Mission second at which the message expires."""
+        return self.created // TICKS_PER_SECOND + self.ttl
+
+    @property
+    def created_seconds(self) -> float:
+        return self.created / TICKS_PER_SECOND
 
     def mid(self, epoch_seconds: int) -> MessageId:
-        return (self.src, self.created // epoch_seconds, self.seq)
+        return (self.src, epoch_of_ticks(self.created, epoch_seconds), self.seq)
 
     def header_fields(self) -> list[int]:
         return [
@@ -230,6 +239,11 @@ class SetupFrame:
 
 
 Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame
+
+
+def epoch_of_ticks(created: int, epoch_seconds: int) -> int:
+    """The key epoch of a creation time."""
+    return created // (epoch_seconds * TICKS_PER_SECOND)
 
 
 def pf_field(precedence: int, flags: int) -> int:

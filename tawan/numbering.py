@@ -13,7 +13,7 @@ from typing import Final
 
 import msgpack
 
-from tawan.frames import U32
+from tawan.frames import U32, epoch_of_ticks
 from tawan.store import Store
 
 SEQ_RESERVE: Final = 1024  # sequence numbers reserved on disk at a time
@@ -34,10 +34,10 @@ class Numbering:
         self._reserved = self._next
         self.reserved_new_block = False  # the store must be committed before use
 
-    def allocate(self, mission_seconds: int) -> tuple[int, int]:
-        """(created, seq) for a new message at `mission_seconds`."""
-        created = max(mission_seconds, self._floor)
-        epoch = created // self.epoch_seconds
+    def allocate(self, mission_ticks: int) -> tuple[int, int]:
+        """(created, seq) for a new message at `mission_ticks` (tenths of a second)."""
+        created = max(mission_ticks, self._floor)
+        epoch = epoch_of_ticks(created, self.epoch_seconds)
         if epoch != self._epoch:
             self._epoch, self._next, self._reserved = epoch, 0, 0
         seq = self._next

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from crypto import sealing as aead
-from tawan.frames import SIGNATURE_BYTES, Flags, Message, associated_data, pf_field
+from tawan.frames import (
+    SIGNATURE_BYTES,
+    Flags,
+    Message,
+    associated_data,
+    epoch_of_ticks,
+    pf_field,
+)
 from tawan.precedence import Precedence
 
 MAX_PAYLOAD_BYTES: Final = 1 << 20
@@ -70,7 +77,7 @@ def seal_message(
 ) -> Message:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise SealError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    epoch = created // keys.epoch_seconds
+    epoch = epoch_of_ticks(created, keys.epoch_seconds)
     key = keys.message_key(keys.address, dst, epoch)
     if key is None:
         raise SealError(f"no end-to-end key for destination {dst} in epoch {epoch}")
@@ -90,7 +97,7 @@ def seal_message(
 
 
 def open_message(keys: MessageKeys, message: Message) -> Opened:
-    epoch = message.created // keys.epoch_seconds
+    epoch = epoch_of_ticks(message.created, keys.epoch_seconds)
     key = keys.message_key(message.src, message.dst, epoch)
     if key is None:
         raise OpenError("no-key", f"no key for {message.src}->{message.dst} in epoch {epoch}")

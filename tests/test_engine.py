@@ -364,3 +364,17 @@ def test_group_branch_lost_in_flight() -> None:
     links[0].up = links[1].up = True
     net.run(300)
     assert [e.payload for e in net.delivered("b")] == [b"sent into the gap"]
+
+
+def test_a_late_neighbour_learns_routes_flooded_before_it_came() -> None:
+    links = chain("a", "b", "c")
+    links[1].up = False  # c is not there while a and b exchange adverts
+    net = Net({"a": [], "b": [], "c": []}, links)
+    net.run(5)
+    links[1].up = True
+    net.run(5)  # far less than the advert refresh interval (30 s)
+    c = net.engines["c"]
+    assert c.router.next_hop(net.address("a")) == net.address("b")
+    net.submit("c", "a", b"report", precedence=Precedence.ROUTINE, ttl=600, receipt=True)
+    net.run(3)
+    assert [e.payload for e in net.delivered("a")] == [b"report"]

@@ -214,8 +214,8 @@ def test_associated_data_layout() -> None:
         [1, 2, 5, 3 | 1 << 3, 1800, 3600]
     )
     assert msg.mid(3600) == (1, 0, 5)
-    assert msg.mid(60) == (1, 30, 5)
-    assert msg.expires == 5400
+    assert msg.mid(60) == (1, 3, 5)  # created 1800 ticks = 180 s = minute 3
+    assert msg.expires == 180 + 3600  # mission seconds
 
 
 def test_pf_field_packs_precedence_and_flags() -> None:

@@ -25,13 +25,13 @@ def test_numbers_continue_above_the_reserved_block_after_a_crash(tmp_path: Path)
 
 def test_a_clock_going_back_does_not_reuse_numbers(tmp_path: Path) -> None:
     numbering = Numbering(Store.memory(), epoch_seconds=60)
-    first = numbering.allocate(130)  # epoch 2
-    second = numbering.allocate(10)  # the clock jumped back into epoch 0
+    first = numbering.allocate(1300)  # ticks: 130 s, epoch 2
+    second = numbering.allocate(100)  # the clock jumped back into epoch 0
     assert second[0] >= first[0]
-    assert (second[0] // 60, second[1]) != (first[0] // 60, first[1])
+    assert (second[0] // 600, second[1]) != (first[0] // 600, first[1])
 
 
 def test_a_new_epoch_starts_at_zero() -> None:
     numbering = Numbering(Store.memory(), epoch_seconds=60)
     assert [numbering.allocate(5)[1] for _ in range(3)] == [0, 1, 2]
-    assert numbering.allocate(61) == (61, 0)
+    assert numbering.allocate(610) == (610, 0)  # ticks: 61 s is epoch 1

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from crypto import schedule
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
-from tawan.frames import SIGNATURE_BYTES, Flags, FrameDecodeError, Message
+from tawan.frames import (
+    SIGNATURE_BYTES,
+    TICKS_PER_SECOND,
+    Flags,
+    FrameDecodeError,
+    Message,
+    epoch_of_ticks,
+)
 from tawan.precedence import Precedence
 from tawan.receipts import DELIVERED, EXPIRED, ReceiptBody, decode_receipt, encode_receipt
 from tawan.sealing import (
@@ -30,7 +37,7 @@ from tawan.sealing import (
 
 A, B, C = 1, 2, 3
 EPOCH_SECONDS = 60
-CREATED = 130  # epoch 2
+CREATED = 1300  # ticks: 130 s, epoch 2
 ORDER = b"PLATOON 2 MOVE TO GRID 451903 BY 0600, HOLD UNTIL RELIEVED. ACKNOWLEDGE. " * 4
 SIGNERS = {n: Ed25519PrivateKey.from_private_bytes(bytes([n]) * 32) for n in (A, B, C)}
 
@@ -92,7 +99,7 @@ def raw_deflate(data: bytes, wbits: int = -12) -> bytes:
 def sealed_by_hand(plaintext: bytes, flags: Flags) -> Message:
     """A message whose plaintext the test chooses, sealed with A's real key for B."""
     header = Message(A, B, 7, Precedence.ROUTINE, flags, CREATED, 600, 0, bytes(16))
-    key = FakeKeys(A).message_key(A, B, CREATED // EPOCH_SECONDS)
+    key = FakeKeys(A).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     ciphertext = schedule.seal(
         key, schedule.message_nonce(A, 7), plaintext, header.associated_data()
@@ -116,7 +123,7 @@ def test_text_is_compressed() -> None:
 def test_compression_is_raw_deflate_with_a_small_window() -> None:
     """docs/protocol.md 5.4: no zlib header, back-references within 4 KiB."""
     msg = seal()
-    key = FakeKeys(B).message_key(A, B, CREATED // EPOCH_SECONDS)
+    key = FakeKeys(B).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     inner = schedule.open_sealed(
         key, schedule.message_nonce(A, 42), msg.ciphertext, msg.associated_data()
@@ -180,7 +187,7 @@ def test_signature_covers_header_and_payload() -> None:
     msg = seal(sign=True)
     assert msg.flags & Flags.SIGNED
     assert len(msg.ciphertext) == len(seal().ciphertext) + SIGNATURE_BYTES
-    key = FakeKeys(B).message_key(A, B, CREATED // EPOCH_SECONDS)
+    key = FakeKeys(B).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     inner = schedule.open_sealed(
         key, schedule.message_nonce(A, 42), msg.ciphertext, msg.associated_data()
@@ -215,7 +222,7 @@ HEADER_CHANGES: list[tuple[dict[str, object], str]] = [
     ({"flags": Flags.COMPRESSED | Flags.CONTROL}, "e2e-auth"),
     ({"flags": Flags.NONE}, "e2e-auth"),
     ({"created": CREATED + 1}, "e2e-auth"),
-    ({"created": CREATED + EPOCH_SECONDS}, "e2e-auth"),  # another epoch: another key
+    ({"created": CREATED + EPOCH_SECONDS * TICKS_PER_SECOND}, "e2e-auth"),  # another epoch
     ({"ttl": 601}, "e2e-auth"),
     ({"src": C}, "e2e-auth"),  # B holds the key of C -> B, which does not open it
     ({"dst": C}, "no-key"),  # B holds no key of A -> C

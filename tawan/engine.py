@@ -170,8 +170,13 @@ class Engine:
             raise SubmitError(f"destination {dst} is not another node or group of the roster")
         if self.keys.roster.is_revoked(dst):
             raise SubmitError(f"destination {dst} is revoked")
-        if not 1 <= ttl <= U32:
-            raise SubmitError(f"ttl: expected 1..{U32} seconds, found {ttl}")
+        # Keys of an epoch are erased grace_epochs later: a message living longer could
+        # no longer be opened at its destination.
+        longest = self.keys.roster.grace_epochs * self.keys.epoch_seconds
+        if not 1 <= ttl <= longest:
+            raise SubmitError(
+                f"ttl: expected 1..{longest} seconds (the mission's key grace period), found {ttl}"
+            )
         msg = self._seal_local(dst, payload, precedence, ttl, receipt, sign, False, now)
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")

@@ -276,6 +276,10 @@ def test_submit_errors_name_the_problem() -> None:
         a.submit(999, b"x", precedence=Precedence.ROUTINE, ttl=60, now=net.now)
     with pytest.raises(SubmitError, match="ttl"):
         a.submit(net.address("c"), b"x", precedence=Precedence.ROUTINE, ttl=0, now=net.now)
+    # 24 hourly epochs of grace: a message living longer could not be opened at the end
+    with pytest.raises(SubmitError, match=r"ttl: expected 1\.\.86400 seconds .*grace"):
+        a.submit(net.address("c"), b"x", precedence=Precedence.ROUTINE, ttl=86401, now=net.now)
+    assert a.stats.submitted.total() == 0
 
 
 def test_engine_config_is_validated() -> None:

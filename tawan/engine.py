@@ -416,7 +416,8 @@ class Engine:
             receipt = self._seal_local(msg.src, body, msg.precedence, ttl, False, False, True, now)
         except SubmitError:
             return  # no key for the origin any more (revoked): nobody to tell
-        self._take_custody(receipt, None, now, local=True)
+        if self._take_custody(receipt, None, now, local=True):
+            self.store.mark_seen(receipt.mid(self.keys.epoch_seconds), receipt.expires)
 
     def _on_receipt(self, msg: Message, payload: bytes, adj: Adjacency) -> None:
         try:

@@ -278,6 +278,15 @@ class Store:
             raise StoreError(f"store {self.path!r}: commit failed: {exc}") from exc
         self._dirty = False
 
+    def rollback(self) -> None:
+        """Drop every write since the last commit, as a crash would (the emulator and tests
+        kill nodes this way without a process to kill)."""
+        if not self._dirty:
+            return
+        self._cur.execute("ROLLBACK")
+        self._dirty = False
+        self._load_counters()
+
     def close(self) -> None:
         """Commit what was written, then close; closing twice is harmless."""
         if self._closed:

@@ -101,6 +101,11 @@ class Net:
             if other != name:
                 engine.update_roster(self.roster)
 
+    def crash(self, name: str) -> None:
+        """The node dies (what it had not committed is lost) and comes back at once."""
+        self.stores[name].rollback()
+        self.restart(name)
+
     def restart(self, name: str) -> None:
         """The node's process dies and comes back on the same (committed) store."""
         index = list(self.engines).index(name)

@@ -1,9 +1,10 @@
 """End-to-end protection of one message: compress, sign, seal; and the reverse.
 
-The payload is compressed (zlib) when that makes it smaller, optionally signed with the
-source's Ed25519 key (non-repudiation), then sealed with ChaCha20-Poly1305 under the pairwise
-or group key of the message's epoch. The clear header is the associated data, so a relay can
-read what it needs to route but can neither read the payload nor alter the header.
+The payload is compressed (raw DEFLATE, via zlib) when that makes it smaller, signed with
+the source's Ed25519 key when asked (non-repudiation), then sealed with ChaCha20-Poly1305
+under the pairwise or group key of the message's epoch. The clear header is the associated
+data, so a relay can read what it needs to route but can neither read the payload nor alter
+the header.
 """
 
 from __future__ import annotations

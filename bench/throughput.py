@@ -25,6 +25,7 @@ from pathlib import Path
 
 from crypto.mission import add_node, init_mission
 from tawan.client import Client, build_request, check_response
+from tawan.demo import free_port, wait_for
 
 TAWAN = Path(sys.executable).parent / "tawan"
 NAMES = ("alpha", "relay", "charlie")
@@ -57,12 +58,6 @@ cost = 1
 node = "{peer}"
 address = "127.0.0.1:{peer_port}"
 """
-
-
-def free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_configs(base: Path, durability: str) -> dict[str, str]:
@@ -101,18 +96,10 @@ def start(base: Path) -> dict[str, subprocess.Popen[bytes]]:
     return procs
 
 
-def wait_route(api: str, to: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with Client(api, timeout=2) as client:
-                routes = client.status().get("routes")
-                if isinstance(routes, dict) and to in routes:
-                    return
-        except Exception:  # noqa: S110 - the daemon is still starting
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"no route to {to} after {timeout} s: see the logs")
+def has_route(api: str, to: str) -> bool:
+    with Client(api, timeout=2) as client:
+        routes = client.status().get("routes")
+        return isinstance(routes, dict) and to in routes
 
 
 def inbox_count(api: str) -> int:
@@ -162,7 +149,6 @@ def throughput(apis: dict[str, str], count: int, timeout: float) -> float:
 def latency(apis: dict[str, str], count: int, rate: float, precedence: str) -> list[float]:
     """Send one message every 1/rate s; charlie's follower timestamps each arrival."""
     arrivals: dict[int, float] = {}
-    start_after = inbox_count(apis["charlie"])
     done = threading.Event()
 
     def follow() -> None:
@@ -185,7 +171,6 @@ def latency(apis: dict[str, str], count: int, rate: float, precedence: str) -> l
             time.sleep(1 / rate)
     follower.join(timeout=10)
     done.set()
-    del start_after
     return sorted((arrivals[i] - sent[i]) * 1000 for i in arrivals)
 
 
@@ -227,7 +212,7 @@ def main() -> None:
     try:
         apis = write_configs(base, args.durability)
         procs = start(base)
-        wait_route(apis["alpha"], "charlie")
+        wait_for("a route from alpha to charlie", lambda: has_route(apis["alpha"], "charlie"))
         print(f"three daemons up ({base})")
         flash = latency(apis, 200, 100.0, "flash")
         latencies = latency(apis, 200, 100.0, "routine")

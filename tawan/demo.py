@@ -148,7 +148,8 @@ class Sent:
     receipt: bool
 
 
-def free_port(kind: socket.SocketKind) -> int:
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 free right now (daemons, tests and benchmarks bind to it next)."""
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -158,7 +159,7 @@ def local_address(kind: socket.SocketKind = socket.SOCK_STREAM) -> str:
     return f"127.0.0.1:{free_port(kind)}"
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:
     """Poll `check` until it returns something true; a node not answering yet is retried."""
     deadline = time.monotonic() + timeout
     while True:

@@ -15,14 +15,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from tawan.cli import main
-from tawan.client import Client, ClientError, Json, payload_of
+from tawan.client import Client, Json, payload_of
+from tawan.demo import free_port, wait_for
 from tawan.precedence import Precedence
 
 pytestmark = pytest.mark.slow
@@ -66,33 +67,15 @@ node = "{peer}"
 """
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll `check` until it returns something other than None (or False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except ClientError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class Daemons:
     """The three nodes' configs, processes and API addresses."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        udp_a, udp_b, tcp_b = (free_port(k) for k in (2, 2, 1))
+        udp_a, udp_b, tcp_b = (
+            free_port(k) for k in (socket.SOCK_DGRAM, socket.SOCK_DGRAM, socket.SOCK_STREAM)
+        )
         self.api = {n: f"127.0.0.1:{free_port(socket.SOCK_STREAM)}" for n in self.names}
         self.metrics = {n: f"127.0.0.1:{free_port(socket.SOCK_STREAM)}" for n in self.names}
         udp = {"transport": "udp", "rate": 64000}

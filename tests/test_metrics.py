@@ -28,6 +28,7 @@ from harness import Net, chain
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tawan.demo import free_port
 from tawan.events import Delivered
 from tawan.metrics import (
     LATENCY_BUCKETS,
@@ -425,13 +426,6 @@ def test_promtool_accepts_the_config_and_the_exposition() -> None:
         input=text, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert linted.returncode == 0, linted.stdout + linted.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def prometheus_query(base: str, query: str) -> list[dict[str, object]]:

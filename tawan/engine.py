@@ -248,8 +248,8 @@ class Engine:
         adj = self.neighbours.get(frame.sender, link)
         if adj is None:
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
-        elif adj.peer != peer:
-            self.neighbours.learn(frame.sender, link, peer)
+        else:
+            adj.peer = peer  # where an authenticated frame came from is where to answer
         adj.heard(now, frame.counter, self.guard.last_epoch[frame.sender])
         if not adj.up:
             self._set_up(adj, True)
@@ -267,11 +267,14 @@ class Engine:
         elif isinstance(frame, RouteFrame):
             self._on_advert(frame, adj, now)
         elif isinstance(frame, SetupFrame):
-            self._reject(adj.link, adj.peer or "", "unsupported", "on-air pair setup")
+            self._reject_from(adj, "unsupported", "on-air pair setup")
 
     def _reject(self, link: str, peer: str, reason: str, detail: str) -> None:
         self.stats.rejected[reason] += 1
         self._events.append(FrameRejected(link, peer, reason, detail))
+
+    def _reject_from(self, adj: Adjacency, reason: str, detail: str) -> None:
+        self._reject(adj.link, adj.peer or "", reason, detail)
 
     # --------------------------------------------------------------- messages
     def _on_message(self, msg: Message, adj: Adjacency, now: float) -> None:
@@ -281,7 +284,7 @@ class Engine:
             self._on_seen_again(msg, mid, adj, now)
             return
         if self.keys.roster.is_revoked(msg.src):
-            self._reject(adj.link, adj.peer or "", "revoked", f"message from revoked {msg.src}")
+            self._reject_from(adj, "revoked", f"message from revoked {msg.src}")
             self._ack(sender, mid, now)
             return
         if msg.expires <= self._mission_seconds(now):
@@ -290,7 +293,7 @@ class Engine:
             self._ack(sender, mid, now)
             return
         if msg.hops + 1 >= self.config.max_hops:
-            self._reject(adj.link, adj.peer or "", "hop-limit", f"message {mid} looped")
+            self._reject_from(adj, "hop-limit", f"message {mid} looped")
             self._ack(sender, mid, now)
             return
         msg = msg.with_hops(msg.hops + 1)
@@ -391,7 +394,7 @@ class Engine:
         try:
             opened = open_message(self.keys, msg)
         except OpenError as exc:
-            self._reject(adj.link, adj.peer or "", exc.reason, str(exc))
+            self._reject_from(adj, exc.reason, str(exc))
             return
         if opened.control:
             self._on_receipt(msg, opened.payload, adj)
@@ -423,7 +426,7 @@ class Engine:
         try:
             body = decode_receipt(payload)
         except FrameDecodeError as exc:
-            self._reject(adj.link, adj.peer or "", "bad-receipt", str(exc))
+            self._reject_from(adj, "bad-receipt", str(exc))
             return
         self.stats.receipts_received += 1
         self.store.put_receipt(body.mid, body.kind, body.at)
@@ -445,7 +448,7 @@ class Engine:
             return
         result = self.reassembly.add(frame)
         if result.refused is not None:
-            self._reject(adj.link, adj.peer or "", result.refused, f"message {mid}")
+            self._reject_from(adj, result.refused, f"message {mid}")
         if result.report is not None:
             self.tx.report_fragments(sender, result.report, now)
         if result.message is None:
@@ -453,10 +456,10 @@ class Engine:
         try:
             msg = decode_message(result.message)
         except FrameDecodeError as exc:
-            self._reject(adj.link, adj.peer or "", "malformed", f"reassembled {mid}: {exc}")
+            self._reject_from(adj, "malformed", f"reassembled {mid}: {exc}")
             return
         if msg.mid(self.keys.epoch_seconds) != mid:
-            self._reject(adj.link, adj.peer or "", "malformed", f"fragments of {mid} disagree")
+            self._reject_from(adj, "malformed", f"fragments of {mid} disagree")
             return
         self._on_message(msg, adj, now)
 

@@ -72,7 +72,8 @@ class LinkGuard:
         key = (peer, epoch)
         counter = self.counters.get(key)
         if counter is None:
-            counter = self._resume(peer, epoch)
+            # After a restart: continue above everything that may already have been sent.
+            counter = self._reserved_counter(peer, epoch)
         self.counters[key] = counter + 1
         if counter >= self._reserved_counter(peer, epoch):
             self.reserved[peer] = _pack_reservation(epoch, counter + COUNTER_RESERVE)
@@ -82,10 +83,6 @@ class LinkGuard:
     def _reserved_counter(self, peer: int, epoch: int) -> int:
         res_epoch, res_counter = _unpack_reservation(self.reserved.get(peer, 0))
         return res_counter if res_epoch == epoch else 0
-
-    def _resume(self, peer: int, epoch: int) -> int:
-        """After a restart, continue above everything that may already have been sent."""
-        return self._reserved_counter(peer, epoch)
 
     def protect(self, encoded: bytes, receiver: int, epoch: int) -> bytes:
         key = self.link_key(self.address, receiver, epoch)

@@ -62,7 +62,7 @@ class Adjacency:
         """How long to wait for an acknowledgement of `size` bytes before sending again."""
         serialisation = size * 8 / self.profile.rate_bps
         if self.srtt is None:
-            base = max(1.0, 2 * self.profile.delay_s * 2)
+            base = max(1.0, 4 * self.profile.delay_s)  # no sample yet: four one-way delays
         else:
             base = self.srtt + 4 * self.rttvar
         return max(floor, base) + serialisation
@@ -77,7 +77,6 @@ class Adjacency:
 @dataclass(slots=True)
 class NeighbourTable:
     adjacencies: dict[tuple[int, str], Adjacency] = field(default_factory=dict)
-    by_endpoint: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(
         self, neighbour: int, link: str, profile: BearerProfile, peer: str | None
@@ -85,25 +84,12 @@ class NeighbourTable:
         adj = self.adjacencies.get((neighbour, link))
         if adj is None:
             adj = self.adjacencies[(neighbour, link)] = Adjacency(neighbour, link, profile, peer)
-        if peer is not None:
-            self.learn(neighbour, link, peer)
-        return adj
-
-    def learn(self, neighbour: int, link: str, peer: str) -> None:
-        """An authenticated frame from `neighbour` came from `peer` on `link`."""
-        adj = self.adjacencies.get((neighbour, link))
-        if adj is not None and adj.peer != peer:
-            if adj.peer is not None:
-                self.by_endpoint.pop((link, adj.peer), None)
+        elif peer is not None:
             adj.peer = peer
-        self.by_endpoint[(link, peer)] = neighbour
+        return adj
 
     def get(self, neighbour: int, link: str) -> Adjacency | None:
         return self.adjacencies.get((neighbour, link))
-
-    def at_endpoint(self, link: str, peer: str) -> Adjacency | None:
-        neighbour = self.by_endpoint.get((link, peer))
-        return None if neighbour is None else self.adjacencies.get((neighbour, link))
 
     def on_link(self, link: str) -> list[Adjacency]:
         return [a for a in self.adjacencies.values() if a.link == link]

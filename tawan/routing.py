@@ -10,7 +10,7 @@ replaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -102,13 +102,14 @@ class Router:
             return via
         if dst in self.my_adjacency:
             return dst
-        if self._first_hops is None:
-            self._first_hops = self._compute_first_hops()
-        return self._first_hops.get(dst)
+        return self._hops().get(dst)
 
-    def _compute_first_hops(self) -> dict[int, int]:
-        paths = nx.single_source_dijkstra_path(self.graph(), self.address)
-        return {dst: path[1] for dst, path in paths.items() if len(path) > 1}
+    def _hops(self) -> dict[int, int]:
+        """First hop to every reachable destination, computed once per change of view."""
+        if self._first_hops is None:
+            paths = nx.single_source_dijkstra_path(self.graph(), self.address)
+            self._first_hops = {dst: path[1] for dst, path in paths.items() if len(path) > 1}
+        return self._first_hops
 
     def group_next_hops(self, src: int, members: Iterable[int], came_from: int | None) -> set[int]:
         """Neighbours to copy a group message to: our children in the tree rooted at `src`
@@ -141,7 +142,6 @@ class Router:
             self._trees[src] = tree
         return tree
 
-    def reachable(self) -> set[int]:
-        if self._first_hops is None:
-            self._first_hops = self._compute_first_hops()
-        return set(self._first_hops)
+    def reachable(self) -> Collection[int]:
+        """Destinations a route reaches now (a view, not a copy: cheap per message)."""
+        return self._hops().keys()

@@ -285,20 +285,22 @@ class Runtime:
             return False
         try:
             return link.send_nowait(transmit.peer, transmit.data)
-        except PeerUnavailable as exc:
-            self._send_failed(link.name, transmit.peer, "peer_unavailable", exc.reason)
-        except FrameTooLarge as exc:
-            self._send_failed(link.name, transmit.peer, "frame_too_large", str(exc))
+        except (PeerUnavailable, FrameTooLarge) as exc:
+            self._link_refused(link.name, transmit.peer, exc)
         return True
 
     async def _send_loop(self, link: Link, frames: trio.MemoryReceiveChannel[Transmit]) -> None:
         async for transmit in frames:
             try:
                 await link.send(transmit.peer, transmit.data)
-            except PeerUnavailable as exc:
-                self._send_failed(link.name, transmit.peer, "peer_unavailable", exc.reason)
-            except FrameTooLarge as exc:
-                self._send_failed(link.name, transmit.peer, "frame_too_large", str(exc))
+            except (PeerUnavailable, FrameTooLarge) as exc:
+                self._link_refused(link.name, transmit.peer, exc)
+
+    def _link_refused(self, link: str, peer: str, exc: PeerUnavailable | FrameTooLarge) -> None:
+        if isinstance(exc, PeerUnavailable):
+            self._send_failed(link, peer, "peer_unavailable", exc.reason)
+        else:
+            self._send_failed(link, peer, "frame_too_large", str(exc))
 
     def _send_failed(self, link: str, peer: str, reason: str, detail: str) -> None:
         key = f"{link}/{reason}"

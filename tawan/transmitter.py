@@ -234,19 +234,10 @@ class Transmitter:
         if self.retransmit:
             found.append(self.retransmit[0][0])
         for state in self.links.values():
-            if state.control or self._has_work(state.spec.name):
+            # Work waiting only for acknowledgements (window full) needs no timer.
+            if state.control or self._pick(state.spec.name) is not None:
                 found.append(state.busy_until - BURST_SECONDS)
         return found
-
-    def _has_work(self, link: str) -> bool:
-        for neighbour, queue in self.queues.items():
-            item = queue.peek()
-            if item is None or not self._window_open(queue, item):
-                continue  # nothing to send, or waiting for acknowledgements (not a timer)
-            adj = self.neighbours.best_link(neighbour)
-            if adj is not None and adj.link == link:
-                return True
-        return False
 
     def retransmit_due(self, now: float) -> None:
         while self.retransmit and self.retransmit[0][0] <= now:

@@ -21,3 +21,7 @@ class RosterError(CryptoError):
 
 class PairSetupError(CryptoError):
     """An on-air pair setup is malformed, forged, or from a node that cannot pair."""
+
+
+class RevocationError(CryptoError):
+    """A revocation notice is malformed, not canonical, of another mission, or forged."""

@@ -3,6 +3,10 @@
 Built from the node's key file and the roster. Keys are derived once and cached, so the hot
 path (`message_key`, `link_key`) costs a dictionary lookup. `advance` erases old epochs;
 the caller then persists `to_keyfile_bytes()` so the erased roots are gone from disk too.
+
+Two rosters are held: `base_roster`, the signed roster file, and `roster`, the effective one:
+the base with the nodes of every applied revocation notice (crypto.revocation) revoked.
+Every decision (keys, signatures, pairing) follows the effective roster.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from crypto import schedule
+from crypto import sealing as aead
 from crypto.chain import RootChain
-from crypto.errors import KeyFileError, PairSetupError, RosterError
+from crypto.errors import KeyFileError, PairSetupError, RevocationError, RosterError
 from crypto.keyfile import NodeKeys, StoredRoot, load_keyfile, write_keyfile
 from crypto.pairing import PairSetup, accept_pair_setup, make_pair_setup
+from crypto.revocation import Revocation
 from crypto.roster import MAX_EPOCH, Roster, check_successor, load_roster
 
 EPOCHS_AHEAD = 2
@@ -35,7 +41,10 @@ class Keyring:
         self.address = keys.address
         self.name = keys.name
         self.mission_id = keys.mission_id
+        self.base_roster = roster
         self.roster = roster
+        self.revocations: list[Revocation] = []
+        self._compromised: frozenset[int] = frozenset()
         self.epoch_seconds = roster.epoch_seconds
         self.grace_epochs = roster.grace_epochs
         self.t0: float = roster.t0
@@ -124,16 +133,25 @@ class Keyring:
         chain = self._groups.get(group)
         if chain is None or not self._usable_epoch(epoch):
             return None
-        sender = self.roster.node_at(src)
-        if sender is None or sender.revoked:
+        # Only an active member may send to a group, and nobody to a compromised one.
+        if group in self._compromised or src not in self.roster.members(group):
             return None
         return chain.root_at(epoch)
 
-    @staticmethod
-    def _remember(cache: KeyCache, index: tuple[int, int, int], key: bytes) -> None:
+    def group_compromised(self, group: int) -> bool:
+        """True when a revoked node was a member of `group`: it holds the group root, so the
+        group is unusable (no key, to seal or to open) until a new fill re-keys it."""
+        return group in self._compromised
+
+    def _remember(self, cache: KeyCache, index: tuple[int, int, int], key: bytes) -> None:
         if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
+            self._clear(cache)
         cache[index] = key
+
+    def _clear(self, cache: KeyCache) -> None:
+        if cache is self._message_keys:
+            aead.forget(cache.values())  # the AEAD cache holds message keys, not link keys
+        cache.clear()
 
     # Signatures
 
@@ -157,53 +175,100 @@ class Keyring:
 
     # State changes
 
-    def advance(self, current_epoch: int) -> bool:
+    def advance(self, current_epoch: int, *, erase: bool = True) -> bool:
         """Erase every root older than current_epoch - grace_epochs.
 
         Returns True when stored roots changed: the caller must then persist
-        `to_keyfile_bytes()` (or call `save`) so the erased roots leave the disk too.
+        `to_keyfile_bytes()` (or call `save`) so the erased roots leave the disk too. With
+        `erase` False, only the keys up to `current_epoch` + EPOCHS_AHEAD become usable and
+        nothing is erased (a clock that jumped ahead and may yet be set right again).
         """
         self._newest = max(self._newest, current_epoch)
         floor = current_epoch - self.grace_epochs
-        if floor <= self._floor:
+        if not erase or floor <= self._floor:
             return False
         self._floor = floor
         changed = False
         for chain in (*self._pairs.values(), *self._groups.values()):
             changed |= chain.erase_before(floor)
-        for cache in (self._message_keys, self._link_keys):
-            for index in [index for index in cache if index[2] < floor]:
-                del cache[index]
+        stale = [index for index in self._message_keys if index[2] < floor]
+        aead.forget([self._message_keys.pop(index) for index in stale])
+        for index in [index for index in self._link_keys if index[2] < floor]:
+            del self._link_keys[index]
         return changed
 
     def update_roster(self, roster: Roster) -> None:
-        """Adopt a newer roster of this mission; the one already held is a no-op.
+        """Adopt a newer signed roster of this mission; the base roster again is a no-op.
 
-        Raises RosterError for another mission or authority, a bad signature, an older
-        version, or a different roster under the same version. Roots of nodes revoked by
-        the new roster are dropped at once.
+        Raises RosterError for another mission or authority, another t0 or epoch length, a
+        bad signature, an older version, or a different roster under the same version (all
+        checked against `base_roster`). Roots of nodes revoked by the new roster are dropped
+        at once. Notices of a later version than the new roster stay applied; older ones are
+        dropped, unless the new roster leaves some of their nodes unrevoked.
         """
-        check_successor(self.roster, roster)
-        if roster.version == self.roster.version:
+        check_successor(self.base_roster, roster)
+        if roster.version == self.base_roster.version:
             return
         if not roster.signature_valid():
             raise RosterError(f"roster version {roster.version}: bad authority signature")
         entry = roster.node_at(self.address)
         if entry is None or entry.name != self.name:
             raise RosterError(f"roster version {roster.version}: node {self.name!r} is missing")
-        self.roster = roster
+        self.base_roster = roster
+        self.revocations = [
+            notice
+            for notice in self.revocations
+            if notice.version > roster.version
+            or not all(roster.is_revoked(address) for address in notice.revoked)
+        ]
+        self._derive_roster()
+
+    def apply_revocation(self, notice: Revocation) -> bool:
+        """Apply a revocation notice of the mission authority; False when it brings nothing
+        new (every node it names is revoked already, or named by a notice already applied).
+
+        Raises RevocationError when the notice is of another mission or not signed by the
+        authority of `base_roster`. When applied, the effective `roster` revokes the nodes
+        it names (those this roster knows; the others once a roster naming them arrives),
+        their pair roots are erased, the groups they belonged to become compromised, and the
+        notice is kept in `revocations`. A notice naming this node erases all its roots. The
+        caller should then save the key file, as after `advance`.
+        """
+        where = f"revocation of roster version {notice.version}"
+        if notice.mission_id != self.mission_id:
+            raise RevocationError(
+                f"{where}: of mission {notice.mission_id.hex()}, "
+                f"expected mission {self.mission_id.hex()}"
+            )
+        if not notice.verify(self.base_roster.authority, self.mission_id):
+            raise RevocationError(f"{where}: bad authority signature")
+        applied = {address for kept in self.revocations for address in kept.revoked}
+        if all(self.roster.is_revoked(a) or a in applied for a in notice.revoked):
+            return False
+        self.revocations.append(notice)
+        self._derive_roster()
+        return True
+
+    def _derive_roster(self) -> None:
+        """The effective roster: the base with every applied notice's known nodes revoked."""
+        base = self.base_roster
+        named = {address for notice in self.revocations for address in notice.revoked}
+        self.roster = base.with_revoked(a for a in named if base.node_at(a) is not None)
         self._drop_revoked()
 
     def _drop_revoked(self) -> None:
         roster = self.roster
+        self._compromised = frozenset(
+            group for node in roster.nodes if node.revoked for group in node.groups
+        )
         if roster.is_revoked(self.address):
             self._pairs.clear()
             self._groups.clear()
         for peer in [p for p in self._pairs if roster.node_at(p) is None or roster.is_revoked(p)]:
             del self._pairs[peer]
-        for group in [g for g in self._groups if not roster.is_group(g)]:
+        for group in [g for g in self._groups if not roster.is_group(g) or g in self._compromised]:
             del self._groups[group]
-        self._message_keys.clear()
+        self._clear(self._message_keys)
         self._link_keys.clear()
         self._verify_keys.clear()
 
@@ -226,7 +291,7 @@ class Keyring:
         chain = RootChain(epoch, root)
         chain.erase_before(self._floor)
         self._pairs[peer] = chain
-        self._message_keys.clear()
+        self._clear(self._message_keys)
         self._link_keys.clear()
 
     def start_pairing(self, peer: int) -> bytes:

@@ -4,9 +4,12 @@
                                          ed25519_private, [[group, root], ...]]
     DIR/roster.tawan      0644  the signed roster (crypto.roster)
     DIR/nodes/NAME.key    0600  each node's key file (crypto.keyfile)
+    DIR/revocations/vN.tawan-revoke
+                          0644  the revocation notice of roster version N (crypto.revocation)
 
-Each change writes the node key files first and the roster last, so the roster (the
-record of who exists) only ever names nodes whose keys are on disk.
+Each change writes the node key files (or the revocation notice) first and the roster last,
+so the roster (the record of who exists) only ever names nodes whose keys are on disk, and
+every revocation it records has its notice.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crypto.codec import Fields, pack, unpack
-from crypto.errors import KeyFileError, MissionError, RosterError
+from crypto.errors import KeyFileError, MissionError, RevocationError, RosterError
 from crypto.files import PUBLIC_MODE, read_private, read_public, write_atomic
 from crypto.keyfile import ED25519_PRIVATE_BYTES, NodeKeys, load_keyfile, write_keyfile
 from crypto.plan import MissionPlan, check_name
+from crypto.revocation import Revocation, decode_revocation, make_revocation
 from crypto.roster import (
     MAX_ADDRESS,
     MISSION_ID_BYTES,
@@ -36,6 +40,8 @@ from crypto.schedule import KEY_BYTES
 AUTHORITY_FILE = "authority.key"
 ROSTER_FILE = "roster.tawan"
 NODES_DIR = "nodes"
+REVOCATIONS_DIR = "revocations"
+REVOCATION_SUFFIX = ".tawan-revoke"
 AUTHORITY_MAGIC = b"tawan-authority"
 AUTHORITY_FORMAT = 1
 
@@ -49,6 +55,11 @@ def keyfile_path(directory: PathLike, name: str) -> Path:
 
 def roster_path(directory: PathLike) -> Path:
     return Path(directory) / ROSTER_FILE
+
+
+def revocation_path(directory: PathLike, version: int) -> Path:
+    """Where the notice of the revocation made by roster `version` is kept."""
+    return Path(directory) / REVOCATIONS_DIR / f"v{version}{REVOCATION_SUFFIX}"
 
 
 def _encode_authority(plan: MissionPlan) -> bytes:
@@ -148,11 +159,35 @@ def add_node(directory: PathLike, name: str, groups: Sequence[str] = ()) -> Node
 
 
 def revoke_node(directory: PathLike, name: str) -> Roster:
-    """Revoke node `name`; returns the new roster, which must now be flooded to every node."""
+    """Revoke node `name`; returns the new roster, which must now reach every node.
+
+    Also writes the revocation notice (`revocation_path(directory, roster.version)`), small
+    enough to be flooded over any link long before the roster gets there.
+    """
     base = Path(directory)
     plan = load_plan(base)
-    plan.revoke(name)
+    entry = plan.revoke(name)
+    notice = make_revocation(plan.authority, plan.mission_id, plan.version, (entry.address,))
+    path = revocation_path(base, plan.version)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomic(path, notice.to_bytes(), PUBLIC_MODE)
     return _save(base, plan, ())
+
+
+def load_revocations(directory: PathLike) -> list[tuple[Path, Revocation]]:
+    """The revocation notices of a mission directory, each verified, by roster version."""
+    base = Path(directory)
+    roster = load_mission_roster(base)
+    folder = base / REVOCATIONS_DIR
+    if not folder.is_dir():
+        return []
+    notices = []
+    for path in sorted(folder.glob(f"v*{REVOCATION_SUFFIX}")):
+        notice = decode_revocation(read_public(path, RevocationError), str(path))
+        if not notice.verify(roster.authority, roster.mission_id):
+            raise RevocationError(f"{path}: not a notice signed by this mission's authority")
+        notices.append((path, notice))
+    return sorted(notices, key=lambda item: item[1].version)
 
 
 def load_mission_roster(directory: PathLike) -> Roster:

@@ -7,8 +7,10 @@ signature over ``body``. docs/keys.md gives the body layout field by field.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ SIGNATURE_BYTES = 64
 MAX_ADDRESS = 0xFFFF
 MAX_EPOCH = 0xFFFFFFFF
 _MAX_U63 = (1 << 63) - 1
+MAX_VERSION = _MAX_U63
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
@@ -134,6 +137,28 @@ class Roster:
 
     def active_nodes(self) -> tuple[NodeEntry, ...]:
         return tuple(node for node in self.nodes if not node.revoked)
+
+    def with_revoked(self, addresses: Iterable[int]) -> Roster:
+        """A derived roster: this one with the nodes at `addresses` marked revoked.
+
+        It is unsigned (no signature) and never written or sent: a keyring derives it from
+        the signed roster and the revocation notices it has applied (crypto.revocation).
+        Returns this roster itself when every one of them is revoked already.
+        """
+        wanted = set(addresses)
+        for address in sorted(wanted):
+            if self.node_at(address) is None:
+                raise RosterError(
+                    f"roster version {self.version}: revoking address {address}: "
+                    "expected a node of the roster"
+                )
+        if all(self.is_revoked(address) for address in wanted):
+            return self
+        nodes = tuple(
+            dataclasses.replace(node, revoked=True) if node.address in wanted else node
+            for node in self.nodes
+        )
+        return dataclasses.replace(self, nodes=nodes, signature=b"")
 
     def body_bytes(self) -> bytes:
         """The canonical encoding that the authority signs."""
@@ -308,7 +333,8 @@ def verify_roster_bytes(
 
 
 def check_successor(known: Roster, new: Roster, source: str = "roster") -> None:
-    """Refuse `new` unless it is the same mission and authority, and not older than `known`."""
+    """Refuse `new` unless it is the same mission, authority, t0 and epoch length, and not
+    older than `known`."""
     if new.mission_id != known.mission_id:
         raise RosterError(
             f"{source}: roster of mission {new.mission_id.hex()}, "
@@ -316,6 +342,17 @@ def check_successor(known: Roster, new: Roster, source: str = "roster") -> None:
         )
     if new.authority != known.authority:
         raise RosterError(f"{source}: roster signed by another authority than the known one")
+    # Epochs are counted from t0 in steps of epoch_seconds: changing either would map
+    # messages already numbered to other epochs, so keys and nonces would be used again.
+    for what, held, found in (
+        ("t0", known.t0, new.t0),
+        ("epoch_seconds", known.epoch_seconds, new.epoch_seconds),
+    ):
+        if found != held:
+            raise RosterError(
+                f"{source}: roster version {new.version}: {what}: expected the known "
+                f"value {held}, found {found} (a mission never changes its epochs)"
+            )
     if new.version < known.version:
         raise RosterError(
             f"{source}: roster version {new.version} is older than the known version "

@@ -23,6 +23,7 @@ _MSG = b"tawan/msg/v1"
 _LINK = b"tawan/link/v1"
 _GROUP = b"tawan/group/v1"
 _PAIR = b"tawan/pair/v1"
+_NONCE = struct.Struct(">HxxII")
 
 
 def hkdf(ikm: bytes, info: bytes, salt: bytes | None = None, length: int = KEY_BYTES) -> bytes:
@@ -69,9 +70,20 @@ def group_key(root: bytes, group: int) -> bytes:
     return hkdf(root, _GROUP + struct.pack(">H", group))
 
 
-def message_nonce(src: int, seq: int) -> bytes:
-    """96-bit AEAD nonce: unique because `seq` never repeats for one source in one epoch."""
-    return struct.pack(">HxxQ", src, seq)
+def message_nonce(src: int, created: int, seq: int) -> bytes:
+    """96-bit AEAD nonce: u16be src || u16be 0 || u32be created || u32be seq.
+
+    Unique under one key: a key is of one epoch, and a source never numbers two messages of
+    an epoch alike. `seq` alone is not enough, since a store rolled back to an old state
+    brings it back; `created` (mission ticks) never goes backwards, so the pair still differs.
+    """
+    try:
+        return _NONCE.pack(src, created, seq)
+    except struct.error:
+        raise ValueError(
+            f"message nonce: expected src 0..65535, created and seq 0..2^32-1, "
+            f"found src {src!r}, created {created!r}, seq {seq!r}"
+        ) from None
 
 
 def seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

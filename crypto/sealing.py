@@ -1,11 +1,14 @@
 """End-to-end sealing of message bodies, and detached signatures.
 
-The AEAD is ChaCha20-Poly1305 with the nonce of `schedule.message_nonce(src, seq)`; the
-same as `schedule.seal`/`schedule.open_sealed`, with the cipher object of each key cached
-so a seal costs the AEAD and not its key setup.
+The AEAD is ChaCha20-Poly1305 with the nonce of `schedule.message_nonce(src, created, seq)`;
+the same as `schedule.seal`/`schedule.open_sealed`, with the cipher object of each key cached
+so a seal costs the AEAD and not its key setup. A cached cipher holds its key: whoever erases
+a key (`Keyring.advance`, a revocation) calls `forget` so that the cache does not keep it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -28,18 +31,36 @@ def _cipher(key: bytes) -> ChaCha20Poly1305:
     return cipher
 
 
-def seal_message(key: bytes, src: int, seq: int, aad: bytes, plaintext: bytes) -> bytes:
+def forget(keys: Iterable[bytes]) -> None:
+    """Drop the cached ciphers of `keys` (erased keys); keys not cached are ignored."""
+    for key in keys:
+        _ciphers.pop(key, None)
+
+
+def forget_all() -> None:
+    """Drop every cached cipher."""
+    _ciphers.clear()
+
+
+def seal_message(
+    key: bytes, src: int, created: int, seq: int, aad: bytes, plaintext: bytes
+) -> bytes:
     """Encrypt and authenticate `plaintext`, binding `aad` (the message header).
 
-    (src, seq) must never repeat under one key: seq is the source's message counter.
+    (src, created, seq) must never repeat under one key: `created` is the message's creation
+    time in mission ticks, `seq` the source's message counter.
     """
-    return _cipher(key).encrypt(schedule.message_nonce(src, seq), plaintext, aad)
+    nonce = schedule.message_nonce(src, created, seq)
+    return _cipher(key).encrypt(nonce, plaintext, aad)
 
 
-def open_message(key: bytes, src: int, seq: int, aad: bytes, ciphertext: bytes) -> bytes | None:
+def open_message(
+    key: bytes, src: int, created: int, seq: int, aad: bytes, ciphertext: bytes
+) -> bytes | None:
     """The plaintext, or None when the ciphertext or `aad` was altered or the key is wrong."""
+    nonce = schedule.message_nonce(src, created, seq)
     try:
-        return _cipher(key).decrypt(schedule.message_nonce(src, seq), ciphertext, aad)
+        return _cipher(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crypto.mission import (
@@ -12,8 +13,11 @@ from crypto.mission import (
     init_mission,
     keyfile_path,
     load_mission_roster,
+    load_revocations,
+    revocation_path,
     revoke_node,
 )
+from crypto.revocation import Revocation
 from crypto.roster import GroupEntry, NodeEntry, Roster
 
 if TYPE_CHECKING:
@@ -48,7 +52,7 @@ def add_mission_commands(subparsers: Subparsers) -> None:
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(run=run_revoke)
 
-    show = commands.add_parser("show", help="list nodes, groups and addresses")
+    show = commands.add_parser("show", help="list nodes, groups, addresses and notices")
     show.add_argument("dir", metavar="DIR")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run_show)
@@ -79,19 +83,35 @@ def run_add_node(args: argparse.Namespace) -> int:
 
 def run_revoke(args: argparse.Namespace) -> int:
     roster = revoke_node(args.dir, args.name)
+    path = revocation_path(args.dir, roster.version)
     print(
         f"node {args.name} revoked: roster version {roster.version}; "
         "distribute the new roster to every node"
     )
+    print(f"revocation notice {path} (flood it from any node):")
+    print(path.read_bytes().hex())
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
     roster = load_mission_roster(args.dir)
+    notices = load_revocations(args.dir)
     if args.json:
-        print(json.dumps(roster_summary(roster), indent=2))
+        summary = roster_summary(roster)
+        summary["revocations"] = [
+            {
+                "version": notice.version,
+                "revoked": [_name(roster, a) for a in notice.revoked],
+                "file": str(path),
+                "notice": notice.to_bytes().hex(),
+            }
+            for path, notice in notices
+        ]
+        print(json.dumps(summary, indent=2))
     else:
         print(format_roster(roster))
+        if notices:
+            print(format_notices(roster, notices))
     return 0
 
 
@@ -148,6 +168,15 @@ def format_roster(roster: Roster) -> str:
             c.ljust(w) for c, w in zip(row[1:], widths[1:], strict=True)
         ]
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_notices(roster: Roster, notices: list[tuple[Path, Revocation]]) -> str:
+    """One line per revocation notice of the mission directory."""
+    lines = ["", "revocation notices:"]
+    for path, notice in notices:
+        names = ", ".join(_name(roster, a) for a in notice.revoked)
+        lines.append(f"  roster version {notice.version}: {names}  {path}")
     return "\n".join(lines)
 
 

@@ -1,10 +1,13 @@
 """End-to-end protection of one message: compress, sign, seal; and the reverse.
 
 The payload is compressed (raw DEFLATE, via zlib) when that makes it smaller, signed with
-the source's Ed25519 key when asked (non-repudiation), then sealed with ChaCha20-Poly1305
-under the pairwise or group key of the message's epoch. The clear header is the associated
-data, so a relay can read what it needs to route but can neither read the payload nor alter
-the header.
+the source's Ed25519 key when asked (non-repudiation) and always when it goes to a group,
+then sealed with ChaCha20-Poly1305 under the pairwise or group key of the message's epoch.
+The clear header is the associated data, so a relay can read what it needs to route but can
+neither read the payload nor alter the header.
+
+Every member of a group holds the group key, so the AEAD alone cannot tell which member
+sealed a group message: only the signature binds it to its source.
 """
 
 from __future__ import annotations
@@ -33,11 +36,20 @@ _COMPRESSED: Final = int(Flags.COMPRESSED)
 _CONTROL: Final = int(Flags.CONTROL)
 
 
+class GroupLookup(Protocol):
+    """The part of the roster that sealing needs."""
+
+    def is_group(self, address: int) -> bool: ...
+
+
 class MessageKeys(Protocol):
     """The part of the keyring that sealing needs."""
 
     address: int
     epoch_seconds: int
+
+    @property
+    def roster(self) -> GroupLookup: ...
 
     def message_key(self, src: int, dst: int, epoch: int) -> bytes | None: ...
     def sign(self, data: bytes) -> bytes: ...
@@ -82,6 +94,7 @@ def seal_message(
     key = keys.message_key(keys.address, dst, epoch)
     if key is None:
         raise SealError(f"no end-to-end key for destination {dst} in epoch {epoch}")
+    sign = sign or keys.roster.is_group(dst)  # docs/protocol.md 5.4: group messages are signed
     # plain ints: IntFlag arithmetic costs more than the cipher on short messages
     flags = (_RECEIPT if receipt else 0) | (_CONTROL if control else 0) | (_SIGNED if sign else 0)
     inner = payload
@@ -93,7 +106,7 @@ def seal_message(
     header = associated_data(keys.address, dst, seq, pf_field(precedence, flags), created, ttl)
     if sign:
         inner = keys.sign(header + payload) + inner
-    ciphertext = aead.seal_message(key, keys.address, seq, header, inner)
+    ciphertext = aead.seal_message(key, keys.address, created, seq, header, inner)
     return Message(keys.address, dst, seq, precedence, Flags(flags), created, ttl, 0, ciphertext)
 
 
@@ -103,11 +116,16 @@ def open_message(keys: MessageKeys, message: Message) -> Opened:
     if key is None:
         raise OpenError("no-key", f"no key for {message.src}->{message.dst} in epoch {epoch}")
     header = message.associated_data()
-    inner = aead.open_message(key, message.src, message.seq, header, message.ciphertext)
+    inner = aead.open_message(
+        key, message.src, message.created, message.seq, header, message.ciphertext
+    )
     if inner is None:  # tampered, or not sealed for us
         raise OpenError("e2e-auth", f"message {message.src}/{message.seq} fails AEAD")
     signature = b""
     flags = int(message.flags)
+    if not flags & _SIGNED and keys.roster.is_group(message.dst):
+        # Any member could have sealed it, under any source address.
+        raise OpenError("unsigned-group", f"group message {message.src}/{message.seq} unsigned")
     if flags & _SIGNED:
         if len(inner) < SIGNATURE_BYTES:
             raise OpenError("bad-signature", "signed message shorter than a signature")
@@ -134,4 +152,10 @@ def _decompress(data: bytes) -> bytes:
         raise OpenError("bad-compression", str(exc)) from None
     if inflater.unconsumed_tail or not inflater.eof:
         raise OpenError("bad-compression", "payload inflates beyond the limit or is truncated")
+    if inflater.unused_data:
+        raise OpenError(
+            "bad-compression",
+            f"expected nothing after the final DEFLATE block, found "
+            f"{len(inflater.unused_data)} bytes",
+        )
     return out

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from crypto import sealing as aead
 from crypto.errors import KeyFileError, RosterError
 from crypto.keyfile import load_keyfile
 from crypto.keyring import EPOCHS_AHEAD, Keyring
 from crypto.mission import build_mission
 from crypto.plan import MissionPlan
-from crypto.roster import Roster
+from crypto.roster import Roster, check_successor
 from crypto.sealing import open_message, seal_message, sign_detached, verify_detached
 
 PLAN = {"alpha": ["ops"], "bravo": ["ops"], "charlie": [], "delta": ["ops"]}
@@ -27,6 +28,26 @@ def ring() -> dict[str, Keyring]:
         PLAN, random.Random(11), t0=1_000, epoch_seconds=60, grace_epochs=GRACE
     )
     return {name: Keyring(k, roster) for name, k in keys.items()}
+
+
+def re_signed(
+    roster: Roster,
+    *,
+    t0: int | None = None,
+    epoch_seconds: int | None = None,
+    grace_epochs: int | None = None,
+) -> Roster:
+    """The roster, version +1, with the given changes, signed as build_mission signed it."""
+    plan = MissionPlan.new(random.Random(11).randbytes, t0=0, epoch_seconds=60, grace_epochs=0)
+    changed = dataclasses.replace(
+        roster,
+        version=roster.version + 1,
+        t0=roster.t0 if t0 is None else t0,
+        epoch_seconds=roster.epoch_seconds if epoch_seconds is None else epoch_seconds,
+        grace_epochs=roster.grace_epochs if grace_epochs is None else grace_epochs,
+        signature=b"",
+    )
+    return changed.signed(plan.authority)
 
 
 def revoked(roster: Roster, address: int, authority_seed: int = 11) -> Roster:
@@ -210,12 +231,76 @@ def test_seal_and_open(ring: dict[str, Keyring]) -> None:
     key = alpha.message_key(ALPHA, BRAVO, 0)
     peer_key = bravo.message_key(ALPHA, BRAVO, 0)
     assert key is not None and peer_key is not None
-    sealed = seal_message(key, ALPHA, 7, b"header", b"attack at dawn")
+    sealed = seal_message(key, ALPHA, 1800, 7, b"header", b"attack at dawn")
     assert len(sealed) == len(b"attack at dawn") + 16
-    assert open_message(peer_key, ALPHA, 7, b"header", sealed) == b"attack at dawn"
-    assert open_message(peer_key, ALPHA, 8, b"header", sealed) is None
-    assert open_message(peer_key, ALPHA, 7, b"headers", sealed) is None
-    assert open_message(peer_key, ALPHA, 7, b"header", sealed[:-1] + b"\0") is None
+    assert open_message(peer_key, ALPHA, 1800, 7, b"header", sealed) == b"attack at dawn"
+    assert open_message(peer_key, ALPHA, 1800, 8, b"header", sealed) is None
+    assert open_message(peer_key, ALPHA, 1801, 7, b"header", sealed) is None
+    assert open_message(peer_key, ALPHA, 1800, 7, b"headers", sealed) is None
+    assert open_message(peer_key, ALPHA, 1800, 7, b"header", sealed[:-1] + b"\0") is None
     other = alpha.message_key(ALPHA, CHARLIE, 0)
     assert other is not None
-    assert open_message(other, ALPHA, 7, b"header", sealed) is None
+    assert open_message(other, ALPHA, 1800, 7, b"header", sealed) is None
+
+
+def cipher_cache_holds(key: bytes) -> bool:
+    """Whether anything crypto.sealing holds at module level (caches) refers to `key`."""
+    for value in vars(aead).values():
+        if isinstance(value, dict) and (key in value or key in value.values()):
+            return True
+        if isinstance(value, (list, set, tuple)) and key in value:
+            return True
+    return False
+
+
+def test_erased_keys_leave_the_cipher_cache(ring: dict[str, Keyring]) -> None:
+    """Issue 7: the AEAD cache of crypto.sealing must not keep the keys of erased epochs."""
+    alpha = ring["alpha"]
+    old_pair, old_group = alpha.message_key(ALPHA, BRAVO, 0), alpha.message_key(ALPHA, OPS, 0)
+    kept = alpha.message_key(ALPHA, BRAVO, 4)
+    assert old_pair is not None and old_group is not None and kept is not None
+    for key in (old_pair, old_group, kept):
+        seal_message(key, ALPHA, 0, 1, b"header", b"order")
+        assert cipher_cache_holds(key)
+    alpha.advance(4)  # epochs before 4 - GRACE are erased
+    assert alpha.message_key(ALPHA, BRAVO, 0) is None
+    assert not cipher_cache_holds(old_pair)
+    assert not cipher_cache_holds(old_group)
+    assert alpha.message_key(ALPHA, BRAVO, 4) == kept  # a kept epoch still works
+    assert cipher_cache_holds(kept)
+
+
+def test_keys_of_revoked_peers_leave_the_cipher_cache(ring: dict[str, Keyring]) -> None:
+    alpha = ring["alpha"]
+    to_charlie = alpha.message_key(ALPHA, CHARLIE, 0)
+    assert to_charlie is not None
+    seal_message(to_charlie, ALPHA, 0, 1, b"header", b"order")
+    alpha.update_roster(revoked(alpha.roster, CHARLIE))
+    assert not cipher_cache_holds(to_charlie)
+
+
+def test_a_successor_roster_keeps_the_epochs(ring: dict[str, Keyring]) -> None:
+    """Issue 7: another t0 or epoch length would map old messages to other epochs' keys."""
+    alpha = ring["alpha"]
+    known = alpha.roster
+    changes = [
+        ("t0", known.t0 + 60, re_signed(known, t0=known.t0 + 60)),
+        ("epoch_seconds", 30, re_signed(known, epoch_seconds=30)),
+    ]
+    for field, value, changed in changes:
+        with pytest.raises(RosterError, match=f"{field}: expected the known value") as info:
+            check_successor(known, changed)
+        assert str(getattr(known, field)) in str(info.value) and str(value) in str(info.value)
+        with pytest.raises(RosterError, match=field):
+            alpha.update_roster(changed)
+    assert alpha.roster is known
+    longer_grace = re_signed(known, grace_epochs=GRACE + 1)
+    alpha.update_roster(longer_grace)  # the grace period may change
+    assert alpha.roster is longer_grace
+
+
+def test_only_active_members_may_send_to_a_group(ring: dict[str, Keyring]) -> None:
+    """Issue 7: a group key exists only for a sender that is a non-revoked member."""
+    for receiver in ("alpha", "bravo", "delta"):
+        assert ring[receiver].message_key(CHARLIE, OPS, 1) is None  # not a member
+        assert ring[receiver].message_key(BRAVO, OPS, 1) is not None

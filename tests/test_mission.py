@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import stat
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto.errors import KeyFileError, MissionError, RosterError
+from crypto.errors import KeyFileError, MissionError, RevocationError, RosterError
 from crypto.keyfile import decode_keyfile, load_keyfile, write_keyfile
 from crypto.keyring import Keyring
 from crypto.mission import (
@@ -20,6 +21,8 @@ from crypto.mission import (
     init_mission,
     keyfile_path,
     load_mission_roster,
+    load_revocations,
+    revocation_path,
     revoke_node,
     roster_path,
 )
@@ -187,6 +190,32 @@ def test_revoke(mission: Path) -> None:
     assert delta.address == 6
     keys = load_keyfile(keyfile_path(mission, "delta"), load_mission_roster(mission))
     assert {root.peer for root in keys.pair_roots} == {1, 5}
+
+
+def test_revoke_writes_a_signed_notice(mission: Path) -> None:
+    assert load_revocations(mission) == []
+    first = revoke_node(mission, "bravo")
+    second = revoke_node(mission, "charlie")
+    path = revocation_path(mission, first.version)
+    assert path == mission / "revocations" / f"v{first.version}.tawan-revoke"
+    assert mode_of(path) == 0o644 and mode_of(path.parent) == 0o700
+    notices = load_revocations(mission)
+    assert [(p, n.version, n.revoked) for p, n in notices] == [
+        (path, first.version, (4,)),
+        (revocation_path(mission, second.version), second.version, (5,)),
+    ]
+    for _path, notice in notices:
+        assert notice.verify(second.authority, second.mission_id)
+        assert notice.mission_id == second.mission_id
+    # A notice not signed by the authority is refused.
+    _other_path, notice = notices[0]
+    forged = dataclasses.replace(notice, signature=bytes(64))
+    path.write_bytes(forged.to_bytes())
+    with pytest.raises(RevocationError, match="authority"):
+        load_revocations(mission)
+    path.write_bytes(b"\x93")
+    with pytest.raises(RevocationError, match=str(path)):
+        load_revocations(mission)
 
 
 def test_build_mission_is_deterministic() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from crypto.keyfile import load_keyfile
 from crypto.mission import keyfile_path, load_mission_roster
+from crypto.revocation import decode_revocation
 from tawan.cli import main
 
 TAWAN = Path(sys.executable).parent / "tawan"
@@ -36,6 +37,14 @@ def test_mission_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert code == 0
     code, out, _ = run(capsys, "mission", "revoke", directory, "patrol-b")
     assert code == 0 and "patrol-b revoked: roster version 6" in out
+    notice_path = Path(directory) / "revocations" / "v6.tawan-revoke"
+    assert f"revocation notice {notice_path}" in out
+    notice_bytes = notice_path.read_bytes()
+    assert out.splitlines()[-1] == notice_bytes.hex()
+    assert stat.S_IMODE(notice_path.stat().st_mode) == 0o644
+    notice = decode_revocation(notice_bytes)
+    assert (notice.version, notice.revoked) == (6, (6,))
+    assert len(notice_bytes) < 128  # fits in one frame of the narrowest link
 
     code, out, _ = run(capsys, "mission", "show", directory)
     assert code == 0
@@ -45,7 +54,11 @@ def test_mission_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert lines[3].split() == ["1", "hq", "node", "command", "active"]
     assert lines[4].split() == ["2", "command", "group", "hq", "-"]
     assert lines[6].split() == ["4", "field", "group", "relay-1,", "patrol-a", "-"]
-    assert lines[-1].split() == ["6", "patrol-b", "node", "field", "revoked"]
+    assert lines[-4].split() == ["6", "patrol-b", "node", "field", "revoked"]
+    assert lines[-2:] == [
+        "revocation notices:",
+        f"  roster version 6: patrol-b  {notice_path}",
+    ]
 
     code, out, _ = run(capsys, "mission", "show", directory, "--json")
     shown = json.loads(out)
@@ -62,8 +75,17 @@ def test_mission_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         "address": 4,
         "members": ["relay-1", "patrol-a"],
     }
+    assert shown["revocations"] == [
+        {
+            "version": 6,
+            "revoked": ["patrol-b"],
+            "file": str(notice_path),
+            "notice": notice_bytes.hex(),
+        }
+    ]
 
     roster = load_mission_roster(directory)
+    assert notice.verify(roster.authority, roster.mission_id)
     path = keyfile_path(directory, "hq")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert {r.peer for r in load_keyfile(path, roster).pair_roots} == {3, 5, 6}

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto import schedule
+from crypto import sealing as aead
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from tawan.frames import (
@@ -42,10 +43,18 @@ ORDER = b"PLATOON 2 MOVE TO GRID 451903 BY 0600, HOLD UNTIL RELIEVED. ACKNOWLEDG
 SIGNERS = {n: Ed25519PrivateKey.from_private_bytes(bytes([n]) * 32) for n in (A, B, C)}
 
 
+class NoGroups:
+    """The roster of the fake keys: A, B and C are nodes, there are no groups."""
+
+    def is_group(self, address: int) -> bool:
+        return False
+
+
 class FakeKeys:
     """The MessageKeys of node `address`: pair roots derived from a seed, ratcheted per epoch."""
 
     epoch_seconds = EPOCH_SECONDS
+    roster = NoGroups()
 
     def __init__(self, address: int, seed: int = 0, signer: int | None = None) -> None:
         self.address = address
@@ -102,7 +111,7 @@ def sealed_by_hand(plaintext: bytes, flags: Flags) -> Message:
     key = FakeKeys(A).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     ciphertext = schedule.seal(
-        key, schedule.message_nonce(A, 7), plaintext, header.associated_data()
+        key, schedule.message_nonce(A, CREATED, 7), plaintext, header.associated_data()
     )
     return dataclasses.replace(header, ciphertext=ciphertext)
 
@@ -126,9 +135,30 @@ def test_compression_is_raw_deflate_with_a_small_window() -> None:
     key = FakeKeys(B).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     inner = schedule.open_sealed(
-        key, schedule.message_nonce(A, 42), msg.ciphertext, msg.associated_data()
+        key, schedule.message_nonce(A, CREATED, 42), msg.ciphertext, msg.associated_data()
     )
     assert zlib.decompressobj(-12).decompress(inner) == ORDER
+
+
+def test_the_nonce_binds_the_creation_time() -> None:
+    """Issue 7: a store rolled back brings `seq` back but not the clock; the same seq at
+    another creation time in the same epoch must not reuse the keystream."""
+    payload = random.Random(5).randbytes(100)  # not compressed: the keystream shows
+
+    def sealed_at(created: int) -> bytes:
+        msg = seal_message(
+            FakeKeys(A), dst=B, seq=42, precedence=Precedence.ROUTINE, created=created,
+            ttl=600, payload=payload,
+        )  # fmt: skip
+        return msg.ciphertext[: -schedule.AEAD_TAG_BYTES]
+
+    assert epoch_of_ticks(CREATED + 1, EPOCH_SECONDS) == epoch_of_ticks(CREATED, EPOCH_SECONDS)
+    assert sealed_at(CREATED) != sealed_at(CREATED + 1)
+    nonce = schedule.message_nonce(A, CREATED, 42)
+    assert nonce.hex() == "00010000000005140000002a"  # src, 0, created 1300, seq 42
+    for bad in ((A, -1, 0), (A, 0, 1 << 32), (1 << 16, 0, 0), (A, 1 << 32, 0)):
+        with pytest.raises(ValueError, match="message nonce"):
+            schedule.message_nonce(*bad)
 
 
 def test_random_payload_is_not_compressed() -> None:
@@ -190,7 +220,7 @@ def test_signature_covers_header_and_payload() -> None:
     key = FakeKeys(B).message_key(A, B, epoch_of_ticks(CREATED, EPOCH_SECONDS))
     assert key is not None
     inner = schedule.open_sealed(
-        key, schedule.message_nonce(A, 42), msg.ciphertext, msg.associated_data()
+        key, schedule.message_nonce(A, CREATED, 42), msg.ciphertext, msg.associated_data()
     )
     signature = inner[:SIGNATURE_BYTES]
     SIGNERS[A].public_key().verify(signature, msg.associated_data() + ORDER)
@@ -288,8 +318,14 @@ def test_signed_bomb_is_refused_before_verifying() -> None:
 
 @pytest.mark.parametrize(
     "stream",
-    [b"", b"\xff\xff\xff", raw_deflate(ORDER)[:-3], zlib.compress(ORDER)],
-    ids=["empty", "garbage", "truncated", "zlib-header"],
+    [
+        b"",
+        b"\xff\xff\xff",
+        raw_deflate(ORDER)[:-3],
+        zlib.compress(ORDER),
+        raw_deflate(ORDER) + b"x",
+    ],
+    ids=["empty", "garbage", "truncated", "zlib-header", "trailing-bytes"],
 )
 def test_bad_compressed_streams(stream: bytes) -> None:
     assert refused(sealed_by_hand(stream, Flags.COMPRESSED)) == "bad-compression"
@@ -298,7 +334,7 @@ def test_bad_compressed_streams(stream: bytes) -> None:
 # ---------------------------------------------------------------------------- real keyring
 
 ROSTER, NODE_KEYS = build_mission(
-    {"alpha": ["ops"], "bravo": ["ops"], "charlie": []}, random.Random(3), t0=0
+    {"alpha": ["ops"], "bravo": ["ops"], "charlie": [], "delta": ["ops"]}, random.Random(3), t0=0
 )
 
 
@@ -319,6 +355,7 @@ class Impersonator:
         self.holder = holder
         self.address = pretends
         self.epoch_seconds = holder.epoch_seconds
+        self.roster = holder.roster
 
     def message_key(self, src: int, dst: int, epoch: int) -> bytes | None:
         return self.holder.message_key(src, dst, epoch)
@@ -360,12 +397,90 @@ def test_group_with_the_real_keyring() -> None:
     assert open_message(alpha, from_bravo).payload == ORDER
 
 
-def test_group_messages_are_attributable_only_when_signed() -> None:
+def test_group_messages_are_always_signed() -> None:
     alpha, bravo = keyring("alpha"), keyring("bravo")
+    msg = seal_to(alpha, address("ops"))  # no signature asked for
+    assert msg.flags & Flags.SIGNED
+    assert len(msg.ciphertext) == len(seal_to(alpha, address("bravo")).ciphertext) + 64
+    opened = open_message(bravo, msg)
+    assert opened.signed and opened.payload == ORDER
+    assert not seal_to(alpha, address("bravo")).flags & Flags.SIGNED  # pairwise: when asked
+
+
+def group_message_by_hand(holder: Keyring, src: int, flags: Flags, plaintext: bytes) -> Message:
+    """A message to ops that `holder` seals under the real group key, claiming source `src`."""
     ops = address("ops")
-    bravo_as_alpha = Impersonator(bravo, address("alpha"))
-    assert open_message(alpha, seal_to(bravo_as_alpha, ops)).payload == ORDER
-    assert refused(seal_to(bravo_as_alpha, ops, sign=True), alpha) == "bad-signature"
+    header = Message(src, ops, 9, Precedence.FLASH, flags, 4000, 600, 0, bytes(16))
+    key = holder.message_key(holder.address, ops, epoch_of_ticks(4000, holder.epoch_seconds))
+    assert key is not None  # the same group key whoever sends
+    ciphertext = aead.seal_message(
+        key, src, header.created, header.seq, header.associated_data(), plaintext
+    )
+    return dataclasses.replace(header, ciphertext=ciphertext)
+
+
+def test_a_member_cannot_send_to_the_group_as_another_member() -> None:
+    """Issue 7: the group key is shared, so only the signature tells who sent."""
+    bravo, delta = keyring("bravo"), keyring("delta")
+    alpha_address = address("alpha")
+    unsigned = group_message_by_hand(bravo, alpha_address, Flags.NONE, ORDER)
+    assert refused(unsigned, delta) == "unsigned-group"
+    signed_by_bravo = seal_to(Impersonator(bravo, alpha_address), address("ops"))
+    assert signed_by_bravo.flags & Flags.SIGNED
+    assert refused(signed_by_bravo, delta) == "bad-signature"
+    wrong_signature = bravo.sign(b"another message")
+    by_hand = group_message_by_hand(bravo, alpha_address, Flags.SIGNED, wrong_signature + ORDER)
+    assert refused(by_hand, delta) == "bad-signature"
+    assert open_message(delta, seal_to(bravo, address("ops"))).payload == ORDER
+
+
+class SignsAs:
+    """A member's group key with another node's own signing key (a captured node helping)."""
+
+    def __init__(self, key_holder: Keyring, signer: Keyring) -> None:
+        self.key_holder = key_holder
+        self.signer = signer
+        self.address = signer.address
+        self.epoch_seconds = signer.epoch_seconds
+        self.roster = signer.roster
+
+    def message_key(self, src: int, dst: int, epoch: int) -> bytes | None:
+        return self.key_holder.message_key(self.key_holder.address, dst, epoch)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.signer.sign(data)
+
+    def verify(self, address: int, data: bytes, signature: bytes) -> bool:
+        return self.signer.verify(address, data, signature)
+
+
+def test_a_non_member_cannot_send_to_the_group() -> None:
+    """charlie signs for itself, with the group key bravo gave it: still not a member."""
+    charlie, delta = keyring("charlie"), keyring("delta")
+    msg = seal_to(SignsAs(keyring("bravo"), charlie), address("ops"))
+    assert msg.src == address("charlie") and msg.flags & Flags.SIGNED
+    assert delta.message_key(msg.src, msg.dst, 0) is None
+    assert refused(msg, delta) == "no-key"
+
+
+def test_trailing_bytes_after_the_final_deflate_block_are_refused() -> None:
+    """Issue 7: a valid stream with bytes after its final block, sealed under a real key."""
+    alpha, bravo = keyring("alpha"), keyring("bravo")
+    header = Message(
+        address("alpha"), address("bravo"), 9, Precedence.ROUTINE, Flags.COMPRESSED, 4000,
+        600, 0, bytes(16),
+    )  # fmt: skip
+    key = alpha.message_key(header.src, header.dst, epoch_of_ticks(4000, alpha.epoch_seconds))
+    assert key is not None
+
+    def sealed(stream: bytes) -> Message:
+        aad = header.associated_data()
+        ct = aead.seal_message(key, header.src, header.created, header.seq, aad, stream)
+        return dataclasses.replace(header, ciphertext=ct)
+
+    assert open_message(bravo, sealed(raw_deflate(ORDER))).payload == ORDER
+    for trailer in (b"\0", b"garbage", raw_deflate(b"a second stream")):
+        assert refused(sealed(raw_deflate(ORDER) + trailer), bravo) == "bad-compression"
 
 
 # ---------------------------------------------------------------------------- receipts

@@ -1,8 +1,11 @@
 """Reassembly of fragmented messages, in the store so that a restart keeps what arrived.
 
 Fragments are hop by hop: this node collects a neighbour's FRAG frames for one message until
-it holds every index, then hands the whole encoded message on. Memory (store space) held for
-incomplete messages is bounded; the oldest partial message goes first.
+it holds every index, then hands the whole encoded message on. Each (neighbour, message) is a
+transfer of its own, so a second neighbour sending the same message, cut for another link,
+neither mixes its fragments in nor makes this node drop the first one's. Store space held for
+incomplete messages is bounded: the transfer idle longest goes first, and the engine's
+housekeeping drops, with `expire`, those no fragment has been added to for a while.
 """
 
 from __future__ import annotations
@@ -28,34 +31,43 @@ class Reassembly:
         self.store = store
         self.max_bytes = max_bytes
 
-    def add(self, frame: FragFrame) -> Assembled:
+    def add(self, frame: FragFrame, *, neighbour: int = 0, now: float = 0.0) -> Assembled:
+        """Take one fragment of `frame.mid` that `neighbour` sent at `now`."""
         mid, store = frame.mid, self.store
         try:
-            held = store.put_fragment(mid, frame.index, frame.count, frame.chunk)
+            held = store.put_fragment(neighbour, mid, frame.index, frame.count, frame.chunk, now)
         except StoreError:
-            # The sender re-cut the message for another link (a different count): what is
-            # held belongs to the old plan. Keep the new fragment.
-            store.drop_fragments(mid)
-            held = store.put_fragment(mid, frame.index, frame.count, frame.chunk)
+            # The neighbour re-cut the message for another link (a different count): what is
+            # held of its transfer belongs to the old plan. Keep the new fragment.
+            store.drop_fragments(neighbour, mid)
+            held = store.put_fragment(neighbour, mid, frame.index, frame.count, frame.chunk, now)
         if held > self.max_bytes:
-            store.drop_fragments(mid)
+            store.drop_fragments(neighbour, mid)
             return Assembled(refused="reassembly-limit")
-        indices = store.fragment_indices(mid)
+        indices = store.fragment_indices(neighbour, mid)
         if len(indices) < frame.count:
             self._bound()
             if frame.index == frame.count - 1:  # the end of a pass: say what is missing
                 return Assembled(report=FragState(mid, _bitmap(indices, frame.count)))
             return Assembled()
-        pieces = store.fragments(mid)
-        store.drop_fragments(mid)
+        pieces = store.fragments(neighbour, mid)
+        store.drop_fragments(neighbour, mid)
         return Assembled(message=b"".join(pieces[i] for i in range(frame.count)))
+
+    def expire(self, older_than: float) -> int:
+        """Drop every transfer whose newest fragment came before `older_than` (abandoned: a
+        sender still sending keeps its transfer); returns how many were dropped."""
+        stale = self.store.partials_older_than(older_than)
+        for neighbour, mid in stale:
+            self.store.drop_fragments(neighbour, mid)
+        return len(stale)
 
     def _bound(self) -> None:
         while self.store.fragment_bytes() > self.max_bytes:
             oldest = self.store.oldest_partial()
             if oldest is None:
                 return
-            self.store.drop_fragments(oldest)
+            self.store.drop_fragments(*oldest)
 
 
 def _bitmap(indices: set[int], count: int) -> bytes:

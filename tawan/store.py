@@ -13,18 +13,52 @@ so many messages share one commit (group commit) and nothing acknowledged is eve
 - durability "power" (synchronous=FULL): a committed transaction survives power loss; group
   commit keeps the cost of the extra fsync per commit, not per message.
 
+`commit(sync=True)` gives one commit the "power" guarantee in a "process" store (a reserved
+block of nonces must never be rolled back by a power cut). SQLite refuses to change
+synchronous inside a transaction ("Safety level may not be changed inside a transaction"), and
+the transaction is open from the first write, so the store commits and then fsyncs the WAL
+file: what synchronous=FULL does at a WAL commit, and it covers every earlier commit too.
+
+A commit that fails may leave the transaction open (retry) or rolled back by SQLite; in the
+second case, as after `rollback()`, every write since the last commit is gone, the tallies are
+reloaded from the file and `rollbacks` goes up by one, so a caller can tell that state it wrote
+(reservations, counters) must be written again.
+
 Next hops. A message in custody has one row per neighbour it still has to be handed to. The
 reserved address `HELD` (0) marks a message held with no route yet: it is never a real next
 hop, `pending()` skips it and `messages_without_next_hop()` lists it. Adding a real next hop
 clears the mark; `hold()` puts a message back to held when its routes are lost. When the last
 row goes (the last neighbour acknowledged it), the message leaves the store.
 
-Eviction. When a new message does not fit in `max_bytes`, messages of strictly lower
+Fair share. FLASH and OVERRIDE are never evicted, so one insider sending OVERRIDE traffic to
+an unreachable node could fill a relay until it refuses everyone's FLASH (store pinning). Once
+the store is contended (a new message would take it past half of `max_bytes`), a message is
+refused with `StoreShareExceeded` when its previous hop, or its source, would then hold more
+than a fair share: `max_bytes // max(2, n)`, n the number of previous hops (resp. sources)
+holding bytes, the new message's own counted. Messages submitted here count as previous hop 0
+towards n, but are not held to a share themselves: the node's own application is not an
+adversary of its node, and its traffic must not wait for room it leaves free. Half the store
+stays open to whoever holds little, so another neighbour's FLASH gets in. The price: a lone
+neighbour gets half the store, never more.
+
+Eviction. When an admitted message does not fit in `max_bytes`, messages of strictly lower
 precedence are evicted, lowest precedence first, then earliest expiry, then oldest. FLASH and
 above are never evicted (the engine's `expire()` removes them once expired). A message never
 evicts one of its own precedence: both are in someone's custody, and refusing the new one
 (`StoreFull`, no acknowledgement) leaves it safe with the previous hop, while evicting the old
 one would drop a message this node already acknowledged.
+
+Fragments are kept per (neighbour, message): another neighbour sending the same message cut
+differently never disturbs a transfer. A partial message ages by its newest fragment, so a
+transfer still progressing is never aged out (`partials_older_than`). Arrival times are kept
+in the file, so they must come from a clock that goes on across restarts (the runtime's).
+
+Acknowledged inbox entries hold plaintext: the store runs with secure_delete, and a commit
+that freed inbox entries checkpoints and truncates the WAL, so the deleted payload is left
+neither in the database file nor in its WAL.
+
+Schema versions: 1 (the first), 2 (previous hops, receipt reporters, sent messages, fragments
+by neighbour). A version 1 file is upgraded in one transaction when opened.
 """
 
 from __future__ import annotations
@@ -46,6 +80,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreFull",
+    "StoreShareExceeded",
     "StoredMessage",
 ]
 
@@ -57,12 +92,14 @@ Durability = Literal["process", "power"]
 HELD: Final = 0
 """Next hop meaning "held, no route yet"; address 0 is never a node."""
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 _PAGE_ROWS: Final = 256
 _PRECEDENCES: Final = tuple(int(p) for p in Precedence)
 _FLASH: Final = int(Precedence.FLASH)
+_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2}
+"""Script upgrading a store from the version of the key to the next one."""
 
 
 class StoreError(Exception):
@@ -73,9 +110,16 @@ class StoreFull(StoreError):
     """No room for a message even after eviction; nothing was stored, so refuse custody."""
 
 
+class StoreShareExceeded(StoreFull):
+    """The store is contended and the message's previous hop or source already holds its fair
+    share; nothing was stored, so refuse custody."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """A message in custody; `body` is the encoded message, opaque to the store."""
+    """A message in custody; `body` is the encoded message, opaque to the store.
+
+    `prev_hop` is the neighbour it came from, 0 when it was submitted here."""
 
     mid: MessageId
     dst: int
@@ -85,6 +129,7 @@ class StoredMessage:
     body: bytes
     local_origin: bool
     received_at: float
+    prev_hop: int = 0
 
     def __post_init__(self) -> None:
         if self.precedence not in _PRECEDENCES:
@@ -116,20 +161,45 @@ class InboxEntry:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """An end-to-end receipt for a message this node sent, waiting for the application."""
+    """An end-to-end receipt for a message this node sent, waiting for the application.
+
+    `reporter` is the node that reported it (0 in receipts kept from schema version 1)."""
 
     rowid: int
     mid: MessageId
     kind: int
     at: int
+    reporter: int = 0
+
+
+@dataclass(slots=True)
+class _Partial:
+    """What the store holds of one neighbour's transfer of one message."""
+
+    count: int
+    held: int
+    newest: float
+
+
+PartialKey = tuple[int, MessageId]
+"""(neighbour, message id): one transfer of fragments."""
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    """Build a StoredMessage from the ten message columns, in schema order."""
-    src, epoch, seq, dst, prec, created, expires, body, local, received = row
+    """Build a StoredMessage from the eleven message columns, in schema order."""
+    src, epoch, seq, dst, prec, created, expires, body, local, received, prev_hop = row
     return StoredMessage(
-        (src, epoch, seq), dst, prec, created, expires, body, bool(local), received
+        (src, epoch, seq), dst, prec, created, expires, body, bool(local), received, prev_hop
     )
+
+
+def _add(tally: dict[int, int], key: int, delta: int) -> None:
+    """Add to a per-key byte tally, keeping only keys that hold bytes."""
+    value = tally.get(key, 0) + delta
+    if value:
+        tally[key] = value
+    else:
+        tally.pop(key, None)
 
 
 class Store:
@@ -149,8 +219,16 @@ class Store:
         self.path = os.fspath(path)
         self.durability: Durability = durability
         self.max_bytes = max_bytes
+        self.rollbacks = 0
+        """Transactions lost since opening: each `rollback()` that dropped writes, and each
+        failed commit that SQLite rolled back."""
         self._dirty = False
         self._closed = False
+        self._file_backed = self.path not in ("", ":memory:")
+        self._unsynced = False  # committed at NORMAL, not yet forced to stable storage
+        self._dir_synced = False
+        self._inbox_deleted = False  # in the open transaction
+        self._scrub_wal = False  # inbox rows deleted and committed: truncate the WAL
         try:
             # isolation_level=None: this class issues BEGIN and COMMIT itself (group commit).
             self._conn = sqlite3.connect(self.path, isolation_level=None)
@@ -173,7 +251,7 @@ class Store:
     # ---- opening -------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Check the file is ours, create the schema if new, then set WAL and durability."""
+        """Check the file is ours, create or upgrade the schema, then set WAL and durability."""
         self._cur = self._conn.cursor()
         app_id, version, tables = self._identify()
         if app_id == 0 and tables == 0:
@@ -184,17 +262,15 @@ class Store:
                 f"{APPLICATION_ID:#x}, found {app_id:#x} with {tables} schema objects"
             )
         elif version != SCHEMA_VERSION:
-            newer = "newer" if version > SCHEMA_VERSION else "older"
-            raise StoreError(
-                f"store {self.path!r} has schema version {version}, {newer} than the "
-                f"version {SCHEMA_VERSION} this tawan reads"
-            )
+            self._upgrade(version)
         mode = self._cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal" and self.path != ":memory:":
+        if mode != "wal" and self._file_backed:
             raise StoreError(f"store {self.path!r}: expected journal_mode wal, found {mode}")
         sync = "FULL" if self.durability == "power" else "NORMAL"
         self._cur.execute(f"PRAGMA synchronous={sync}")
         self._cur.execute("PRAGMA journal_size_limit=16777216")
+        self._cur.execute("PRAGMA secure_delete=ON")  # freed pages hold no old plaintext
+        self._wal_path = os.path.abspath(self.path) + "-wal"
         self._load_counters()
 
     def _identify(self) -> tuple[int, int, int]:
@@ -223,23 +299,42 @@ class Store:
             f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         )
 
+    def _upgrade(self, version: int) -> None:
+        """Run every migration from `version` up in one transaction: all of them or none."""
+        if version > SCHEMA_VERSION or version not in _MIGRATIONS:
+            newer = "newer" if version > SCHEMA_VERSION else "older"
+            raise StoreError(
+                f"store {self.path!r} has schema version {version}, {newer} than the "
+                f"version {SCHEMA_VERSION} this tawan reads"
+            )
+        scripts = [_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
+        try:
+            self._cur.executescript(
+                f"BEGIN; {' '.join(scripts)} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._cur.execute("ROLLBACK")
+            raise StoreError(
+                f"store {self.path!r}: upgrade from schema version {version} to "
+                f"{SCHEMA_VERSION} failed, the file is unchanged: {exc}"
+            ) from exc
+
     def _load_counters(self) -> None:
         """Rebuild the in-memory tallies once, so stats never need a query per call."""
+        cur = self._cur
         self._counts = dict.fromkeys(_PRECEDENCES, 0)
         self._bytes = dict.fromkeys(_PRECEDENCES, 0)
-        for prec, count, size in self._cur.execute(
-            "SELECT precedence, count(*), sum(size) FROM messages GROUP BY precedence"
-        ):
+        for prec, count, size in cur.execute(sql.BYTES_BY_PRECEDENCE):
             self._counts[prec] = count
             self._bytes[prec] = size
         self._bytes_used = sum(self._bytes.values())
-        self._partials: dict[MessageId, list[int]] = {}
-        for src, epoch, seq, count, held in self._cur.execute(
-            "SELECT src, epoch, seq, max(count), sum(length(chunk)) FROM fragments "
-            "GROUP BY src, epoch, seq"
-        ):
-            self._partials[(src, epoch, seq)] = [count, held]
-        self._fragment_bytes = sum(held for _, held in self._partials.values())
+        self._by_source: dict[int, int] = dict(cur.execute(sql.BYTES_BY_SOURCE).fetchall())
+        self._by_prev_hop: dict[int, int] = dict(cur.execute(sql.BYTES_BY_PREV_HOP).fetchall())
+        self._partials: dict[PartialKey, _Partial] = {}
+        for hop, src, epoch, seq, count, held, newest in cur.execute(sql.PARTIALS):
+            self._partials[(hop, (src, epoch, seq))] = _Partial(count, held, newest)
+        self._fragment_bytes = sum(p.held for p in self._partials.values())
 
     @property
     def journal_mode(self) -> str:
@@ -264,28 +359,74 @@ class Store:
         """True while writes wait for `commit()`; acknowledge nothing they carry until then."""
         return self._dirty
 
-    def commit(self) -> None:
-        """Make every write so far durable (as chosen by `durability`); no-op when clean."""
-        if not self._dirty:
+    def commit(self, *, sync: bool = False) -> None:
+        """Make every write so far durable (as chosen by `durability`); no-op when clean.
+
+        `sync=True` forces the commit, and every earlier one, to stable storage even at
+        durability "process" (also when clean). Raises StoreError when the commit failed:
+        `dirty` tells whether the transaction is still open (retry) or was rolled back
+        (`rollbacks` went up, the writes are gone).
+        """
+        if self._dirty:
+            try:
+                self._cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if not self._conn.in_transaction:
+                    # SQLite rolled the transaction back: the tallies must follow the file.
+                    self._lost()
+                raise StoreError(f"store {self.path!r}: commit failed: {exc}") from exc
+            self._dirty = False
+            self._unsynced = self._file_backed and self.durability == "process"
+            self._scrub_wal |= self._inbox_deleted
+            self._inbox_deleted = False
+        if self._scrub_wal:
+            self._truncate_wal()
+        if sync and self._unsynced:
+            self._sync_wal()
+
+    def _lost(self) -> None:
+        """The open transaction is gone: forget what it wrote."""
+        self._dirty = False
+        self._inbox_deleted = False
+        self.rollbacks += 1
+        self._load_counters()
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the database and empty it, so pages of deleted inbox entries
+        leave it; a checkpoint that could not finish (a reader) is retried next commit."""
+        if not self._file_backed:
+            self._scrub_wal = False
             return
         try:
-            self._cur.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if not self._conn.in_transaction:
-                # SQLite rolled the transaction back: the tallies must follow the file.
-                self._dirty = False
-                self._load_counters()
-            raise StoreError(f"store {self.path!r}: commit failed: {exc}") from exc
-        self._dirty = False
+            busy = self._cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error:
+            return  # the commit itself succeeded; try again with the next one
+        if busy == 0:
+            self._scrub_wal = False
+            self._unsynced = False  # a checkpoint syncs the WAL and the database file
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL, and once its directory: what synchronous=FULL does at a commit."""
+        try:
+            _fsync(self._wal_path)
+            if not self._dir_synced:
+                _fsync(os.path.dirname(self._wal_path))
+                self._dir_synced = True
+        except FileNotFoundError:
+            pass  # no WAL: everything is in the database file, synced when checkpointed
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.path!r}: committed, but forcing it to stable storage failed: {exc}"
+            ) from exc
+        self._unsynced = False
 
     def rollback(self) -> None:
         """Drop every write since the last commit, as a crash would (the emulator and tests
-        kill nodes this way without a process to kill)."""
+        kill nodes this way without a process to kill); counts in `rollbacks`."""
         if not self._dirty:
             return
         self._cur.execute("ROLLBACK")
-        self._dirty = False
-        self._load_counters()
+        self._lost()
 
     def close(self) -> None:
         """Commit what was written, then close; closing twice is harmless."""
@@ -308,11 +449,21 @@ class Store:
     ) -> list[StoredMessage]:
         """Take custody of `msg`, pending for each of `next_hops` (none: held, no route).
 
-        Returns the messages evicted to make room; raises StoreFull, having changed nothing,
-        when room cannot be made, and StoreError when the message is already stored.
+        Returns the messages evicted to make room. Raises, having changed nothing:
+        StoreShareExceeded when its previous hop or source holds its fair share of a
+        contended store, StoreFull when room cannot be made, StoreError when the message is
+        already stored.
         """
         hops = _hop_set(msg.mid, next_hops)
         size = len(msg.body)
+        if size > self.max_bytes:
+            raise StoreFull(
+                f"message {msg.mid} is {size} bytes, larger than the store's "
+                f"max_bytes {self.max_bytes}"
+            )
+        if not msg.local_origin and self._bytes_used + size > self.max_bytes // 2:
+            self._check_share(msg, "previous hop", msg.prev_hop, self._by_prev_hop)
+            self._check_share(msg, "source", msg.mid[0], self._by_source)
         evicted = self._make_room(msg, size) if self._bytes_used + size > self.max_bytes else []
         self._begin()
         src, epoch, seq = msg.mid
@@ -321,32 +472,39 @@ class Store:
             cur.execute(
                 sql.INSERT_MESSAGE,
                 (src, epoch, seq, msg.dst, msg.precedence, msg.created, msg.expires, msg.body,
-                 msg.local_origin, msg.received_at, size),
+                 msg.local_origin, msg.received_at, size, msg.prev_hop),
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             if self._exists(msg.mid):
-                raise StoreError(
-                    f"message {msg.mid} is already stored; add next hops with add_next_hops"
-                ) from None
+                raise _already_stored(msg.mid) from None
             raise StoreError(f"message {msg.mid} cannot be stored: {exc}") from exc
         if len(hops) == 1:
             cur.execute(sql.INSERT_HOP, (src, epoch, seq, *hops))
         else:
             cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
-        self._tally(msg.precedence, size, 1)
+        self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
+
+    def _check_share(self, msg: StoredMessage, kind: str, key: int, tally: dict[int, int]) -> None:
+        """Refuse `msg` if `key` (its previous hop or source) would pass its fair share."""
+        used = tally.get(key, 0)
+        holders = max(2, len(tally) + (key not in tally))
+        share = self.max_bytes // holders
+        if used + msg.size <= share:
+            return
+        if self._exists(msg.mid):
+            raise _already_stored(msg.mid)  # a duplicate, not a refusal
+        who = f"{kind} {key}" + (" (submitted here)" if kind == "previous hop" and not key else "")
+        raise StoreShareExceeded(
+            f"message {msg.mid} ({msg.size} bytes) refused: {who} holds {used} bytes, "
+            f"and its fair share of the contended store ({self._bytes_used} of "
+            f"{self.max_bytes} bytes in use) is {share} bytes (max_bytes // {holders})"
+        )
 
     def _make_room(self, msg: StoredMessage, size: int) -> list[StoredMessage]:
         """Evict lower-precedence messages until `msg` fits, or raise StoreFull untouched."""
-        if size > self.max_bytes:
-            raise StoreFull(
-                f"message {msg.mid} is {size} bytes, larger than the store's "
-                f"max_bytes {self.max_bytes}"
-            )
         if self._exists(msg.mid):
-            raise StoreError(
-                f"message {msg.mid} is already stored; add next hops with add_next_hops"
-            )
+            raise _already_stored(msg.mid)
         needed = self._bytes_used + size - self.max_bytes
         ceiling = min(msg.precedence, _FLASH)
         victims: list[int] = []
@@ -366,15 +524,20 @@ class Store:
         return [self._delete_row(rowid) for rowid in victims]
 
     def _delete_row(self, rowid: int) -> StoredMessage:
-        row = self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone()
-        gone = _message(row)
-        self._tally(gone.precedence, len(gone.body), -1)
+        gone = _message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())
+        self._untally(gone)
         return gone
 
-    def _tally(self, precedence: int, size: int, sign: int) -> None:
+    def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
+        """Every insert and delete of a message passes here, so the tallies follow the file."""
         self._counts[precedence] += sign
         self._bytes[precedence] += sign * size
         self._bytes_used += sign * size
+        _add(self._by_source, src, sign * size)
+        _add(self._by_prev_hop, prev_hop, sign * size)
+
+    def _untally(self, gone: StoredMessage) -> None:
+        self._tally(gone.precedence, gone.mid[0], gone.prev_hop, gone.size, -1)
 
     def _exists(self, mid: MessageId) -> bool:
         row = self._cur.execute(sql.MESSAGE_EXISTS, mid).fetchone()
@@ -423,7 +586,8 @@ class Store:
             return False
         row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
-            self._tally(row[0], row[1], -1)
+            precedence, size, prev_hop = row
+            self._tally(precedence, mid[0], prev_hop, size, -1)
         return True
 
     def next_hops_of(self, mid: MessageId) -> set[int]:
@@ -441,7 +605,8 @@ class Store:
         row = self._cur.execute(sql.DELETE_MESSAGE, mid).fetchone()
         if row is None:
             return False
-        self._tally(row[0], row[1], -1)
+        precedence, size, prev_hop = row
+        self._tally(precedence, mid[0], prev_hop, size, -1)
         return True
 
     def pending(self) -> Iterator[tuple[StoredMessage, int]]:
@@ -477,35 +642,51 @@ class Store:
         if cur.execute(sql.ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
             return []
         self._begin()
-        rows = cur.execute(
-            sql.DELETE_EXPIRED,
-            (now_mission_seconds,),
-        ).fetchall()
-        gone = [_message(row) for row in rows]
+        gone = [_message(row) for row in cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))]
         for msg in gone:
-            self._tally(msg.precedence, len(msg.body), -1)
+            self._untally(msg)
         return gone
 
-    # ---- dedup ---------------------------------------------------------------------------
+    # ---- dedup and sent messages ---------------------------------------------------------
 
     def mark_seen(self, mid: MessageId, expires: int) -> bool:
         """Record that `mid` arrived; True the first time, False for a duplicate."""
         self._begin()
-        self._cur.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)", (*mid, expires))
+        self._cur.execute(sql.INSERT_SEEN, (*mid, expires))
         return self._cur.rowcount == 1
 
     def seen(self, mid: MessageId) -> bool:
         return self._cur.execute(sql.SEEN, mid).fetchone() is not None
 
+    def put_sent(self, mid: MessageId, dst: int, expires: int) -> None:
+        """Remember that this node sent `mid` to `dst`, asking for a receipt, until `expires`:
+        a receipt for it counts only when `dst` reports it. Putting it again replaces it."""
+        self._begin()
+        self._cur.execute(sql.PUT_SENT, (*mid, dst, expires))
+
+    def sent_to(self, mid: MessageId) -> int | None:
+        """The destination of a message this node sent, None when unknown (or pruned)."""
+        row = self._cur.execute(sql.SENT_TO, mid).fetchone()
+        return None if row is None else int(row[0])
+
     def forget_seen_before(self, mission_seconds: int) -> int:
-        """Prune dedup records of messages that expired before `mission_seconds`.
+        """Prune dedup and sent records of messages that expired before `mission_seconds`.
 
         Safe because the engine drops a message arriving after its expiry as expired, so a
-        late duplicate is never mistaken for a new message. Returns how many were pruned.
+        late duplicate is never mistaken for a new message (nor a late receipt accepted).
+        Returns how many records were pruned; opens no transaction when none has expired,
+        so an idle node does not commit at every housekeeping pass.
         """
-        self._begin()
-        self._cur.execute("DELETE FROM seen WHERE expires < ?", (mission_seconds,))
-        return self._cur.rowcount
+        cur, t = self._cur, (mission_seconds,)
+        pruned = 0
+        for probe, delete in (
+            (sql.ANY_SEEN_BEFORE, sql.DELETE_SEEN_BEFORE),
+            (sql.ANY_SENT_BEFORE, sql.DELETE_SENT_BEFORE),
+        ):
+            if cur.execute(probe, t).fetchone() is not None:
+                self._begin()
+                pruned += cur.execute(delete, t).rowcount
+        return pruned
 
     # ---- inbox and receipts --------------------------------------------------------------
 
@@ -550,25 +731,32 @@ class Store:
         ]
 
     def ack_inbox(self, up_to_rowid: int) -> int:
-        """The application has every entry up to `up_to_rowid`; returns how many were freed."""
+        """The application has every entry up to `up_to_rowid`; returns how many were freed.
+
+        Their plaintext is overwritten in the file, and the WAL truncated, at the next commit.
+        """
         self._begin()
         self._cur.execute("DELETE FROM inbox WHERE id <= ?", (up_to_rowid,))
-        return self._cur.rowcount
+        freed = self._cur.rowcount
+        if freed:
+            self._inbox_deleted = True
+        return freed
 
     def inbox_count(self) -> int:
         return int(self._cur.execute("SELECT count(*) FROM inbox").fetchone()[0])
 
-    def put_receipt(self, mid: MessageId, kind: int, at: int) -> int:
-        """Keep an end-to-end receipt for the application; returns its rowid."""
+    def put_receipt(self, mid: MessageId, kind: int, at: int, reporter: int = 0) -> int:
+        """Keep an end-to-end receipt `reporter` sent for the application; returns its rowid."""
         self._begin()
-        self._cur.execute("INSERT INTO receipts VALUES (NULL, ?, ?, ?, ?, ?)", (*mid, kind, at))
+        self._cur.execute(sql.INSERT_RECEIPT, (*mid, kind, at, reporter))
         return self._lastrowid("receipts")
 
     def receipts(self, after_rowid: int = 0, limit: int = 100) -> list[Receipt]:
-        rows = self._cur.execute(
-            "SELECT * FROM receipts WHERE id > ? ORDER BY id LIMIT ?", (after_rowid, limit)
-        ).fetchall()
-        return [Receipt(rowid, (src, ep, seq), kind, at) for rowid, src, ep, seq, kind, at in rows]
+        rows = self._cur.execute(sql.RECEIPTS_AFTER, (after_rowid, limit)).fetchall()
+        return [
+            Receipt(rowid, (src, epoch, seq), kind, at, reporter)
+            for rowid, src, epoch, seq, kind, at, reporter in rows
+        ]
 
     def ack_receipts(self, up_to_rowid: int) -> int:
         """The application has every receipt up to `up_to_rowid`; returns how many were freed."""
@@ -578,58 +766,68 @@ class Store:
 
     # ---- fragments -----------------------------------------------------------------------
 
-    def put_fragment(self, mid: MessageId, index: int, count: int, chunk: bytes) -> int:
-        """Keep fragment `index` of `count`; returns the bytes now held for `mid`.
+    def put_fragment(
+        self, hop: int, mid: MessageId, index: int, count: int, chunk: bytes, now: float
+    ) -> int:
+        """Keep fragment `index` of `count` of `mid`, received from neighbour `hop` at `now`;
+        returns the bytes now held of that neighbour's transfer.
 
-        A repeated fragment is ignored. Raises StoreError when the index is out of range or
-        `count` disagrees with fragments already held (the engine drops such frames).
+        A repeated fragment is ignored, and is no progress. Raises StoreError when the
+        index is out of range or `count` disagrees with the fragments already held from `hop`
+        (the caller starts that transfer again); other neighbours' transfers are untouched.
         """
         if not 0 <= index < count:
-            raise StoreError(f"fragment of {mid}: index must be in [0, {count}), found {index}")
-        held = self._partials.get(mid)
-        if held is not None and held[0] != count:
             raise StoreError(
-                f"fragment {index} of {mid} says {count} fragments, earlier ones said {held[0]}"
+                f"fragment of {mid} from {hop}: index must be in [0, {count}), found {index}"
+            )
+        key = (hop, mid)
+        partial = self._partials.get(key)
+        if partial is not None and partial.count != count:
+            raise StoreError(
+                f"fragment {index} of {mid} from {hop} says {count} fragments, earlier ones "
+                f"said {partial.count}"
             )
         self._begin()
-        self._cur.execute(
-            "INSERT OR IGNORE INTO fragments VALUES (?, ?, ?, ?, ?, ?)",
-            (*mid, index, count, chunk),
-        )
-        if self._cur.rowcount == 1:
-            if held is None:
-                held = self._partials[mid] = [count, 0]
-            held[1] += len(chunk)
+        self._cur.execute(sql.INSERT_FRAGMENT, (*mid, hop, index, count, chunk, now))
+        if partial is None:
+            partial = self._partials[key] = _Partial(count, 0, now)
+        if self._cur.rowcount == 1:  # new: the transfer progressed
+            partial.held += len(chunk)
+            partial.newest = max(partial.newest, now)
             self._fragment_bytes += len(chunk)
-        return 0 if held is None else held[1]
+        return partial.held
 
-    def fragments(self, mid: MessageId) -> dict[int, bytes]:
-        rows = self._cur.execute(sql.FRAGMENTS_OF, mid)
-        return dict(rows)
+    def fragments(self, hop: int, mid: MessageId) -> dict[int, bytes]:
+        """The fragments held of neighbour `hop`'s transfer of `mid`, by index."""
+        return dict(self._cur.execute(sql.FRAGMENTS_OF, (*mid, hop)))
 
-    def fragment_indices(self, mid: MessageId) -> set[int]:
-        rows = self._cur.execute(sql.FRAGMENT_INDICES, mid)
+    def fragment_indices(self, hop: int, mid: MessageId) -> set[int]:
+        rows = self._cur.execute(sql.FRAGMENT_INDICES, (*mid, hop))
         return {idx for (idx,) in rows}
 
-    def drop_fragments(self, mid: MessageId) -> None:
-        """Forget a partial message: reassembled, expired, or evicted to bound memory."""
-        held = self._partials.pop(mid, None)
-        if held is None:
+    def drop_fragments(self, hop: int, mid: MessageId) -> None:
+        """Forget a partial message: reassembled, abandoned, or dropped to bound memory."""
+        partial = self._partials.pop((hop, mid), None)
+        if partial is None:
             return
         self._begin()
-        self._cur.execute(sql.DELETE_FRAGMENTS, mid)
-        self._fragment_bytes -= held[1]
+        self._cur.execute(sql.DELETE_FRAGMENTS, (*mid, hop))
+        self._fragment_bytes -= partial.held
 
     def fragment_bytes(self) -> int:
         """Bytes held in fragments of partial messages (not counted in `bytes_used`)."""
         return self._fragment_bytes
 
-    def oldest_partial(self) -> MessageId | None:
-        """The partial message whose oldest held fragment came first: the one to drop first."""
-        row = self._cur.execute(
-            "SELECT src, epoch, seq FROM fragments ORDER BY rowid LIMIT 1"
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+    def oldest_partial(self) -> PartialKey | None:
+        """The (neighbour, message) transfer idle longest, by its newest fragment, the first
+        begun among equals: the one to drop first."""
+        if not self._partials:
+            return None
+        return min(self._partials.items(), key=lambda item: item[1].newest)[0]
+
+    def partials_older_than(self, t: float) -> list[PartialKey]:
+        """Transfers whose newest fragment arrived before `t`: abandoned, to be dropped."""
+        return [key for key, partial in self._partials.items() if partial.newest < t]
 
     # ---- engine state --------------------------------------------------------------------
 
@@ -656,6 +854,27 @@ class Store:
 
     def bytes_by_precedence(self) -> dict[int, int]:
         return dict(self._bytes)
+
+    def bytes_by_source(self) -> dict[int, int]:
+        """Bytes in custody per source address (mid[0]); sources holding nothing are absent."""
+        return dict(self._by_source)
+
+    def bytes_by_prev_hop(self) -> dict[int, int]:
+        """Bytes in custody per previous hop (0: submitted here); absent when holding none."""
+        return dict(self._by_prev_hop)
+
+
+def _already_stored(mid: MessageId) -> StoreError:
+    return StoreError(f"message {mid} is already stored; add next hops with add_next_hops")
+
+
+def _fsync(path: str) -> None:
+    """Force a file's (or a directory's) written data to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _hop_set(mid: MessageId, next_hops: Iterable[int]) -> set[int]:

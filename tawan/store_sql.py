@@ -1,19 +1,43 @@
-"""The SQL of the custody store: its schema and every statement, in one place.
+"""The SQL of the custody store: its schema, its migrations and every statement, in one place.
 
-Message ids are (src, epoch, seq) and every statement names them ?1, ?2, ?3. `tawan.store`
-is the only user.
+Message ids are (src, epoch, seq) and every statement names them ?1, ?2, ?3; a neighbour
+(next hop, fragment sender) that goes with the id binds as ?4. `tawan.store` is the only user.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-SCHEMA: Final = """
+# Fragments are keyed by the neighbour sending them, so two neighbours' transfers of the same
+# message never mix. Shared by the schema and the migration from version 1, which rebuilds
+# the table because its unique key changed.
+FRAGMENTS_TABLE: Final = """
+CREATE TABLE fragments (
+    hop INTEGER NOT NULL, src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL, count INTEGER NOT NULL, chunk BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    UNIQUE (hop, src, epoch, seq, idx)
+) STRICT;
+"""
+
+SENT_TABLE: Final = """
+CREATE TABLE sent (
+    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    dst INTEGER NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (src, epoch, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sent_by_expiry ON sent (expires);
+"""
+
+# Columns added since version 1 come last and carry the default the migration gives old rows,
+# so a new store and an upgraded one have the same tables, column for column. (The f-strings
+# here join constants of this module, never data: S608 does not apply.)
+SCHEMA: Final = f"""
 CREATE TABLE messages (
     src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
     dst INTEGER NOT NULL, precedence INTEGER NOT NULL,
     created INTEGER NOT NULL, expires INTEGER NOT NULL, body BLOB NOT NULL,
     local_origin INTEGER NOT NULL, received_at REAL NOT NULL, size INTEGER NOT NULL,
+    prev_hop INTEGER NOT NULL DEFAULT 0,
     UNIQUE (src, epoch, seq)
 ) STRICT;
 CREATE INDEX messages_by_eviction ON messages (precedence, expires);
@@ -29,6 +53,7 @@ CREATE TABLE seen (
     expires INTEGER NOT NULL, PRIMARY KEY (src, epoch, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX seen_by_expiry ON seen (expires);
+{SENT_TABLE}
 CREATE TABLE inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     mid_src INTEGER NOT NULL, mid_epoch INTEGER NOT NULL, mid_seq INTEGER NOT NULL,
@@ -39,35 +64,48 @@ CREATE TABLE inbox (
 CREATE TABLE receipts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    kind INTEGER NOT NULL, at INTEGER NOT NULL
+    kind INTEGER NOT NULL, at INTEGER NOT NULL, reporter INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-CREATE TABLE fragments (
-    src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
-    idx INTEGER NOT NULL, count INTEGER NOT NULL, chunk BLOB NOT NULL,
-    UNIQUE (src, epoch, seq, idx)
-) STRICT;
+{FRAGMENTS_TABLE}
 CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
-"""
+"""  # noqa: S608
 
-# Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the ten
+# Version 1 to 2: messages learn their previous hop (0: as if submitted here), receipts their
+# reporter (0: unknown), sent messages get a table, and fragments are re-keyed by neighbour.
+# Fragments kept from version 1 get neighbour 0 and arrival time 0, so the first aging pass
+# drops them: their sender cannot be known and will resend.
+MIGRATE_1_TO_2: Final = f"""
+ALTER TABLE messages ADD COLUMN prev_hop INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE receipts ADD COLUMN reporter INTEGER NOT NULL DEFAULT 0;
+{SENT_TABLE}
+ALTER TABLE fragments RENAME TO fragments_v1;
+{FRAGMENTS_TABLE}
+INSERT INTO fragments (hop, src, epoch, seq, idx, count, chunk, received_at)
+    SELECT 0, src, epoch, seq, idx, count, chunk, 0.0 FROM fragments_v1 ORDER BY rowid;
+DROP TABLE fragments_v1;
+"""  # noqa: S608
+
+# Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the eleven
 # message columns are always in the order `_message` unpacks.
-INSERT_MESSAGE: Final = "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_MESSAGE: Final = "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 MESSAGE_AT: Final = (
     "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, m.expires, m.body, "
-    "m.local_origin, m.received_at FROM messages AS m WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
+    "m.local_origin, m.received_at, m.prev_hop FROM messages AS m "
+    "WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 )
 MESSAGE_EXISTS: Final = "SELECT 1 FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 DELETE_MESSAGE: Final = (
-    "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 RETURNING precedence, size"
+    "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 "
+    "RETURNING precedence, size, prev_hop"
 )
 DELETE_ROW: Final = (
     "DELETE FROM messages WHERE rowid = ? RETURNING src, epoch, seq, dst, precedence, "
-    "created, expires, body, local_origin, received_at"
+    "created, expires, body, local_origin, received_at, prev_hop"
 )
 DELETE_IF_NO_HOPS: Final = (
     "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND NOT EXISTS "
     "(SELECT 1 FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3) "
-    "RETURNING precedence, size"
+    "RETURNING precedence, size, prev_hop"
 )
 EVICTION_ORDER: Final = (
     "SELECT rowid, size FROM messages WHERE precedence < ? ORDER BY precedence, expires, rowid"
@@ -79,7 +117,15 @@ ANY_EXPIRED: Final = (
 DELETE_EXPIRED: Final = (
     "DELETE FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? "
     "RETURNING src, epoch, seq, dst, precedence, created, expires, body, local_origin, "
-    "received_at"
+    "received_at, prev_hop"
+)
+# The tallies of `Store._load_counters`, one scan each.
+BYTES_BY_PRECEDENCE: Final = (
+    "SELECT precedence, count(*), sum(size) FROM messages GROUP BY precedence"
+)
+BYTES_BY_SOURCE: Final = "SELECT src, sum(size) FROM messages GROUP BY src HAVING sum(size) > 0"
+BYTES_BY_PREV_HOP: Final = (
+    "SELECT prev_hop, sum(size) FROM messages GROUP BY prev_hop HAVING sum(size) > 0"
 )
 INSERT_HOP: Final = "INSERT OR IGNORE INTO next_hops VALUES (?, ?, ?, ?)"
 DELETE_HOP: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
@@ -89,13 +135,43 @@ HOPS_OF: Final = "SELECT hop FROM next_hops WHERE src = ?1 AND epoch = ?2 AND se
 # page is read whole before it is handed out, so the caller may write between pages.
 HOP_PAGE: Final = (
     "SELECT m.rowid, h.hop, m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, "
-    "m.expires, m.body, m.local_origin, m.received_at "
+    "m.expires, m.body, m.local_origin, m.received_at, m.prev_hop "
     "FROM messages AS m JOIN next_hops AS h "
     "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq "
     "WHERE m.rowid >= ?1 AND (m.rowid > ?1 OR h.hop > ?2) AND (h.hop = 0) = ?3 "
     "ORDER BY m.rowid, h.hop LIMIT ?4"
 )
 SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-FRAGMENTS_OF: Final = "SELECT idx, chunk FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-FRAGMENT_INDICES: Final = "SELECT idx FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-DELETE_FRAGMENTS: Final = "DELETE FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
+INSERT_SEEN: Final = "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)"
+# Both probes use the expiry index: an idle node finds nothing and opens no transaction.
+ANY_SEEN_BEFORE: Final = "SELECT 1 FROM seen WHERE expires < ? LIMIT 1"
+DELETE_SEEN_BEFORE: Final = "DELETE FROM seen WHERE expires < ?"
+ANY_SENT_BEFORE: Final = "SELECT 1 FROM sent WHERE expires < ? LIMIT 1"
+DELETE_SENT_BEFORE: Final = "DELETE FROM sent WHERE expires < ?"
+PUT_SENT: Final = "INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?, ?)"
+SENT_TO: Final = "SELECT dst FROM sent WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
+INSERT_RECEIPT: Final = (
+    "INSERT INTO receipts (id, src, epoch, seq, kind, at, reporter) "
+    "VALUES (NULL, ?, ?, ?, ?, ?, ?)"
+)
+RECEIPTS_AFTER: Final = (
+    "SELECT id, src, epoch, seq, kind, at, reporter FROM receipts WHERE id > ? ORDER BY id LIMIT ?"
+)
+INSERT_FRAGMENT: Final = (
+    "INSERT OR IGNORE INTO fragments (src, epoch, seq, hop, idx, count, chunk, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+FRAGMENTS_OF: Final = (
+    "SELECT idx, chunk FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
+)
+FRAGMENT_INDICES: Final = (
+    "SELECT idx FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
+)
+DELETE_FRAGMENTS: Final = (
+    "DELETE FROM fragments WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
+)
+# One row per partial message, in the order its first fragment arrived.
+PARTIALS: Final = (
+    "SELECT hop, src, epoch, seq, max(count), sum(length(chunk)), max(received_at) "
+    "FROM fragments GROUP BY hop, src, epoch, seq ORDER BY min(rowid)"
+)

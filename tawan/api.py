@@ -28,6 +28,8 @@ from typing import Final
 
 import trio
 
+from crypto.errors import RevocationError
+from crypto.revocation import decode_revocation
 from crypto.roster import GroupEntry
 from tawan.client import UNIX_PREFIX
 from tawan.engine import SubmitError
@@ -130,9 +132,15 @@ def message_json(runtime: Runtime, entry: InboxEntry) -> Json:
     }
 
 
-def receipt_json(receipt: Receipt) -> Json:
+def receipt_json(runtime: Runtime, receipt: Receipt) -> Json:
     kind = KINDS.get(receipt.kind, str(receipt.kind))
-    return {"id": receipt.rowid, "mid": format_mid(receipt.mid), "kind": kind, "at": receipt.at}
+    return {
+        "id": receipt.rowid,
+        "mid": format_mid(receipt.mid),
+        "kind": kind,
+        "at": receipt.at,
+        "reporter": runtime.name_of(receipt.reporter),
+    }
 
 
 # ---- ops: each reads its fields, then acts on the runtime ----------------------------------
@@ -180,6 +188,22 @@ def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
     return {"freed": freed}
 
 
+def op_revoke(runtime: Runtime, request: Request) -> Json:
+    """A revocation notice of the mission authority, to apply here and flood."""
+    try:
+        data = base64.b64decode(request.text("notice_b64"), validate=True)
+    except binascii.Error:
+        raise request.fail("notice_b64", "base64 text") from None
+    request.done()
+    try:
+        notice = decode_revocation(data, source="revoke.notice_b64")
+        applied = runtime.apply_revocation(notice)
+    except RevocationError as exc:
+        raise RequestError(f"revoke: {exc}") from None
+    revoked = [runtime.name_of(a) for a in notice.revoked]
+    return {"applied": applied, "version": notice.version, "revoked": revoked}
+
+
 def op_status(runtime: Runtime, request: Request) -> Json:
     request.done()
     return {"status": runtime.status()}
@@ -199,7 +223,7 @@ def inbox_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
 
 
 def receipts_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
-    return [receipt_json(r) for r in runtime.store.receipts(after, limit)]
+    return [receipt_json(runtime, r) for r in runtime.store.receipts(after, limit)]
 
 
 HANDLERS: Final[dict[str, Callable[[Runtime, Request], Json] | None]] = {
@@ -209,6 +233,7 @@ HANDLERS: Final[dict[str, Callable[[Runtime, Request], Json] | None]] = {
     "receipts": None,
     "ack_receipts": op_ack_receipts,
     "status": op_status,
+    "revoke": op_revoke,
 }
 LISTINGS: Final = {
     "recv": ("messages", inbox_page),

@@ -65,6 +65,13 @@ def add_node_commands(subparsers: Subparsers) -> None:
     _add_api_options(receipts)
     receipts.set_defaults(run=_user_errors(run_receipts))
 
+    revoke = subparsers.add_parser(
+        "revoke", help="hand the local node a revocation notice, which it floods to all"
+    )
+    revoke.add_argument("notice", metavar="FILE", help="a notice from `tawan mission revoke`")
+    _add_api_options(revoke)
+    revoke.set_defaults(run=_user_errors(run_revoke))
+
     status = subparsers.add_parser("status", help="links, neighbours, queues and store use")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_api_options(status)
@@ -165,10 +172,22 @@ def run_receipts(args: argparse.Namespace) -> int:
     with Client(api_address(args)) as client:
         receipts = client.receipts()
         for receipt in receipts:
-            line = json.dumps(receipt) if args.json else f"{receipt['mid']} {receipt['kind']}"
+            text = f"{receipt['mid']} {receipt['kind']} by {receipt['reporter']}"
+            line = json.dumps(receipt) if args.json else text
             print(line)
         if receipts and not args.peek:
             client.ack_receipts(int(str(receipts[-1]["id"])))
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    notice = Path(args.notice).read_bytes()  # OSError: one line, from _user_errors
+    with Client(api_address(args)) as client:
+        answer = client.revoke(notice)
+    names = answer.get("revoked")
+    revoked = ", ".join(str(n) for n in names) if isinstance(names, list) else "?"
+    state = "applied and flooded" if answer.get("applied") else "already in force"
+    print(f"revocation of {revoked} (roster version {answer.get('version')}): {state}")
     return 0
 
 

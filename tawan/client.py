@@ -163,6 +163,10 @@ class Client:
     def ack_receipts(self, up_to: int) -> int:
         return int(str(self.request("ack_receipts", up_to=up_to)["freed"]))
 
+    def revoke(self, notice: bytes) -> Json:
+        """Hand the node a revocation notice (`tawan mission revoke` writes them)."""
+        return self.request("revoke", notice_b64=base64.b64encode(notice).decode())
+
     def status(self) -> Json:
         status = self.request("status")["status"]
         if not isinstance(status, dict):

@@ -151,6 +151,7 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
     except BaseException:
         os.close(lock)
         raise
+    key_state = _key_state(keyring)  # before the engine ratchets the keys to today
     try:
         engine = Engine(keyring, store, engine_config, specs, random.Random(), clock())
         links = {link.name: make_link(link) for link in config.links}
@@ -159,7 +160,8 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
         os.close(lock)
         raise
     runtime = Runtime(engine, store, links, clock=clock)
-    runtime.after_timer = key_saver(keyring, config.key_file)
+    runtime.after_timer = key_saver(keyring, config.key_file, key_state)
+    runtime.after_timer()  # roots erased at start-up leave the disk now, not an epoch later
     return Node(config, keyring, store, engine, links, runtime, lock)
 
 
@@ -179,31 +181,41 @@ def lock_store(store: Path) -> int:
     return fd
 
 
-def key_saver(keyring: Keyring, path: Path) -> Callable[[], None]:
-    """Rewrite the key file when the keyring erased an epoch, so old roots leave the disk."""
-    saved = keyring.oldest_epoch
+def _key_state(keyring: Keyring) -> tuple[int, int, int]:
+    """What, when it changes, means roots were erased: the oldest epoch kept, the roster
+    version and the revocations applied (a revoked peer's root goes)."""
+    return keyring.oldest_epoch, keyring.roster.version, len(keyring.revocations)
 
-    def save_if_advanced() -> None:
-        nonlocal saved
-        if keyring.oldest_epoch == saved:
+
+def key_saver(
+    keyring: Keyring, path: Path, saved: tuple[int, int, int] | None = None
+) -> Callable[[], None]:
+    """Rewrite the key file when the keyring erased roots (an epoch passed, a peer was
+    revoked), so they leave the disk too."""
+    last = _key_state(keyring) if saved is None else saved
+
+    def save_if_erased() -> None:
+        nonlocal last
+        now = _key_state(keyring)
+        if now == last:
             return
-        saved = keyring.oldest_epoch  # one attempt per epoch: a failure must not spin
+        last = now  # one attempt per change: a failure must not spin
         try:
             keyring.save(path)
         except (OSError, CryptoError) as exc:
             log.warning(kv(event="keys_save_failed", file=path, detail=str(exc)))
             return
-        log.info(kv(event="keys_advanced", oldest_epoch=saved))
+        log.info(kv(event="keys_saved", oldest_epoch=now[0], roster_version=now[1]))
 
-    return save_if_advanced
+    return save_if_erased
 
 
 def reload_roster(node: Node) -> None:
     """SIGHUP: adopt the roster file if it is a valid successor; log and keep it otherwise."""
     path = node.config.roster
     try:
-        roster = load_roster(path, known=node.keyring.roster)
-        if roster.version == node.keyring.roster.version:
+        roster = load_roster(path, known=node.keyring.base_roster)
+        if roster.version == node.keyring.base_roster.version:
             log.info(kv(event="roster_unchanged", version=roster.version, file=path))
             return
         node.runtime.update_roster(roster)

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from crypto.errors import RosterError
+import msgpack
+
+from crypto.errors import RevocationError, RosterError
+from crypto.revocation import Revocation, decode_revocation
 from crypto.roster import Roster
 from tawan.events import (
+    ClockJumped,
     Delivered,
     Event,
     FrameRejected,
@@ -29,6 +33,7 @@ from tawan.events import (
     MessageRefused,
     NeighbourChanged,
     ReceiptReceived,
+    RevocationApplied,
     Transmit,
 )
 from tawan.frames import (
@@ -44,19 +49,22 @@ from tawan.frames import (
     HelloFrame,
     Message,
     MessageId,
+    RevokeFrame,
     RouteFrame,
     SetupFrame,
+    advert_signed_bytes,
     decode_message,
 )
-from tawan.linkauth import LinkGuard, LinkReject
+from tawan.linkauth import RECEIVE_MARK_BLOCK, LinkGuard, LinkReject
 from tawan.neighbours import Adjacency, NeighbourTable
+from tawan.numbering import STATE_KEY as SEQ_STATE_KEY
 from tawan.numbering import Numbering, NumberingExhausted
 from tawan.precedence import Precedence
 from tawan.queues import NeighbourQueue, Outgoing
 from tawan.reassembly import Reassembly
 from tawan.receipts import DELIVERED, EXPIRED, KINDS, ReceiptBody, decode_receipt, encode_receipt
-from tawan.routing import Router
-from tawan.sealing import OpenError, SealError, open_message, seal_message
+from tawan.routing import Router, seq_newer
+from tawan.sealing import Opened, OpenError, SealError, open_message, seal_message
 from tawan.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
 from tawan.stats import EngineStats
 from tawan.status import engine_status
@@ -64,6 +72,7 @@ from tawan.store import HELD, Store, StoredMessage, StoreError, StoreFull
 from tawan.transmitter import Transmitter
 
 MINE_REMEMBERED = 4096
+ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
 
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
 
@@ -110,6 +119,13 @@ class Engine:
         # Group messages re-routed after losing a branch, held until views have settled.
         self._settling: dict[MessageId, float] = {}
         self._epoch = self._epoch_at(now)
+        # A forward clock jump of more than an epoch while running: (epoch, confirmed at).
+        # Nothing is erased until the new time has held for an epoch (`_follow_clock`).
+        self._jump: tuple[int, float] | None = None
+        # Hellos say "restarted" for a while after a restart on saved receive marks, so
+        # neighbours skip past them (set in `_restore`).
+        self._restarted_until = float("-inf")
+        self._notices: list[bytes] = []  # revocation notices applied, as received
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.daemon).
         self.keys.advance(self._epoch)
@@ -147,9 +163,26 @@ class Engine:
         state = self.store.get_state("link-counters")
         if state:
             self.guard.load_reservations(state)
+        marks = self.store.get_state("rx-marks")
+        if marks:
+            self.guard.load_marks(marks, self._epoch)
+            self._restarted_until = now + self.config.dead_interval
+        self._restore_notices()
         for msg, hop in self.store.pending():
             self._enqueue(hop, msg)
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
+        self._advert_sent: tuple[tuple[int, int], ...] | None = None
+
+    def _restore_notices(self) -> None:
+        """Revocations received over the air before the restart: in force again at once."""
+        state = self.store.get_state("revocations")
+        if not state:
+            return
+        for data in msgpack.unpackb(state):
+            notice = decode_revocation(bytes(data), source="store state 'revocations'")
+            self.keys.apply_revocation(notice)
+            self._notices.append(bytes(data))
+            self._cut_off(notice.revoked)
 
     # =============================================================== application side
     def submit(
@@ -180,9 +213,12 @@ class Engine:
         msg = self._seal_local(dst, payload, precedence, ttl, receipt, sign, False, now)
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")
-        self.store.mark_seen(msg.mid(self.keys.epoch_seconds), msg.expires)  # echoes: dups
+        mid = msg.mid(self.keys.epoch_seconds)
+        self.store.mark_seen(mid, msg.expires)  # echoes: dups
+        if receipt:
+            self.store.put_sent(mid, dst, msg.expires)  # a receipt counts only from dst
         self.stats.submitted[precedence.name.lower()] += 1
-        return msg.mid(self.keys.epoch_seconds)
+        return mid
 
     def _seal_local(
         self, dst: int, payload: bytes, precedence: Precedence, ttl: int,
@@ -207,12 +243,50 @@ class Engine:
         """A newer signed roster: drop everything of nodes it revokes."""
         self.keys.update_roster(roster)
         self._remember_roster_version()
-        for entry in roster.nodes:
-            if entry.revoked:
-                self.guard.forget_peer(entry.address)
-                self.router.forget(entry.address)
-                for adj in self.neighbours.of(entry.address):
-                    self._set_up(adj, False)
+        self._cut_off(entry.address for entry in self.keys.roster.nodes if entry.revoked)
+
+    def apply_revocation(self, notice: Revocation, *, came_from: int | None = None) -> bool:
+        """A revocation notice of the mission authority (from the local API or a neighbour).
+
+        Verified, installed durably, applied (the revoked nodes' keys, frames and traffic
+        are dropped), then flooded to every neighbour. False when it brings nothing new;
+        RevocationError when it is not a valid notice of this mission.
+        """
+        if not self.keys.apply_revocation(notice):
+            return False
+        data = notice.to_bytes()
+        self._notices.append(data)
+        self.store.set_state("revocations", msgpack.packb(self._notices))
+        self.commit(sync=True)
+        self._cut_off(notice.revoked)
+        self._events.append(RevocationApplied(notice.version, notice.revoked, came_from))
+        for adj in self._up_adjacencies():
+            if adj.neighbour != came_from:
+                self.tx.control(adj, RevokeFrame(self.me, 0, data))
+        return True
+
+    def _cut_off(self, addresses: Iterable[int]) -> None:
+        """Revoked nodes: forget their link state, routes and adverts, and drop every
+        message from or to them (their keys are gone already)."""
+        revoked = set(addresses)
+        if not revoked:
+            return
+        for address in revoked:
+            self.guard.forget_peer(address)
+            self.router.forget(address)
+            for adj in self.neighbours.of(address):
+                self._set_up(adj, False)
+        doomed = {msg.mid for msg, _ in self.store.pending() if self._touches(msg, revoked)}
+        held = self.store.messages_without_next_hop()
+        doomed |= {stored.mid for stored in held if self._touches(stored, revoked)}
+        for mid in doomed:
+            self._forget_queued(mid)
+            self.store.delete_message(mid)
+        self._topology_changed()
+
+    @staticmethod
+    def _touches(stored: StoredMessage, revoked: set[int]) -> bool:
+        return stored.mid[0] in revoked or stored.dst in revoked
 
     # =============================================================== network side
     def peer_up(self, link: str, peer: str, now: float) -> None:
@@ -248,12 +322,22 @@ class Engine:
         adj = self.neighbours.get(frame.sender, link)
         if adj is None:
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
-        else:
-            adj.peer = peer  # where an authenticated frame came from is where to answer
+        elif adj.peer != peer:
+            self._move_endpoint(adj, peer, now)
         adj.heard(now, frame.counter, self.guard.last_epoch[frame.sender])
         if not adj.up:
             self._set_up(adj, True)
         self._dispatch(frame, adj, now)
+
+    def _move_endpoint(self, adj: Adjacency, peer: str, now: float) -> None:
+        """Answer where the neighbour is now, but only for a frame newer than all before it
+        (a recorded frame re-sent from elsewhere is not), and not more often than
+        ENDPOINT_MOVE_INTERVAL: replies cannot be steered away frame by frame."""
+        if adj.peer is not None:
+            if not self.guard.advanced or now - adj.moved_at < ENDPOINT_MOVE_INTERVAL:
+                return
+            self.stats.endpoint_moves += 1
+        adj.peer, adj.moved_at = peer, now
 
     def _dispatch(self, frame: Frame, adj: Adjacency, now: float) -> None:
         if isinstance(frame, DataFrame):
@@ -266,6 +350,8 @@ class Engine:
             self._on_hello(frame, adj, now)
         elif isinstance(frame, RouteFrame):
             self._on_advert(frame, adj, now)
+        elif isinstance(frame, RevokeFrame):
+            self._on_revoke(frame, adj)
         elif isinstance(frame, SetupFrame):
             self._reject_from(adj, "unsupported", "on-air pair setup")
 
@@ -283,12 +369,15 @@ class Engine:
         if self.store.seen(mid):
             self._on_seen_again(msg, mid, adj, now)
             return
-        if self.keys.roster.is_revoked(msg.src):
-            self._reject_from(adj, "revoked", f"message from revoked {msg.src}")
-            self._ack(sender, mid, now)
+        problem = self._arrival_problem(msg, now)
+        if problem is not None:
+            reason, detail, final = problem
+            self._reject_from(adj, reason, f"message {mid}: {detail}")
+            if final:  # never acceptable anywhere: the sender may forget it
+                self._ack(sender, mid, now)
             return
         if msg.expires <= self._mission_seconds(now):
-            self.store.mark_seen(mid, msg.expires)
+            # Not marked seen: a copy expired on purpose must not shadow the real message.
             self._expired(msg, mid, "arrival", now)
             self._ack(sender, mid, now)
             return
@@ -298,11 +387,21 @@ class Engine:
             return
         msg = msg.with_hops(msg.hops + 1)
         local = self._is_for_me(msg.dst)
+        opened = None
+        if local:
+            # Opened before anything is recorded: a forged copy with a real message's id
+            # (anyone can guess ids) is dropped here and never makes the real one a duplicate.
+            try:
+                opened = open_message(self.keys, msg)
+            except OpenError as exc:
+                self._reject_from(adj, exc.reason, str(exc))
+                self._ack(sender, mid, now)
+                return
         if msg.dst != self.me and not self._take_custody(msg, sender, now, local=False):
             return  # refused: no acknowledgement, the sender keeps custody
         self.store.mark_seen(mid, msg.expires)
-        if local:
-            self._deliver(msg, mid, now, adj)
+        if opened is not None:
+            self._deliver(msg, opened, mid, now, adj)
         if msg.dst == self.me:
             self._mine[mid] = None
             if len(self._mine) > MINE_REMEMBERED:
@@ -315,15 +414,50 @@ class Engine:
         """A message this node has handled before. Still in custody here, or for this node
         alone: a duplicate. Otherwise it came back after this node handed it on (views of
         the network differed and a neighbour re-routed it): carry it again, so that no
-        relay's memory of a message ever stops it, but never deliver it twice."""
+        relay's memory of a message ever stops it, but never deliver it twice.
+
+        A different message under an id held here (a forgery, or the real one behind a
+        forgery) is refused without acknowledgement: its sender keeps it and tries again
+        once the copy held here has moved on, so a forged copy cannot shadow the real one."""
         sender = adj.neighbour
-        again = msg.dst != self.me and msg.hops + 1 < self.config.max_hops
-        if again and self.store.get_message(mid) is None:
+        if msg.dst == self.me:
+            self.stats.duplicates += 1
+            self._ack(sender, mid, now)
+            return
+        stored = self.store.get_message(mid)
+        if stored is not None and not _same_message(decode_message(stored.body), msg):
+            self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
+            return
+        if stored is None and msg.hops + 1 < self.config.max_hops:
+            if self._arrival_problem(msg, now) is not None:
+                self._ack(sender, mid, now)
+                return
             if not self._take_custody(msg.with_hops(msg.hops + 1), sender, now, local=False):
                 return  # refused: the sender keeps custody
         else:
             self.stats.duplicates += 1
         self._ack(sender, mid, now)
+
+    def _arrival_problem(self, msg: Message, now: float) -> tuple[str, str, bool] | None:
+        """Why a message from the network may not be taken: (reason, detail, final), where
+        final means no node will ever take it (the sender may forget it); None: acceptable.
+
+        Bounds what an insider can pin in a store: only roster addresses, a ttl no longer
+        than keys live, and no creation time beyond the clock skew allowed."""
+        roster = self.keys.roster
+        source, dest = roster.node_at(msg.src), roster.by_address(msg.dst)
+        if source is None or dest is None:
+            which = "source" if source is None else "destination"
+            return f"unknown-{which}", f"{which} not in roster version {roster.version}", False
+        if source.revoked or roster.is_revoked(msg.dst):
+            return "revoked", f"from or to a revoked node ({msg.src}->{msg.dst})", True
+        longest = roster.grace_epochs * roster.epoch_seconds
+        if msg.ttl > longest:
+            return "ttl-too-long", f"ttl {msg.ttl} s, at most {longest} s (grace period)", True
+        ahead = msg.created_seconds - (now - self.keys.t0)
+        if ahead > self.config.max_clock_skew:
+            return "from-the-future", f"created {ahead:.0f} s ahead of this clock", True
+        return None
 
     def _is_for_me(self, dst: int) -> bool:
         if dst == self.me:
@@ -341,7 +475,7 @@ class Engine:
             return True  # a leaf of the group's tree: delivered here, nothing to hand on
         stored = StoredMessage(
             mid, msg.dst, int(msg.precedence), msg.created, msg.expires, msg.encode(),
-            local, now,
+            local, now, prev_hop=came_from or 0,
         )  # fmt: skip
         try:
             evicted = self.store.put_message(stored, hops)
@@ -390,12 +524,9 @@ class Engine:
         for queue in self.queues.values():
             queue.remove(mid)
 
-    def _deliver(self, msg: Message, mid: MessageId, now: float, adj: Adjacency) -> None:
-        try:
-            opened = open_message(self.keys, msg)
-        except OpenError as exc:
-            self._reject_from(adj, exc.reason, str(exc))
-            return
+    def _deliver(
+        self, msg: Message, opened: Opened, mid: MessageId, now: float, adj: Adjacency
+    ) -> None:
         if opened.control:
             self._on_receipt(msg, opened.payload, adj)
             return
@@ -423,14 +554,29 @@ class Engine:
             self.store.mark_seen(receipt.mid(self.keys.epoch_seconds), receipt.expires)
 
     def _on_receipt(self, msg: Message, payload: bytes, adj: Adjacency) -> None:
+        """An end-to-end receipt, sealed by its reporter (`msg.src`, authenticated by the
+        pairwise key). "delivered" counts only from the destination or a member of the
+        destination group; "expired" may come from any node that held the message."""
         try:
             body = decode_receipt(payload)
         except FrameDecodeError as exc:
             self._reject_from(adj, "bad-receipt", str(exc))
             return
+        dst = self.store.sent_to(body.mid) if body.mid[0] == self.me else None
+        if dst is None:
+            self._reject_from(
+                adj, "bad-receipt", f"receipt from {msg.src} for {body.mid}, not awaited here"
+            )
+            return
+        reporter = msg.src
+        if body.kind == DELIVERED and reporter not in (dst, *self.keys.roster.members(dst)):
+            self._reject_from(
+                adj, "forged-receipt", f"{reporter} reports {body.mid} delivered, sent to {dst}"
+            )
+            return
         self.stats.receipts_received += 1
-        self.store.put_receipt(body.mid, body.kind, body.at)
-        self._events.append(ReceiptReceived(body.mid, msg.src, KINDS[body.kind], body.at))
+        self.store.put_receipt(body.mid, body.kind, body.at, reporter=reporter)
+        self._events.append(ReceiptReceived(body.mid, reporter, KINDS[body.kind], body.at))
 
     def _expired(self, msg: Message, mid: MessageId, where: str, now: float) -> None:
         self.stats.expired[msg.precedence.name.lower()] += 1
@@ -442,11 +588,11 @@ class Engine:
     # --------------------------------------------------------------- fragments
     def _on_fragment(self, frame: FragFrame, adj: Adjacency, now: float) -> None:
         mid, sender = frame.mid, adj.neighbour
-        if self.store.seen(mid) and (mid in self._mine or self.store.get_message(mid) is not None):
-            if frame.index == frame.count - 1:  # delivered or in custody: answer the probe
+        if mid in self._mine and self.store.seen(mid):
+            if frame.index == frame.count - 1:  # delivered here: answer the probe
                 self._ack(sender, mid, now)
             return
-        result = self.reassembly.add(frame)
+        result = self.reassembly.add(frame, neighbour=sender, now=now)
         if result.refused is not None:
             self._reject_from(adj, result.refused, f"message {mid}")
         if result.report is not None:
@@ -496,8 +642,16 @@ class Engine:
                 adj.add_rtt_sample(rtt)
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
+        if (
+            frame.flags & HelloFlags.RESTARTED
+            and now - adj.skipped_at > 2 * self.config.dead_interval
+        ):
+            # It accepts from us only counters above a mark it saved, at most a block above
+            # the last one it took: jump past it once rather than lose that many frames.
+            self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
+            adj.skipped_at = now
         if frame.flags & HelloFlags.REPLY_REQUESTED:
-            self.tx.hello(adj, now, reply=False)
+            self.tx.hello(adj, now, reply=False, restarted=now < self._restarted_until)
 
     def _set_up(self, adj: Adjacency, up: bool) -> None:
         if adj.up == up:
@@ -506,6 +660,8 @@ class Engine:
         self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
         if up:
             self._sync_adverts(adj)
+            for notice in self._notices:
+                self.tx.control(adj, RevokeFrame(self.me, 0, notice))
         queue = self.queues.get(adj.neighbour)
         if not up and queue is not None:
             # What was in flight on the dead link goes again now, on the next best link.
@@ -520,7 +676,8 @@ class Engine:
         OSPF): flooding alone would leave it without the adverts flooded before it came."""
         for origin, advert in sorted(self.router.adverts.items()):
             adjacency = tuple(sorted(advert.adjacency.items()))
-            self.tx.control(adj, RouteFrame(self.me, 0, origin, advert.seq, adjacency))
+            frame = RouteFrame(self.me, 0, origin, advert.seq, adjacency, advert.signature)
+            self.tx.control(adj, frame)
 
     def _topology_changed(self) -> None:
         if self.router.update_local(self.neighbours.up_neighbours()):
@@ -528,14 +685,45 @@ class Engine:
             self._reroute()
 
     def _on_advert(self, frame: RouteFrame, adj: Adjacency, now: float) -> None:
-        if self.keys.roster.is_revoked(frame.origin):
+        """A flooded advert. Only an active roster node's, naming roster nodes, signed by
+        its origin: an insider can neither forge another node's view nor outbid it."""
+        origin, seq = frame.origin, frame.lsa_seq
+        roster = self.keys.roster
+        entry = roster.node_at(origin)
+        if entry is None or entry.revoked:
+            self._reject_from(adj, "bad-advert", f"advert of {origin}, not an active node")
             return
-        if self.router.update_advert(frame.origin, frame.lsa_seq, frame.adjacency, now):
-            onward = RouteFrame(self.me, 0, frame.origin, frame.lsa_seq, frame.adjacency)
+        known = self.router.adverts.get(origin)
+        if origin != self.me and known is not None and not seq_newer(seq, known.seq):
+            return  # not newer: checked before the signature, which costs more
+        if any(roster.node_at(n) is None for n, _ in frame.adjacency):
+            self._reject_from(adj, "bad-advert", f"advert of {origin} names non-nodes")
+            return
+        signed = advert_signed_bytes(origin, seq, frame.adjacency)
+        if not self.keys.verify(origin, signed, frame.signature):
+            self._reject_from(adj, "bad-advert", f"advert of {origin}: bad origin signature")
+            return
+        if origin == self.me:
+            # Our own advert from before a restart (or replayed) outbids ours: answer it
+            # with a newer one, so that no old view of us can stand.
+            mine = seq == self._advert_seq and frame.adjacency == self._advert_sent
+            if seq_newer(seq, self._advert_seq) or (seq == self._advert_seq and not mine):
+                self._advert_seq = seq
+                self._advert_pending = True
+            return
+        if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
+            onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
             for other in self._up_adjacencies():
                 if other.neighbour != adj.neighbour:
                     self.tx.control(other, onward)
             self._reroute()
+
+    def _on_revoke(self, frame: RevokeFrame, adj: Adjacency) -> None:
+        try:
+            notice = decode_revocation(frame.notice, source=f"notice from {adj.neighbour}")
+            self.apply_revocation(notice, came_from=adj.neighbour)
+        except RevocationError as exc:
+            self._reject_from(adj, "bad-revocation", str(exc))
 
     def _reroute(self) -> None:
         """Routes changed: move messages off unreachable neighbours, place held ones."""
@@ -603,7 +791,6 @@ class Engine:
         return [adj for adj in best if adj is not None]
 
     # =============================================================== output
-    # =============================================================== output
     def transmit(self, now: float) -> list[Transmit]:
         """Frames to put on links now.
 
@@ -612,9 +799,10 @@ class Engine:
         new blocks of sequence numbers or link counters. Other writes wait at most
         `commit_interval`, so one commit covers many messages (group commit).
         """
-        if self.store.dirty and self._dirty_since is None:
+        if (self.store.dirty or self.guard.marks_dirty) and self._dirty_since is None:
             self._dirty_since = now
-        if self.numbering.reserved_new_block or self.tx.acks_due(now) or self._commit_overdue(now):
+        pending = self.numbering.reservation_pending
+        if pending or self.tx.acks_due(now) or self._commit_overdue(now):
             self.commit()
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
@@ -625,13 +813,29 @@ class Engine:
         since = self._dirty_since
         return since is not None and now >= since + self.config.commit_interval
 
-    def commit(self) -> None:
-        """Make everything accepted so far durable (the API calls it before answering)."""
+    def commit(self, *, sync: bool = False) -> None:
+        """Make everything accepted so far durable (the API calls it before answering).
+
+        Reservations of sequence numbers and link counters are written here, at the commit
+        itself, and forced to disk (`sync`) whatever the store's durability: a power cut
+        must not roll back a block that frames already carry. Each is marked done only
+        once its commit succeeded; a commit that failed (and rolled back) leaves it pending,
+        so nothing numbered from it leaves before it is on disk."""
+        seq_state = links = marks = None
+        if self.numbering.reservation_pending:
+            seq_state = self.numbering.state()
+            self.store.set_state(SEQ_STATE_KEY, seq_state)
         if self.guard.reservation_dirty:
-            self.store.set_state("link-counters", self.guard.reservation_state())
+            links = self.guard.reservation_state()
+            self.store.set_state("link-counters", links)
+        if self.guard.marks_dirty:
+            marks = self.guard.mark_state()
+            self.store.set_state("rx-marks", marks)
         if self.store.dirty:
-            self.store.commit()
-        self.numbering.reserved_new_block = False
+            self.store.commit(sync=sync or seq_state is not None or links is not None)
+        if seq_state is not None:
+            self.numbering.committed(seq_state)
+        self.guard.committed(links, marks)
         self._dirty_since = None
 
     # =============================================================== timers
@@ -656,9 +860,10 @@ class Engine:
     def _send_hellos(self, now: float) -> None:
         interval = self.config.hello_interval
         self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
+        restarted = now < self._restarted_until
         for adj in self.neighbours.adjacencies.values():
             if adj.peer is not None and adj.transport_up:
-                self.tx.hello(adj, now, reply=False)
+                self.tx.hello(adj, now, reply=False, restarted=restarted)
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval
@@ -671,23 +876,54 @@ class Engine:
             self._forget_queued(stored.mid)
             self._expired(decode_message(stored.body), stored.mid, "store", now)
         self.store.forget_seen_before(mission_now)
-        epoch = self._epoch_at(now)
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self.keys.advance(epoch)
+        self.reassembly.expire(now - self.config.reassembly_timeout)
+        self._follow_clock(now)
         if now >= self._next_advert + self.config.advert_interval:
             self._advert_pending = True  # refresh, so the adverts of the living never age out
         too_old = now - 3 * self.config.advert_interval
         if self.router.expire_adverts(too_old):
             self._reroute()
 
+    def _follow_clock(self, now: float) -> None:
+        """Ratchet the keys as epochs pass. A forward jump of more than one epoch between
+        two housekeeping rounds is held: keys of the new epochs may be used, but nothing
+        is erased until the new time has held for a whole epoch. A wrong clock set right
+        again meanwhile (the jump undone) has then cost no key."""
+        epoch = self._epoch_at(now)
+        if self._jump is not None:
+            target, confirm_at = self._jump
+            if epoch < target:
+                self._jump = None  # undone: the clock came back
+                self._epoch = min(self._epoch, epoch)
+            elif now >= confirm_at:
+                self._jump = None
+                self._epoch = epoch
+                self.keys.advance(epoch)
+            return
+        if epoch == self._epoch:
+            return
+        if epoch > self._epoch + 1:
+            self._jump = (epoch, now + self.keys.epoch_seconds)
+            self._events.append(ClockJumped(self._epoch, epoch))
+            self.stats.clock_jumps += 1
+            self.keys.advance(epoch, erase=False)
+            return
+        if epoch > self._epoch:
+            self._epoch = epoch
+            self.keys.advance(epoch)
+
     def _send_advert(self, now: float) -> None:
         self._advert_pending = False
         self._next_advert = now + self.config.advert_min_interval
-        self._advert_seq += 1
+        # Sequence numbers follow the mission clock, so a node whose store rolled back (or
+        # that lost it) still outbids every advert it made before; serial arithmetic
+        # (`seq_newer`) carries the comparison over the 2**32 wrap.
+        self._advert_seq = max(self._advert_seq + 1, self._mission_seconds(now)) & U32
         self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
-        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency)
+        signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
+        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)
+        self._advert_sent = adjacency
         for adj in self._up_adjacencies():
             self.tx.control(adj, frame)
 
@@ -704,3 +940,8 @@ class Engine:
 
     def close(self) -> None:
         self.commit()
+
+
+def _same_message(a: Message, b: Message) -> bool:
+    """The same message end to end (the hop count aside): header and ciphertext."""
+    return a.ciphertext == b.ciphertext and a.header_fields() == b.header_fields()

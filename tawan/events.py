@@ -88,6 +88,23 @@ class NeighbourChanged:
     up: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RevocationApplied:
+    """A revocation notice of the mission authority took effect here."""
+
+    version: int  # the roster version that revokes them
+    revoked: tuple[int, ...]  # node addresses
+    came_from: int | None  # the neighbour that sent it; None: the local API
+
+
+@dataclass(frozen=True, slots=True)
+class ClockJumped:
+    """The clock leapt forward by more than an epoch: key erasure waits an epoch to be sure."""
+
+    from_epoch: int
+    to_epoch: int
+
+
 Event = (
     Delivered
     | ReceiptReceived
@@ -96,4 +113,6 @@ Event = (
     | MessageRefused
     | FrameRejected
     | NeighbourChanged
+    | RevocationApplied
+    | ClockJumped
 )

@@ -53,6 +53,7 @@ class FrameType(enum.IntEnum):
     HELLO = 3
     ROUTE = 4
     SETUP = 5
+    REVOKE = 6
 
 
 class Flags(enum.IntFlag):
@@ -195,6 +196,12 @@ class AckFrame:
 class HelloFlags(enum.IntFlag):
     NONE = 0
     REPLY_REQUESTED = 1
+    # The sender restarted lately: its replay windows resume above blocks it saved, so the
+    # receiver of this flag skips its counters towards the sender past such a block.
+    RESTARTED = 2
+
+
+_HELLO_FLAGS: Final = int(HelloFlags.REPLY_REQUESTED | HelloFlags.RESTARTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +220,39 @@ class HelloFrame:
 
 @dataclass(frozen=True, slots=True)
 class RouteFrame:
-    """A link-state advertisement of `origin`, flooded: its neighbours and link costs."""
+    """A link-state advertisement of `origin`, flooded: its neighbours and link costs,
+    signed by the origin (`advert_signed_bytes`), so no other node can forge or outbid it."""
 
     sender: int
     counter: int
     origin: int
     lsa_seq: int
     adjacency: tuple[tuple[int, int], ...]  # (neighbour address, cost)
+    signature: bytes = b""
     TYPE = FrameType.ROUTE
+
+
+ADVERT_LABEL: Final = b"tawan/advert/v1"
+MAX_ADVERT_NEIGHBOURS: Final = 256
+
+
+def advert_signed_bytes(origin: int, lsa_seq: int, adjacency: Sequence[tuple[int, int]]) -> bytes:
+    """What the origin of an advert signs: a label, then its fields as in the frame."""
+    flat = [n for pair in adjacency for n in pair]
+    return ADVERT_LABEL + msgpack.packb([origin, lsa_seq, flat])
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeFrame:
+    """A revocation notice of the mission authority, flooded (crypto.revocation)."""
+
+    sender: int
+    counter: int
+    notice: bytes
+    TYPE = FrameType.REVOKE
+
+
+MAX_NOTICE_BYTES: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +270,7 @@ class SetupFrame:
     TYPE = FrameType.SETUP
 
 
-Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame
+Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame | RevokeFrame
 
 
 def epoch_of_ticks(created: int, epoch_seconds: int) -> int:
@@ -292,7 +324,10 @@ def _body(frame: Frame) -> list[object]:
     if isinstance(frame, HelloFrame):
         return [frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, int(frame.flags)]
     if isinstance(frame, RouteFrame):
-        return [frame.origin, frame.lsa_seq, [n for pair in frame.adjacency for n in pair]]
+        flat = [n for pair in frame.adjacency for n in pair]
+        return [frame.origin, frame.lsa_seq, flat, frame.signature]
+    if isinstance(frame, RevokeFrame):
+        return [frame.notice]
     return [
         frame.src,
         frame.dst,
@@ -451,19 +486,24 @@ def _decode_hello(sender: int, counter: int, f: list[object]) -> HelloFrame:
         _int(f[1], "hello echo", 0, U32),
         _int(f[2], "hello hold time", 0, U32),
         _int(f[3], "hello loss", 0, 1000),
-        HelloFlags(_int(f[4], "hello flags", 0, int(HelloFlags.REPLY_REQUESTED))),
+        HelloFlags(_int(f[4], "hello flags", 0, _HELLO_FLAGS)),
     )
 
 
 def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
     origin = _int(f[0], "route origin", 1, U16)
     lsa_seq = _int(f[1], "route sequence", 0, U32)
-    flat = _list(f[2], "route adjacency", 2, 2 * 1024)
+    flat = _list(f[2], "route adjacency", 2, 2 * MAX_ADVERT_NEIGHBOURS)
     adjacency = tuple(
         (_int(flat[i], "route neighbour", 1, U16), _int(flat[i + 1], "route cost", 1, U16))
         for i in range(0, len(flat), 2)
     )
-    return RouteFrame(sender, counter, origin, lsa_seq, adjacency)
+    signature = _bytes(f[3], "route signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
+    return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature)
+
+
+def _decode_revoke(sender: int, counter: int, f: list[object]) -> RevokeFrame:
+    return RevokeFrame(sender, counter, _bytes(f[0], "revocation notice", 1, MAX_NOTICE_BYTES))
 
 
 def _decode_setup(sender: int, counter: int, f: list[object]) -> SetupFrame:
@@ -484,8 +524,9 @@ _FIELD_COUNTS: Final = {
     FrameType.FRAG: 8,
     FrameType.ACK: 4,
     FrameType.HELLO: 7,
-    FrameType.ROUTE: 5,
+    FrameType.ROUTE: 6,
     FrameType.SETUP: 8,
+    FrameType.REVOKE: 3,
 }
 
 _DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
@@ -495,4 +536,5 @@ _DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
     FrameType.HELLO: _decode_hello,
     FrameType.ROUTE: _decode_route,
     FrameType.SETUP: _decode_setup,
+    FrameType.REVOKE: _decode_revoke,
 }

@@ -18,6 +18,9 @@ from tawan.frames import Frame, FrameDecodeError, decode_frame
 
 REPLAY_WINDOW: Final = 256
 COUNTER_RESERVE: Final = 4096  # counters persisted in blocks: a restart skips ahead
+RECEIVE_MARK_BLOCK: Final = 64
+"""Receive windows are persisted as marks in blocks of this many counters: a restarted node
+accepts from each sender only counters above its saved mark (see `LinkGuard.unprotect`)."""
 
 
 class LinkReject(Exception):
@@ -35,6 +38,11 @@ class ReplayWindow:
 
     highest: int = -1
     bitmap: int = 0
+
+    @classmethod
+    def above(cls, mark: int) -> ReplayWindow:
+        """A window that refuses every counter up to `mark` (after a restart)."""
+        return cls(mark, (1 << REPLAY_WINDOW) - 1)
 
     def check_and_mark(self, counter: int) -> bool:
         if counter > self.highest:
@@ -66,7 +74,11 @@ class LinkGuard:
     reserved: dict[int, int] = field(default_factory=dict)  # peer -> persisted high-water
     windows: dict[tuple[int, int], ReplayWindow] = field(default_factory=dict)
     last_epoch: dict[int, int] = field(default_factory=dict)  # sender -> epoch last verified
-    reservation_dirty: bool = False
+    # (sender, epoch) -> receive mark: every counter accepted is at or below it
+    marks: dict[tuple[int, int], int] = field(default_factory=dict)
+    reservation_dirty: bool = False  # send reservations not yet committed
+    marks_dirty: bool = False  # receive marks not yet committed
+    advanced: bool = False  # the last frame unprotected raised its sender's highest counter
 
     def next_counter(self, peer: int, epoch: int) -> int:
         key = (peer, epoch)
@@ -105,8 +117,14 @@ class LinkGuard:
         if window is None:
             window = self.windows[(sender, epoch)] = ReplayWindow()
             self._forget_old_windows(sender, epoch_now)
+        highest = window.highest
         if not window.check_and_mark(frame.counter):
             raise LinkReject("replay", f"counter {frame.counter} from {sender} already seen")
+        self.advanced = frame.counter > highest
+        mark = self.marks.get((sender, epoch), -1)
+        if frame.counter > mark:
+            self.marks[(sender, epoch)] = min(frame.counter + RECEIVE_MARK_BLOCK, 0xFFFF_FFFF)
+            self.marks_dirty = True
         self.last_epoch[sender] = epoch
         return frame
 
@@ -133,20 +151,48 @@ class LinkGuard:
     def _forget_old_windows(self, sender: int, epoch_now: int) -> None:
         """Windows of epochs this node no longer accepts frames from (by its own clock: a
         sender's clock running ahead must not make an acceptable epoch's window vanish)."""
-        for key in [k for k in self.windows if k[0] == sender and k[1] < epoch_now - 1]:
-            del self.windows[key]
+        for table in (self.windows, self.marks):
+            for key in [k for k in table if k[0] == sender and k[1] < epoch_now - 1]:
+                del table[key]
 
     def forget_peer(self, peer: int) -> None:
         """Drop all state of a revoked node."""
-        for table in (self.counters, self.windows):
+        for table in (self.counters, self.windows, self.marks):
             for key in [k for k in table if k[0] == peer]:
                 del table[key]
         self.last_epoch.pop(peer, None)
 
+    def skip(self, peer: int, epoch: int, count: int) -> None:
+        """Jump our counters towards `peer` ahead by `count` (it restarted, and refuses
+        counters up to a mark that may lie that far above the last one it accepted)."""
+        key = (peer, epoch)
+        self.counters[key] = self.counters.get(key, self._reserved_counter(peer, epoch)) + count
+
     # persistence of send counters, so a restarted node never reuses one
     def reservation_state(self) -> bytes:
-        self.reservation_dirty = False
+        """The send reservations to store; still dirty until `committed` says it is done."""
         return b"".join(struct.pack(">HQ", peer, packed) for peer, packed in self.reserved.items())
+
+    def committed(self, reservations: bytes | None, marks: bytes | None) -> None:
+        """The given states (from `reservation_state` and `mark_state`) are on disk."""
+        if reservations is not None and reservations == self.reservation_state():
+            self.reservation_dirty = False
+        if marks is not None and marks == self.mark_state():
+            self.marks_dirty = False
+
+    # persistence of receive marks, so a restarted node accepts no frame it accepted before
+    def mark_state(self) -> bytes:
+        return b"".join(
+            struct.pack(">HII", sender, epoch, mark)
+            for (sender, epoch), mark in sorted(self.marks.items())
+        )
+
+    def load_marks(self, state: bytes, epoch_now: int) -> None:
+        for offset in range(0, len(state) - len(state) % 10, 10):
+            sender, epoch, mark = struct.unpack_from(">HII", state, offset)
+            if epoch >= epoch_now - 1:
+                self.marks[(sender, epoch)] = mark
+                self.windows[(sender, epoch)] = ReplayWindow.above(mark)
 
     def load_reservations(self, state: bytes) -> None:
         for offset in range(0, len(state) - len(state) % 10, 10):

@@ -72,7 +72,9 @@ PRECEDENCES: Final = tuple(p.name.lower() for p in Precedence)
 REJECTION_REASONS: Final = (
     "malformed", "unauthenticated", "replay", "unknown-sender", "no-key", "e2e-auth",
     "bad-signature", "bad-compression", "bad-receipt", "revoked", "hop-limit",
-    "reassembly-limit", "unsupported",
+    "reassembly-limit", "unsupported", "unsigned-group", "forged-receipt", "bad-advert",
+    "bad-revocation", "id-clash", "unknown-source", "unknown-destination", "ttl-too-long",
+    "from-the-future",
 )  # fmt: skip
 """The reasons the engine gives today, exported at 0 so that a rate exists before the first
 rejection. A reason added later still appears, from its first count on."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from transports.profile import BearerProfile
 
+COUNTER_JUMP = 64  # a gap this wide is a skip (tawan.linkauth.RECEIVE_MARK_BLOCK), not loss
+
 
 @dataclass(slots=True)
 class Adjacency:
@@ -32,9 +34,13 @@ class Adjacency:
     last_hello_at: float = 0.0
     tx_loss: float = 0.0  # loss the neighbour reports on frames we send it
     transport_up: bool = True
+    moved_at: float = float("-inf")  # when `peer` last moved to another endpoint
+    skipped_at: float = float("-inf")  # when our counters last skipped past its marks
 
     def heard(self, now: float, counter: int, epoch: int) -> None:
-        if epoch != self.epoch:
+        if epoch != self.epoch or counter > self.highest_counter + COUNTER_JUMP:
+            # A new epoch, or the neighbour skipped counters (after our restart): measure
+            # loss afresh rather than count the jump as frames lost.
             self.epoch, self.rx_frames = epoch, 0
             self.first_counter = self.highest_counter = counter
         self.rx_frames += 1

@@ -21,6 +21,13 @@ class Advert:
     seq: int
     adjacency: dict[int, int]
     received_at: float
+    signature: bytes = b""  # the origin's, kept so the advert can be handed on as it came
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """True when advert sequence `a` is newer than `b` in u32 serial arithmetic (RFC 1982):
+    comparisons survive the wrap from 2**32 - 1 to 0."""
+    return 0 < (a - b) % (1 << 32) < (1 << 31)
 
 
 @dataclass(slots=True)
@@ -44,15 +51,20 @@ class Router:
         return True
 
     def update_advert(
-        self, origin: int, seq: int, adjacency: Iterable[tuple[int, int]], now: float
+        self,
+        origin: int,
+        seq: int,
+        adjacency: Iterable[tuple[int, int]],
+        now: float,
+        signature: bytes = b"",
     ) -> bool:
         """A flooded advert; True if it is new (and must be flooded on)."""
         if origin == self.address:
             return False
         known = self.adverts.get(origin)
-        if known is not None and seq <= known.seq:
+        if known is not None and not seq_newer(seq, known.seq):
             return False
-        self.adverts[origin] = Advert(seq, dict(adjacency), now)
+        self.adverts[origin] = Advert(seq, dict(adjacency), now, signature)
         self._invalidate()
         return True
 

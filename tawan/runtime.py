@@ -24,9 +24,11 @@ from collections.abc import Callable, Mapping
 
 import trio
 
+from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.engine import Engine
 from tawan.events import (
+    ClockJumped,
     Delivered,
     Event,
     FrameRejected,
@@ -35,6 +37,7 @@ from tawan.events import (
     MessageRefused,
     NeighbourChanged,
     ReceiptReceived,
+    RevocationApplied,
     Transmit,
 )
 from tawan.frames import MessageId
@@ -152,6 +155,12 @@ class Runtime:
         self.engine.update_roster(roster)
         log.info(kv(event="roster_updated", version=roster.version))
         self.wake()
+
+    def apply_revocation(self, notice: Revocation) -> bool:
+        """A revocation notice from the local API: applied, installed, flooded."""
+        applied = self.engine.apply_revocation(notice)
+        self.wake()
+        return applied
 
     def wake(self) -> None:
         """Something was fed to the engine: let the pump flush it now."""
@@ -323,7 +332,7 @@ class Runtime:
                 return
             log.info(kv(**self._fields(event), skipped=skipped))
             return
-        if isinstance(event, MessageEvicted | MessageRefused):
+        if isinstance(event, MessageEvicted | MessageRefused | RevocationApplied | ClockJumped):
             level = logging.WARNING
         elif isinstance(event, Delivered):
             level = logging.DEBUG  # one line per message: a trace, not the log
@@ -348,6 +357,14 @@ class Runtime:
         if isinstance(event, FrameRejected):
             return {"event": "frame_rejected", "link": event.link, "peer": event.peer,
                     "reason": event.reason, "detail": event.detail}  # fmt: skip
+        if isinstance(event, RevocationApplied):
+            came = "api" if event.came_from is None else self.name_of(event.came_from)
+            return {"event": "revocation_applied", "version": event.version,
+                    "revoked": ",".join(self.name_of(a) for a in event.revoked),
+                    "from": came}  # fmt: skip
+        if isinstance(event, ClockJumped):
+            return {"event": "clock_jumped", "from_epoch": event.from_epoch,
+                    "to_epoch": event.to_epoch, "erasure": "held for an epoch"}  # fmt: skip
         fields: dict[str, object] = {"mid": format_mid(event.mid),
                                      "precedence": event.precedence.name.lower()}  # fmt: skip
         if isinstance(event, MessageExpired):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from crypto.revocation import Revocation
 from crypto.roster import Roster
 from transports.profile import BearerProfile
 
@@ -23,8 +24,9 @@ class Keys(Protocol):
     def link_key(self, sender: int, receiver: int, epoch: int) -> bytes | None: ...
     def sign(self, data: bytes) -> bytes: ...
     def verify(self, address: int, data: bytes, signature: bytes) -> bool: ...
-    def advance(self, current_epoch: int) -> bool: ...
+    def advance(self, current_epoch: int, *, erase: bool = True) -> bool: ...
     def update_roster(self, roster: Roster) -> None: ...
+    def apply_revocation(self, notice: Revocation) -> bool: ...
 
 
 class SubmitError(ValueError):
@@ -59,6 +61,8 @@ class EngineConfig:
     advert_min_interval: float = 0.2
     housekeeping_interval: float = 1.0
     max_reassembly_bytes: int = 16 << 20
+    reassembly_timeout: float = 600.0  # a partial message not added to for this long is dropped
+    max_clock_skew: float = 300.0  # a message created further ahead of our clock is refused
     # Messages sent to one neighbour and not yet acknowledged: a window, so a fast sender
     # is clocked by its neighbour's acknowledgements instead of overrunning it.
     window: int = 256

@@ -30,6 +30,8 @@ class EngineStats:
     rejected: Counter[str] = field(default_factory=Counter)  # by reason
     duplicates: int = 0
     receipts_received: int = 0
+    endpoint_moves: int = 0  # a neighbour's reply endpoint moved (authenticated, newer frame)
+    clock_jumps: int = 0  # forward jumps of more than an epoch (key erasure held)
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

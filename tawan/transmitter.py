@@ -105,13 +105,15 @@ class Transmitter:
     def control(self, adj: Adjacency, frame: Frame) -> None:
         self.links[adj.link].control.append((adj.neighbour, frame))
 
-    def hello(self, adj: Adjacency, now: float, *, reply: bool) -> None:
+    def hello(self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False) -> None:
         now_ms = int(now * 1000) & U32
         held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
+        flags = HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE
+        if restarted:
+            flags |= HelloFlags.RESTARTED
         frame = HelloFrame(
-            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000),
-            HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE,
-        )  # fmt: skip
+            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000), flags
+        )
         self.control(adj, frame)
 
     # ------------------------------------------------------------------ sending

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from crypto.plan import MissionPlan
@@ -89,12 +91,15 @@ class Net:
             keyring, self.stores[name], self.config, specs, random.Random(seed), self.now
         )
 
-    def revoke(self, name: str) -> None:
-        """The mission authority revokes `name`; every other node gets the new roster."""
-        authority = MissionPlan.new(
+    def authority_key(self) -> Ed25519PrivateKey:
+        """The mission authority's key (`build_mission` draws it from the seed)."""
+        return MissionPlan.new(
             random.Random(self.seed).randbytes, t0=T0, epoch_seconds=3600, grace_epochs=24
         ).authority
-        plan = MissionPlan.from_roster(authority, self.roster, {})
+
+    def revoke(self, name: str) -> None:
+        """The mission authority revokes `name`; every other node gets the new roster."""
+        plan = MissionPlan.from_roster(self.authority_key(), self.roster, {})
         plan.revoke(name)
         self.roster = plan.roster()
         for other, engine in self.engines.items():

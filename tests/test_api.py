@@ -65,7 +65,7 @@ async def raw(client: AsyncClient, line: bytes) -> Json:
         (b"\xff\xfe", "request: expected a JSON object, found invalid JSON"),
         (b"[1, 2]", "request: expected a JSON object, found list"),
         (b'{"to": "bravo"}', "op: expected one of send, recv, ack, receipts, ack_receipts, "
-         "status, found None"),
+         "status, revoke, found None"),
         (b'{"op": "launch"}', "op: expected one of send, recv"),
         (b'{"op": 3}', "op: expected one of"),
     ],

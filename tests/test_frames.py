@@ -26,6 +26,7 @@ from tawan.frames import (
     HelloFlags,
     HelloFrame,
     Message,
+    RevokeFrame,
     RouteFrame,
     SetupFrame,
     decode_frame,
@@ -35,6 +36,7 @@ from tawan.frames import (
 )
 from tawan.precedence import Precedence
 
+SIG = bytes(SIGNATURE_BYTES)
 FAST = settings(max_examples=60, deadline=None)
 FUZZ = settings(max_examples=250, deadline=None)
 
@@ -98,7 +100,9 @@ route_frames = st.builds(
     addresses,
     u32s,
     st.lists(st.tuples(addresses, st.integers(1, U16)), max_size=20).map(tuple),
+    st.binary(min_size=SIGNATURE_BYTES, max_size=SIGNATURE_BYTES),
 )
+revoke_frames = st.builds(RevokeFrame, addresses, u32s, st.binary(min_size=1, max_size=200))
 setup_frames = st.builds(
     SetupFrame,
     addresses,
@@ -111,7 +115,13 @@ setup_frames = st.builds(
     st.binary(min_size=SIGNATURE_BYTES, max_size=SIGNATURE_BYTES),
 )
 frames: st.SearchStrategy[Frame] = st.one_of(
-    data_frames, frag_frames(), ack_frames, hello_frames, route_frames, setup_frames
+    data_frames,
+    frag_frames(),
+    ack_frames,
+    hello_frames,
+    route_frames,
+    setup_frames,
+    revoke_frames,
 )
 
 # Anything msgpack can carry, the types the format forbids included.
@@ -167,7 +177,15 @@ def test_round_trip(frame: Frame) -> None:
 
 @pytest.mark.parametrize(
     "strategy",
-    [data_frames, frag_frames(), ack_frames, hello_frames, route_frames, setup_frames],
+    [
+        data_frames,
+        frag_frames(),
+        ack_frames,
+        hello_frames,
+        route_frames,
+        setup_frames,
+        revoke_frames,
+    ],
     ids=[t.name for t in FrameType],
 )
 @settings(max_examples=25, deadline=None)
@@ -393,7 +411,7 @@ MALFORMED = [
     (kind(3) + bytes(MAX_FRAME_BYTES), "frame: expected 2..65535 bytes, found 65536"),
     (kind(3, version=2) + msgpack.packb(hello_fields()), "frame version: expected 1, found 2"),
     (kind(3, version=0) + msgpack.packb(hello_fields()), "frame version: expected 1, found 0"),
-    (kind(6) + msgpack.packb(hello_fields()), "frame type: unknown type 6"),
+    (kind(7) + msgpack.packb(hello_fields()), "frame type: unknown type 7"),
     (kind(15) + msgpack.packb(hello_fields()), "frame type: unknown type 15"),
     (kind(3) + msgpack.packb(7), "frame: expected an array, found int"),
     (kind(3) + msgpack.packb(b"abc"), "frame: expected an array, found bytes"),
@@ -423,7 +441,7 @@ MALFORMED = [
     (kind(3) + msgpack.packb([*hello_fields()[:-1], msgpack.ExtType(1, b"x")]), "not valid"),
     # HELLO
     (hello(loss=1001), "hello loss: expected 0..1000, found 1001"),
-    (hello(flags=2), "hello flags: expected 0..1, found 2"),
+    (hello(flags=4), "hello flags: expected 0..3, found 4"),
     (hello(time=-5), "hello time: expected 0..4294967295, found -5"),
     (hello(echo=2**64 - 1), "hello echo: expected 0..4294967295, found 18446744073709551615"),
     (hello(held=True), "hello hold time: expected an integer, found bool"),
@@ -471,15 +489,21 @@ MALFORMED = [
     ),
     (kind(2) + msgpack.packb([2, 0, [[1, 0, 5]], []]), "acknowledgements: expected a multiple"),
     # ROUTE
-    (kind(4) + msgpack.packb([2, 0, 2, 7, [1]]), "route adjacency: expected a multiple of 2"),
-    (kind(4) + msgpack.packb([2, 0, 2, 7, [1, 0]]), "route cost: expected 1..65535, found 0"),
-    (kind(4) + msgpack.packb([2, 0, 2, 7, [0, 1]]), "route neighbour: expected 1..65535"),
-    (kind(4) + msgpack.packb([2, 0, 0, 7, []]), "route origin: expected 1..65535, found 0"),
-    (kind(4) + msgpack.packb([2, 0, 2, -7, []]), "route sequence: expected 0..4294967295"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [1], SIG]), "route adjacency: expected a multiple of 2"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [1, 0], SIG]), "route cost: expected 1..65535, found 0"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [0, 1], SIG]), "route neighbour: expected 1..65535"),
+    (kind(4) + msgpack.packb([2, 0, 0, 7, [], SIG]), "route origin: expected 1..65535, found 0"),
+    (kind(4) + msgpack.packb([2, 0, 2, -7, [], SIG]), "route sequence: expected 0..4294967295"),
     (
-        kind(4) + msgpack.packb([2, 0, 2, 7, [1, 1] * 1025]),
-        "route adjacency: expected a multiple of 2 items, at most 2048, found 2050",
+        kind(4) + msgpack.packb([2, 0, 2, 7, [1, 1] * 257, SIG]),
+        "route adjacency: expected a multiple of 2 items, at most 512, found 514",
     ),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, []]), "ROUTE frame: expected 6 fields, found 5"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG[:63]]), "route signature: expected 64..64"),
+    # REVOKE
+    (kind(6) + msgpack.packb([2, 0, b""]), "revocation notice: expected 1..1024 bytes, found 0"),
+    (kind(6) + msgpack.packb([2, 0, bytes(1025)]), "revocation notice: expected 1..1024"),
+    (kind(6) + msgpack.packb([2, 0, 5]), "revocation notice: expected bytes, found int"),
     # SETUP
     (
         kind(5) + msgpack.packb([2, 0, 1, 2, 0, 0, bytes(1087), bytes(64)]),

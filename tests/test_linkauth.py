@@ -22,6 +22,7 @@ from tawan.frames import (
 )
 from tawan.linkauth import (
     COUNTER_RESERVE,
+    RECEIVE_MARK_BLOCK,
     REPLAY_WINDOW,
     LinkGuard,
     LinkReject,
@@ -67,7 +68,7 @@ def sample_frames(sender: int = A) -> list[Frame]:
         DataFrame(sender, 0, msg),
         AckFrame(sender, 0, ((1, 0, 9), (3, 2, 1)), (FragState((1, 0, 4), b"\x0b"),)),
         FragFrame(sender, 0, (1, 0, 4), 1, 3, b"chunk"),
-        RouteFrame(sender, 0, 1, 17, ((2, 1), (3, 4))),
+        RouteFrame(sender, 0, 1, 17, ((2, 1), (3, 4)), bytes(64)),
     ]
 
 
@@ -310,6 +311,8 @@ def test_restarted_sender_never_reuses_a_counter() -> None:
     used = [b.unprotect(send(a, hello(), B), EPOCH).counter for _ in range(5)]
     assert a.reservation_dirty
     state = a.reservation_state()
+    assert a.reservation_dirty  # until the commit that stores it says it succeeded
+    a.committed(state, None)
     assert not a.reservation_dirty
 
     restarted = LinkGuard(A, link_key)
@@ -357,3 +360,41 @@ def test_truncated_reservation_state_is_ignored_at_the_tail() -> None:
     restarted = LinkGuard(A, link_key)
     restarted.load_reservations(a.reservation_state() + b"\x00\x01")
     assert restarted.next_counter(B, EPOCH) == COUNTER_RESERVE
+
+
+def test_reservations_stay_dirty_when_a_newer_block_came_after_the_state_was_taken() -> None:
+    a = LinkGuard(A, link_key)
+    a.next_counter(B, EPOCH)
+    state = a.reservation_state()
+    for _ in range(COUNTER_RESERVE):
+        a.next_counter(B, EPOCH)  # a new block while the commit of `state` was running
+    a.committed(state, None)
+    assert a.reservation_dirty
+
+
+def test_a_restarted_receiver_refuses_every_counter_up_to_its_saved_mark() -> None:
+    a, b = LinkGuard(A, link_key), LinkGuard(B, link_key)
+    frames = [send(a, hello(), B) for _ in range(10)]
+    for data in frames[:5]:
+        b.unprotect(data, EPOCH)
+    assert b.marks_dirty
+    marks = b.mark_state()
+    b.committed(None, marks)
+    assert not b.marks_dirty
+    restarted = LinkGuard(B, link_key)
+    restarted.load_marks(marks, EPOCH)
+    for data in frames:  # the five it took, and five it never saw but lie below the mark
+        with pytest.raises(LinkReject, match="replay"):
+            restarted.unprotect(data, EPOCH)
+    a.skip(B, EPOCH, RECEIVE_MARK_BLOCK)  # what a HELLO with RESTARTED makes the sender do
+    assert restarted.unprotect(send(a, hello(), B), EPOCH).counter > 0
+
+
+def test_marks_move_in_blocks_and_old_epochs_are_not_loaded() -> None:
+    a, b = LinkGuard(A, link_key), LinkGuard(B, link_key)
+    for _ in range(3):
+        b.unprotect(send(a, hello(), B), EPOCH)
+    assert b.marks == {(A, EPOCH): RECEIVE_MARK_BLOCK}  # counter 0 set it; 1 and 2 lie below
+    restarted = LinkGuard(B, link_key)
+    restarted.load_marks(b.mark_state(), EPOCH + 2)
+    assert restarted.marks == {}

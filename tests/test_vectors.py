@@ -31,6 +31,7 @@ from tawan.frames import (
     Message,
     RouteFrame,
     SetupFrame,
+    advert_signed_bytes,
     decode_frame,
     decode_message,
     encode_frame,
@@ -53,22 +54,27 @@ MSG_KEY_1_2 = "b96db04c78b6e4dab95a842bd7ba2e3d92b43ec6a8b578f4c3480ca8d01bc2b4"
 LINK_KEY_2_3 = "620ff0eed6d13c494eda70d684b98da333ba93a5068d7ba18502e3f62233645f"
 LINK_KEY_3_2 = "ab6cafb9e789c59453d68707237c71a9e0bbd608cd0dfbeaa0c2d291bb99b844"
 GROUP_KEY_9 = "f0c6bb73fb91858394df134d02df7737a5efccad98f28dd52417d4d6f05ad92f"
-NONCE_1_5 = "000100000000000000000005"
+NONCE_1_1800_5 = "000100000000070800000005"
 PAIR_ROOT = "2b3d6f4dd44a1cda27b63b8e2dbcea457f5702915391066e547b3f39e41b249a"
 AAD = "01960102050bcd0708cd0e10"
-CIPHERTEXT = "47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a73371273c8184a2e"
+CIPHERTEXT = "37aecc7d5045084f4c953882b3fb2147f2b4c6540ede4cb556c04b15e472"
 ENCODED_MESSAGE = (
-    "980102050bcd0708cd0e1001c41e47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a73371273c8184a2e"
+    "980102050bcd0708cd0e1001c41e37aecc7d5045084f4c953882b3fb2147f2b4c6540ede4cb556c04b15e472"
 )
 DATA = (
-    "109a02cd03e80102050bcd0708cd0e1001c41e47f5a15f3ee5191dd58243490f2b15d1ea2939344b8a733712"
-    "73c8184a2ee69a5179a060c9b0"
+    "109a02cd03e80102050bcd0708cd0e1001c41e37aecc7d5045084f4c953882b3fb2147f2b4c6540ede4cb556"
+    "c04b15e472d2901e70946f4436"
 )
 ACK = "129402cd03e9930100059063fc41aa3db800f9"
 ACK_PARTIAL = "129402cd03ed9094010006c4010538e1266a1e9e842f"
 HELLO = "139702cd03eace0001e2400000000176aaff87fea5343c"
 FRAG = "119802cd03eb0100050002c4030102031e05611f05eec518"
-ROUTE = "149502cd03ec0207940101030afc556a1a563a49c1"
+ROUTE = (
+    "149602cd03ec0207940101030ac440e2b2fc755173b51df78b0532b42a888cb6f642f29e57c69dd0961349f4bc"
+    "6949e49654dd2fa76aea902526ce3917884534097ce53322c75c3567301ad74c440e1782f38cea2a364b"
+)
+ADVERT_SIGNED = "746177616e2f6164766572742f7631930207940101030a"
+ADVERT_SIGNATURE = ROUTE[ROUTE.index("c440") + 4 :][:128]
 RECEIPT = "9500010005cd070d"
 
 ORDER = (
@@ -86,9 +92,9 @@ SIGNATURE = (
     "01ac04929af68bedf0c72615f18410360a521a07"
 )
 SIGNED_CIPHERTEXT = (
-    "960d14a646628a0179a41c91a0ede934fa1f5a4809ac4566797f8dfcdf642a751a3fade1203688c0f6821a3f"
-    "8ae67f3b370b7e7b2d6a59be203790a93994699bc8590e76f5a910a62e1c861165f5175e885d5e14da002b6a"
-    "6a1d110bed87ce362ba1c7006b814cf2ece0ecebac729f71ed6f388fd13a46d1ecc9f14932dba0414a18"
+    "0ededdffde9a14aeac457ff9e29d31383b456ef549c0a63db07dd76395909eb3faffc786d85a2999e39818e0"
+    "710721c9ee266b6ffce2d43fc4e9dd0872d755abe4ed612e5801aeac6d0a0e1af5fb15abba2b0fb7f172b2b7"
+    "6484c05fb5b0cf06e2832df98d244afea3b17ba1d52a2504311123420e4f6fc9eeb79d8287e95c5f0bc9"
 )
 
 ALL_VECTORS = (
@@ -97,7 +103,7 @@ ALL_VECTORS = (
     LINK_KEY_2_3,
     LINK_KEY_3_2,
     GROUP_KEY_9,
-    NONCE_1_5,
+    NONCE_1_1800_5,
     PAIR_ROOT,
     AAD,
     CIPHERTEXT,
@@ -108,6 +114,7 @@ ALL_VECTORS = (
     HELLO,
     FRAG,
     ROUTE,
+    ADVERT_SIGNED,
     RECEIPT,
     SIGNER_PUBLIC,
     DEFLATED,
@@ -125,7 +132,7 @@ def header() -> Message:
 def relayed() -> Message:
     """The sealed message after one hop."""
     aad = header().associated_data()
-    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 5), PAYLOAD, aad)
+    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 1800, 5), PAYLOAD, aad)
     return Message(1, 2, 5, Precedence.FLASH, Flags.RECEIPT_REQUESTED, 1800, 3600, 1, ct)
 
 
@@ -139,8 +146,17 @@ OTHER_FRAMES: list[tuple[Frame, str]] = [
     (AckFrame(2, 1005, (), (FragState((1, 0, 6), b"\x05"),)), ACK_PARTIAL),
     (HelloFrame(2, 1002, 123456, 0, 0, 0, HelloFlags.REPLY_REQUESTED), HELLO),
     (FragFrame(2, 1003, (1, 0, 5), 0, 2, b"\x01\x02\x03"), FRAG),
-    (RouteFrame(2, 1004, 2, 7, ((1, 1), (3, 10))), ROUTE),
+    (RouteFrame(2, 1004, 2, 7, ((1, 1), (3, 10)), bytes.fromhex(ADVERT_SIGNATURE)), ROUTE),
 ]
+
+
+def test_route_signature_is_the_origins() -> None:
+    """The ROUTE vector's signature: node 2's (the signing key of 14.3) over the advert."""
+    signed = advert_signed_bytes(2, 7, ((1, 1), (3, 10)))
+    assert signed.hex() == ADVERT_SIGNED
+    assert ADVERT_SIGNED in doc_text()
+    public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(SIGNER_PUBLIC))
+    public.verify(bytes.fromhex(ADVERT_SIGNATURE), signed)  # raises if it does not verify
 
 
 # ---------------------------------------------------------------------------- key schedule
@@ -152,7 +168,7 @@ def test_key_schedule() -> None:
     assert s.link_key(ROOT23, 2, 3).hex() == LINK_KEY_2_3
     assert s.link_key(ROOT23, 3, 2).hex() == LINK_KEY_3_2
     assert s.group_key(GROUP_ROOT, 9).hex() == GROUP_KEY_9
-    assert s.message_nonce(1, 5).hex() == NONCE_1_5
+    assert s.message_nonce(1, 1800, 5).hex() == NONCE_1_1800_5
 
 
 def test_pair_root() -> None:
@@ -170,7 +186,8 @@ def test_labels_are_the_documented_ones() -> None:
     assert s.link_key(ROOT23, 2, 3) == s.hkdf(ROOT23, b"tawan/link/v1" + bytes([0, 2, 0, 3]))
     assert s.group_key(GROUP_ROOT, 9) == s.hkdf(GROUP_ROOT, b"tawan/group/v1" + bytes([0, 9]))
     assert s.hkdf(ROOT, b"x") == s.hkdf(ROOT, b"x", salt=bytes(32))  # no salt: 32 zero bytes
-    assert s.message_nonce(0x0102, 0x0304) == bytes.fromhex("0102" + "0000" + "0000000000000304")
+    nonce = s.message_nonce(0x0102, 0x03040506, 0x0708090A)
+    assert nonce == bytes.fromhex("0102" + "0000" + "03040506" + "0708090a")
     assert len(s.link_tag(bytes(32), b"")) == s.LINK_TAG_BYTES == 8
 
 
@@ -181,17 +198,23 @@ def test_sealed_message() -> None:
     aad = header().associated_data()
     assert aad.hex() == AAD
     assert aad == bytes([1]) + msgpack.packb([1, 2, 5, 0x0B, 1800, 3600])
-    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 5), PAYLOAD, aad)
+    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 1800, 5), PAYLOAD, aad)
     assert ct.hex() == CIPHERTEXT
     assert len(ct) == len(PAYLOAD) + s.AEAD_TAG_BYTES
     assert relayed().encode().hex() == ENCODED_MESSAGE
     assert decode_message(bytes.fromhex(ENCODED_MESSAGE)) == relayed()
 
 
+class NoGroups:
+    def is_group(self, address: int) -> bool:
+        return False
+
+
 class VectorKeys:
     """Node `address` of the vectors, holding the epoch-0 root of nodes 1 and 2."""
 
     epoch_seconds = 3600
+    roster = NoGroups()
 
     def __init__(self, address: int) -> None:
         self.address = address
@@ -239,7 +262,8 @@ def test_signed_compressed_message() -> None:
     assert aad.hex() == SIGNED_AAD
     signature = private.sign(aad + ORDER)
     assert signature.hex() == SIGNATURE
-    ct = s.seal(s.message_key(ROOT, 1, 2), s.message_nonce(1, 6), signature + deflated, aad)
+    nonce = s.message_nonce(1, 1805, 6)
+    ct = s.seal(s.message_key(ROOT, 1, 2), nonce, signature + deflated, aad)
     assert ct.hex() == SIGNED_CIPHERTEXT
     assert len(ct) == 64 + len(deflated) + 16 == 130
     opened = open_message(VectorKeys(2), signed_header(ct))
@@ -392,9 +416,9 @@ def test_no_stray_hex_in_the_vectors_section() -> None:
         ROOT23.hex(),
         hashlib.sha256(b"").hexdigest(),
         bytes(range(8)).hex(),  # the mission id of the pair-root vector
-        "47f5a15f3ee5191dd58243490f2b",
-        "15d1ea2939344b8a73371273c8184a2e",
-        "e69a5179a060c9b0",
+        "37aecc7d5045084f4c953882b3fb",
+        "2147f2b4c6540ede4cb556c04b15e472",
+        "d2901e70946f4436",
     }
     for found in re.findall(r"\b[0-9a-f]{16,}\b", section):
         assert found in known, found

@@ -1,0 +1,69 @@
+"""The engine and a clock that misbehaves: jumps forward must not erase keys for good."""
+
+from __future__ import annotations
+
+from harness import START, Net, chain
+
+from crypto.keyring import Keyring
+from tawan.engine import Engine
+from tawan.events import ClockJumped, Event
+from tawan.precedence import Precedence
+
+EPOCH = 3600
+
+
+def two() -> Net:
+    net = Net({"a": [], "b": []}, chain("a", "b"))
+    net.run(3)
+    return net
+
+
+def test_a_forward_jump_erases_nothing_until_the_new_time_has_held_an_epoch() -> None:
+    net = two()
+    a = net.engines["a"]
+    oldest = oldest_epoch(a)
+    jumped = net.now + 30 * EPOCH  # a wrong clock: 30 hours ahead, beyond the grace period
+    a.handle_timer(jumped)
+    assert [e for e in _events(a) if isinstance(e, ClockJumped)]
+    assert oldest_epoch(a) == oldest
+    # Messages can still be sealed at the new time meanwhile.
+    a.submit(net.address("b"), b"x", precedence=Precedence.ROUTINE, ttl=60, now=jumped)
+    a.handle_timer(jumped + EPOCH / 2)
+    assert oldest_epoch(a) == oldest
+    a.handle_timer(jumped + EPOCH + 1)  # it held for an epoch: it is the time
+    assert oldest_epoch(a) > oldest
+
+
+def test_a_jump_set_right_again_costs_no_key() -> None:
+    net = two()
+    a = net.engines["a"]
+    oldest = oldest_epoch(a)
+    a.handle_timer(net.now + 30 * EPOCH)
+    a.handle_timer(net.now + 10)  # the clock is corrected
+    a.handle_timer(net.now + 20)
+    assert oldest_epoch(a) == oldest
+
+
+def test_epochs_passing_one_by_one_still_erase() -> None:
+    net = two()
+    a = net.engines["a"]
+    oldest = oldest_epoch(a)
+    t = START
+    for hour in range(1, 30):
+        t = START + hour * EPOCH
+        a.handle_timer(t)
+    assert oldest_epoch(a) > oldest
+    assert not [e for e in _events(a) if isinstance(e, ClockJumped)]
+
+
+def oldest_epoch(engine: Engine) -> int:
+    keyring = engine.keys
+    assert isinstance(keyring, Keyring)
+    return keyring.oldest_epoch
+
+
+def _events(engine: Engine) -> list[Event]:
+    out = []
+    while (event := engine.next_event()) is not None:
+        out.append(event)
+    return out

@@ -1,0 +1,293 @@
+"""Insider attacks against the engine, each a regression test (docs/security.md).
+
+An insider is a roster member (a captured node) that sends crafted frames with valid link
+tags (tests/insider.py). Each test states the attack and what must hold.
+"""
+
+from __future__ import annotations
+
+import random
+
+from harness import FakeLink, Net, chain, profile
+from insider import Insider
+
+from crypto.revocation import make_revocation
+from crypto.schedule import LINK_TAG_BYTES
+from tawan.engine import Engine, EngineConfig, SubmitError
+from tawan.events import FrameRejected, RevocationApplied
+from tawan.frames import (
+    U32,
+    DataFrame,
+    HelloFlags,
+    RouteFrame,
+    advert_signed_bytes,
+    decode_frame,
+)
+from tawan.precedence import Precedence
+from tawan.receipts import DELIVERED, ReceiptBody, encode_receipt
+from tawan.routing import seq_newer
+from tawan.sealing import seal_message
+
+
+def rejected(net: Net, node: str, reason: str) -> list[FrameRejected]:
+    return [e for e in net.events[node] if isinstance(e, FrameRejected) and e.reason == reason]
+
+
+def abcm(*, m_to: str = "b", store_max_bytes: int = 64 << 20) -> Net:
+    """a - b - c, and the insider m beside `m_to`."""
+    links = [*chain("a", "b", "c"), FakeLink("m", m_to, profile())]
+    net = Net({"a": [], "b": [], "c": [], "m": []}, links, store_max_bytes=store_max_bytes)
+    net.run(3)
+    return net
+
+
+def c_via_b(net: Net, *names: str) -> None:
+    """`names` hand messages for c to b whatever b advertises (a static route): b holds
+    them when it cannot go on to c."""
+    net.config = EngineConfig(static_routes={net.address("c"): net.address("b")})
+    for name in names:
+        net.restart(name)
+
+
+def next_seq(engine: Engine) -> int:
+    """What an attacker guesses: ids are (src, epoch, seq) and seq counts up from 0."""
+    return engine.numbering._next
+
+
+# ------------------------------------------------------------------ message-id pre-emption
+def test_a_forged_copy_does_not_make_the_real_message_a_duplicate_at_its_destination() -> None:
+    # m sends c a message claiming a's next id, garbage inside; then a sends the real one.
+    net = abcm(m_to="c")
+    m = Insider(net, "m")
+    forged = m.forged_message("a", "c", next_seq(net.engines["a"]))
+    m.send("c", DataFrame(m.address, 0, forged))
+    assert rejected(net, "c", "e2e-auth")
+    net.submit("a", "c", b"the real order", precedence=Precedence.PRIORITY, ttl=600)
+    net.run(5)
+    assert [e.payload for e in net.delivered("c")] == [b"the real order"]
+
+
+def test_a_forged_copy_held_by_a_relay_does_not_shadow_the_real_message() -> None:
+    # The relay b holds m's forgery of a's next id (c is out of reach); the real message
+    # then reaches b. b must not acknowledge it as a duplicate of the forgery.
+    net = abcm(m_to="b")
+    c_via_b(net, "a")  # so the real message reaches b while b cannot go on to c
+    net.links["b-c"].up = False
+    net.run(10)  # b sees c down
+    m = Insider(net, "m")
+    m.send("b", DataFrame(m.address, 0, m.forged_message("a", "c", next_seq(net.engines["a"]))))
+    assert net.stores["b"].message_count() == 1
+    net.submit("a", "c", b"the real order", precedence=Precedence.PRIORITY, ttl=600)
+    net.run(5)
+    assert rejected(net, "b", "id-clash")
+    net.links["b-c"].up = True
+    net.run(240)  # b hands on the forgery, c drops it, a's next retry gets through
+    assert [e.payload for e in net.delivered("c")] == [b"the real order"]
+    assert net.stores["a"].message_count() == 0
+
+
+# ------------------------------------------------------------------ forged receipts
+def test_a_delivered_receipt_counts_only_from_the_destination() -> None:
+    net = abcm(m_to="a")
+    mid = net.submit("a", "c", b"report", precedence=Precedence.ROUTINE, ttl=600, receipt=True)
+    m = Insider(net, "m")
+    body = encode_receipt(ReceiptBody(DELIVERED, mid, 1))
+    created = int((net.now - m.engine.keys.t0) * 10)
+    fake = seal_message(
+        m.engine.keys, dst=net.address("a"), seq=5, precedence=Precedence.ROUTINE,
+        created=created, ttl=600, payload=body, control=True,
+    )  # fmt: skip
+    m.send("a", DataFrame(m.address, 0, fake))
+    assert rejected(net, "a", "forged-receipt")
+    assert net.stores["a"].receipts() == []
+    net.run(5)
+    receipts = net.stores["a"].receipts()
+    assert [(r.mid, r.kind, r.reporter) for r in receipts] == [(mid, DELIVERED, net.address("c"))]
+
+
+# ------------------------------------------------------------------ forged routes
+def test_an_insider_cannot_forge_or_outbid_another_nodes_advert() -> None:
+    # m claims c's view: seq 2**32 - 1 and c adjacent only to m. Without origin
+    # signatures every node believed it and c was cut off for good.
+    net = abcm(m_to="b")
+    m = Insider(net, "m")
+    c = net.address("c")
+    adjacency = ((m.address, 1),)
+    newer = net.engines["b"].router.adverts[c].seq + 1
+    for seq in (U32, newer):
+        signature = m.engine.keys.sign(advert_signed_bytes(c, seq, adjacency))  # m's, not c's
+        m.send("b", RouteFrame(m.address, 0, c, seq, adjacency, signature))
+    assert rejected(net, "b", "bad-advert")
+    assert net.engines["b"].router.adverts[c].adjacency == {net.address("b"): 1}
+    net.run(3)
+    net.submit("a", "c", b"still reachable", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(5)
+    assert [e.payload for e in net.delivered("c")] == [b"still reachable"]
+
+
+def test_adverts_of_non_roster_origins_are_not_kept() -> None:
+    net = abcm(m_to="b")
+    m = Insider(net, "m")
+    for origin in (60000, 60001):
+        signature = m.engine.keys.sign(advert_signed_bytes(origin, 1, ()))
+        m.send("b", RouteFrame(m.address, 0, origin, 1, (), signature))
+    assert 60000 not in net.engines["b"].router.adverts
+    assert len(rejected(net, "b", "bad-advert")) == 2
+
+
+def test_an_origin_answers_an_old_advert_of_itself_that_outbids_it() -> None:
+    # An advert c made in an earlier life (its clock ahead, or its store since lost) numbers
+    # above what c uses now, and says c is adjacent only to m. Flooded back, it must be
+    # answered by c with a newer one, or everyone would keep that view of c.
+    net = abcm(m_to="b")
+    c = net.engines["c"]
+    old_seq = c._advert_seq + 100_000
+    stale = ((net.address("m"), 1),)
+    signature = c.keys.sign(advert_signed_bytes(net.address("c"), old_seq, stale))
+    Insider(net, "m").send("b", RouteFrame(net.address("m"), 0, net.address("c"), old_seq,
+                                           stale, signature))  # fmt: skip
+    net.run(3)
+    view = net.engines["a"].router.adverts[net.address("c")]
+    assert seq_newer(view.seq, old_seq)
+    assert view.adjacency == {net.address("b"): 1}
+
+
+def test_advert_sequence_comparison_survives_the_wrap() -> None:
+    assert seq_newer(0, U32)
+    assert seq_newer(5, U32 - 5)
+    assert not seq_newer(U32, 0)
+    assert not seq_newer(7, 7)
+
+
+# ------------------------------------------------------------------ store pinning
+def test_an_insider_cannot_pin_a_relay_store_with_override_messages() -> None:
+    # m fills b with OVERRIDE messages for c (out of reach), which are never evicted.
+    # b must still take a FLASH message from a.
+    net = abcm(m_to="b", store_max_bytes=40_000)
+    c_via_b(net, "a", "m")
+    net.links["b-c"].up = False
+    net.run(10)
+    for i in range(200):
+        payload = random.Random(i).randbytes(400)  # does not compress
+        try:
+            net.submit("m", "c", payload, precedence=Precedence.OVERRIDE, ttl=3600)
+        except SubmitError:
+            break  # m's own store is full: it has sent all it could
+        net.run(0.05)
+    net.run(5)
+    assert net.engines["b"].stats.refused["override"] > 0  # m got its share, no more
+    mid = net.submit("a", "c", b"FLASH", precedence=Precedence.FLASH, ttl=600)
+    net.run(3)
+    assert net.stores["b"].get_message(mid) is not None
+
+
+def test_messages_to_unknown_nodes_or_living_too_long_are_refused_at_arrival() -> None:
+    net = abcm(m_to="b")
+    m = Insider(net, "m")
+    longest = m.engine.keys.roster.grace_epochs * m.engine.keys.roster.epoch_seconds
+    ahead = int((net.now - m.engine.keys.t0 + 3600) * 10)
+    for i, forged in enumerate(
+        [
+            m.forged_message("m", 60000, 1),
+            m.forged_message("m", "c", 2, ttl=U32),
+            m.forged_message("m", "c", 3, ttl=longest + 1),
+            m.forged_message("m", "c", 4, created_ticks=ahead),
+        ]
+    ):
+        m.send("b", DataFrame(m.address, 0, forged))
+        assert net.stores["b"].message_count() == 0, i
+    for reason in ("unknown-destination", "ttl-too-long", "from-the-future"):
+        assert rejected(net, "b", reason), reason
+
+
+# ------------------------------------------------------------------ replays after a restart
+def test_a_restarted_node_accepts_no_frame_recorded_before() -> None:
+    # Recorded hellos of a, replayed to b after b restarted, made b report a up again.
+    net = abcm(m_to="b")
+    recorded: list[bytes] = []
+    net.tap(lambda sender, link, data: recorded.append(data) if sender == "a" else None)
+    net.run(5)
+    net.links["a-b"].up = False
+    net.run(10)
+    net.restart("b")
+    b = net.engines["b"]
+    for frame in recorded:
+        b.receive("a-b", "a", frame, net.now)
+    assert b.stats.rejected["replay"] == len(recorded)
+    assert not [e for e in b.neighbours.of(net.address("a")) if e.up]
+
+
+def test_a_restarted_node_loses_no_traffic_to_its_saved_receive_marks() -> None:
+    net = abcm(m_to="b")
+    net.submit("a", "c", b"before", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(2)
+    net.restart("b")
+    net.run(3)  # b's hellos say it restarted: a skips its counters past b's marks
+    net.submit("a", "c", b"after", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(1)
+    assert [e.payload for e in net.delivered("c")] == [b"before", b"after"]
+    assert net.engines["b"].stats.rejected["replay"] == 0
+
+
+def test_restarted_hellos_carry_the_flag() -> None:
+    net = abcm(m_to="b")
+    flags: list[int] = []
+
+    def spy(sender: str, link: str, data: bytes) -> None:
+        frame = decode_frame(data[:-LINK_TAG_BYTES])
+        if sender == "b" and hasattr(frame, "rx_loss"):
+            flags.append(int(frame.flags))  # type: ignore[union-attr]
+
+    net.tap(spy)
+    net.run(20)
+    assert not any(f & HelloFlags.RESTARTED for f in flags)
+    net.restart("b")
+    net.run(3)
+    assert any(f & HelloFlags.RESTARTED for f in flags)
+
+
+# ------------------------------------------------------------------ endpoint steering
+def test_an_old_frame_from_elsewhere_does_not_move_the_reply_endpoint() -> None:
+    net = abcm(m_to="b")
+    recorded: list[bytes] = []
+    net.tap(lambda sender, link, data: recorded.append(data) if sender == "a" else None)
+    net.submit("a", "c", b"one", precedence=Precedence.ROUTINE, ttl=600)
+    net.submit("a", "c", b"two", precedence=Precedence.ROUTINE, ttl=600)
+    b = net.engines["b"]
+    # Deliver a's newest frame, then an older one that was "delayed", from another address.
+    net._heap.clear()
+    newest, older = recorded[-1], recorded[-2]
+    b.receive("a-b", "a", newest, net.now)
+    b.receive("a-b", "evil:9", older, net.now)
+    (adj,) = b.neighbours.of(net.address("a"))
+    assert adj.peer == "a"
+
+
+# ------------------------------------------------------------------ revocation over the air
+def test_a_revocation_injected_at_one_end_takes_effect_at_the_other() -> None:
+    names: dict[str, list[str]] = {n: [] for n in "abcdem"}
+    links = [*chain("a", "b", "c", "d", "e"), FakeLink("m", "e", profile())]
+    net = Net(names, links)
+    net.run(3)
+    mid = net.submit("e", "m", b"for m", precedence=Precedence.ROUTINE, ttl=600)
+    net.links["m-e"].up = False
+    net.run(10)  # e holds a message for m
+    assert net.stores["e"].get_message(mid) is not None
+    plan_roster = net.roster
+    notice = make_revocation(
+        net.authority_key(), plan_roster.mission_id, plan_roster.version + 1,
+        (net.address("m"),),
+    )  # fmt: skip
+    assert net.engines["a"].apply_revocation(notice)
+    net.run(2)
+    e = net.engines["e"]
+    assert e.keys.roster.is_revoked(net.address("m"))
+    assert [ev for ev in net.events["e"] if isinstance(ev, RevocationApplied)]
+    assert net.stores["e"].get_message(mid) is None  # its traffic is dropped
+    net.links["m-e"].up = True
+    net.run(10)
+    assert not [a for a in e.neighbours.of(net.address("m")) if a.up]
+    assert e.stats.rejected["unknown-sender"] > 0
+    net.restart("e")  # installed durably
+    assert net.engines["e"].keys.roster.is_revoked(net.address("m"))
+    assert not net.engines["e"].apply_revocation(notice)

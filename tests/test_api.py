@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import random
 import stat
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_runtime import Pair, address, running_pair
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from test_runtime import ROSTER, Pair, address, running_pair
 
+from crypto.revocation import make_revocation
 from tawan.api import (
     MAX_REQUEST_BYTES,
     Connection,
@@ -231,3 +234,29 @@ async def test_a_follower_that_leaves_ends_its_connection_quietly(
                 assert await client_end.receive_some() == b'{"ok":true,"messages":[]}\n'
                 await client_end.aclose()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_revoke_applies_a_notice_and_refuses_a_bad_one(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    authority = Ed25519PrivateKey.from_private_bytes(random.Random(7).randbytes(32))
+    notice = make_revocation(
+        authority, ROSTER.mission_id, ROSTER.version + 1, (address("charlie"),)
+    )
+    forged = make_revocation(
+        Ed25519PrivateKey.generate(), ROSTER.mission_id, ROSTER.version + 1, (address("bravo"),)
+    )
+    async with running_pair() as pair, connected(pair.alpha) as alpha:
+        encoded = base64.b64encode(notice.to_bytes()).decode()
+        answer = await alpha.request("revoke", notice_b64=encoded)
+        assert (answer["applied"], answer["revoked"]) == (True, ["charlie"])
+        assert pair.alpha.roster.is_revoked(address("charlie"))
+        again = await alpha.request("revoke", notice_b64=encoded)
+        assert again["applied"] is False
+        bad = await raw(alpha, json.dumps({"op": "revoke", "notice_b64": base64.b64encode(
+            forged.to_bytes()).decode()}).encode() + b"\n")  # fmt: skip
+        assert bad == {"ok": False, "error": bad["error"]}
+        assert "bad authority signature" in str(bad["error"])
+        junk = await raw(alpha, b'{"op": "revoke", "notice_b64": "AAAA"}\n')
+        assert str(junk["error"]).startswith("revoke: ")
+        assert not pair.alpha.roster.is_revoked(address("bravo"))

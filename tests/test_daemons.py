@@ -283,6 +283,29 @@ def test_signals_reload_roster_and_stop_cleanly(
     capsys.readouterr()
 
 
+def test_a_revocation_handed_to_one_node_reaches_the_others(
+    daemons: Daemons, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mission = daemons.base / "mission"
+    assert main(["mission", "revoke", str(mission), "charlie"]) == 0
+    notice = mission / "revocations" / "v5.tawan-revoke"
+    handed = cli("revoke", str(notice), "--api", daemons.api["alpha"])
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stdout == "revocation of charlie (roster version 5): applied and flooded\n"
+    wait_for(
+        "the notice at bravo",
+        lambda: "event=revocation_applied version=5 revoked=charlie from=alpha"
+        in daemons.log("bravo"),
+    )
+    wait_for("bravo's key file rewritten", lambda: "event=keys_saved" in daemons.log("bravo"))
+    again = cli("revoke", str(notice), "--api", daemons.api["bravo"])
+    assert again.stdout.endswith("already in force\n")
+    refused = cli("send", "--api", daemons.api["alpha"], "--to", "charlie", "hello")
+    assert refused.returncode == 2
+    assert "revoked" in refused.stderr
+    capsys.readouterr()
+
+
 def test_node_refuses_to_start_with_one_line(nodes: Daemons) -> None:
     config = nodes.config("alpha")
     config.write_text(nodes.config_text("alpha").replace("mtu = 1200", "mtu = 12"))

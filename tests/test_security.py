@@ -27,6 +27,7 @@ from tawan.precedence import Precedence
 from tawan.receipts import DELIVERED, ReceiptBody, encode_receipt
 from tawan.routing import seq_newer
 from tawan.sealing import seal_message
+from tawan.store import Store
 
 
 def rejected(net: Net, node: str, reason: str) -> list[FrameRejected]:
@@ -132,7 +133,9 @@ def test_adverts_of_non_roster_origins_are_not_kept() -> None:
         signature = m.engine.keys.sign(advert_signed_bytes(origin, 1, ()))
         m.send("b", RouteFrame(m.address, 0, origin, 1, (), signature))
     assert 60000 not in net.engines["b"].router.adverts
-    assert len(rejected(net, "b", "bad-advert")) == 2
+    found = rejected(net, "b", "bad-advert")
+    assert len(found) == 2
+    assert all("not an active node" in e.detail for e in found)  # before its signature
 
 
 def test_an_origin_answers_an_old_advert_of_itself_that_outbids_it() -> None:
@@ -164,6 +167,7 @@ def test_an_insider_cannot_pin_a_relay_store_with_override_messages() -> None:
     # m fills b with OVERRIDE messages for c (out of reach), which are never evicted.
     # b must still take a FLASH message from a.
     net = abcm(m_to="b", store_max_bytes=40_000)
+    net.stores["m"] = Store.memory(max_bytes=400_000)  # the insider holds more than b can
     c_via_b(net, "a", "m")
     net.links["b-c"].up = False
     net.run(10)
@@ -176,7 +180,8 @@ def test_an_insider_cannot_pin_a_relay_store_with_override_messages() -> None:
         net.run(0.05)
     net.run(5)
     assert net.engines["b"].stats.refused["override"] > 0  # m got its share, no more
-    mid = net.submit("a", "c", b"FLASH", precedence=Precedence.FLASH, ttl=600)
+    order = random.Random(-1).randbytes(1000)  # more than any gap the flood leaves
+    mid = net.submit("a", "c", order, precedence=Precedence.FLASH, ttl=600)
     net.run(3)
     assert net.stores["b"].get_message(mid) is not None
 

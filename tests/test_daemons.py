@@ -21,8 +21,12 @@ from typing import TypeVar
 
 import pytest
 
+from crypto.keyfile import load_keyfile
+from crypto.roster import load_roster
 from tawan.cli import main
 from tawan.client import Client, Json, payload_of
+from tawan.config import load_config
+from tawan.daemon import open_node
 from tawan.demo import free_port, wait_for
 from tawan.precedence import Precedence
 
@@ -294,8 +298,9 @@ def test_a_revocation_handed_to_one_node_reaches_the_others(
     assert handed.stdout == "revocation of charlie (roster version 5): applied and flooded\n"
     wait_for(
         "the notice at bravo",
-        lambda: "event=revocation_applied version=5 revoked=charlie from=alpha"
-        in daemons.log("bravo"),
+        lambda: (
+            "event=revocation_applied version=5 revoked=charlie from=alpha" in daemons.log("bravo")
+        ),
     )
     wait_for("bravo's key file rewritten", lambda: "event=keys_saved" in daemons.log("bravo"))
     again = cli("revoke", str(notice), "--api", daemons.api["bravo"])
@@ -331,3 +336,28 @@ def test_node_refuses_to_start_with_one_line(nodes: Daemons) -> None:
         twice.stderr
         == f"tawan node: {nodes.base / 'alpha.db'}: in use by another node process (locked)\n"
     )
+
+
+def test_keys_erased_at_start_up_leave_the_key_file_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node started three days into the mission ratchets its roots at once; the key file
+    # used to keep the old ones until the next epoch change, up to an hour later.
+    mission = tmp_path / "mission"
+    t0 = int(time.time()) - 3 * 86400
+    assert main(["mission", "init", str(mission), "--t0", str(t0)]) == 0
+    for name in ("alpha", "bravo", "charlie"):
+        assert main(["mission", "add-node", str(mission), name]) == 0
+    capsys.readouterr()
+    nodes = Daemons(tmp_path)
+    nodes.config("alpha").write_text(nodes.config_text("alpha"))
+    key_file = mission / "nodes" / "alpha.key"
+    roster = load_roster(mission / "roster.tawan")
+    assert {root.epoch for root in load_keyfile(key_file, roster).pair_roots} == {0}
+    monkeypatch.chdir(tmp_path)  # the config's paths are relative to where the node runs
+    node = open_node(load_config(nodes.config("alpha")))
+    try:
+        epochs = {root.epoch for root in load_keyfile(key_file, roster).pair_roots}
+        assert epochs == {node.keyring.oldest_epoch} and min(epochs) >= 48
+    finally:
+        node.close()

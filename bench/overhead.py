@@ -15,7 +15,7 @@ import time
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from crypto.schedule import link_key, link_tag
-from tawan.frames import (
+from tawan.core.frames import (
     KEM_CIPHERTEXT_BYTES,
     SIGNATURE_BYTES,
     TICKS_PER_SECOND,
@@ -29,8 +29,8 @@ from tawan.frames import (
     encode_frame,
     epoch_of_ticks,
 )
-from tawan.precedence import Precedence
-from tawan.sealing import open_message, seal_message
+from tawan.core.precedence import Precedence
+from tawan.core.sealing import open_message, seal_message
 
 # Mid-mission steady state: 30 hours in (the creation time, in tenths of a second, needs 5
 # bytes, as it would in seconds past the first 18 hours), the 1000th message of

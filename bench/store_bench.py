@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tawan.store import Store, StoredMessage
+from tawan.core.store import Store, StoredMessage
 
 
 def relay(

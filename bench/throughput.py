@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from crypto.mission import add_node, init_mission
-from tawan.client import Client, build_request, check_response
 from tawan.demo import free_port, wait_for
+from tawan.node.client import Client, build_request, check_response
 
 TAWAN = Path(sys.executable).parent / "tawan"
 NAMES = ("alpha", "relay", "charlie")

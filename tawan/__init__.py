@@ -1,7 +1,8 @@
 """tawan: a store-and-forward tactical messaging node.
 
-`tawan.engine` is the protocol as a state machine without I/O; `tawan.runtime` drives it over
-real links with trio; `tawan.daemon` and `tawan.cli` are what an operator runs.
+`tawan.core` is the protocol as a state machine without I/O (`tawan.core.engine.Engine`);
+`tawan.node` drives it over real links with trio (`tawan.node.runtime`) and runs it as a
+daemon; `tawan.cli` is what an operator types.
 """
 
 __version__ = "0.1.0"

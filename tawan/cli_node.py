@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from tawan.client import DEFAULT_API_ADDRESS, Client, ClientError, Json, payload_of
-from tawan.config import ConfigError, load_config
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
+from tawan.node.client import DEFAULT_API_ADDRESS, Client, ClientError, Json, payload_of
+from tawan.node.config import ConfigError, load_config
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -109,7 +109,7 @@ def api_address(args: argparse.Namespace) -> str:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
-    from tawan.daemon import run_node  # noqa: PLC0415  # clients need not load the daemon
+    from tawan.node.daemon import run_node  # noqa: PLC0415  # clients need not load the daemon
 
     return run_node(args.config, log_level=args.log_level)
 

@@ -34,8 +34,8 @@ from rich.table import Table
 from crypto.mission import keyfile_path, load_mission_roster
 from tawan.cli import main as tawan
 from tawan.cli_mission import roster_summary
-from tawan.client import Client, ClientError, Json
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
+from tawan.node.client import Client, ClientError, Json
 
 T = TypeVar("T")
 

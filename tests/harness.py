@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from crypto.plan import MissionPlan
-from tawan.engine import Engine, EngineConfig, LinkSpec, PeerSpec
-from tawan.events import Delivered, Event
-from tawan.precedence import Precedence
-from tawan.store import Store
+from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec
+from tawan.core.events import Delivered, Event
+from tawan.core.precedence import Precedence
+from tawan.core.store import Store
 from transports.profile import BearerProfile
 
 T0 = 1_000_000

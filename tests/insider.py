@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from harness import Net
 
-from tawan.frames import TICKS_PER_SECOND, Flags, Frame, Message, encode_frame
-from tawan.precedence import Precedence
+from tawan.core.frames import TICKS_PER_SECOND, Flags, Frame, Message, encode_frame
+from tawan.core.precedence import Precedence
 
 
 class Insider:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_runtime import ROSTER, Pair, address, running_pair
 
 from crypto.revocation import make_revocation
-from tawan.api import (
+from tawan.node.api import (
     MAX_REQUEST_BYTES,
     Connection,
     RequestError,
@@ -31,8 +31,8 @@ from tawan.api import (
     parse_line,
     serve_api,
 )
-from tawan.client import AsyncClient, Client, ClientError, Json, payload_of
-from tawan.runtime import Runtime
+from tawan.node.client import AsyncClient, Client, ClientError, Json, payload_of
+from tawan.node.runtime import Runtime
 
 
 @asynccontextmanager

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tawan.config import ConfigError, load_config
-from tawan.engine import EngineConfig
+from tawan.core.engine import EngineConfig
+from tawan.node.config import ConfigError, load_config
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -24,11 +24,11 @@ import pytest
 from crypto.keyfile import load_keyfile
 from crypto.roster import load_roster
 from tawan.cli import main
-from tawan.client import Client, Json, payload_of
-from tawan.config import load_config
-from tawan.daemon import open_node
+from tawan.core.precedence import Precedence
 from tawan.demo import free_port, wait_for
-from tawan.precedence import Precedence
+from tawan.node.client import Client, Json, payload_of
+from tawan.node.config import load_config
+from tawan.node.daemon import open_node
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tawan import demo
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 
 @pytest.mark.slow

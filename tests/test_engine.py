@@ -10,8 +10,8 @@ from harness import FakeLink, Net, chain, profile
 
 from crypto.errors import RosterError
 from crypto.keyring import Keyring
-from tawan.engine import Engine, EngineConfig, SubmitError
-from tawan.events import (
+from tawan.core.engine import Engine, EngineConfig, SubmitError
+from tawan.core.events import (
     Delivered,
     FrameRejected,
     MessageEvicted,
@@ -19,7 +19,7 @@ from tawan.events import (
     NeighbourChanged,
     ReceiptReceived,
 )
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 from transports.profile import BearerProfile
 
 

@@ -11,7 +11,7 @@ from harness import FakeLink, Net, profile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 NAMES: dict[str, list[str]] = {"a": [], "b": [], "c": [], "d": []}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from harness import START, Net, chain
 
 from crypto.keyring import Keyring
-from tawan.engine import Engine
-from tawan.events import ClockJumped, Event
-from tawan.precedence import Precedence
+from tawan.core.engine import Engine
+from tawan.core.events import ClockJumped, Event
+from tawan.core.precedence import Precedence
 
 EPOCH = 3600
 

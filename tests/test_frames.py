@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tawan.frames import (
+from tawan.core.frames import (
     KEM_CIPHERTEXT_BYTES,
     MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
@@ -34,7 +34,7 @@ from tawan.frames import (
     encode_data_frame,
     encode_frame,
 )
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 SIG = bytes(SIGNATURE_BYTES)
 FAST = settings(max_examples=60, deadline=None)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto import schedule
-from tawan.frames import (
+from tawan.core.frames import (
     AckFrame,
     DataFrame,
     Flags,
@@ -20,7 +20,7 @@ from tawan.frames import (
     RouteFrame,
     encode_frame,
 )
-from tawan.linkauth import (
+from tawan.core.linkauth import (
     COUNTER_RESERVE,
     RECEIVE_MARK_BLOCK,
     REPLAY_WINDOW,
@@ -28,7 +28,7 @@ from tawan.linkauth import (
     LinkReject,
     ReplayWindow,
 )
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 KNOWN = {1, 2, 3}
 EPOCH = 5

@@ -28,9 +28,10 @@ from harness import Net, chain
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tawan.core.events import Delivered
+from tawan.core.precedence import Precedence
 from tawan.demo import free_port
-from tawan.events import Delivered
-from tawan.metrics import (
+from tawan.node.metrics import (
     LATENCY_BUCKETS,
     METRICS,
     PRECEDENCES,
@@ -42,7 +43,6 @@ from tawan.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
-from tawan.precedence import Precedence
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"

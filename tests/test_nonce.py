@@ -20,10 +20,10 @@ from harness import Net, chain
 
 from crypto.keyring import Keyring
 from crypto.schedule import LINK_TAG_BYTES
-from tawan.frames import DataFrame, Message, decode_frame
-from tawan.precedence import Precedence
-from tawan.sealing import open_message
-from tawan.store import Store, StoreError
+from tawan.core.frames import DataFrame, Message, decode_frame
+from tawan.core.precedence import Precedence
+from tawan.core.sealing import open_message
+from tawan.core.store import Store, StoreError
 
 
 class PowerCutStore(Store):

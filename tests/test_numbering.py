@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tawan.numbering import SEQ_RESERVE, Numbering
-from tawan.store import Store
+from tawan.core.numbering import SEQ_RESERVE, Numbering
+from tawan.core.store import Store
 
 
 def test_numbers_continue_above_the_reserved_block_after_a_crash(tmp_path: Path) -> None:

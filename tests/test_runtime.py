@@ -21,12 +21,12 @@ import trio.testing
 from crypto.keyfile import load_keyfile
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
-from tawan.daemon import key_saver
-from tawan.engine import Engine, EngineConfig, LinkSpec, PeerSpec
-from tawan.frames import MessageId
-from tawan.precedence import Precedence
-from tawan.runtime import THROTTLE_SECONDS, Pulse, Runtime, Throttle, format_mid, kv
-from tawan.store import Store
+from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec
+from tawan.core.frames import MessageId
+from tawan.core.precedence import Precedence
+from tawan.core.store import Store
+from tawan.node.daemon import key_saver
+from tawan.node.runtime import THROTTLE_SECONDS, Pulse, Runtime, Throttle, format_mid, kv
 from transports.link import FrameReceived, Link, PeerUnavailable, PeerUp
 from transports.profile import BearerProfile
 

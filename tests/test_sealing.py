@@ -17,7 +17,7 @@ from crypto import schedule
 from crypto import sealing as aead
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
-from tawan.frames import (
+from tawan.core.frames import (
     SIGNATURE_BYTES,
     TICKS_PER_SECOND,
     Flags,
@@ -25,9 +25,9 @@ from tawan.frames import (
     Message,
     epoch_of_ticks,
 )
-from tawan.precedence import Precedence
-from tawan.receipts import DELIVERED, EXPIRED, ReceiptBody, decode_receipt, encode_receipt
-from tawan.sealing import (
+from tawan.core.precedence import Precedence
+from tawan.core.receipts import DELIVERED, EXPIRED, ReceiptBody, decode_receipt, encode_receipt
+from tawan.core.sealing import (
     MAX_PAYLOAD_BYTES,
     MessageKeys,
     OpenError,

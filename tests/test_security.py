@@ -13,9 +13,9 @@ from insider import Insider
 
 from crypto.revocation import make_revocation
 from crypto.schedule import LINK_TAG_BYTES
-from tawan.engine import Engine, EngineConfig, SubmitError
-from tawan.events import FrameRejected, RevocationApplied
-from tawan.frames import (
+from tawan.core.engine import Engine, EngineConfig, SubmitError
+from tawan.core.events import FrameRejected, RevocationApplied
+from tawan.core.frames import (
     U32,
     DataFrame,
     HelloFlags,
@@ -23,11 +23,11 @@ from tawan.frames import (
     advert_signed_bytes,
     decode_frame,
 )
-from tawan.precedence import Precedence
-from tawan.receipts import DELIVERED, ReceiptBody, encode_receipt
-from tawan.routing import seq_newer
-from tawan.sealing import seal_message
-from tawan.store import Store
+from tawan.core.precedence import Precedence
+from tawan.core.receipts import DELIVERED, ReceiptBody, encode_receipt
+from tawan.core.routing import seq_newer
+from tawan.core.sealing import seal_message
+from tawan.core.store import Store
 
 
 def rejected(net: Net, node: str, reason: str) -> list[FrameRejected]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tawan.store import (
+from tawan.core.store import (
     HELD,
     MessageId,
     Store,
@@ -166,7 +166,7 @@ def test_commit_is_a_no_op_when_clean(store: Store) -> None:
 
 CRASHING_WRITER = """
 import sys
-from tawan.store import Store, StoredMessage
+from tawan.core.store import Store, StoredMessage
 
 store = Store(sys.argv[1], durability=sys.argv[2])
 def put(seq, size):

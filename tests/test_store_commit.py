@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tawan.store import Store, StoredMessage
+from tawan.core.store import Store, StoredMessage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def run_child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 SYNCING_WRITER = """
 import os, sys
-from tawan.store import Store, StoredMessage
+from tawan.core.store import Store, StoredMessage
 
 store = Store(sys.argv[1], durability=sys.argv[2])
 def put(seq):
@@ -147,7 +147,7 @@ def test_rollback_counts_only_when_it_drops_writes() -> None:
 
 FULL_DISK_WRITER = """
 import json, os, resource, signal, sys
-from tawan.store import Store, StoredMessage, StoreError
+from tawan.core.store import Store, StoredMessage, StoreError
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 path = sys.argv[1]

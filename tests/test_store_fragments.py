@@ -8,9 +8,9 @@ import random
 import sqlite3
 from pathlib import Path
 
-from tawan.frames import FragFrame
-from tawan.reassembly import Reassembly
-from tawan.store import MessageId, Store
+from tawan.core.frames import FragFrame
+from tawan.core.reassembly import Reassembly
+from tawan.core.store import MessageId, Store
 
 MID: MessageId = (3, 1, 7)
 A, B = 11, 12  # two neighbours

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tawan.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoredMessage, StoreError
+from tawan.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoredMessage, StoreError
 
-# The schema of version 1, as tawan 0.1 created it (tawan/store_sql.py before version 2).
+# The schema of version 1, as tawan 0.1 created it (tawan/core/store_sql.py before version 2).
 SCHEMA_V1 = """
 CREATE TABLE messages (
     src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tawan.store import Store, StoredMessage, StoreError, StoreFull, StoreShareExceeded
+from tawan.core.store import Store, StoredMessage, StoreError, StoreFull, StoreShareExceeded
 
 ROUTINE, PRIORITY, IMMEDIATE, FLASH, OVERRIDE = range(5)
 

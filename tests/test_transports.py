@@ -18,25 +18,20 @@ import trio
 import trio.testing
 from transport_kit import check_link_pair, receive_frame, wait_connected
 
-from transports import (
-    Backoff,
-    BearerProfile,
-    FrameDecoder,
+from transports.link import (
     FrameReceived,
-    FramingError,
     Link,
     LinkError,
-    MemoryLink,
     PeerDown,
     PeerUnavailable,
     PeerUp,
-    TcpLink,
-    UdpLink,
-    encode_frame,
     format_endpoint,
-    memory_link_pair,
     parse_endpoint,
 )
+from transports.memory import MemoryLink, memory_link_pair
+from transports.profile import BearerProfile
+from transports.tcp import Backoff, FrameDecoder, FramingError, TcpLink, encode_frame
+from transports.udp import UdpLink
 
 PROFILE = BearerProfile("ip", rate_bps=10_000_000, delay_s=0.001, mtu=1200, cost=1.0)
 TIMEOUT = 5.0

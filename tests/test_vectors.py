@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from crypto import schedule as s
-from tawan.frames import (
+from tawan.core.frames import (
     U16,
     U32,
     AckFrame,
@@ -36,11 +36,11 @@ from tawan.frames import (
     decode_message,
     encode_frame,
 )
-from tawan.linkauth import LinkGuard
-from tawan.precedence import Precedence
-from tawan.receipts import DELIVERED, ReceiptBody, decode_receipt, encode_receipt
-from tawan.sealing import open_message, seal_message
-from tawan.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
+from tawan.core.linkauth import LinkGuard
+from tawan.core.precedence import Precedence
+from tawan.core.receipts import DELIVERED, ReceiptBody, decode_receipt, encode_receipt
+from tawan.core.sealing import open_message, seal_message
+from tawan.core.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 

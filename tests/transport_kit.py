@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 import trio
 
-from transports import (
+from transports.link import (
     FrameReceived,
     FrameTooLarge,
     Link,

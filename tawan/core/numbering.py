@@ -17,8 +17,8 @@ from typing import Final
 
 import msgpack
 
-from tawan.frames import U32, epoch_of_ticks
-from tawan.store import Store
+from tawan.core.frames import U32, epoch_of_ticks
+from tawan.core.store import Store
 
 SEQ_RESERVE: Final = 1024  # sequence numbers reserved on disk at a time
 STATE_KEY: Final = "seq"

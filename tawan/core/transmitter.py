@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
-from tawan.events import Transmit
-from tawan.frames import (
+from tawan.core.events import Transmit
+from tawan.core.frames import (
     U32,
     AckFrame,
     FragFrame,
@@ -29,12 +29,12 @@ from tawan.frames import (
     encode_data_frame,
     encode_frame,
 )
-from tawan.linkauth import LinkGuard, LinkReject
-from tawan.neighbours import Adjacency, NeighbourTable
-from tawan.precedence import Precedence
-from tawan.queues import NeighbourQueue, Outgoing
-from tawan.specs import EngineConfig, LinkSpec
-from tawan.stats import EngineStats
+from tawan.core.linkauth import LinkGuard, LinkReject
+from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.precedence import Precedence
+from tawan.core.queues import NeighbourQueue, Outgoing
+from tawan.core.specs import EngineConfig, LinkSpec
+from tawan.core.stats import EngineStats
 
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
 DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message

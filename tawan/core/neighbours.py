@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from transports.profile import BearerProfile
 
-COUNTER_JUMP = 64  # a gap this wide is a skip (tawan.linkauth.RECEIVE_MARK_BLOCK), not loss
+COUNTER_JUMP = 64  # a gap this wide is a skip (tawan.core.linkauth.RECEIVE_MARK_BLOCK), not loss
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from crypto import sealing as aead
-from tawan.frames import (
+from tawan.core.frames import (
     SIGNATURE_BYTES,
     Flags,
     Message,
@@ -25,7 +25,7 @@ from tawan.frames import (
     epoch_of_ticks,
     pf_field,
 )
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 MAX_PAYLOAD_BYTES: Final = 1 << 20
 _COMPRESS_LEVEL: Final = 6

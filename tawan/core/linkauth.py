@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from crypto.schedule import LINK_TAG_BYTES, link_tag, link_tag_valid
-from tawan.frames import Frame, FrameDecodeError, decode_frame
+from tawan.core.frames import Frame, FrameDecodeError, decode_frame
 
 REPLAY_WINDOW: Final = 256
 COUNTER_RESERVE: Final = 4096  # counters persisted in blocks: a restart skips ahead

@@ -31,12 +31,12 @@ import trio
 from crypto.errors import RevocationError
 from crypto.revocation import decode_revocation
 from crypto.roster import GroupEntry
-from tawan.client import UNIX_PREFIX
-from tawan.engine import SubmitError
-from tawan.precedence import Precedence
-from tawan.receipts import KINDS
-from tawan.runtime import Pulse, Runtime, format_mid, kv
-from tawan.store import InboxEntry, Receipt
+from tawan.core.engine import SubmitError
+from tawan.core.precedence import Precedence
+from tawan.core.receipts import KINDS
+from tawan.core.store import InboxEntry, Receipt
+from tawan.node.client import UNIX_PREFIX
+from tawan.node.runtime import Pulse, Runtime, format_mid, kv
 from transports.link import parse_endpoint
 
 MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024  # a 1 MiB payload in base64, with room to spare
@@ -44,7 +44,7 @@ MAX_LIMIT: Final = 1000
 MAX_TTL: Final = 0xFFFF_FFFF
 DEFAULT_TTL: Final = 3600
 
-log = logging.getLogger("tawan.api")
+log = logging.getLogger("tawan.node.api")
 
 Json = dict[str, object]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tawan.frames import MessageId
-from tawan.precedence import Precedence
+from tawan.core.frames import MessageId
+from tawan.core.precedence import Precedence
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
-from tawan.frames import MessageId
-from tawan.precedence import Precedence
+from tawan.core.frames import MessageId
+from tawan.core.precedence import Precedence
 
 
 @dataclass(slots=True)

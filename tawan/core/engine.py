@@ -23,7 +23,7 @@ import msgpack
 from crypto.errors import RevocationError, RosterError
 from crypto.revocation import Revocation, decode_revocation
 from crypto.roster import Roster
-from tawan.events import (
+from tawan.core.events import (
     ClockJumped,
     Delivered,
     Event,
@@ -36,7 +36,7 @@ from tawan.events import (
     RevocationApplied,
     Transmit,
 )
-from tawan.frames import (
+from tawan.core.frames import (
     TICKS_PER_SECOND,
     U32,
     AckFrame,
@@ -55,21 +55,28 @@ from tawan.frames import (
     advert_signed_bytes,
     decode_message,
 )
-from tawan.linkauth import RECEIVE_MARK_BLOCK, LinkGuard, LinkReject
-from tawan.neighbours import Adjacency, NeighbourTable
-from tawan.numbering import STATE_KEY as SEQ_STATE_KEY
-from tawan.numbering import Numbering, NumberingExhausted
-from tawan.precedence import Precedence
-from tawan.queues import NeighbourQueue, Outgoing
-from tawan.reassembly import Reassembly
-from tawan.receipts import DELIVERED, EXPIRED, KINDS, ReceiptBody, decode_receipt, encode_receipt
-from tawan.routing import Router, seq_newer
-from tawan.sealing import Opened, OpenError, SealError, open_message, seal_message
-from tawan.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
-from tawan.stats import EngineStats
-from tawan.status import engine_status
-from tawan.store import HELD, Store, StoredMessage, StoreError, StoreFull
-from tawan.transmitter import Transmitter
+from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard, LinkReject
+from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.numbering import STATE_KEY as SEQ_STATE_KEY
+from tawan.core.numbering import Numbering, NumberingExhausted
+from tawan.core.precedence import Precedence
+from tawan.core.queues import NeighbourQueue, Outgoing
+from tawan.core.reassembly import Reassembly
+from tawan.core.receipts import (
+    DELIVERED,
+    EXPIRED,
+    KINDS,
+    ReceiptBody,
+    decode_receipt,
+    encode_receipt,
+)
+from tawan.core.routing import Router, seq_newer
+from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_message
+from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
+from tawan.core.stats import EngineStats
+from tawan.core.status import engine_status
+from tawan.core.store import HELD, Store, StoredMessage, StoreError, StoreFull
+from tawan.core.transmitter import Transmitter
 
 MINE_REMEMBERED = 4096
 ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
@@ -127,7 +134,7 @@ class Engine:
         self._restarted_until = float("-inf")
         self._notices: list[bytes] = []  # revocation notices applied, as received
         # Ratchet to the current epoch, erasing roots older than the grace period; the
-        # driver saves the key file when the keyring's oldest epoch moves (tawan.daemon).
+        # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
         self.keys.advance(self._epoch)
         self._check_roster_version()
         self._restore(now)

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def _networkx() -> Any:
+    """networkx, imported on first use: it pulls in much of the standard library (email,
+    socket) through importlib.metadata, which the core must not load just by being imported."""
+    import networkx  # noqa: PLC0415
+
+    return networkx
 
 
 @dataclass(slots=True)
@@ -92,6 +102,7 @@ class Router:
         """Edges both ends advertise (our own edges we know first-hand), in a fixed order."""
         if self._graph is not None:
             return self._graph
+        nx = _networkx()
         graph = nx.Graph()
         graph.add_node(self.address)
         for nbr, cost in sorted(self.my_adjacency.items()):
@@ -119,7 +130,7 @@ class Router:
     def _hops(self) -> dict[int, int]:
         """First hop to every reachable destination, computed once per change of view."""
         if self._first_hops is None:
-            paths = nx.single_source_dijkstra_path(self.graph(), self.address)
+            paths = _networkx().single_source_dijkstra_path(self.graph(), self.address)
             self._first_hops = {dst: path[1] for dst, path in paths.items() if len(path) > 1}
         return self._first_hops
 
@@ -150,7 +161,8 @@ class Router:
         tree = self._trees.get(src)
         if tree is None:
             graph = self.graph()
-            tree = nx.single_source_dijkstra_path(graph, src) if src in graph else {}
+            dijkstra = _networkx().single_source_dijkstra_path
+            tree = dijkstra(graph, src) if src in graph else {}
             self._trees[src] = tree
         return tree
 

@@ -29,18 +29,18 @@ from prometheus_client.registry import CollectorRegistry
 from crypto.errors import CryptoError
 from crypto.keyring import Keyring
 from crypto.roster import Roster, load_roster
-from tawan.api import listener_address, open_listeners, serve_api
-from tawan.config import ConfigError, LinkConfig, NodeConfig, load_config
-from tawan.engine import Engine, LinkSpec, PeerSpec
-from tawan.metrics import (
+from tawan.core.engine import Engine, LinkSpec, PeerSpec
+from tawan.core.store import Store, StoreError
+from tawan.node.api import listener_address, open_listeners, serve_api
+from tawan.node.config import ConfigError, LinkConfig, NodeConfig, load_config
+from tawan.node.metrics import (
     NodeMetrics,
     run_in_trio,
     server_address,
     start_metrics_server,
     stop_metrics_server,
 )
-from tawan.runtime import Clock, Runtime, kv
-from tawan.store import Store, StoreError
+from tawan.node.runtime import Clock, Runtime, kv
 from transports.link import Link
 from transports.tcp import TcpLink
 from transports.udp import UdpLink

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from tawan.client import DEFAULT_API_ADDRESS, UNIX_PREFIX
-from tawan.engine import EngineConfig
+from tawan.core.engine import EngineConfig
+from tawan.node.client import DEFAULT_API_ADDRESS, UNIX_PREFIX
 from transports.link import format_endpoint, parse_endpoint
 from transports.profile import MTU_MAX, MTU_MIN, BearerProfile
 

@@ -7,7 +7,7 @@ from typing import Final
 
 import msgpack
 
-from tawan.frames import U16, U32, FrameDecodeError, MessageId
+from tawan.core.frames import U16, U32, FrameDecodeError, MessageId
 
 DELIVERED: Final = 0
 EXPIRED: Final = 1

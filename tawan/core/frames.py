@@ -3,7 +3,7 @@
 A frame on the wire is ``kind byte || msgpack array || link tag``. The kind byte carries the
 protocol version in its high nibble and the frame type in its low nibble; the array holds the
 fields as small integers and byte strings, never maps or text; the 8-byte link tag (added and
-checked by `tawan.linkauth`) follows. This module handles the part before the tag.
+checked by `tawan.core.linkauth`) follows. This module handles the part before the tag.
 
 Decoding untrusted bytes raises `FrameDecodeError` and nothing else, and never allocates more
 than the input's size: msgpack is told the largest container and string it may build, and
@@ -20,7 +20,7 @@ from typing import Final
 
 import msgpack
 
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 65535

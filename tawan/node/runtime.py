@@ -26,8 +26,8 @@ import trio
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
-from tawan.engine import Engine
-from tawan.events import (
+from tawan.core.engine import Engine
+from tawan.core.events import (
     ClockJumped,
     Delivered,
     Event,
@@ -40,9 +40,9 @@ from tawan.events import (
     RevocationApplied,
     Transmit,
 )
-from tawan.frames import MessageId
-from tawan.precedence import Precedence
-from tawan.store import Store
+from tawan.core.frames import MessageId
+from tawan.core.precedence import Precedence
+from tawan.core.store import Store
 from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUnavailable, PeerUp
 
 READ_BATCH = 256

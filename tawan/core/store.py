@@ -69,8 +69,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from tawan import store_sql as sql
-from tawan.precedence import Precedence
+from tawan.core import store_sql as sql
+from tawan.core.precedence import Precedence
 
 __all__ = [
     "HELD",

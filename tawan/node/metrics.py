@@ -1,7 +1,7 @@
 """Prometheus metrics of a node, read from the engine's own counters when scraped.
 
 Nothing is counted twice and nothing runs per frame: the engine keeps plain counters
-(`tawan.stats`), the store its tallies, the neighbour table its measurements, and a scrape
+(`tawan.core.stats`), the store its tallies, the neighbour table its measurements, and a scrape
 turns them into metric families on the spot. The one figure the engine does not keep, the
 distribution of delivery latency, is fed from `Delivered` events through `observe_event`.
 
@@ -38,12 +38,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from crypto.roster import Roster
-from tawan.engine import Engine
-from tawan.events import Delivered, Event
-from tawan.neighbours import Adjacency
-from tawan.precedence import Precedence
-from tawan.stats import LinkStats
-from tawan.store import Store
+from tawan.core.engine import Engine
+from tawan.core.events import Delivered, Event
+from tawan.core.neighbours import Adjacency
+from tawan.core.precedence import Precedence
+from tawan.core.stats import LinkStats
+from tawan.core.store import Store
 from transports.link import format_endpoint, parse_endpoint
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Clients of a node's local API (see tawan.api and docs/operators.md).
+"""Clients of a node's local API (see tawan.node.api and docs/operators.md).
 
 `Client` is synchronous (plain sockets) for scripts and the CLI; `AsyncClient` is the same
 over trio streams. Both raise `ClientError` when the node cannot be reached or refuses a

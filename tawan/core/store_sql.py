@@ -1,7 +1,7 @@
 """The SQL of the custody store: its schema, its migrations and every statement, in one place.
 
 Message ids are (src, epoch, seq) and every statement names them ?1, ?2, ?3; a neighbour
-(next hop, fragment sender) that goes with the id binds as ?4. `tawan.store` is the only user.
+(next hop, fragment sender) that goes with the id binds as ?4. `tawan.core.store` is the only user.
 """
 
 from __future__ import annotations

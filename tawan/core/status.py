@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tawan.precedence import Precedence
+from tawan.core.precedence import Precedence
 
 if TYPE_CHECKING:
-    from tawan.engine import Engine
+    from tawan.core.engine import Engine
 
 
 def engine_status(engine: Engine, now: float) -> dict[str, object]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tawan.frames import FragFrame, FragState
-from tawan.store import Store, StoreError
+from tawan.core.frames import FragFrame, FragState
+from tawan.core.store import Store, StoreError
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,37 @@
+"""The protocol core is free of I/O: importing it loads neither trio nor socket."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE_MODULES = [
+    "tawan.core.engine",
+    "tawan.core.store",
+    "tawan.core.frames",
+    "tawan.core.sealing",
+    "transports.profile",
+    "crypto.keyring",
+]
+
+
+def test_importing_the_core_leaves_trio_and_socket_out() -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in CORE_MODULES)
+        + "print(sorted(m for m in ('trio', 'socket', 'transports.udp', 'transports.tcp') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_node_does_load_trio() -> None:
+    """The check above can fail: the trio side, imported the same way, is seen."""
+    code = "import sys\nimport tawan.node.runtime\nprint('trio' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "True"

@@ -36,6 +36,7 @@ from tawan.core.events import (
     RevocationApplied,
     Transmit,
 )
+from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
     TICKS_PER_SECOND,
     U32,
@@ -106,16 +107,17 @@ class Engine:
                 self.neighbours.add(peer.node, spec.name, spec.profile, peer.endpoint)
         self.router = Router(self.me, dict(config.static_routes))
         self.guard = LinkGuard(self.me, keyring.link_key)
-        self.queues: dict[int, NeighbourQueue] = {}
         self.reassembly = Reassembly(store, config.max_reassembly_bytes)
         self.numbering = Numbering(store, keyring.epoch_seconds)
         # Recent messages for this node alone: a probe for one of them (its acknowledgement
         # was lost) is answered at once, without collecting the message again.
         self._mine: OrderedDict[MessageId, None] = OrderedDict()
         self.tx = Transmitter(
-            self.me, links, self.neighbours, self.queues, self.guard, self.stats, config,
+            self.me, links, self.neighbours, self._best_link, self.guard,
+            self.stats, config,
             self._epoch_at,
         )  # fmt: skip
+        self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
         self._next_hello = now
         self._next_housekeeping = now + config.housekeeping_interval
@@ -506,12 +508,7 @@ class Engine:
         return True
 
     def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
-        roster = self.keys.roster
-        if roster.is_group(msg.dst):
-            members = [m for m in roster.members(msg.dst) if m != msg.src]
-            return self.router.group_next_hops(msg.src, members, came_from)
-        hop = self.router.next_hop(msg.dst)
-        return set() if hop is None else {hop}
+        return self.forwarding.next_hops(self.keys.roster, msg.src, msg.dst, came_from)
 
     def _group_covered(self, dst: int) -> bool:
         """True for a group whose other members are all reachable (through other nodes)."""
@@ -520,16 +517,18 @@ class Engine:
     def _enqueue(self, hop: int, stored: StoredMessage) -> None:
         if hop == HELD:
             return
-        queue = self.queues.get(hop)
-        if queue is None:
-            queue = self.queues[hop] = NeighbourQueue(hop)
-        queue.push(
-            Outgoing(stored.mid, Precedence(stored.precedence), stored.created, stored.body)
-        )
+        item = Outgoing(stored.mid, Precedence(stored.precedence), stored.created, stored.body)
+        self.forwarding.hand(hop, item)
+
+    def _best_link(self, neighbour: int) -> Adjacency | None:
+        return self.forwarding.best(neighbour)  # late bound: forwarding is built after tx
+
+    @property
+    def queues(self) -> dict[int, NeighbourQueue]:
+        return self.tx.queues
 
     def _forget_queued(self, mid: MessageId) -> None:
-        for queue in self.queues.values():
-            queue.remove(mid)
+        self.tx.forget(mid)
 
     def _deliver(
         self, msg: Message, opened: Opened, mid: MessageId, now: float, adj: Adjacency
@@ -638,7 +637,7 @@ class Engine:
             missing = [i for i in range(item.fragment_count) if not state.has(i)]
             if missing:
                 item.to_send = missing
-                queue.push(item)
+                queue.push(item, item.via)
 
     # --------------------------------------------------------------- neighbours
     def _on_hello(self, frame: HelloFrame, adj: Adjacency, now: float) -> None:
@@ -649,6 +648,7 @@ class Engine:
                 adj.add_rtt_sample(rtt)
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
+        self.forwarding.neighbour_changed(adj.neighbour)  # its measured cost may have moved
         if (
             frame.flags & HelloFlags.RESTARTED
             and now - adj.skipped_at > 2 * self.config.dead_interval
@@ -669,13 +669,14 @@ class Engine:
             self._sync_adverts(adj)
             for notice in self._notices:
                 self.tx.control(adj, RevokeFrame(self.me, 0, notice))
+        self.forwarding.neighbour_changed(adj.neighbour)
         queue = self.queues.get(adj.neighbour)
         if not up and queue is not None:
             # What was in flight on the dead link goes again now, on the next best link.
             for item in list(queue.in_flight.values()):
                 if item.link == adj.link:
                     item.to_send = []
-                    queue.push(item)
+                    self.forwarding.hand(adj.neighbour, item)
         self._topology_changed()
 
     def _sync_adverts(self, adj: Adjacency) -> None:
@@ -735,7 +736,7 @@ class Engine:
     def _reroute(self) -> None:
         """Routes changed: move messages off unreachable neighbours, place held ones."""
         for hop, queue in list(self.queues.items()):
-            if self.neighbours.best_link(hop) is not None:
+            if self.forwarding.best(hop) is not None:
                 continue
             for item in queue.all_items():
                 stored = self.store.get_message(item.mid)
@@ -787,14 +788,10 @@ class Engine:
 
     def _still_unreached(self, dst: int) -> bool:
         """A group with members no route reaches now: some copy must wait for them."""
-        roster = self.keys.roster
-        if not roster.is_group(dst):
-            return False
-        reachable = self.router.reachable()
-        return any(m != self.me and m not in reachable for m in roster.members(dst))
+        return self.forwarding.unreached(self.keys.roster, dst)
 
     def _up_adjacencies(self) -> list[Adjacency]:
-        best = (self.neighbours.best_link(n) for n in self.neighbours.up_neighbours())
+        best = (self.forwarding.best(n) for n in self.neighbours.up_neighbours())
         return [adj for adj in best if adj is not None]
 
     # =============================================================== output

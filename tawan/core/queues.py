@@ -1,4 +1,4 @@
-"""Per-neighbour transmit queues: highest precedence first, then oldest.
+"""Per-neighbour transmit queues, one heap per link: highest precedence first, then oldest.
 
 A message too large for the link goes out as fragments, one per turn. The queue is consulted
 before every fragment, so a FLASH message that arrives in the middle of a long ROUTINE
@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
+
+
+def _ignore(neighbour: int) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -32,6 +37,7 @@ class Outgoing:
     deadline: float = 0.0  # retransmission deadline while in flight
     sent_at: float = 0.0  # when its last piece went on the air
     link: str = ""  # the link the current plan was made for ("": not planned yet)
+    via: str = ""  # the link the forwarding decision gave it for its next turn
 
     @property
     def fragment_count(self) -> int:
@@ -51,29 +57,40 @@ class Outgoing:
 
 @dataclass(slots=True)
 class NeighbourQueue:
-    """Messages waiting for one neighbour, and those in flight to it."""
+    """Messages waiting for one neighbour, each on the link the forwarding decision gave it,
+    and those in flight to it (on whichever link they went)."""
 
     neighbour: int
-    _heap: list[tuple[int, int, int, MessageId]] = field(default_factory=list)
+    on_change: Callable[[int], None] = _ignore  # told after every change (ready sets)
+    _heaps: dict[str, list[tuple[int, int, int, MessageId]]] = field(default_factory=dict)
     waiting: dict[MessageId, Outgoing] = field(default_factory=dict)
     in_flight: dict[MessageId, Outgoing] = field(default_factory=dict)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
-    def push(self, item: Outgoing) -> None:
+    def push(self, item: Outgoing, via: str) -> None:
+        """Wait for a turn on link `via` ("": no link reaches the neighbour now)."""
         self.in_flight.pop(item.mid, None)
-        if item.mid in self.waiting:
+        if self.waiting.get(item.mid) is item and item.via == via:
             return
+        item.via = via
         self.waiting[item.mid] = item
-        heapq.heappush(self._heap, (-item.precedence, item.created, next(self._order), item.mid))
+        rank = (-item.precedence, item.created, next(self._order), item.mid)
+        heapq.heappush(self._heaps.setdefault(via, []), rank)
+        self.on_change(self.neighbour)
 
-    def peek(self) -> Outgoing | None:
-        """The message that should get the next turn on the link."""
-        while self._heap:
-            item = self.waiting.get(self._heap[0][3])
-            if item is not None:
+    def peek(self, via: str) -> Outgoing | None:
+        """The message that should get the next turn on link `via`."""
+        heap = self._heaps.get(via)
+        while heap:
+            item = self.waiting.get(heap[0][3])
+            if item is not None and item.via == via:
                 return item
-            heapq.heappop(self._heap)  # sent, acknowledged or dropped since it was pushed
+            heapq.heappop(heap)  # sent, acknowledged, dropped or moved since it was pushed
         return None
+
+    def links(self) -> list[str]:
+        """Links with (possibly stale) entries waiting; `peek` says which hold one."""
+        return [via for via, heap in self._heaps.items() if heap]
 
     def sent_all(self, item: Outgoing, now: float, deadline: float) -> None:
         """Every piece of `item` is on the air: wait for the acknowledgement."""
@@ -82,11 +99,14 @@ class NeighbourQueue:
         item.deadline = deadline
         item.attempts += 1
         self.in_flight[item.mid] = item
+        self.on_change(self.neighbour)
 
     def remove(self, mid: MessageId) -> Outgoing | None:
         """Acknowledged, expired or evicted: forget it (heap entries die lazily)."""
         item = self.in_flight.pop(mid, None)
         waiting = self.waiting.pop(mid, None)
+        if item is not None or waiting is not None:
+            self.on_change(self.neighbour)
         return item or waiting
 
     def get(self, mid: MessageId) -> Outgoing | None:

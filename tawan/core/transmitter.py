@@ -54,12 +54,17 @@ class _LinkState:
 
 
 class Transmitter:
+    """Paces and sends what the forwarding decision hands it (`hand`): each message waits
+    in its neighbour's queue on the link chosen for it. A ready set per link (neighbours
+    with a message waiting there and room in their window) keeps the choice of the next frame
+    and the next deadline from walking every neighbour and queue."""
+
     def __init__(
         self,
         me: int,
         links: Sequence[LinkSpec],
         neighbours: NeighbourTable,
-        queues: dict[int, NeighbourQueue],
+        best_link: Callable[[int], Adjacency | None],
         guard: LinkGuard,
         stats: EngineStats,
         config: EngineConfig,
@@ -68,7 +73,10 @@ class Transmitter:
         self.me = me
         self.links = {spec.name: _LinkState(spec) for spec in links}
         self.neighbours = neighbours
-        self.queues = queues
+        self.best_link = best_link
+        self.queues: dict[int, NeighbourQueue] = {}
+        self._ready: dict[str, set[int]] = {name: set() for name in self.links}
+        self._ready_on: dict[int, set[str]] = {}  # neighbour -> links where it is ready
         self.guard = guard
         self.stats = stats
         self.config = config
@@ -80,6 +88,41 @@ class Transmitter:
 
     def specs(self) -> list[LinkSpec]:
         return [state.spec for state in self.links.values()]
+
+    # ------------------------------------------------------------------ queues
+    def hand(self, neighbour: int, via: str, item: Outgoing) -> None:
+        """`item` goes to `neighbour` over link `via` ("": it waits for a link)."""
+        self.queue(neighbour).push(item, via)
+
+    def queue(self, neighbour: int) -> NeighbourQueue:
+        queue = self.queues.get(neighbour)
+        if queue is None:
+            queue = self.queues[neighbour] = NeighbourQueue(neighbour, self._refresh)
+        return queue
+
+    def waiting(self, neighbour: int) -> list[Outgoing]:
+        queue = self.queues.get(neighbour)
+        return list(queue.waiting.values()) if queue is not None else []
+
+    def forget(self, mid: MessageId) -> None:
+        """`mid` leaves every queue (expired, evicted, dropped)."""
+        for queue in self.queues.values():
+            queue.remove(mid)
+
+    def _refresh(self, neighbour: int) -> None:
+        """Recompute where `neighbour` is ready: a head waiting on the link, window open."""
+        queue = self.queues[neighbour]
+        now_ready = set()
+        for via in queue.links():
+            head = queue.peek(via) if via in self._ready else None
+            if head is not None and self._window_open(queue, head):
+                now_ready.add(via)
+        before = self._ready_on.get(neighbour, set())
+        for via in before - now_ready:
+            self._ready[via].discard(neighbour)
+        for via in now_ready - before:
+            self._ready[via].add(neighbour)
+        self._ready_on[neighbour] = now_ready
 
     # ------------------------------------------------------------------ what to send
     def ack(self, neighbour: int, mid: MessageId, now: float, *, urgent: bool = False) -> None:
@@ -128,7 +171,7 @@ class Transmitter:
     def _flush_acks(self) -> None:
         self._ack_due = None
         for neighbour in set(self._acks) | set(self._frag_reports):
-            adj = self.neighbours.best_link(neighbour)
+            adj = self.best_link(neighbour)
             acks = self._acks.pop(neighbour, [])
             reports = self._frag_reports.pop(neighbour, [])
             if adj is None:
@@ -159,17 +202,16 @@ class Transmitter:
             self._emit_piece(state, adj, queue, item, now, out)
 
     def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
-        """The most urgent message waiting for any neighbour whose best link is `link`."""
+        """The most urgent message handed to `link`, among the neighbours ready there."""
         best: tuple[Adjacency, NeighbourQueue, Outgoing] | None = None
-        best_rank = (0, 0)
-        for neighbour, queue in self.queues.items():
-            item = queue.peek()
-            if item is None or not self._window_open(queue, item):
+        best_rank = (0, 0, 0)
+        for neighbour in self._ready[link]:
+            queue = self.queues[neighbour]
+            item = queue.peek(link)
+            adj = self.neighbours.get(neighbour, link)
+            if item is None or adj is None or adj.peer is None:
                 continue
-            adj = self.neighbours.best_link(neighbour)
-            if adj is None or adj.link != link:
-                continue
-            rank = (-item.precedence, item.created)
+            rank = (-item.precedence, item.created, neighbour)
             if best is None or rank < best_rank:
                 best, best_rank = (adj, queue, item), rank
         return best
@@ -235,9 +277,9 @@ class Transmitter:
             found.append(self._ack_due)
         if self.retransmit:
             found.append(self.retransmit[0][0])
-        for state in self.links.values():
+        for name, state in self.links.items():
             # Work waiting only for acknowledgements (window full) needs no timer.
-            if state.control or self._pick(state.spec.name) is not None:
+            if state.control or self._ready[name]:
                 found.append(state.busy_until - BURST_SECONDS)
         return found
 
@@ -251,4 +293,4 @@ class Transmitter:
             # A fragmented transfer is probed with its last piece: the receiver answers with
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
-            queue.push(item)
+            queue.push(item, item.via)

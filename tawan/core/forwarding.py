@@ -1,0 +1,72 @@
+"""The forwarding decision: for each message, its next hops and, for each, the link.
+
+This is the one place that decides where a message goes from this node (docs/engine.md,
+"Forwarding"). The router says which neighbours lead to a destination; this module picks
+the link to each of them per message, and hands the message to the transmitter, which only
+paces and sends what it is handed. Today the link is the neighbour's best up link (lowest
+cost, then highest rate), cached per neighbour and recomputed when one of its links changes
+or it reports its loss; measured quality, PACE policies per precedence and size, and contact
+plans belong here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from crypto.roster import Roster
+from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.queues import Outgoing
+from tawan.core.routing import Router
+from tawan.core.transmitter import Transmitter
+
+
+class Forwarding:
+    def __init__(
+        self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter
+    ) -> None:
+        self.me = me
+        self.router = router
+        self.neighbours = neighbours
+        self.tx = tx
+        self._best: dict[int, Adjacency | None] = {}
+
+    # ------------------------------------------------------------------ next hops
+    def next_hops(self, roster: Roster, src: int, dst: int, came_from: int | None) -> set[int]:
+        """Neighbours to hand a message from `src` to `dst` to (none: hold it)."""
+        if roster.is_group(dst):
+            members = [m for m in roster.members(dst) if m != src]
+            return self.router.group_next_hops(src, members, came_from)
+        hop = self.router.next_hop(dst)
+        return set() if hop is None else {hop}
+
+    def unreached(self, roster: Roster, dst: int) -> bool:
+        """A group with members no route reaches now: some copy must wait for them."""
+        if not roster.is_group(dst):
+            return False
+        reachable: Collection[int] = self.router.reachable()
+        return any(m != self.me and m not in reachable for m in roster.members(dst))
+
+    # ------------------------------------------------------------------ links
+    def best(self, neighbour: int) -> Adjacency | None:
+        """The neighbour's best up link now (cached; see `neighbour_changed`)."""
+        if neighbour not in self._best:
+            self._best[neighbour] = self.neighbours.best_link(neighbour)
+        return self._best[neighbour]
+
+    def link_for(self, neighbour: int, item: Outgoing) -> str:
+        """The link `item` takes to `neighbour` ("": none up now, it waits)."""
+        adj = self.best(neighbour)
+        return "" if adj is None else adj.link
+
+    def hand(self, neighbour: int, item: Outgoing) -> None:
+        """Give `item` to the transmitter, on the link chosen for it."""
+        self.tx.hand(neighbour, self.link_for(neighbour, item), item)
+
+    def neighbour_changed(self, neighbour: int) -> None:
+        """A link to `neighbour` went up or down, or its measured cost moved: choose again
+        for what waits (what is in flight goes on as it went, until it needs a new turn)."""
+        old = self._best.pop(neighbour, None)
+        if self.best(neighbour) is old:
+            return
+        for item in self.tx.waiting(neighbour):
+            self.hand(neighbour, item)

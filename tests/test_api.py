@@ -260,3 +260,15 @@ async def test_revoke_applies_a_notice_and_refuses_a_bad_one(
         junk = await raw(alpha, b'{"op": "revoke", "notice_b64": "AAAA"}\n')
         assert str(junk["error"]).startswith("revoke: ")
         assert not pair.alpha.roster.is_revoked(address("bravo"))
+
+
+async def test_revoke_refuses_a_notice_that_revokes_the_node_itself(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    authority = Ed25519PrivateKey.from_private_bytes(random.Random(7).randbytes(32))
+    notice = make_revocation(authority, ROSTER.mission_id, ROSTER.version + 1, (address("alpha"),))
+    async with running_pair() as pair, connected(pair.alpha) as alpha:
+        line = {"op": "revoke", "notice_b64": base64.b64encode(notice.to_bytes()).decode()}
+        answer = await raw(alpha, json.dumps(line).encode() + b"\n")
+        assert "revokes this node (alpha) itself" in str(answer["error"])
+        assert not pair.alpha.roster.is_revoked(address("alpha"))

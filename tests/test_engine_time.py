@@ -67,3 +67,17 @@ def _events(engine: Engine) -> list[Event]:
     while (event := engine.next_event()) is not None:
         out.append(event)
     return out
+
+
+def test_a_node_restarted_with_its_clock_ahead_erases_nothing_yet() -> None:
+    # At start-up the ratchet used to follow the clock at once: a node booted with a clock
+    # 30 hours fast (no GPS fix yet) lost every root for good, and rewrote its key file.
+    net = two()
+    oldest = oldest_epoch(net.engines["a"])
+    net.now += 30 * EPOCH
+    net.restart("a")
+    a = net.engines["a"]
+    assert oldest_epoch(a) == oldest
+    assert [e for e in _events(a) if isinstance(e, ClockJumped)]
+    a.handle_timer(net.now + EPOCH + 1)  # the new time held for an epoch: now it erases
+    assert oldest_epoch(a) > oldest

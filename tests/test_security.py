@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from harness import FakeLink, Net, chain, profile
 from insider import Insider
+from test_nonce import FailingCommitStore, PowerCutStore
 
 from crypto.revocation import make_revocation
 from crypto.schedule import LINK_TAG_BYTES
@@ -24,10 +26,10 @@ from tawan.core.frames import (
     decode_frame,
 )
 from tawan.core.precedence import Precedence
-from tawan.core.receipts import DELIVERED, ReceiptBody, encode_receipt
+from tawan.core.receipts import DELIVERED, EXPIRED, ReceiptBody, encode_receipt
 from tawan.core.routing import seq_newer
 from tawan.core.sealing import seal_message
-from tawan.core.store import Store
+from tawan.core.store import Store, StoreError
 
 
 def rejected(net: Net, node: str, reason: str) -> list[FrameRejected]:
@@ -296,3 +298,91 @@ def test_a_revocation_injected_at_one_end_takes_effect_at_the_other() -> None:
     net.restart("e")  # installed durably
     assert net.engines["e"].keys.roster.is_revoked(net.address("m"))
     assert not net.engines["e"].apply_revocation(notice)
+
+
+def test_a_power_cut_does_not_reopen_recorded_frames_to_a_replay() -> None:
+    # Receive marks once went to disk unsynced: after a power cut the relay had only the
+    # marks of its start, and took again every frame recorded since.
+    net = Net({"a": [], "b": [], "c": []}, chain("a", "b", "c"))
+    store = PowerCutStore()
+    net.stores["b"] = store
+    net.restart("b")
+    net.run(3)
+    recorded: list[bytes] = []
+    net.tap(lambda s, link, d: recorded.append(d) if s == "a" and link == "a-b" else None)
+    for i in range(30):
+        net.submit("a", "c", b"x%d" % i, precedence=Precedence.ROUTINE, ttl=600)
+        net.run(2)
+    net.links["a-b"].up = False
+    net.run(10)
+    store.power_cut()
+    net.restart("b")
+    b = net.engines["b"]
+    for frame in recorded:
+        b.receive("a-b", "a", frame, net.now)
+    assert b.stats.rejected["replay"] == len(recorded)
+    assert not [e for e in b.neighbours.of(net.address("a")) if e.up]
+
+
+def test_a_receipt_arriving_after_the_message_expired_still_counts() -> None:
+    # The origin once forgot what it had sent when the message expired, which is exactly
+    # when an "expired" receipt is made: every such receipt was refused.
+    net = abcm(m_to="b")
+    net.links["b-c"].up = False
+    net.run(10)
+    c_via_b(net, "a")
+    net.run(2)
+    mid = net.submit("a", "c", b"order", precedence=Precedence.ROUTINE, ttl=30, receipt=True)
+    net.run(5)
+    net.links["a-b"].up = False  # a out of reach while the message expires at b
+    net.run(40)
+    net.links["a-b"].up = True
+    net.run(60)
+    assert [(r.mid, r.kind, r.reporter) for r in net.stores["a"].receipts()] == [
+        (mid, EXPIRED, net.address("b"))
+    ]
+
+
+def test_an_insider_cannot_make_the_network_flood_adverts_at_its_pace() -> None:
+    # 200 valid adverts of its own, each newer than the last, once made every node flood
+    # each one on and recompute routes: 2,600 frames and 200 route changes at every node.
+    names: dict[str, list[str]] = {n: [] for n in "abcdefm"}
+    extra = [("a", "c"), ("b", "d"), ("c", "e"), ("d", "f"), ("m", "a")]
+    net = Net(names, [*chain(*"abcdef"), *(FakeLink(x, y, profile()) for x, y in extra)])
+    net.run(5)
+    flooded = {"frames": 0}
+
+    def spy(sender: str, link: str, data: bytes) -> None:
+        if sender != "m" and isinstance(decode_frame(data[:-LINK_TAG_BYTES]), RouteFrame):
+            flooded["frames"] += 1
+
+    net.tap(spy)
+    m = Insider(net, "m")
+    adjacency = tuple(sorted(m.engine.router.my_adjacency.items()))
+    last = m.engine._advert_seq + 200
+    for seq in range(m.engine._advert_seq + 1, last + 1):
+        signature = m.engine.keys.sign(advert_signed_bytes(m.address, seq, adjacency))
+        m.send("a", RouteFrame(m.address, 0, m.address, seq, adjacency, signature))
+    versions = net.engines["f"].router.version
+    net.run(3)
+    assert flooded["frames"] < 60
+    assert net.engines["f"].router.version - versions <= 3
+    assert net.engines["f"].router.adverts[m.address].seq == last  # the latest still got through
+
+
+def test_a_notice_whose_commit_failed_is_saved_by_its_next_copy() -> None:
+    net = Net({"a": [], "b": [], "m": []}, chain("a", "b", "m"))
+    store = FailingCommitStore()
+    net.stores["b"] = store
+    net.restart("b")
+    net.run(3)
+    notice = make_revocation(
+        net.authority_key(), net.roster.mission_id, net.roster.version + 1, (net.address("m"),)
+    )
+    b = net.engines["b"]
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        b.apply_revocation(notice)  # in force in memory, not on disk
+    assert b.apply_revocation(notice)  # so the next copy is news: saved, applied, flooded
+    net.restart("b")
+    assert net.engines["b"].keys.roster.is_revoked(net.address("m"))

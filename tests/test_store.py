@@ -500,8 +500,8 @@ class Model:
         used = sum(m.size for m in self.stored())
         if new.size > max_bytes:
             return StoreFull
-        if used + new.size > max_bytes // 2:
-            for key in (prev_hop_of, source_of):
+        if used + new.size > max_bytes // 2 and not new.local_origin:
+            for key in (prev_hop_of,):  # shares per previous hop only (the store's docstring)
                 tally = share_tally(self.stored(), key)
                 holders = len(tally) + (key(new) not in tally)
                 if tally[key(new)] + new.size > max_bytes // max(2, holders):

@@ -151,3 +151,18 @@ def test_fragment_tallies_match_the_file_under_random_transfers(tmp_path: Path) 
     assert delivered > 10
     with Store(path) as store:
         assert store.fragment_bytes() == sum(recount(path).values())
+
+
+def test_a_neighbour_filling_the_budget_loses_its_own_transfers_first() -> None:
+    store = Store.memory()
+    reassembly = Reassembly(store, max_bytes=5000)
+    honest = cut(random.Random(2).randbytes(3000), 10)
+    for frame in honest[:9]:
+        reassembly.add(frame, neighbour=A, now=1.0)  # older than all of B's
+    for n in range(40):  # B starts many transfers and never finishes any
+        flood = cut(random.Random(100 + n).randbytes(400), 4, mid=(9, 1, n))
+        for frame in flood[:3]:
+            reassembly.add(frame, neighbour=B, now=2.0 + n)
+    assert store.fragment_indices(A, MID) == set(range(9))
+    assert store.fragment_bytes() <= 5000
+    assert reassembly.add(honest[9], neighbour=A, now=50.0).message is not None

@@ -135,9 +135,16 @@ class Engine:
         # neighbours skip past them (set in `_restore`).
         self._restarted_until = float("-inf")
         self._notices: list[bytes] = []  # revocation notices applied, as received
+        self._unsaved_notices: set[bytes] = set()  # applied, their commit not yet done
+        self._told_restart: dict[int, float] = {}  # neighbour -> last RESTARTED answer
+        self._deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]] = {}  # by origin
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
-        self.keys.advance(self._epoch)
+        # A node that ran before starts from the epoch it last ran in: a clock more than an
+        # epoch ahead of it at start-up is a jump like any other (`_follow_clock`).
+        last = self.store.get_state("epoch")
+        self._set_epoch(int.from_bytes(last, "big") if last else self._epoch)
+        self._follow_clock(now)
         self._check_roster_version()
         self._restore(now)
 
@@ -225,7 +232,10 @@ class Engine:
         mid = msg.mid(self.keys.epoch_seconds)
         self.store.mark_seen(mid, msg.expires)  # echoes: dups
         if receipt:
-            self.store.put_sent(mid, dst, msg.expires)  # a receipt counts only from dst
+            # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
+            # from when it is made, at the latest when the message expires.
+            awaited = msg.expires + max(60, ttl) + int(self.config.max_clock_skew)
+            self.store.put_sent(mid, dst, awaited)  # a receipt counts only from dst
         self.stats.submitted[precedence.name.lower()] += 1
         return mid
 
@@ -261,12 +271,15 @@ class Engine:
         are dropped), then flooded to every neighbour. False when it brings nothing new;
         RevocationError when it is not a valid notice of this mission.
         """
-        if not self.keys.apply_revocation(notice):
-            return False
         data = notice.to_bytes()
+        if self.keys.apply_revocation(notice):
+            self._unsaved_notices.add(data)
+        if data not in self._unsaved_notices:
+            return False  # in force here already
+        self.store.set_state("revocations", msgpack.packb([*self._notices, data]))
+        self.commit(sync=True)  # a failure leaves it unsaved: the next copy saves it
+        self._unsaved_notices.discard(data)
         self._notices.append(data)
-        self.store.set_state("revocations", msgpack.packb(self._notices))
-        self.commit(sync=True)
         self._cut_off(notice.revoked)
         self._events.append(RevocationApplied(notice.version, notice.revoked, came_from))
         for adj in self._up_adjacencies():
@@ -327,7 +340,13 @@ class Engine:
             frame = self.guard.unprotect(data, self._epoch_at(now))
         except LinkReject as exc:
             self._reject(link, peer, exc.reason, exc.detail)
+            if exc.unaware is not None:
+                self._tell_restarted(link, peer, exc.unaware, now)
             return
+        if self.guard.marks_dirty:
+            # The frame lies above the last saved receive mark: the new mark is on disk
+            # before the frame has any effect, so no power cut reopens it to a replay.
+            self.commit(sync=True)
         adj = self.neighbours.get(frame.sender, link)
         if adj is None:
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
@@ -337,6 +356,22 @@ class Engine:
         if not adj.up:
             self._set_up(adj, True)
         self._dispatch(frame, adj, now)
+
+    def _tell_restarted(self, link: str, peer: str, sender: int, now: float) -> None:
+        """A neighbour whose frames lie below the marks this node restarted from: answer
+        where the frame came from with a HELLO saying RESTARTED, so it skips past them.
+        Once a second per neighbour at most (recorded frames can provoke it too; the hello
+        then only makes the real neighbour skip a block of counters, which costs nothing).
+        Without it, a neighbour whose endpoint is learnt from its frames (the listening
+        side of TCP) would never be told, and never heard again."""
+        if now - self._told_restart.get(sender, float("-inf")) < 1.0:
+            return
+        self._told_restart[sender] = now
+        state = self.tx.links[link]
+        adj = self.neighbours.get(sender, link)
+        if adj is None:
+            adj = self.neighbours.add(sender, link, state.spec.profile, None)
+        self.tx.hello(adj, now, reply=True, restarted=True, to=peer)
 
     def _move_endpoint(self, adj: Adjacency, peer: str, now: float) -> None:
         """Answer where the neighbour is now, but only for a frame newer than all before it
@@ -438,8 +473,11 @@ class Engine:
             self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
             return
         if stored is None and msg.hops + 1 < self.config.max_hops:
-            if self._arrival_problem(msg, now) is not None:
-                self._ack(sender, mid, now)
+            problem = self._arrival_problem(msg, now)
+            expired = msg.expires <= self._mission_seconds(now)
+            if problem is not None or expired:
+                if expired or (problem is not None and problem[2]):
+                    self._ack(sender, mid, now)  # never acceptable: the sender may forget it
                 return
             if not self._take_custody(msg.with_hops(msg.hops + 1), sender, now, local=False):
                 return  # refused: the sender keeps custody
@@ -594,8 +632,8 @@ class Engine:
     # --------------------------------------------------------------- fragments
     def _on_fragment(self, frame: FragFrame, adj: Adjacency, now: float) -> None:
         mid, sender = frame.mid, adj.neighbour
-        if mid in self._mine and self.store.seen(mid):
-            if frame.index == frame.count - 1:  # delivered here: answer the probe
+        if self.store.seen(mid) and self._probe_answered(mid, sender):
+            if frame.index == frame.count - 1:  # answer the probe: we have it from them
                 self._ack(sender, mid, now)
             return
         result = self.reassembly.add(frame, neighbour=sender, now=now)
@@ -614,6 +652,15 @@ class Engine:
             self._reject_from(adj, "malformed", f"fragments of {mid} disagree")
             return
         self._on_message(msg, adj, now)
+
+    def _probe_answered(self, mid: MessageId, sender: int) -> bool:
+        """A fragment of a message already taken: delivered here, or in custody here from
+        this same neighbour (its acknowledgement was lost). A copy from elsewhere does not
+        count: the fragments could be of a different message under that id."""
+        if mid in self._mine:
+            return True
+        stored = self.store.get_message(mid)
+        return stored is not None and stored.prev_hop == sender
 
     # --------------------------------------------------------------- acknowledgements
     def _ack(self, neighbour: int, mid: MessageId, now: float) -> None:
@@ -692,18 +739,33 @@ class Engine:
             self._advert_pending = True
             self._reroute()
 
-    def _on_advert(self, frame: RouteFrame, adj: Adjacency, now: float) -> None:
+    def _on_advert(
+        self, frame: RouteFrame, adj: Adjacency, now: float, *, deferred: bool = False
+    ) -> None:
         """A flooded advert. Only an active roster node's, naming roster nodes, signed by
-        its origin: an insider can neither forge another node's view nor outbid it."""
+        its origin: an insider can neither forge another node's view nor outbid it.
+
+        A newer advert of an origin arriving less than `advert_min_interval / 2` after the
+        last one taken waits (the latest per origin) for the next housekeeping round: a node
+        cannot make the network flood and recompute routes faster than that with adverts
+        of its own (as OSPF's MinLSArrival), and no update is lost."""
         origin, seq = frame.origin, frame.lsa_seq
         roster = self.keys.roster
         entry = roster.node_at(origin)
         if entry is None or entry.revoked:
             self._reject_from(adj, "bad-advert", f"advert of {origin}, not an active node")
             return
+        if origin == self.me:
+            mine = seq == self._advert_seq and frame.adjacency == self._advert_sent
+            if mine or not (seq_newer(seq, self._advert_seq) or seq == self._advert_seq):
+                return  # ours, come back round, or older: no signature to check
         known = self.router.adverts.get(origin)
-        if origin != self.me and known is not None and not seq_newer(seq, known.seq):
-            return  # not newer: checked before the signature, which costs more
+        if origin != self.me and known is not None:
+            if not seq_newer(seq, known.seq):
+                return  # not newer: checked before the signature, which costs more
+            if not deferred and now - known.received_at < self.config.advert_min_interval / 2:
+                self._deferred_adverts[origin] = (frame, adj)
+                return
         if any(roster.node_at(n) is None for n, _ in frame.adjacency):
             self._reject_from(adj, "bad-advert", f"advert of {origin} names non-nodes")
             return
@@ -714,10 +776,8 @@ class Engine:
         if origin == self.me:
             # Our own advert from before a restart (or replayed) outbids ours: answer it
             # with a newer one, so that no old view of us can stand.
-            mine = seq == self._advert_seq and frame.adjacency == self._advert_sent
-            if seq_newer(seq, self._advert_seq) or (seq == self._advert_seq and not mine):
-                self._advert_seq = seq
-                self._advert_pending = True
+            self._advert_seq = seq
+            self._advert_pending = True
             return
         if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
             onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
@@ -836,7 +896,8 @@ class Engine:
             marks = self.guard.mark_state()
             self.store.set_state("rx-marks", marks)
         if self.store.dirty:
-            self.store.commit(sync=sync or seq_state is not None or links is not None)
+            forced = seq_state is not None or links is not None or marks is not None
+            self.store.commit(sync=sync or forced)
         if seq_state is not None:
             self.numbering.committed(seq_state)
         self.guard.committed(links, marks)
@@ -871,6 +932,9 @@ class Engine:
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval
+        deferred, self._deferred_adverts = self._deferred_adverts, {}
+        for frame, adj in deferred.values():
+            self._on_advert(frame, adj, now, deferred=True)
         self._settle()
         for adj in list(self.neighbours.adjacencies.values()):
             if adj.up and now - adj.last_heard > self.config.dead_interval:
@@ -901,8 +965,7 @@ class Engine:
                 self._epoch = min(self._epoch, epoch)
             elif now >= confirm_at:
                 self._jump = None
-                self._epoch = epoch
-                self.keys.advance(epoch)
+                self._set_epoch(epoch)
             return
         if epoch == self._epoch:
             return
@@ -913,8 +976,14 @@ class Engine:
             self.keys.advance(epoch, erase=False)
             return
         if epoch > self._epoch:
-            self._epoch = epoch
-            self.keys.advance(epoch)
+            self._set_epoch(epoch)
+
+    def _set_epoch(self, epoch: int) -> None:
+        """Ratchet to `epoch` (erasing what the grace period lets go) and remember it."""
+        self._epoch = epoch
+        self.keys.advance(epoch)
+        if self.store.get_state("epoch") != epoch.to_bytes(8, "big"):
+            self.store.set_state("epoch", epoch.to_bytes(8, "big"))
 
     def _send_advert(self, now: float) -> None:
         self._advert_pending = False

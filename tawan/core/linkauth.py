@@ -18,18 +18,22 @@ from tawan.core.frames import Frame, FrameDecodeError, decode_frame
 
 REPLAY_WINDOW: Final = 256
 COUNTER_RESERVE: Final = 4096  # counters persisted in blocks: a restart skips ahead
-RECEIVE_MARK_BLOCK: Final = 64
-"""Receive windows are persisted as marks in blocks of this many counters: a restarted node
-accepts from each sender only counters above its saved mark (see `LinkGuard.unprotect`)."""
+RECEIVE_MARK_BLOCK: Final = 4096
+"""Receive windows are persisted as marks in blocks of this many counters, forced to disk
+before a frame above the last saved mark is taken: a restarted node, after a crash or a
+power cut, accepts from each sender only counters above its saved mark."""
 
 
 class LinkReject(Exception):
     """A frame refused at the link layer; `reason` is a short, bounded label for metrics."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, unaware: int | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        # An authenticated sender refused only because this node restarted above saved
+        # marks: it does not know yet, and must be told (a HELLO with RESTARTED).
+        self.unaware = unaware
 
 
 @dataclass(slots=True)
@@ -78,6 +82,8 @@ class LinkGuard:
     marks: dict[tuple[int, int], int] = field(default_factory=dict)
     reservation_dirty: bool = False  # send reservations not yet committed
     marks_dirty: bool = False  # receive marks not yet committed
+    restored: set[tuple[int, int]] = field(default_factory=set)  # windows from saved marks,
+    # no frame accepted in them since the restart
     advanced: bool = False  # the last frame unprotected raised its sender's highest counter
 
     def next_counter(self, peer: int, epoch: int) -> int:
@@ -119,7 +125,11 @@ class LinkGuard:
             self._forget_old_windows(sender, epoch_now)
         highest = window.highest
         if not window.check_and_mark(frame.counter):
-            raise LinkReject("replay", f"counter {frame.counter} from {sender} already seen")
+            unaware = sender if (sender, epoch) in self.restored else None
+            raise LinkReject(
+                "replay", f"counter {frame.counter} from {sender} already seen", unaware=unaware
+            )
+        self.restored.discard((sender, epoch))
         self.advanced = frame.counter > highest
         mark = self.marks.get((sender, epoch), -1)
         if frame.counter > mark:
@@ -193,6 +203,7 @@ class LinkGuard:
             if epoch >= epoch_now - 1:
                 self.marks[(sender, epoch)] = mark
                 self.windows[(sender, epoch)] = ReplayWindow.above(mark)
+                self.restored.add((sender, epoch))
 
     def load_reservations(self, state: bytes) -> None:
         for offset in range(0, len(state) - len(state) % 10, 10):

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from transports.profile import BearerProfile
 
-COUNTER_JUMP = 64  # a gap this wide is a skip (tawan.core.linkauth.RECEIVE_MARK_BLOCK), not loss
-
 
 @dataclass(slots=True)
 class Adjacency:
@@ -38,9 +36,7 @@ class Adjacency:
     skipped_at: float = float("-inf")  # when our counters last skipped past its marks
 
     def heard(self, now: float, counter: int, epoch: int) -> None:
-        if epoch != self.epoch or counter > self.highest_counter + COUNTER_JUMP:
-            # A new epoch, or the neighbour skipped counters (after our restart): measure
-            # loss afresh rather than count the jump as frames lost.
+        if epoch != self.epoch:
             self.epoch, self.rx_frames = epoch, 0
             self.first_counter = self.highest_counter = counter
         self.rx_frames += 1

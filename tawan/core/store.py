@@ -33,9 +33,12 @@ row goes (the last neighbour acknowledged it), the message leaves the store.
 Fair share. FLASH and OVERRIDE are never evicted, so one insider sending OVERRIDE traffic to
 an unreachable node could fill a relay until it refuses everyone's FLASH (store pinning). Once
 the store is contended (a new message would take it past half of `max_bytes`), a message is
-refused with `StoreShareExceeded` when its previous hop, or its source, would then hold more
-than a fair share: `max_bytes // max(2, n)`, n the number of previous hops (resp. sources)
-holding bytes, the new message's own counted. Messages submitted here count as previous hop 0
+refused with `StoreShareExceeded` when its previous hop would then hold more than a fair
+share: `max_bytes // max(2, n)`, n the number of previous hops holding bytes, the new
+message's own counted. The share is per previous hop, which the link tag authenticates, and
+not per source: a relay cannot tell a message's real source from a claimed one, and a share
+per claimed source would let an insider use up a real source's share with forgeries (bytes
+per source are still tallied, for statistics). Messages submitted here count as previous hop 0
 towards n, but are not held to a share themselves: the node's own application is not an
 adversary of its node, and its traffic must not wait for room it leaves free. Half the store
 stays open to whoever holds little, so another neighbour's FLASH gets in. The price: a lone
@@ -463,7 +466,6 @@ class Store:
             )
         if not msg.local_origin and self._bytes_used + size > self.max_bytes // 2:
             self._check_share(msg, "previous hop", msg.prev_hop, self._by_prev_hop)
-            self._check_share(msg, "source", msg.mid[0], self._by_source)
         evicted = self._make_room(msg, size) if self._bytes_used + size > self.max_bytes else []
         self._begin()
         src, epoch, seq = msg.mid
@@ -819,11 +821,19 @@ class Store:
         return self._fragment_bytes
 
     def oldest_partial(self) -> PartialKey | None:
-        """The (neighbour, message) transfer idle longest, by its newest fragment, the first
-        begun among equals: the one to drop first."""
+        """The transfer to drop first: of the neighbour with the most transfers under way
+        (then the most bytes), the one idle longest (by its newest fragment). A neighbour
+        starting transfer after transfer to fill the reassembly budget thus loses its own
+        first, not another neighbour's one big message."""
         if not self._partials:
             return None
-        return min(self._partials.items(), key=lambda item: item[1].newest)[0]
+        by_hop: dict[int, tuple[int, int]] = {}
+        for (hop, _), partial in self._partials.items():
+            count, held = by_hop.get(hop, (0, 0))
+            by_hop[hop] = (count + 1, held + partial.held)
+        heaviest = max(by_hop, key=lambda hop: (*by_hop[hop], -hop))
+        mine = [item for item in self._partials.items() if item[0][0] == heaviest]
+        return min(mine, key=lambda item: item[1].newest)[0]
 
     def partials_older_than(self, t: float) -> list[PartialKey]:
         """Transfers whose newest fragment arrived before `t`: abandoned, to be dropped."""

@@ -50,7 +50,8 @@ _T = TypeVar("_T")
 class _LinkState:
     spec: LinkSpec
     busy_until: float = 0.0
-    control: deque[tuple[int, Frame]] = field(default_factory=deque)
+    # (neighbour, frame, endpoint: None for the neighbour's own)
+    control: deque[tuple[int, Frame, str | None]] = field(default_factory=deque)
 
 
 class Transmitter:
@@ -145,10 +146,14 @@ class Transmitter:
         if self._ack_due is None:
             self._ack_due = now + self.config.ack_delay
 
-    def control(self, adj: Adjacency, frame: Frame) -> None:
-        self.links[adj.link].control.append((adj.neighbour, frame))
+    def control(self, adj: Adjacency, frame: Frame, to: str | None = None) -> None:
+        """A control frame for `adj`, sent to its endpoint or to `to`."""
+        self.links[adj.link].control.append((adj.neighbour, frame, to))
 
-    def hello(self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False) -> None:
+    def hello(
+        self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False,
+        to: str | None = None,
+    ) -> None:  # fmt: skip
         now_ms = int(now * 1000) & U32
         held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
         flags = HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE
@@ -157,7 +162,7 @@ class Transmitter:
         frame = HelloFrame(
             self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000), flags
         )
-        self.control(adj, frame)
+        self.control(adj, frame, to)
 
     # ------------------------------------------------------------------ sending
     def transmit(self, now: float) -> list[Transmit]:
@@ -190,10 +195,10 @@ class Transmitter:
     def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
         name = state.spec.name
         while state.control:
-            neighbour, frame = state.control.popleft()
+            neighbour, frame, to = state.control.popleft()
             adj = self.neighbours.get(neighbour, name)
-            if adj is not None and adj.peer is not None:
-                self._emit(state, adj, encode_frame, frame, now, out)
+            if adj is not None and (to or adj.peer) is not None:
+                self._emit(state, adj, encode_frame, frame, now, out, to)
         while state.busy_until <= now + BURST_SECONDS:
             picked = self._pick(name)
             if picked is None:
@@ -252,10 +257,11 @@ class Transmitter:
 
     def _emit(
         self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],
-        frame: _T, now: float, out: list[Transmit],
+        frame: _T, now: float, out: list[Transmit], to: str | None = None,
     ) -> int:  # fmt: skip
         """Number, encode, tag and pace one frame; returns its size on the wire."""
-        if adj.peer is None:
+        endpoint = to or adj.peer
+        if endpoint is None:
             return 0
         epoch = self.epoch_at(now)
         counter = self.guard.next_counter(adj.neighbour, epoch)
@@ -263,7 +269,7 @@ class Transmitter:
             data = self.guard.protect(encoder(frame, counter), adj.neighbour, epoch)
         except LinkReject:
             return 0
-        out.append(Transmit(state.spec.name, adj.peer, data))
+        out.append(Transmit(state.spec.name, endpoint, data))
         link_stats = self.stats.link(state.spec.name)
         link_stats.frames_sent += 1
         link_stats.bytes_sent += len(data)

@@ -197,6 +197,16 @@ def op_revoke(runtime: Runtime, request: Request) -> Json:
     request.done()
     try:
         notice = decode_revocation(data, source="revoke.notice_b64")
+    except RevocationError as exc:
+        raise RequestError(f"revoke: {exc}") from None
+    me = runtime.engine.me
+    if me in notice.revoked:
+        # Applied here, it would erase this node's keys before it could pass it on.
+        raise RequestError(
+            f"revoke: the notice revokes this node ({runtime.name_of(me)}) itself: hand it "
+            "to another node, which floods it"
+        )
+    try:
         applied = runtime.apply_revocation(notice)
     except RevocationError as exc:
         raise RequestError(f"revoke: {exc}") from None

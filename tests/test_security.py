@@ -20,6 +20,7 @@ from tawan.core.events import FrameRejected, RevocationApplied
 from tawan.core.frames import (
     U32,
     DataFrame,
+    FragFrame,
     HelloFlags,
     RouteFrame,
     advert_signed_bytes,
@@ -386,3 +387,53 @@ def test_a_notice_whose_commit_failed_is_saved_by_its_next_copy() -> None:
     assert b.apply_revocation(notice)  # so the next copy is news: saved, applied, flooded
     net.restart("b")
     assert net.engines["b"].keys.roster.is_revoked(net.address("m"))
+
+
+def test_forgeries_held_for_another_destination_do_not_hold_up_the_real_messages() -> None:
+    # m pre-empts a's next 20 ids with forgeries addressed to itself, which it never
+    # acknowledges, so relay b keeps them for a day; a's real messages to c then clashed at
+    # b and were refused until they expired. Custody by id and destination lets them by.
+    net = abcm(m_to="b")
+    m = Insider(net, "m")
+    swallow = m.engine.receive
+
+    def never_acknowledge(link: str, peer: str, data: bytes, now: float) -> None:
+        if not isinstance(decode_frame(data[:-LINK_TAG_BYTES]), DataFrame | FragFrame):
+            swallow(link, peer, data, now)
+
+    m.engine.receive = never_acknowledge  # type: ignore[method-assign]
+    longest = m.engine.keys.roster.grace_epochs * m.engine.keys.roster.epoch_seconds
+    first = next_seq(net.engines["a"])
+    for k in range(20):
+        forged = m.forged_message("a", "m", first + k, ttl=longest)
+        m.send("b", DataFrame(m.address, 0, forged))
+    assert net.stores["b"].message_count() == 20
+    orders = [f"real order {i}".encode() for i in range(5)]
+    for order in orders:
+        net.submit("a", "c", order, precedence=Precedence.FLASH, ttl=600)
+    net.run(10)
+    assert sorted(e.payload for e in net.delivered("c")) == orders
+    assert net.stores["a"].message_count() == 0
+
+
+def test_two_copies_under_one_id_take_turns_on_a_link_and_both_arrive() -> None:
+    # A forgery for d and the real message for c share an id and the link b-c: they must
+    # not fly at once (c's acknowledgement names the id only), and each must get through.
+    links = [*chain("a", "b", "c", "d"), FakeLink("m", "b", profile())]
+    net = Net({n: [] for n in "abcdm"}, links)
+    net.run(3)
+    net.links["c-d"].up = False
+    net.run(10)
+    c_via_b(net, "m")
+    net.config = EngineConfig(static_routes={net.address("d"): net.address("c")})
+    net.restart("b")
+    net.run(3)
+    m = Insider(net, "m")
+    m.send("b", DataFrame(m.address, 0, m.forged_message("a", "d", next_seq(net.engines["a"]))))
+    assert net.stores["b"].message_count() == 1
+    mid = net.submit("a", "c", b"real", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(10)
+    assert [e.payload for e in net.delivered("c")] == [b"real"]
+    assert net.stores["b"].message_count() == 0  # both handed on to c
+    held = [m for m, _ in net.stores["c"].pending()] + net.stores["c"].messages_without_next_hop()
+    assert [(h.mid[:2], h.dst) for h in held] == [(mid[:2], net.address("d"))]  # waits for d

@@ -76,7 +76,15 @@ from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_
 from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
 from tawan.core.stats import EngineStats
 from tawan.core.status import engine_status
-from tawan.core.store import HELD, Store, StoredMessage, StoreError, StoreFull
+from tawan.core.store import (
+    HELD,
+    Store,
+    StoredMessage,
+    StoreError,
+    StoreFull,
+    custody_slot,
+    wire_id,
+)
 from tawan.core.transmitter import Transmitter
 
 MINE_REMEMBERED = 4096
@@ -231,6 +239,7 @@ class Engine:
             raise SubmitError("store full of higher-precedence messages: message refused")
         mid = msg.mid(self.keys.epoch_seconds)
         self.store.mark_seen(mid, msg.expires)  # echoes: dups
+        self.store.mark_seen(custody_slot(mid, dst), msg.expires)  # never delivered here
         if receipt:
             # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
             # from when it is made, at the latest when the message expires.
@@ -410,7 +419,11 @@ class Engine:
     def _on_message(self, msg: Message, adj: Adjacency, now: float) -> None:
         mid = msg.mid(self.keys.epoch_seconds)
         sender = adj.neighbour
-        if self.store.seen(mid):
+        local = self._is_for_me(msg.dst)
+        if self.store.seen(mid) and (not local or self.store.seen(custody_slot(mid, msg.dst))):
+            # Handled here before: relayed, or delivered here. Seen only as a copy for
+            # another destination, a message for this node is still news: it may be the
+            # real one behind a forgery.
             self._on_seen_again(msg, mid, adj, now)
             return
         problem = self._arrival_problem(msg, now)
@@ -430,7 +443,6 @@ class Engine:
             self._ack(sender, mid, now)
             return
         msg = msg.with_hops(msg.hops + 1)
-        local = self._is_for_me(msg.dst)
         opened = None
         if local:
             # Opened before anything is recorded: a forged copy with a real message's id
@@ -441,10 +453,16 @@ class Engine:
                 self._reject_from(adj, exc.reason, str(exc))
                 self._ack(sender, mid, now)
                 return
-        if msg.dst != self.me and not self._take_custody(msg, sender, now, local=False):
-            return  # refused: no acknowledgement, the sender keeps custody
+        if msg.dst != self.me:
+            slot, stored = self._custody_slot(msg, mid)
+            if stored is not None and not _same_message(decode_message(stored.body), msg):
+                self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
+                return
+            if stored is None and not self._take_custody(msg, sender, now, local=False, slot=slot):
+                return  # refused: no acknowledgement, the sender keeps custody
         self.store.mark_seen(mid, msg.expires)
         if opened is not None:
+            self.store.mark_seen(custody_slot(mid, msg.dst), msg.expires)  # delivered here
             self._deliver(msg, opened, mid, now, adj)
         if msg.dst == self.me:
             self._mine[mid] = None
@@ -468,7 +486,7 @@ class Engine:
             self.stats.duplicates += 1
             self._ack(sender, mid, now)
             return
-        stored = self.store.get_message(mid)
+        slot, stored = self._custody_slot(msg, mid)
         if stored is not None and not _same_message(decode_message(stored.body), msg):
             self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
             return
@@ -479,11 +497,28 @@ class Engine:
                 if expired or (problem is not None and problem[2]):
                     self._ack(sender, mid, now)  # never acceptable: the sender may forget it
                 return
-            if not self._take_custody(msg.with_hops(msg.hops + 1), sender, now, local=False):
+            moved = msg.with_hops(msg.hops + 1)
+            if not self._take_custody(moved, sender, now, local=False, slot=slot):
                 return  # refused: the sender keeps custody
         else:
             self.stats.duplicates += 1
         self._ack(sender, mid, now)
+
+    def _custody_slot(
+        self, msg: Message, mid: MessageId
+    ) -> tuple[MessageId, StoredMessage | None]:
+        """Where a copy of `mid` is (or would be) kept here, and what is kept there.
+
+        Custody is by id *and destination*: a copy for another destination than the one
+        held (a forgery under a guessed or overheard id, or the real message behind one)
+        gets a slot of its own, so each goes where its destination leads. A forgery can
+        then only wait where the real message would wait too (the same destination), and
+        it leaves once that destination opens and drops it: it never pins the real one."""
+        stored = self.store.get_message(mid)
+        if stored is None or stored.dst == msg.dst:
+            return mid, stored
+        slot = custody_slot(mid, msg.dst)
+        return slot, self.store.get_message(slot)
 
     def _arrival_problem(self, msg: Message, now: float) -> tuple[str, str, bool] | None:
         """Why a message from the network may not be taken: (reason, detail, final), where
@@ -513,10 +548,12 @@ class Engine:
         return roster.is_group(dst) and self.me in roster.members(dst)
 
     def _take_custody(
-        self, msg: Message, came_from: int | None, now: float, *, local: bool
-    ) -> bool:
-        """Store the message, pending for each next hop (none yet: held)."""
-        mid = msg.mid(self.keys.epoch_seconds)
+        self, msg: Message, came_from: int | None, now: float, *, local: bool,
+        slot: MessageId | None = None,
+    ) -> bool:  # fmt: skip
+        """Store the message, pending for each next hop (none yet: held); `slot` is the id
+        it is kept under when not its own (`_custody_slot`)."""
+        mid = slot or msg.mid(self.keys.epoch_seconds)
         hops = self._next_hops(msg, came_from)
         if not hops and came_from is not None and self._group_covered(msg.dst):
             return True  # a leaf of the group's tree: delivered here, nothing to hand on
@@ -538,7 +575,7 @@ class Engine:
             self._forget_queued(old.mid)
             precedence = Precedence(old.precedence)
             self.stats.evicted[precedence.name.lower()] += 1
-            self._events.append(MessageEvicted(old.mid, precedence, old.size))
+            self._events.append(MessageEvicted(wire_id(old.mid), precedence, old.size))
         for hop in hops:
             self._enqueue(hop, stored)
         if not local:
@@ -555,7 +592,10 @@ class Engine:
     def _enqueue(self, hop: int, stored: StoredMessage) -> None:
         if hop == HELD:
             return
-        item = Outgoing(stored.mid, Precedence(stored.precedence), stored.created, stored.body)
+        item = Outgoing(
+            stored.mid, Precedence(stored.precedence), stored.created, stored.body,
+            wire=wire_id(stored.mid),
+        )  # fmt: skip
         self.forwarding.hand(hop, item)
 
     def _best_link(self, neighbour: int) -> Adjacency | None:
@@ -670,7 +710,8 @@ class Engine:
         queue = self.queues.get(adj.neighbour)
         if queue is None:
             return
-        for mid in frame.acks:
+        for wire in frame.acks:
+            mid = queue.flying.get(wire, wire)  # the copy of that id sent to this neighbour
             item = queue.remove(mid)
             if item is None:
                 continue
@@ -678,7 +719,7 @@ class Engine:
             if item.attempts == 1 and item.link == adj.link:  # Karn: never a resent one
                 adj.add_rtt_sample(now - item.sent_at)
         for state in frame.partial:
-            item = queue.in_flight.get(state.mid)
+            item = queue.in_flight.get(queue.flying.get(state.mid, state.mid))
             if item is None or not item.chunk_size:
                 continue
             missing = [i for i in range(item.fragment_count) if not state.has(i)]
@@ -942,7 +983,7 @@ class Engine:
         mission_now = self._mission_seconds(now)
         for stored in self.store.expire(mission_now):
             self._forget_queued(stored.mid)
-            self._expired(decode_message(stored.body), stored.mid, "store", now)
+            self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
         self.store.forget_seen_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)
         self._follow_clock(now)

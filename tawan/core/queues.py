@@ -38,6 +38,11 @@ class Outgoing:
     sent_at: float = 0.0  # when its last piece went on the air
     link: str = ""  # the link the current plan was made for ("": not planned yet)
     via: str = ""  # the link the forwarding decision gave it for its next turn
+    wire: MessageId | None = None  # its id on the wire, when kept under another (a slot)
+
+    @property
+    def wire_mid(self) -> MessageId:
+        return self.wire or self.mid
 
     @property
     def fragment_count(self) -> int:
@@ -65,6 +70,9 @@ class NeighbourQueue:
     _heaps: dict[str, list[tuple[int, int, int, MessageId]]] = field(default_factory=dict)
     waiting: dict[MessageId, Outgoing] = field(default_factory=dict)
     in_flight: dict[MessageId, Outgoing] = field(default_factory=dict)
+    # wire id -> the one copy under it sent to this neighbour and not yet acknowledged: its
+    # acknowledgement names the wire id, so two copies of one id never fly at once
+    flying: dict[MessageId, MessageId] = field(default_factory=dict)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     def push(self, item: Outgoing, via: str) -> None:
@@ -99,15 +107,23 @@ class NeighbourQueue:
         item.deadline = deadline
         item.attempts += 1
         self.in_flight[item.mid] = item
+        self.flying[item.wire_mid] = item.mid
         self.on_change(self.neighbour)
 
     def remove(self, mid: MessageId) -> Outgoing | None:
         """Acknowledged, expired or evicted: forget it (heap entries die lazily)."""
         item = self.in_flight.pop(mid, None)
         waiting = self.waiting.pop(mid, None)
-        if item is not None or waiting is not None:
+        gone = item or waiting
+        if gone is not None:
+            if self.flying.get(gone.wire_mid) == mid:
+                del self.flying[gone.wire_mid]
             self.on_change(self.neighbour)
-        return item or waiting
+        return gone
+
+    def blocked(self, item: Outgoing) -> bool:
+        """Another copy under the same wire id flies to this neighbour: wait for its fate."""
+        return self.flying.get(item.wire_mid, item.mid) != item.mid
 
     def get(self, mid: MessageId) -> Outgoing | None:
         return self.in_flight.get(mid) or self.waiting.get(mid)

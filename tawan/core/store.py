@@ -95,6 +95,23 @@ Durability = Literal["process", "power"]
 HELD: Final = 0
 """Next hop meaning "held, no route yet"; address 0 is never a node."""
 
+_SLOT_SHIFT: Final = 32
+_SEQ_MASK: Final = (1 << _SLOT_SHIFT) - 1
+
+
+def custody_slot(mid: MessageId, dst: int) -> MessageId:
+    """The id a second copy of `mid`, for destination `dst`, is kept under: sequence
+    numbers are 32 bits on the wire, so the bits above them name the slot."""
+    src, epoch, seq = mid
+    return (src, epoch, (seq & _SEQ_MASK) | ((dst + 1) << _SLOT_SHIFT))
+
+
+def wire_id(mid: MessageId) -> MessageId:
+    """The message id as on the wire, whatever slot it is kept under."""
+    src, epoch, seq = mid
+    return (src, epoch, seq & _SEQ_MASK)
+
+
 SCHEMA_VERSION: Final = 2
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024

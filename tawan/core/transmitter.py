@@ -116,7 +116,7 @@ class Transmitter:
         now_ready = set()
         for via in queue.links():
             head = queue.peek(via) if via in self._ready else None
-            if head is not None and self._window_open(queue, head):
+            if head is not None and self._window_open(queue, head) and not queue.blocked(head):
                 now_ready.add(via)
         before = self._ready_on.get(neighbour, set())
         for via in before - now_ready:
@@ -243,7 +243,9 @@ class Transmitter:
         if item.chunk_size == 0:
             size = self._emit(state, adj, self._encode_data, item.encoded, now, out)
         else:
-            frame = FragFrame(self.me, 0, item.mid, index, item.fragment_count, item.chunk(index))
+            frame = FragFrame(
+                self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)
+            )
             size = self._emit(state, adj, encode_frame, frame, now, out)
         if not item.to_send:
             backlog = max(0.0, state.busy_until - now)

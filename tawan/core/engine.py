@@ -139,13 +139,11 @@ class Engine:
         # A forward clock jump of more than an epoch while running: (epoch, confirmed at).
         # Nothing is erased until the new time has held for an epoch (`_follow_clock`).
         self._jump: tuple[int, float] | None = None
-        # Hellos say "restarted" for a while after a restart on saved receive marks, so
-        # neighbours skip past them (set in `_restore`).
-        self._restarted_until = float("-inf")
         self._notices: list[bytes] = []  # revocation notices applied, as received
         self._unsaved_notices: set[bytes] = set()  # applied, their commit not yet done
         self._told_restart: dict[int, float] = {}  # neighbour -> last RESTARTED answer
         self._deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]] = {}  # by origin
+        self._reached: set[int] = set()  # destinations routes reached at the last reroute
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
         # A node that ran before starts from the epoch it last ran in: a clock more than an
@@ -190,7 +188,6 @@ class Engine:
         marks = self.store.get_state("rx-marks")
         if marks:
             self.guard.load_marks(marks, self._epoch)
-            self._restarted_until = now + self.config.dead_interval
         self._restore_notices()
         for msg, hop in self.store.pending():
             self._enqueue(hop, msg)
@@ -490,6 +487,10 @@ class Engine:
         if stored is not None and not _same_message(decode_message(stored.body), msg):
             self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
             return
+        if stored is not None and sender in self.store.next_hops_of(slot):
+            if self._crossed(stored, slot, sender):
+                self._ack(sender, mid, now)
+            return
         if stored is None and msg.hops + 1 < self.config.max_hops:
             problem = self._arrival_problem(msg, now)
             expired = msg.expires <= self._mission_seconds(now)
@@ -503,6 +504,32 @@ class Engine:
         else:
             self.stats.duplicates += 1
         self._ack(sender, mid, now)
+
+    def _crossed(self, stored: StoredMessage, slot: MessageId, sender: int) -> bool:
+        """The neighbour we hold a message for hands it back to us: our views of the routes
+        differ, and the copies crossed. Were it a plain duplicate, each side's
+        acknowledgement would let the other drop its copy, and the message would be gone.
+        True: acknowledge the neighbour's copy.
+
+        A group message: the neighbour has it, so its branch needs nothing from us; we
+        drop that next hop and acknowledge (it does the same). A unicast message: one copy
+        must go on, so the lower address keeps it: it stops sending to the neighbour, holds
+        its copy and places it anew, and acknowledges (the neighbour drops its copy); the
+        higher address refuses, and keeps its copy until that acknowledgement comes."""
+        self.stats.duplicates += 1
+        if not self.keys.roster.is_group(stored.dst) and self.me > sender:
+            return False
+        queue = self.queues.get(sender)
+        if queue is not None:
+            queue.remove(slot)
+        if self.keys.roster.is_group(stored.dst):
+            self.store.remove_next_hop(slot, sender)  # its branch has it now
+            return True
+        # Placed as if that neighbour were out of reach: any other next hop, else held (never
+        # back to it at once: its acknowledgement of our earlier copy may still be coming,
+        # and would be taken for one of the new copy).
+        self._place(stored, sender)
+        return True
 
     def _custody_slot(
         self, msg: Message, mid: MessageId
@@ -737,16 +764,14 @@ class Engine:
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
         self.forwarding.neighbour_changed(adj.neighbour)  # its measured cost may have moved
-        if (
-            frame.flags & HelloFlags.RESTARTED
-            and now - adj.skipped_at > 2 * self.config.dead_interval
-        ):
+        if frame.flags & HelloFlags.RESTARTED and now - adj.skipped_at > _skip_gap(adj):
             # It accepts from us only counters above a mark it saved, at most a block above
-            # the last one it took: jump past it once rather than lose that many frames.
+            # the last one it took: jump past it rather than lose that many frames. Once per
+            # round trip and a second: hellos that crossed our jump ask for nothing more.
             self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
             adj.skipped_at = now
         if frame.flags & HelloFlags.REPLY_REQUESTED:
-            self.tx.hello(adj, now, reply=False, restarted=now < self._restarted_until)
+            self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
 
     def _set_up(self, adj: Adjacency, up: bool) -> None:
         if adj.up == up:
@@ -845,8 +870,25 @@ class Engine:
                 if stored is None:
                     continue
                 self._place(stored, hop)
-        for stored in self.store.messages_without_next_hop():
+        for stored in self.store.held_for(self._released_destinations()):
             self._place(stored, HELD)
+
+    def _released_destinations(self) -> set[int]:
+        """Destinations of held messages that the routes of now may let go: a node a next
+        hop reaches now (a held unicast message had none when it was held), a group with a
+        member reached now that was not at the previous change. The rest stay untouched,
+        so a change of routes costs nothing per message still held."""
+        reached = set(self.router.reachable()) | set(self.router.my_adjacency)
+        new, self._reached = reached - self._reached, reached
+        roster = self.keys.roster
+        released = set()
+        for dst in self.store.held_destinations():
+            if roster.is_group(dst):
+                if any(m in new for m in roster.members(dst)):
+                    released.add(dst)
+            elif self.router.next_hop(dst) is not None:
+                released.add(dst)
+        return released
 
     def _place(self, stored: StoredMessage, old_hop: int) -> None:
         """Hand a message that was waiting for `old_hop` (unreachable, or HELD) to the next
@@ -966,10 +1008,16 @@ class Engine:
     def _send_hellos(self, now: float) -> None:
         interval = self.config.hello_interval
         self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
-        restarted = now < self._restarted_until
         for adj in self.neighbours.adjacencies.values():
             if adj.peer is not None and adj.transport_up:
-                self.tx.hello(adj, now, reply=False, restarted=restarted)
+                self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+
+    def _unaware(self, adj: Adjacency, now: float) -> bool:
+        """The neighbour may not know we restarted: no frame of it accepted since, in a
+        window resumed from saved marks. Our hellos to it say RESTARTED until one is."""
+        epoch = self._epoch_at(now)
+        restored = self.guard.restored
+        return any((adj.neighbour, e) in restored for e in (epoch - 1, epoch, epoch + 1))
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval
@@ -1059,3 +1107,9 @@ class Engine:
 def _same_message(a: Message, b: Message) -> bool:
     """The same message end to end (the hop count aside): header and ciphertext."""
     return a.ciphertext == b.ciphertext and a.header_fields() == b.header_fields()
+
+
+def _skip_gap(adj: Adjacency) -> float:
+    """How long after skipping past a restarted neighbour's marks another RESTARTED hello
+    is taken as a new restart rather than one sent before it saw our jump."""
+    return 1.0 + 2 * (adj.srtt if adj.srtt is not None else 0.5)

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -351,6 +351,11 @@ class Store:
         self._bytes_used = sum(self._bytes.values())
         self._by_source: dict[int, int] = dict(cur.execute(sql.BYTES_BY_SOURCE).fetchall())
         self._by_prev_hop: dict[int, int] = dict(cur.execute(sql.BYTES_BY_PREV_HOP).fetchall())
+        # Held messages (next hop HELD) and their destinations: what a change of routes may
+        # release is found without reading every held message.
+        self._held: dict[MessageId, int] = {
+            (src, epoch, seq): dst for src, epoch, seq, dst in cur.execute(sql.HELD_MESSAGES)
+        }
         self._partials: dict[PartialKey, _Partial] = {}
         for hop, src, epoch, seq, count, held, newest in cur.execute(sql.PARTIALS):
             self._partials[(hop, (src, epoch, seq))] = _Partial(count, held, newest)
@@ -501,6 +506,8 @@ class Store:
             cur.execute(sql.INSERT_HOP, (src, epoch, seq, *hops))
         else:
             cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
+        if HELD in hops:
+            self._held[msg.mid] = msg.dst
         self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
 
@@ -545,6 +552,7 @@ class Store:
     def _delete_row(self, rowid: int) -> StoredMessage:
         gone = _message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())
         self._untally(gone)
+        self._held.pop(gone.mid, None)
         return gone
 
     def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
@@ -577,21 +585,38 @@ class Store:
         self._begin()
         self._cur.execute(sql.DELETE_HOP, (*mid, HELD))
         self._cur.executemany(sql.INSERT_HOP, [(*mid, hop) for hop in hops])
+        self._held.pop(mid, None)
 
     def also_hold(self, mid: MessageId) -> None:
         """Keep custody for a route still missing, beside the next hops already pending: a
         group message some of whose members cannot be reached yet. `add_next_hops` clears
         it, `remove_next_hop(mid, HELD)` releases it."""
-        self._require(mid)
+        self._mark_held(mid)
         self._begin()
         self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
 
     def hold(self, mid: MessageId) -> None:
         """Every route was lost: keep custody of the message with no next hop."""
-        self._require(mid)
+        self._mark_held(mid)
         self._begin()
         self._cur.execute(sql.DELETE_HOPS, mid)
         self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
+
+    def _mark_held(self, mid: MessageId) -> None:
+        row = self._cur.execute(sql.DESTINATION_OF, mid).fetchone()
+        if row is None:
+            raise StoreError(f"message {mid} is not in the store")
+        self._held[mid] = row[0]
+
+    def held_destinations(self) -> set[int]:
+        """Destinations of the messages held (no route yet, or kept for more members)."""
+        return set(self._held.values())
+
+    def held_for(self, destinations: Collection[int]) -> list[StoredMessage]:
+        """The messages held for any of `destinations`, oldest first."""
+        mids = [mid for mid, dst in self._held.items() if dst in destinations]
+        found = (self.get_message(mid) for mid in mids)
+        return sorted((m for m in found if m is not None), key=lambda m: m.received_at)
 
     def remove_next_hop(self, mid: MessageId, next_hop: int) -> bool:
         """`next_hop` acknowledged custody; the message leaves when no next hop is left.
@@ -603,10 +628,13 @@ class Store:
         cur.execute(sql.DELETE_HOP, (*mid, next_hop))
         if cur.rowcount == 0:
             return False
+        if next_hop == HELD:
+            self._held.pop(mid, None)
         row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
             precedence, size, prev_hop = row
             self._tally(precedence, mid[0], prev_hop, size, -1)
+            self._held.pop(mid, None)
         return True
 
     def next_hops_of(self, mid: MessageId) -> set[int]:
@@ -626,6 +654,7 @@ class Store:
             return False
         precedence, size, prev_hop = row
         self._tally(precedence, mid[0], prev_hop, size, -1)
+        self._held.pop(mid, None)
         return True
 
     def pending(self) -> Iterator[tuple[StoredMessage, int]]:
@@ -664,6 +693,7 @@ class Store:
         gone = [_message(row) for row in cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))]
         for msg in gone:
             self._untally(msg)
+            self._held.pop(msg.mid, None)
         return gone
 
     # ---- dedup and sent messages ---------------------------------------------------------

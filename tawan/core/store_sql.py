@@ -123,6 +123,11 @@ DELETE_EXPIRED: Final = (
 BYTES_BY_PRECEDENCE: Final = (
     "SELECT precedence, count(*), sum(size) FROM messages GROUP BY precedence"
 )
+HELD_MESSAGES: Final = (
+    "SELECT m.src, m.epoch, m.seq, m.dst FROM messages AS m JOIN next_hops AS h "
+    "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq WHERE h.hop = 0"
+)
+DESTINATION_OF: Final = "SELECT dst FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 BYTES_BY_SOURCE: Final = "SELECT src, sum(size) FROM messages GROUP BY src HAVING sum(size) > 0"
 BYTES_BY_PREV_HOP: Final = (
     "SELECT prev_hop, sum(size) FROM messages GROUP BY prev_hop HAVING sum(size) > 0"

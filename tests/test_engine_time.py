@@ -8,6 +8,7 @@ from crypto.keyring import Keyring
 from tawan.core.engine import Engine
 from tawan.core.events import ClockJumped, Event
 from tawan.core.precedence import Precedence
+from tawan.core.specs import Submission
 
 EPOCH = 3600
 
@@ -27,7 +28,7 @@ def test_a_forward_jump_erases_nothing_until_the_new_time_has_held_an_epoch() ->
     assert [e for e in _events(a) if isinstance(e, ClockJumped)]
     assert oldest_epoch(a) == oldest
     # Messages can still be sealed at the new time meanwhile.
-    a.submit(net.address("b"), b"x", precedence=Precedence.ROUTINE, ttl=60, now=jumped)
+    a.submit(Submission(net.address("b"), b"x", Precedence.ROUTINE, 60), jumped)
     a.handle_timer(jumped + EPOCH / 2)
     assert oldest_epoch(a) == oldest
     a.handle_timer(jumped + EPOCH + 1)  # it held for an epoch: it is the time

@@ -23,6 +23,7 @@ from crypto.schedule import LINK_TAG_BYTES
 from tawan.core.frames import DataFrame, Message, decode_frame
 from tawan.core.precedence import Precedence
 from tawan.core.sealing import open_message
+from tawan.core.specs import Submission
 from tawan.core.store import Store, StoreError
 
 
@@ -127,8 +128,8 @@ def test_a_failed_commit_swallowed_by_the_api_reuses_no_nonce() -> None:
     rng = random.Random(2)
     a = net.engines["a"]
     for _ in range(3):
-        a.submit(net.address("b"), rng.randbytes(48), precedence=Precedence.ROUTINE, ttl=600,
-                 now=net.now)  # fmt: skip
+        submission = Submission(net.address("b"), rng.randbytes(48), Precedence.ROUTINE, 600)
+        a.submit(submission, net.now)
     # The API acknowledges the inbox and commits; the commit fails, the API carries on.
     store.ack_inbox(0)
     store.fail_next = True

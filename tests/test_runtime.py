@@ -24,6 +24,7 @@ from crypto.mission import build_mission
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
+from tawan.core.specs import Submission
 from tawan.core.store import Store
 from tawan.node.daemon import key_saver
 from tawan.node.runtime import THROTTLE_SECONDS, Pulse, Runtime, Throttle, format_mid, kv
@@ -126,7 +127,7 @@ async def wait_inbox(runtime: Runtime, count: int) -> None:
 
 
 def send(runtime: Runtime, to: str, text: str, precedence: Precedence) -> MessageId:
-    return runtime.submit(address(to), text.encode(), precedence=precedence, ttl=600)
+    return runtime.submit(Submission(address(to), text.encode(), precedence, 600))
 
 
 def test_kv_quotes_what_needs_quoting() -> None:
@@ -178,7 +179,7 @@ async def test_flash_overtakes_a_megabyte_of_routine_at_64_kbit(
     async with running_pair(slow) as pair:
         await trio.sleep(3)  # neighbours meet
         big = bytes(random.Random(3).randbytes(1 << 20))  # incompressible
-        pair.alpha.submit(address("bravo"), big, precedence=Precedence.ROUTINE, ttl=3600)
+        pair.alpha.submit(Submission(address("bravo"), big, Precedence.ROUTINE, 3600))
         await trio.sleep(10)
         flash_sent = trio.current_time()
         send(pair.alpha, "bravo", "FLASH: contact", Precedence.FLASH)

@@ -73,7 +73,7 @@ from tawan.core.receipts import (
 )
 from tawan.core.routing import Router, seq_newer
 from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_message
-from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, SubmitError
+from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.stats import EngineStats
 from tawan.core.status import engine_status
 from tawan.core.store import (
@@ -90,7 +90,7 @@ from tawan.core.transmitter import Transmitter
 MINE_REMEMBERED = 4096
 ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
 
-__all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "SubmitError"]
+__all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "Submission", "SubmitError"]
 
 
 class Engine:
@@ -206,19 +206,13 @@ class Engine:
             self._cut_off(notice.revoked)
 
     # =============================================================== application side
-    def submit(
-        self,
-        dst: int,
-        payload: bytes,
-        *,
-        precedence: Precedence,
-        ttl: int,
-        receipt: bool = False,
-        sign: bool = False,
-        now: float,
-    ) -> MessageId:
+    def submit(self, submission: Submission, now: float) -> MessageId:
         """Seal a message from the application and take custody of it."""
         self._now = now
+        dst, payload, precedence, ttl = (
+            submission.dst, submission.payload, submission.precedence, submission.ttl
+        )  # fmt: skip
+        receipt, sign = submission.receipt, submission.sign
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
             raise SubmitError(f"destination {dst} is not another node or group of the roster")
@@ -1081,7 +1075,10 @@ class Engine:
         # that lost it) still outbids every advert it made before; serial arithmetic
         # (`seq_newer`) carries the comparison over the 2**32 wrap.
         self._advert_seq = max(self._advert_seq + 1, self._mission_seconds(now)) & U32
-        self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
+        if self._advert_seq > self._mission_seconds(now):
+            # Ahead of the clock (adverts more often than once a second): only then does
+            # a restart need the number, since the clock alone would not outbid it.
+            self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
         signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
         frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
+from tawan.core.precedence import Precedence
 from transports.profile import BearerProfile
 
 
@@ -31,6 +32,36 @@ class Keys(Protocol):
 
 class SubmitError(ValueError):
     """The application asked for something the engine cannot send (its fault, not the net's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A message the application hands its node: one type from the API to the engine.
+
+    Checked when built, so a submission that exists is well formed; whether its
+    destination and ttl suit the mission is the engine's to say (`Engine.submit`)."""
+
+    dst: int
+    payload: bytes
+    precedence: Precedence = Precedence.ROUTINE
+    ttl: int = 3600
+    receipt: bool = False
+    sign: bool = False
+
+    def __post_init__(self) -> None:
+        checks = (
+            (type(self.dst) is int and 1 <= self.dst <= 0xFFFF, "dst", "an address 1..65535"),
+            (isinstance(self.payload, bytes), "payload", "bytes"),
+            (isinstance(self.precedence, Precedence), "precedence", "a Precedence"),
+            (type(self.ttl) is int and self.ttl >= 1, "ttl", "an integer >= 1 (seconds)"),
+            (type(self.receipt) is bool, "receipt", "a bool"),
+            (type(self.sign) is bool, "sign", "a bool"),
+        )
+        for ok, field_name, expected in checks:
+            if not ok:
+                found = getattr(self, field_name)
+                shown = f"{type(found).__name__} {found!r}"[:60]
+                raise SubmitError(f"submission {field_name}: expected {expected}, found {shown}")
 
 
 @dataclass(frozen=True, slots=True)

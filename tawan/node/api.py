@@ -31,7 +31,7 @@ import trio
 from crypto.errors import RevocationError
 from crypto.revocation import decode_revocation
 from crypto.roster import GroupEntry
-from tawan.core.engine import SubmitError
+from tawan.core.engine import Submission, SubmitError
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import KINDS
 from tawan.core.store import InboxEntry, Receipt
@@ -163,9 +163,7 @@ def op_send(runtime: Runtime, request: Request) -> Json:
         raise request.fail("payload_b64", "base64 text") from None
     request.done()
     try:
-        mid = runtime.submit(
-            entry.address, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign
-        )
+        mid = runtime.submit(Submission(entry.address, payload, precedence, ttl, receipt, sign))
     except SubmitError as exc:
         raise RequestError(f"send: {exc}") from None
     kind = "group" if isinstance(entry, GroupEntry) else "node"

@@ -26,7 +26,7 @@ import trio
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
-from tawan.core.engine import Engine
+from tawan.core.engine import Engine, Submission
 from tawan.core.events import (
     ClockJumped,
     Delivered,
@@ -41,7 +41,6 @@ from tawan.core.events import (
     Transmit,
 )
 from tawan.core.frames import MessageId
-from tawan.core.precedence import Precedence
 from tawan.core.store import Store
 from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUnavailable, PeerUp
 
@@ -166,30 +165,14 @@ class Runtime:
         """Something was fed to the engine: let the pump flush it now."""
         self._wake.set()
 
-    def submit(
-        self,
-        dst: int,
-        payload: bytes,
-        *,
-        precedence: Precedence,
-        ttl: int,
-        receipt: bool = False,
-        sign: bool = False,
-    ) -> MessageId:
+    def submit(self, submission: Submission) -> MessageId:
         """Submit a message from the local application (raises SubmitError on misuse)."""
-        mid = self.engine.submit(
-            dst,
-            payload,
-            precedence=precedence,
-            ttl=ttl,
-            receipt=receipt,
-            sign=sign,
-            now=self.clock(),
-        )
+        mid = self.engine.submit(submission, self.clock())
         if log.isEnabledFor(logging.DEBUG):  # one line per message: a trace, not the log
             log.debug(
-                kv(event="submitted", mid=format_mid(mid), to=self.name_of(dst),
-                   precedence=precedence.name.lower(), size=len(payload))
+                kv(event="submitted", mid=format_mid(mid), to=self.name_of(submission.dst),
+                   precedence=submission.precedence.name.lower(),
+                   size=len(submission.payload))
             )  # fmt: skip
         self.wake()
         return mid

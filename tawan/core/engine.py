@@ -23,6 +23,7 @@ import msgpack
 from crypto.errors import RevocationError, RosterError
 from crypto.revocation import Revocation, decode_revocation
 from crypto.roster import Roster
+from tawan.core import snapshot
 from tawan.core.events import (
     ClockJumped,
     Delivered,
@@ -73,9 +74,9 @@ from tawan.core.receipts import (
 )
 from tawan.core.routing import Router, seq_newer
 from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_message
+from tawan.core.snapshot import NodeSnapshot
 from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.stats import EngineStats
-from tawan.core.status import engine_status
 from tawan.core.store import (
     HELD,
     Store,
@@ -1090,8 +1091,20 @@ class Engine:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    @property
+    def last_time(self) -> float:
+        """The latest time given to any entry point."""
+        return self._now
+
+    def snapshot(self, now: float) -> NodeSnapshot:
+        """The node's state now, frozen: what status, metrics and results read."""
+        return snapshot.take(
+            self.me, self.keys.roster, self.tx.specs(), self.neighbours.adjacencies.values(),
+            self.queues.values(), self.store, self.stats, self.router_table(), now,
+        )  # fmt: skip
+
     def status(self, now: float) -> dict[str, object]:
-        return engine_status(self, now)
+        return self.snapshot(now).status()
 
     def router_table(self) -> dict[int, int]:
         """Destination -> next hop, for every destination reachable now."""

@@ -608,6 +608,10 @@ class Store:
             raise StoreError(f"message {mid} is not in the store")
         self._held[mid] = row[0]
 
+    def held_count(self) -> int:
+        """Messages held: no route yet, or kept for members a route does not reach yet."""
+        return len(self._held)
+
     def held_destinations(self) -> set[int]:
         """Destinations of the messages held (no route yet, or kept for more members)."""
         return set(self._held.values())

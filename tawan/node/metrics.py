@@ -37,13 +37,10 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from crypto.roster import Roster
 from tawan.core.engine import Engine
 from tawan.core.events import Delivered, Event
-from tawan.core.neighbours import Adjacency
 from tawan.core.precedence import Precedence
-from tawan.core.stats import LinkStats
-from tawan.core.store import Store
+from tawan.core.snapshot import NodeSnapshot, StoreView
 from transports.link import format_endpoint, parse_endpoint
 
 __all__ = [
@@ -247,69 +244,53 @@ class NodeMetrics:
 
 
 def _engine_samples(engine: Engine) -> list[_Sample]:
-    stats = engine.stats
+    """Every sample of one node, read from one snapshot of it (`Engine.snapshot`)."""
+    view = engine.snapshot(engine.last_time)
+    counters = view.counters
     samples: list[_Sample] = []
     for name, counts in (
-        ("tawan_messages_submitted", stats.submitted),
-        ("tawan_messages_delivered", stats.delivered),
-        ("tawan_messages_forwarded", stats.forwarded),
-        ("tawan_messages_expired", stats.expired),
-        ("tawan_messages_evicted", stats.evicted),
-        ("tawan_messages_refused", stats.refused),
+        ("tawan_messages_submitted", counters.submitted),
+        ("tawan_messages_delivered", counters.delivered),
+        ("tawan_messages_forwarded", counters.forwarded),
+        ("tawan_messages_expired", counters.expired),
+        ("tawan_messages_evicted", counters.evicted),
+        ("tawan_messages_refused", counters.refused),
     ):
-        samples += ((name, (p,), counts[p]) for p in PRECEDENCES)
-    reasons = dict.fromkeys(REJECTION_REASONS) | dict.fromkeys(sorted(stats.rejected))
-    samples += (("tawan_frames_rejected", (r,), stats.rejected[r]) for r in reasons)
-    samples.append(("tawan_duplicates", (), stats.duplicates))
-    samples.append(("tawan_receipts_received", (), stats.receipts_received))
-    samples += _store_samples(engine.store)
-    queued = dict.fromkeys(PRECEDENCES, 0)
-    for queue in engine.queues.values():
-        for precedence, count in queue.counts_by_precedence().items():
-            queued[precedence] += count
-    samples += (("tawan_queue_messages", (p,), n) for p, n in queued.items())
-    samples += _link_samples(engine)
+        samples += ((name, (p,), counts.get(p, 0)) for p in PRECEDENCES)
+    reasons = dict.fromkeys(REJECTION_REASONS) | dict.fromkeys(sorted(counters.rejected))
+    samples += (("tawan_frames_rejected", (r,), counters.rejected.get(r, 0)) for r in reasons)
+    samples.append(("tawan_duplicates", (), counters.duplicates))
+    samples.append(("tawan_receipts_received", (), counters.receipts_received))
+    samples += _store_samples(view.store)
+    samples += (("tawan_queue_messages", (p,), view.queued[p]) for p in PRECEDENCES)
+    samples += _link_samples(view)
     return samples
 
 
-def _store_samples(store: Store) -> Iterator[_Sample]:
-    counts, sizes = store.counts_by_precedence(), store.bytes_by_precedence()
-    for precedence in Precedence:
-        label = (precedence.name.lower(),)
-        yield "tawan_store_messages", label, counts.get(int(precedence), 0)
-        yield "tawan_store_bytes", label, sizes.get(int(precedence), 0)
+def _store_samples(store: StoreView) -> Iterator[_Sample]:
+    for precedence in PRECEDENCES:
+        label = (precedence,)
+        yield "tawan_store_messages", label, store.messages_by_precedence[precedence]
+        yield "tawan_store_bytes", label, store.bytes_by_precedence[precedence]
     yield "tawan_store_max_bytes", (), store.max_bytes
-    yield "tawan_inbox_messages", (), store.inbox_count()
+    yield "tawan_inbox_messages", (), store.inbox
 
 
-def _link_samples(engine: Engine) -> Iterator[_Sample]:
-    adjacencies = list(engine.neighbours.adjacencies.values())
-    configured = [spec.name for spec in engine.tx.specs()]
-    on_link: dict[str, list[Adjacency]] = {name: [] for name in configured}
-    for name in engine.stats.links:
-        on_link.setdefault(name, [])
-    for adj in adjacencies:
-        on_link.setdefault(adj.link, []).append(adj)
-    for link, neighbours in on_link.items():
-        stats = engine.stats.links.get(link) or LinkStats()
-        label = (link,)
-        yield "tawan_link_up", label, 1.0 if any(a.up for a in neighbours) else 0.0
-        yield "tawan_link_frames_sent", label, stats.frames_sent
-        yield "tawan_link_frames_received", label, stats.frames_received
-        yield "tawan_link_sent_bytes", label, stats.bytes_sent
-        yield "tawan_link_received_bytes", label, stats.bytes_received
-        yield "tawan_link_retransmissions", label, stats.retransmissions
-    for adj in adjacencies:
-        yield from _neighbour_samples(adj, engine.keys.roster)
-
-
-def _neighbour_samples(adj: Adjacency, roster: Roster) -> Iterator[_Sample]:
-    entry = roster.by_address(adj.neighbour)
-    label = (adj.link, entry.name if entry is not None else str(adj.neighbour))
-    yield "tawan_neighbour_up", label, 1.0 if adj.up else 0.0
-    if adj.srtt is not None:
-        yield "tawan_neighbour_rtt_seconds", label, adj.srtt
-    yield "tawan_neighbour_loss_ratio", label, max(adj.rx_loss, adj.tx_loss)
+def _link_samples(view: NodeSnapshot) -> Iterator[_Sample]:
+    for link in view.links:
+        label = (link.name,)
+        yield "tawan_link_up", label, 1.0 if link.up else 0.0
+        yield "tawan_link_frames_sent", label, link.frames_sent
+        yield "tawan_link_frames_received", label, link.frames_received
+        yield "tawan_link_sent_bytes", label, link.bytes_sent
+        yield "tawan_link_received_bytes", label, link.bytes_received
+        yield "tawan_link_retransmissions", label, link.retransmissions
+    for neighbour in view.neighbours:
+        pair = (neighbour.link, neighbour.name)
+        yield "tawan_neighbour_up", pair, 1.0 if neighbour.up else 0.0
+        if neighbour.rtt_s is not None:
+            yield "tawan_neighbour_rtt_seconds", pair, neighbour.rtt_s
+        yield "tawan_neighbour_loss_ratio", pair, neighbour.loss
 
 
 # ================================================================== the registry's side

@@ -76,6 +76,7 @@ from tawan.core.routing import Router, seq_newer
 from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_message
 from tawan.core.snapshot import NodeSnapshot
 from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, Submission, SubmitError
+from tawan.core.states import Input, Lifecycle
 from tawan.core.stats import EngineStats
 from tawan.core.store import (
     HELD,
@@ -121,10 +122,13 @@ class Engine:
         # Recent messages for this node alone: a probe for one of them (its acknowledgement
         # was lost) is answered at once, without collecting the message again.
         self._mine: OrderedDict[MessageId, None] = OrderedDict()
+        # The state of each (message, next hop) here, moved only through the table of
+        # tawan.core.states; the store reports its held rows there too.
+        self.lifecycle = Lifecycle(strict=config.strict_states)
+        store.attach(self.lifecycle)
         self.tx = Transmitter(
-            self.me, links, self.neighbours, self._best_link, self.guard,
-            self.stats, config,
-            self._epoch_at,
+            self.me, links, self.neighbours, self._best_link, self.lifecycle, self.guard,
+            self.stats, config, self._epoch_at,
         )  # fmt: skip
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
@@ -303,7 +307,7 @@ class Engine:
         held = self.store.messages_without_next_hop()
         doomed |= {stored.mid for stored in held if self._touches(stored, revoked)}
         for mid in doomed:
-            self._forget_queued(mid)
+            self._forget_queued(mid, Input.DROPPED)
             self.store.delete_message(mid)
         self._topology_changed()
 
@@ -516,7 +520,7 @@ class Engine:
             return False
         queue = self.queues.get(sender)
         if queue is not None:
-            queue.remove(slot)
+            queue.remove(slot, Input.MOVED)
         if self.keys.roster.is_group(stored.dst):
             self.store.remove_next_hop(slot, sender)  # its branch has it now
             return True
@@ -594,7 +598,7 @@ class Engine:
         if hops and self._still_unreached(msg.dst):
             self.store.also_hold(mid)  # the members beyond today's routes get it later
         for old in evicted:
-            self._forget_queued(old.mid)
+            self._forget_queued(old.mid, Input.EVICTED)
             precedence = Precedence(old.precedence)
             self.stats.evicted[precedence.name.lower()] += 1
             self._events.append(MessageEvicted(wire_id(old.mid), precedence, old.size))
@@ -627,8 +631,8 @@ class Engine:
     def queues(self) -> dict[int, NeighbourQueue]:
         return self.tx.queues
 
-    def _forget_queued(self, mid: MessageId) -> None:
-        self.tx.forget(mid)
+    def _forget_queued(self, mid: MessageId, why: Input) -> None:
+        self.tx.forget(mid, why)
 
     def _deliver(
         self, msg: Message, opened: Opened, mid: MessageId, now: float, adj: Adjacency
@@ -861,7 +865,7 @@ class Engine:
                 continue
             for item in queue.all_items():
                 stored = self.store.get_message(item.mid)
-                queue.remove(item.mid)
+                queue.remove(item.mid, Input.MOVED)
                 if stored is None:
                     continue
                 self._place(stored, hop)
@@ -1025,7 +1029,7 @@ class Engine:
                 self._set_up(adj, False)
         mission_now = self._mission_seconds(now)
         for stored in self.store.expire(mission_now):
-            self._forget_queued(stored.mid)
+            self._forget_queued(stored.mid, Input.EXPIRED)
             self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
         self.store.forget_seen_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
+from tawan.core.states import Input, Lifecycle
 
 
 def _ignore(neighbour: int) -> None:
@@ -67,6 +68,7 @@ class NeighbourQueue:
 
     neighbour: int
     on_change: Callable[[int], None] = _ignore  # told after every change (ready sets)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)  # each (message, hop) state
     _heaps: dict[str, list[tuple[int, int, int, MessageId]]] = field(default_factory=dict)
     waiting: dict[MessageId, Outgoing] = field(default_factory=dict)
     in_flight: dict[MessageId, Outgoing] = field(default_factory=dict)
@@ -77,9 +79,10 @@ class NeighbourQueue:
 
     def push(self, item: Outgoing, via: str) -> None:
         """Wait for a turn on link `via` ("": no link reaches the neighbour now)."""
-        self.in_flight.pop(item.mid, None)
+        again = self.in_flight.pop(item.mid, None) is not None
         if self.waiting.get(item.mid) is item and item.via == via:
             return
+        self.lifecycle.move((item.mid, self.neighbour), Input.REQUEUED if again else Input.QUEUED)
         item.via = via
         self.waiting[item.mid] = item
         rank = (-item.precedence, item.created, next(self._order), item.mid)
@@ -106,16 +109,19 @@ class NeighbourQueue:
         item.sent_at = now
         item.deadline = deadline
         item.attempts += 1
+        self.lifecycle.move((item.mid, self.neighbour), Input.ALL_SENT)
         self.in_flight[item.mid] = item
         self.flying[item.wire_mid] = item.mid
         self.on_change(self.neighbour)
 
-    def remove(self, mid: MessageId) -> Outgoing | None:
-        """Acknowledged, expired or evicted: forget it (heap entries die lazily)."""
+    def remove(self, mid: MessageId, why: Input = Input.ACKNOWLEDGED) -> Outgoing | None:
+        """Acknowledged, moved, expired, evicted or dropped (`why`): forget it (heap
+        entries die lazily)."""
         item = self.in_flight.pop(mid, None)
         waiting = self.waiting.pop(mid, None)
         gone = item or waiting
         if gone is not None:
+            self.lifecycle.move((mid, self.neighbour), why)
             if self.flying.get(gone.wire_mid) == mid:
                 del self.flying[gone.wire_mid]
             self.on_change(self.neighbour)

@@ -94,6 +94,9 @@ class EngineConfig:
     max_reassembly_bytes: int = 16 << 20
     reassembly_timeout: float = 600.0  # a partial message not added to for this long is dropped
     max_clock_skew: float = 300.0  # a message created further ahead of our clock is refused
+    # Raise StateError on a transition the table of tawan.core.states does not allow
+    # (tests); otherwise such a bug is counted, never fatal to the node.
+    strict_states: bool = False
     # Messages sent to one neighbour and not yet acknowledged: a window, so a fast sender
     # is clocked by its neighbour's acknowledgements instead of overrunning it.
     window: int = 256

@@ -74,6 +74,7 @@ from typing import Any, Final, Literal
 
 from tawan.core import store_sql as sql
 from tawan.core.precedence import Precedence
+from tawan.core.states import Input, Lifecycle, State
 
 __all__ = [
     "HELD",
@@ -356,6 +357,10 @@ class Store:
         self._held: dict[MessageId, int] = {
             (src, epoch, seq): dst for src, epoch, seq, dst in cur.execute(sql.HELD_MESSAGES)
         }
+        if not hasattr(self, "_lifecycle"):
+            self._lifecycle = Lifecycle()
+        else:
+            self.attach(self._lifecycle)  # after a rollback: the rows held now
         self._partials: dict[PartialKey, _Partial] = {}
         for hop, src, epoch, seq, count, held, newest in cur.execute(sql.PARTIALS):
             self._partials[(hop, (src, epoch, seq))] = _Partial(count, held, newest)
@@ -507,7 +512,7 @@ class Store:
         else:
             cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
         if HELD in hops:
-            self._held[msg.mid] = msg.dst
+            self._set_held(msg.mid, msg.dst)
         self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
 
@@ -552,7 +557,7 @@ class Store:
     def _delete_row(self, rowid: int) -> StoredMessage:
         gone = _message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())
         self._untally(gone)
-        self._held.pop(gone.mid, None)
+        self._unhold(gone.mid, Input.EVICTED)
         return gone
 
     def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
@@ -585,7 +590,7 @@ class Store:
         self._begin()
         self._cur.execute(sql.DELETE_HOP, (*mid, HELD))
         self._cur.executemany(sql.INSERT_HOP, [(*mid, hop) for hop in hops])
-        self._held.pop(mid, None)
+        self._unhold(mid, Input.ROUTE_FOUND)
 
     def also_hold(self, mid: MessageId) -> None:
         """Keep custody for a route still missing, beside the next hops already pending: a
@@ -606,7 +611,22 @@ class Store:
         row = self._cur.execute(sql.DESTINATION_OF, mid).fetchone()
         if row is None:
             raise StoreError(f"message {mid} is not in the store")
-        self._held[mid] = row[0]
+        self._set_held(mid, row[0])
+
+    def attach(self, lifecycle: Lifecycle) -> None:
+        """Report the held rows' changes to `lifecycle` (tawan.core.states), starting from
+        the rows held now."""
+        self._lifecycle = lifecycle
+        for mid in self._held:
+            lifecycle.states[(mid, HELD)] = State.HELD
+
+    def _set_held(self, mid: MessageId, dst: int) -> None:
+        self._lifecycle.move((mid, HELD), Input.NO_ROUTE)
+        self._held[mid] = dst
+
+    def _unhold(self, mid: MessageId, why: Input) -> None:
+        if self._held.pop(mid, None) is not None:
+            self._lifecycle.move((mid, HELD), why)
 
     def held_count(self) -> int:
         """Messages held: no route yet, or kept for members a route does not reach yet."""
@@ -633,12 +653,11 @@ class Store:
         if cur.rowcount == 0:
             return False
         if next_hop == HELD:
-            self._held.pop(mid, None)
+            self._unhold(mid, Input.ROUTE_FOUND)
         row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
             precedence, size, prev_hop = row
             self._tally(precedence, mid[0], prev_hop, size, -1)
-            self._held.pop(mid, None)
         return True
 
     def next_hops_of(self, mid: MessageId) -> set[int]:
@@ -658,7 +677,7 @@ class Store:
             return False
         precedence, size, prev_hop = row
         self._tally(precedence, mid[0], prev_hop, size, -1)
-        self._held.pop(mid, None)
+        self._unhold(mid, Input.DROPPED)
         return True
 
     def pending(self) -> Iterator[tuple[StoredMessage, int]]:
@@ -697,7 +716,7 @@ class Store:
         gone = [_message(row) for row in cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))]
         for msg in gone:
             self._untally(msg)
-            self._held.pop(msg.mid, None)
+            self._unhold(msg.mid, Input.EXPIRED)
         return gone
 
     # ---- dedup and sent messages ---------------------------------------------------------

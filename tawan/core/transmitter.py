@@ -34,6 +34,7 @@ from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.precedence import Precedence
 from tawan.core.queues import NeighbourQueue, Outgoing
 from tawan.core.specs import EngineConfig, LinkSpec
+from tawan.core.states import Input, Lifecycle
 from tawan.core.stats import EngineStats
 
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
@@ -66,6 +67,7 @@ class Transmitter:
         links: Sequence[LinkSpec],
         neighbours: NeighbourTable,
         best_link: Callable[[int], Adjacency | None],
+        lifecycle: Lifecycle,
         guard: LinkGuard,
         stats: EngineStats,
         config: EngineConfig,
@@ -75,6 +77,7 @@ class Transmitter:
         self.links = {spec.name: _LinkState(spec) for spec in links}
         self.neighbours = neighbours
         self.best_link = best_link
+        self.lifecycle = lifecycle
         self.queues: dict[int, NeighbourQueue] = {}
         self._ready: dict[str, set[int]] = {name: set() for name in self.links}
         self._ready_on: dict[int, set[str]] = {}  # neighbour -> links where it is ready
@@ -98,17 +101,18 @@ class Transmitter:
     def queue(self, neighbour: int) -> NeighbourQueue:
         queue = self.queues.get(neighbour)
         if queue is None:
-            queue = self.queues[neighbour] = NeighbourQueue(neighbour, self._refresh)
+            queue = NeighbourQueue(neighbour, self._refresh, self.lifecycle)
+            self.queues[neighbour] = queue
         return queue
 
     def waiting(self, neighbour: int) -> list[Outgoing]:
         queue = self.queues.get(neighbour)
         return list(queue.waiting.values()) if queue is not None else []
 
-    def forget(self, mid: MessageId) -> None:
-        """`mid` leaves every queue (expired, evicted, dropped)."""
+    def forget(self, mid: MessageId, why: Input) -> None:
+        """`mid` leaves every queue: expired, evicted or dropped (`why`)."""
         for queue in self.queues.values():
-            queue.remove(mid)
+            queue.remove(mid, why)
 
     def _refresh(self, neighbour: int) -> None:
         """Recompute where `neighbour` is ready: a head waiting on the link, window open."""

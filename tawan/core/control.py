@@ -1,0 +1,362 @@
+"""The control plane of a node: neighbours' liveness (hellos), link-state adverts, the
+roster and revocations, and the clock's epochs (key ratchet). A part of `Engine`
+(tawan.core.engine), kept apart so each module holds one concept; it shares the engine's
+state, declared below for the type checker.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import msgpack
+
+from crypto.errors import RevocationError, RosterError
+from crypto.revocation import Revocation, decode_revocation
+from crypto.roster import Roster
+from tawan.core.events import ClockJumped, Event, NeighbourChanged, RevocationApplied
+from tawan.core.forwarding import Forwarding
+from tawan.core.frames import (
+    U32,
+    HelloFlags,
+    HelloFrame,
+    RevokeFrame,
+    RouteFrame,
+    advert_signed_bytes,
+)
+from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
+from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.queues import NeighbourQueue
+from tawan.core.routing import Router, seq_newer
+from tawan.core.specs import EngineConfig, Keys
+from tawan.core.states import Input
+from tawan.core.stats import EngineStats
+from tawan.core.store import Store, StoredMessage
+from tawan.core.transmitter import Transmitter
+
+ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
+
+
+class ControlPlane:
+    """Hellos, adverts, roster and revocations, epochs: mixed into `Engine`."""
+
+    keys: Keys
+    store: Store
+    config: EngineConfig
+    rng: random.Random
+    me: int
+    stats: EngineStats
+    neighbours: NeighbourTable
+    router: Router
+    guard: LinkGuard
+    tx: Transmitter
+    forwarding: Forwarding
+    _events: deque[Event]
+    _notices: list[bytes]
+    _unsaved_notices: set[bytes]
+    _told_restart: dict[int, float]
+    _deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]]
+    _advert_seq: int
+    _advert_sent: tuple[tuple[int, int], ...] | None
+    _advert_pending: bool
+    _next_advert: float
+    _next_hello: float
+    _epoch: int
+    _jump: tuple[int, float] | None
+
+    if TYPE_CHECKING:  # the rest of the engine, which this part calls
+
+        @property
+        def queues(self) -> dict[int, NeighbourQueue]: ...
+        def _epoch_at(self, now: float) -> int: ...
+        def _mission_seconds(self, now: float) -> int: ...
+        def _reject_from(self, adj: Adjacency, reason: str, detail: str) -> None: ...
+        def _reroute(self) -> None: ...
+        def _forget_queued(self, mid: tuple[int, int, int], why: Input) -> None: ...
+        def commit(self, *, sync: bool = False) -> None: ...
+
+    def _check_roster_version(self) -> None:
+        """Refuse a roster older than one this node already used: an old roster would bring
+        back nodes that were revoked since."""
+        known = int.from_bytes(self.store.get_state("roster-version") or b"", "big")
+        version = self.keys.roster.version
+        if version < known:
+            raise RosterError(
+                f"roster version {version} is older than version {known}, which this node "
+                "already used: install the newer roster"
+            )
+        self._remember_roster_version()
+
+    def _remember_roster_version(self) -> None:
+        self.store.set_state("roster-version", self.keys.roster.version.to_bytes(8, "big"))
+        self.store.commit()
+
+    def _restore_notices(self) -> None:
+        """Revocations received over the air before the restart: in force again at once."""
+        state = self.store.get_state("revocations")
+        if not state:
+            return
+        for data in msgpack.unpackb(state):
+            notice = decode_revocation(bytes(data), source="store state 'revocations'")
+            self.keys.apply_revocation(notice)
+            self._notices.append(bytes(data))
+            self._cut_off(notice.revoked)
+
+    def update_roster(self, roster: Roster) -> None:
+        """A newer signed roster: drop everything of nodes it revokes."""
+        self.keys.update_roster(roster)
+        self._remember_roster_version()
+        self._cut_off(entry.address for entry in self.keys.roster.nodes if entry.revoked)
+
+    def apply_revocation(self, notice: Revocation, *, came_from: int | None = None) -> bool:
+        """A revocation notice of the mission authority (from the local API or a neighbour).
+
+        Verified, installed durably, applied (the revoked nodes' keys, frames and traffic
+        are dropped), then flooded to every neighbour. False when it brings nothing new;
+        RevocationError when it is not a valid notice of this mission.
+        """
+        data = notice.to_bytes()
+        if self.keys.apply_revocation(notice):
+            self._unsaved_notices.add(data)
+        if data not in self._unsaved_notices:
+            return False  # in force here already
+        self.store.set_state("revocations", msgpack.packb([*self._notices, data]))
+        self.commit(sync=True)  # a failure leaves it unsaved: the next copy saves it
+        self._unsaved_notices.discard(data)
+        self._notices.append(data)
+        self._cut_off(notice.revoked)
+        self._events.append(RevocationApplied(notice.version, notice.revoked, came_from))
+        for adj in self._up_adjacencies():
+            if adj.neighbour != came_from:
+                self.tx.control(adj, RevokeFrame(self.me, 0, data))
+        return True
+
+    def _cut_off(self, addresses: Iterable[int]) -> None:
+        """Revoked nodes: forget their link state, routes and adverts, and drop every
+        message from or to them (their keys are gone already)."""
+        revoked = set(addresses)
+        if not revoked:
+            return
+        for address in revoked:
+            self.guard.forget_peer(address)
+            self.router.forget(address)
+            for adj in self.neighbours.of(address):
+                self._set_up(adj, False)
+        doomed = {msg.mid for msg, _ in self.store.pending() if self._touches(msg, revoked)}
+        held = self.store.messages_without_next_hop()
+        doomed |= {stored.mid for stored in held if self._touches(stored, revoked)}
+        for mid in doomed:
+            self._forget_queued(mid, Input.DROPPED)
+            self.store.delete_message(mid)
+        self._topology_changed()
+
+    @staticmethod
+    def _touches(stored: StoredMessage, revoked: set[int]) -> bool:
+        return stored.mid[0] in revoked or stored.dst in revoked
+
+    def _tell_restarted(self, link: str, peer: str, sender: int, now: float) -> None:
+        """A neighbour whose frames lie below the marks this node restarted from: answer
+        where the frame came from with a HELLO saying RESTARTED, so it skips past them.
+        Once a second per neighbour at most (recorded frames can provoke it too; the hello
+        then only makes the real neighbour skip a block of counters, which costs nothing).
+        Without it, a neighbour whose endpoint is learnt from its frames (the listening
+        side of TCP) would never be told, and never heard again."""
+        if now - self._told_restart.get(sender, float("-inf")) < 1.0:
+            return
+        self._told_restart[sender] = now
+        state = self.tx.links[link]
+        adj = self.neighbours.get(sender, link)
+        if adj is None:
+            adj = self.neighbours.add(sender, link, state.spec.profile, None)
+        self.tx.hello(adj, now, reply=True, restarted=True, to=peer)
+
+    def _move_endpoint(self, adj: Adjacency, peer: str, now: float) -> None:
+        """Answer where the neighbour is now, but only for a frame newer than all before it
+        (a recorded frame re-sent from elsewhere is not), and not more often than
+        ENDPOINT_MOVE_INTERVAL: replies cannot be steered away frame by frame."""
+        if adj.peer is not None:
+            if not self.guard.advanced or now - adj.moved_at < ENDPOINT_MOVE_INTERVAL:
+                return
+            self.stats.endpoint_moves += 1
+        adj.peer, adj.moved_at = peer, now
+
+    def _on_hello(self, frame: HelloFrame, adj: Adjacency, now: float) -> None:
+        now_ms = int(now * 1000) & U32
+        if frame.echo_ms:
+            rtt = ((now_ms - frame.echo_ms - frame.held_ms) & U32) / 1000
+            if rtt < 600:
+                adj.add_rtt_sample(rtt)
+        adj.tx_loss = frame.rx_loss / 1000
+        adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
+        self.forwarding.neighbour_changed(adj.neighbour)  # its measured cost may have moved
+        if frame.flags & HelloFlags.RESTARTED and now - adj.skipped_at > _skip_gap(adj):
+            # It accepts from us only counters above a mark it saved, at most a block above
+            # the last one it took: jump past it rather than lose that many frames. Once per
+            # round trip and a second: hellos that crossed our jump ask for nothing more.
+            self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
+            adj.skipped_at = now
+        if frame.flags & HelloFlags.REPLY_REQUESTED:
+            self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+
+    def _set_up(self, adj: Adjacency, up: bool) -> None:
+        if adj.up == up:
+            return
+        adj.up = up
+        self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
+        if up:
+            self._sync_adverts(adj)
+            for notice in self._notices:
+                self.tx.control(adj, RevokeFrame(self.me, 0, notice))
+        self.forwarding.neighbour_changed(adj.neighbour)
+        queue = self.queues.get(adj.neighbour)
+        if not up and queue is not None:
+            # What was in flight on the dead link goes again now, on the next best link.
+            for item in list(queue.in_flight.values()):
+                if item.link == adj.link:
+                    item.to_send = []
+                    self.forwarding.hand(adj.neighbour, item)
+        self._topology_changed()
+
+    def _sync_adverts(self, adj: Adjacency) -> None:
+        """A new neighbour gets every advert we hold (a link-state database exchange, as in
+        OSPF): flooding alone would leave it without the adverts flooded before it came."""
+        for origin, advert in sorted(self.router.adverts.items()):
+            adjacency = tuple(sorted(advert.adjacency.items()))
+            frame = RouteFrame(self.me, 0, origin, advert.seq, adjacency, advert.signature)
+            self.tx.control(adj, frame)
+
+    def _topology_changed(self) -> None:
+        if self.router.update_local(self.neighbours.up_neighbours()):
+            self._advert_pending = True
+            self._reroute()
+
+    def _on_advert(
+        self, frame: RouteFrame, adj: Adjacency, now: float, *, deferred: bool = False
+    ) -> None:
+        """A flooded advert. Only an active roster node's, naming roster nodes, signed by
+        its origin: an insider can neither forge another node's view nor outbid it.
+
+        A newer advert of an origin arriving less than `advert_min_interval / 2` after the
+        last one taken waits (the latest per origin) for the next housekeeping round: a node
+        cannot make the network flood and recompute routes faster than that with adverts
+        of its own (as OSPF's MinLSArrival), and no update is lost."""
+        origin, seq = frame.origin, frame.lsa_seq
+        roster = self.keys.roster
+        entry = roster.node_at(origin)
+        if entry is None or entry.revoked:
+            self._reject_from(adj, "bad-advert", f"advert of {origin}, not an active node")
+            return
+        if origin == self.me:
+            mine = seq == self._advert_seq and frame.adjacency == self._advert_sent
+            if mine or not (seq_newer(seq, self._advert_seq) or seq == self._advert_seq):
+                return  # ours, come back round, or older: no signature to check
+        known = self.router.adverts.get(origin)
+        if origin != self.me and known is not None:
+            if not seq_newer(seq, known.seq):
+                return  # not newer: checked before the signature, which costs more
+            if not deferred and now - known.received_at < self.config.advert_min_interval / 2:
+                self._deferred_adverts[origin] = (frame, adj)
+                return
+        if any(roster.node_at(n) is None for n, _ in frame.adjacency):
+            self._reject_from(adj, "bad-advert", f"advert of {origin} names non-nodes")
+            return
+        signed = advert_signed_bytes(origin, seq, frame.adjacency)
+        if not self.keys.verify(origin, signed, frame.signature):
+            self._reject_from(adj, "bad-advert", f"advert of {origin}: bad origin signature")
+            return
+        if origin == self.me:
+            # Our own advert from before a restart (or replayed) outbids ours: answer it
+            # with a newer one, so that no old view of us can stand.
+            self._advert_seq = seq
+            self._advert_pending = True
+            return
+        if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
+            onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
+            for other in self._up_adjacencies():
+                if other.neighbour != adj.neighbour:
+                    self.tx.control(other, onward)
+            self._reroute()
+
+    def _on_revoke(self, frame: RevokeFrame, adj: Adjacency) -> None:
+        try:
+            notice = decode_revocation(frame.notice, source=f"notice from {adj.neighbour}")
+            self.apply_revocation(notice, came_from=adj.neighbour)
+        except RevocationError as exc:
+            self._reject_from(adj, "bad-revocation", str(exc))
+
+    def _up_adjacencies(self) -> list[Adjacency]:
+        best = (self.forwarding.best(n) for n in self.neighbours.up_neighbours())
+        return [adj for adj in best if adj is not None]
+
+    def _send_hellos(self, now: float) -> None:
+        interval = self.config.hello_interval
+        self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
+        for adj in self.neighbours.adjacencies.values():
+            if adj.peer is not None and adj.transport_up:
+                self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+
+    def _unaware(self, adj: Adjacency, now: float) -> bool:
+        """The neighbour may not know we restarted: no frame of it accepted since, in a
+        window resumed from saved marks. Our hellos to it say RESTARTED until one is."""
+        epoch = self._epoch_at(now)
+        restored = self.guard.restored
+        return any((adj.neighbour, e) in restored for e in (epoch - 1, epoch, epoch + 1))
+
+    def _follow_clock(self, now: float) -> None:
+        """Ratchet the keys as epochs pass. A forward jump of more than one epoch between
+        two housekeeping rounds is held: keys of the new epochs may be used, but nothing
+        is erased until the new time has held for a whole epoch. A wrong clock set right
+        again meanwhile (the jump undone) has then cost no key."""
+        epoch = self._epoch_at(now)
+        if self._jump is not None:
+            target, confirm_at = self._jump
+            if epoch < target:
+                self._jump = None  # undone: the clock came back
+                self._epoch = min(self._epoch, epoch)
+            elif now >= confirm_at:
+                self._jump = None
+                self._set_epoch(epoch)
+            return
+        if epoch == self._epoch:
+            return
+        if epoch > self._epoch + 1:
+            self._jump = (epoch, now + self.keys.epoch_seconds)
+            self._events.append(ClockJumped(self._epoch, epoch))
+            self.stats.clock_jumps += 1
+            self.keys.advance(epoch, erase=False)
+            return
+        if epoch > self._epoch:
+            self._set_epoch(epoch)
+
+    def _set_epoch(self, epoch: int) -> None:
+        """Ratchet to `epoch` (erasing what the grace period lets go) and remember it."""
+        self._epoch = epoch
+        self.keys.advance(epoch)
+        if self.store.get_state("epoch") != epoch.to_bytes(8, "big"):
+            self.store.set_state("epoch", epoch.to_bytes(8, "big"))
+
+    def _send_advert(self, now: float) -> None:
+        self._advert_pending = False
+        self._next_advert = now + self.config.advert_min_interval
+        # Sequence numbers follow the mission clock, so a node whose store rolled back (or
+        # that lost it) still outbids every advert it made before; serial arithmetic
+        # (`seq_newer`) carries the comparison over the 2**32 wrap.
+        self._advert_seq = max(self._advert_seq + 1, self._mission_seconds(now)) & U32
+        if self._advert_seq > self._mission_seconds(now):
+            # Ahead of the clock (adverts more often than once a second): only then does
+            # a restart need the number, since the clock alone would not outbid it.
+            self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
+        adjacency = tuple(sorted(self.router.my_adjacency.items()))
+        signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
+        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)
+        self._advert_sent = adjacency
+        for adj in self._up_adjacencies():
+            self.tx.control(adj, frame)
+
+
+def _skip_gap(adj: Adjacency) -> float:
+    """How long after skipping past a restarted neighbour's marks another RESTARTED hello
+    is taken as a new restart rather than one sent before it saw our jump."""
+    return 1.0 + 2 * (adj.srtt if adj.srtt is not None else 0.5)

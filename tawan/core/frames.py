@@ -134,17 +134,13 @@ class Message:
         return msgpack.packb(self.fields())
 
     def with_hops(self, hops: int) -> Message:
-        return Message(
-            self.src,
-            self.dst,
-            self.seq,
-            self.precedence,
-            self.flags,
-            self.created,
-            self.ttl,
-            hops,
-            self.ciphertext,
-        )
+        """The same message with another hop count (checked here: every other field was
+        checked when this message was built)."""
+        if type(hops) is not int or not 0 <= hops <= MAX_HOPS:
+            raise ValueError(f"message hop count: expected 0..{MAX_HOPS}, found {hops!r}")
+        fields = (self.src, self.dst, self.seq, self.precedence, self.flags, self.created,
+                  self.ttl, hops, self.ciphertext)  # fmt: skip
+        return Message._from_checked(fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Several engines over fake links, stepped from one event heap in virtual time.
 
-The smallest version of what the emulator does: no sockets, no trio, no real clock. Links
-serialise at their rate, add their delay, and lose frames from a seeded random source
-(trio's test_dtls "terrible network" idea), so a run is a pure function of its seed.
+The smallest version of what the emulator does: no sockets, no trio, no real clock. Each
+link is a `transports.model.BearerModel` (rate, delay, jitter, loss, duplicates, MTU, up or
+down) drawing from a random source seeded from the run's seed (trio's test_dtls "terrible
+network" idea); crashes and other faults are events on the same heap as the frames. So a
+run is a pure function of its seed, down to the bytes of every frame.
 """
 
 from __future__ import annotations
@@ -11,17 +13,22 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from crypto.keyfile import NodeKeys, StoredRoot
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from crypto.plan import MissionPlan
-from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec
+from crypto.roster import Roster
+from crypto.schedule import KEY_BYTES
+from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission
 from tawan.core.events import Delivered, Event
 from tawan.core.precedence import Precedence
 from tawan.core.store import Store
+from transports.model import BearerModel
 from transports.profile import BearerProfile
 
 T0 = 1_000_000
@@ -34,18 +41,51 @@ def profile(rate_bps: int = 1_000_000, delay_s: float = 0.01, mtu: int = 1400) -
 
 @dataclass
 class FakeLink:
+    """A link between nodes `a` and `b`, and the conditions a test sets on it at any time;
+    the Net's BearerModel for the link applies them to every frame."""
+
     a: str
     b: str
     profile: BearerProfile
     loss: float = 0.0
     duplicate: float = 0.0  # chance a frame arrives twice
     jitter: float = 0.0  # up to this many seconds of extra delay: frames overtake each other
-    up: bool = True
-    free_at: dict[str, float] = field(default_factory=dict)
+    up: bool = True  # down: frames vanish and nobody is told (jammed, cable cut)
 
     @property
     def name(self) -> str:
         return f"{self.a}-{self.b}"
+
+
+class _Arrival(NamedTuple):
+    receiver: str
+    link: str
+    sender: str
+    data: bytes
+
+
+_HeapEntry = tuple[float, int, _Arrival | Callable[[], None]]
+
+
+Names = Mapping[str, Sequence[str]]
+"""Node names and the groups each belongs to."""
+Mission = tuple[Roster, dict[str, NodeKeys]]
+
+
+def seeded_mission(names: Names, seed: int) -> Mission:
+    """`build_mission` with every pair root drawn from the seed as well.
+
+    ML-KEM encapsulation draws from the operating system, so `build_mission` alone gives
+    other pair roots, hence other link tags and ciphertexts, on every call; pairing itself
+    is tested in test_pairing.py, and the harness wants the same frames for the same seed.
+    """
+    roster, keys = build_mission(names, random.Random(seed), t0=T0)
+    rng = random.Random(f"{seed}/pair-roots")
+    for x, y in itertools.combinations(sorted(keys), 2):
+        root = rng.randbytes(KEY_BYTES)
+        keys[x] = keys[x].with_pair_root(StoredRoot(keys[y].address, 0, root))
+        keys[y] = keys[y].with_pair_root(StoredRoot(keys[x].address, 0, root))
+    return roster, keys
 
 
 class Net:
@@ -58,19 +98,25 @@ class Net:
         config: EngineConfig | None = None,
         store_max_bytes: int = 64 << 20,
     ) -> None:
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # for the test's own draws (crash times, victims)
         self.seed = seed
-        self.roster, self.keys = build_mission(names, random.Random(seed), t0=T0)
+        self.roster, self.keys = seeded_mission(names, seed)
         self.links = {link.name: link for link in links}
+        # One random stream per link: what happens on one link does not reshuffle the others.
+        self.bearers = {
+            name: BearerModel(link.profile, random.Random(f"{seed}/{name}"))
+            for name, link in self.links.items()
+        }
         self.now = START
-        self.config = config or EngineConfig()
+        self.config = config or EngineConfig(strict_states=True)  # a bad transition raises
         self.stores = {n: Store.memory(max_bytes=store_max_bytes) for n in names}
         self.engines: dict[str, Engine] = {}
         self.events: dict[str, list[Event]] = {n: [] for n in names}
-        self._heap: list[tuple[float, int, str, str, str, bytes]] = []
+        self._heap: list[_HeapEntry] = []
         self._order = itertools.count()
         self.largest_frame: dict[str, int] = {}
         self._spies: list[Callable[[str, str, bytes], None]] = []
+        self._watchers: list[Callable[[str, str, str, bytes], None]] = []
         for index, name in enumerate(names):
             self.engines[name] = self._make_engine(name, seed * 1000 + index)
 
@@ -116,6 +162,16 @@ class Net:
         index = list(self.engines).index(name)
         self.engines[name] = self._make_engine(name, 7777 + index)
 
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        """Run `action` at virtual time `when`, in its turn among the frames and timers
+        (ties: frames and actions in the order they were put on the heap, then timers)."""
+        heapq.heappush(self._heap, (when, next(self._order), action))
+
+    def crash_at(self, when: float, name: str) -> None:
+        """`name` crashes at `when` (see `crash`): between any two events, not only between
+        calls to `run`."""
+        self.at(when, lambda: self.crash(name))
+
     # ------------------------------------------------------------------ running
     def _flush(self) -> None:
         for name, engine in self.engines.items():
@@ -125,35 +181,38 @@ class Net:
                 self.events[name].append(event)
 
     def _carry(self, sender: str, link_name: str, peer: str, data: bytes) -> None:
-        link = self.links[link_name]
+        link, bearer = self.links[link_name], self.bearers[link_name]
         self.largest_frame[link_name] = max(self.largest_frame.get(link_name, 0), len(data))
         for spy in self._spies:
             spy(sender, link_name, data)
-        if not link.up or self.rng.random() < link.loss:
-            return
-        start = max(self.now, link.free_at.get(sender, 0.0))
-        done = start + len(data) * 8 / link.profile.rate_bps
-        link.free_at[sender] = done
-        copies = 2 if self.rng.random() < link.duplicate else 1
-        for _ in range(copies):
-            arrival = done + link.profile.delay_s + self.rng.random() * link.jitter
-            heapq.heappush(self._heap, (arrival, next(self._order), peer, link_name, sender, data))
+        # the test may have changed the link's conditions since its last frame
+        bearer.loss, bearer.duplicate, bearer.jitter_s = link.loss, link.duplicate, link.jitter
+        bearer.up = link.up
+        for arrival in bearer.send(sender, len(data), self.now):
+            entry = _Arrival(peer, link_name, sender, data)
+            heapq.heappush(self._heap, (arrival, next(self._order), entry))
 
     def run(self, seconds: float, max_steps: int = 2_000_000) -> None:
         end = self.now + seconds
         self._flush()
         for _ in range(max_steps):
-            next_frame = self._heap[0][0] if self._heap else float("inf")
+            next_on_heap = self._heap[0][0] if self._heap else float("inf")
             timers = [(e.get_timer() or float("inf"), n) for n, e in self.engines.items()]
             next_timer, who = min(timers)
-            t = min(next_frame, next_timer)
+            t = min(next_on_heap, next_timer)
             if t > end:
                 self.now = end
                 return
             self.now = max(self.now, t)
-            if next_frame <= next_timer:
-                _, _, receiver, link_name, sender, data = heapq.heappop(self._heap)
-                self.engines[receiver].receive(link_name, sender, data, self.now)
+            if next_on_heap <= next_timer:
+                _, _, entry = heapq.heappop(self._heap)
+                if isinstance(entry, _Arrival):
+                    receiver = self.engines[entry.receiver]
+                    receiver.receive(entry.link, entry.sender, entry.data, self.now)
+                    for watcher in self._watchers:
+                        watcher(*entry)
+                else:
+                    entry()
             else:
                 self.engines[who].handle_timer(self.now)
             self._flush()
@@ -171,16 +230,18 @@ class Net:
         sign: bool = False,
     ) -> tuple[int, int, int]:
         engine = self.engines[src]
-        mid = engine.submit(
-            self.address(dst), payload, precedence=precedence, ttl=ttl, receipt=receipt,
-            sign=sign, now=self.now,
-        )  # fmt: skip
+        submission = Submission(self.address(dst), payload, precedence, ttl, receipt, sign)
+        mid = engine.submit(submission, self.now)
         self._flush()
         return mid
 
     def tap(self, spy: Callable[[str, str, bytes], None]) -> None:
         """Call `spy(sender, link, frame)` for every frame put on a link."""
         self._spies.append(spy)
+
+    def watch(self, watcher: Callable[[str, str, str, bytes], None]) -> None:
+        """Call `watcher(receiver, link, sender, frame)` for every frame handed to a node."""
+        self._watchers.append(watcher)
 
     def delivered(self, name: str) -> list[Delivered]:
         return [e for e in self.events[name] if isinstance(e, Delivered)]

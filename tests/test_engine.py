@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import random
 
+import harness
 import pytest
-from harness import FakeLink, Net, chain, profile
+from harness import T0, FakeLink, Net, chain, profile
 
+from crypto import schedule
 from crypto.errors import RosterError
 from crypto.keyring import Keyring
+from crypto.mission import build_mission
 from tawan.core.engine import Engine, EngineConfig, SubmitError
 from tawan.core.events import (
     Delivered,
@@ -19,8 +21,15 @@ from tawan.core.events import (
     NeighbourChanged,
     ReceiptReceived,
 )
+from tawan.core.frames import AckFrame, DataFrame, decode_frame
 from tawan.core.precedence import Precedence
+from tawan.core.specs import Submission
 from transports.profile import BearerProfile
+
+
+def noise(size: int, seed: int = 0) -> bytes:
+    """Incompressible bytes, the same on every run."""
+    return random.Random(seed).randbytes(size)
 
 
 def abc() -> Net:
@@ -39,7 +48,8 @@ def test_every_precedence_crosses_a_relay_exactly_once() -> None:
     got = net.delivered("c")
     assert sorted(e.mid for e in got) == sorted(sent.values())
     assert {e.payload for e in got} == {f"order {p.name}".encode() for p in Precedence}
-    assert all(isinstance(e, Delivered) and e.latency < 1 for e in got)
+    # two hops of 10 ms and a few hundred bytes at 1 Mbit/s: nothing waits on a timer
+    assert all(isinstance(e, Delivered) and 0.02 < e.latency < 0.03 for e in got)
     assert net.engines["b"].stats.forwarded["flash"] == 1
     assert net.delivered("b") == []
     # custody released everywhere once acknowledged
@@ -65,8 +75,8 @@ def test_lossy_links_still_deliver_each_message_once() -> None:
     net = Net({"a": [], "b": [], "c": []}, links, seed=5)
     net.run(10)
     mids = [
-        net.submit("a", "c", os.urandom(50), precedence=Precedence.ROUTINE, ttl=3600)
-        for _ in range(40)
+        net.submit("a", "c", noise(50, i), precedence=Precedence.ROUTINE, ttl=3600)
+        for i in range(40)
     ]
     net.run(120)
     got = [e.mid for e in net.delivered("c")]
@@ -74,14 +84,16 @@ def test_lossy_links_still_deliver_each_message_once() -> None:
     assert sum(s.retransmissions for s in net.engines["a"].stats.links.values()) > 0
 
 
-def run_once(seed: int) -> tuple[list[tuple[object, ...]], list[str], list[object]]:
+Frame = tuple[float, str, str, bytes]
+
+
+def run_once(seed: int) -> tuple[list[tuple[object, ...]], list[Frame], list[object]]:
     links = chain("a", "b", "c")
     links[0].loss = 0.2
+    links[1].duplicate, links[1].jitter = 0.1, 0.02
     net = Net({"a": [], "b": [], "c": []}, links, seed=seed)
-    frames: list[str] = []
-    # Sizes and timing of every frame on every link (the bytes differ between runs only
-    # because ML-KEM encapsulation in the mission draws its own randomness).
-    net.tap(lambda sender, link, data: frames.append(f"{net.now:.6f} {sender} {link} {len(data)}"))
+    frames: list[Frame] = []  # every frame put on a link: when, by whom, where, its bytes
+    net.tap(lambda sender, link, data: frames.append((net.now, sender, link, data)))
     net.run(5)
     for i in range(20):
         net.submit("a", "c", b"x" * (i * 37), precedence=Precedence(i % 5), ttl=600)
@@ -97,23 +109,43 @@ def run_once(seed: int) -> tuple[list[tuple[object, ...]], list[str], list[objec
 
 def test_same_seed_same_run() -> None:
     first, second = run_once(11), run_once(11)
-    assert first == second  # deliveries, every frame's time and size, every event, counters
+    assert first == second  # deliveries, every frame's time and bytes, every event, counters
     assert len(first[0]) == 20
     assert run_once(12)[1] != first[1]  # and the seed does matter
 
 
+def test_same_seed_same_bytes_not_only_same_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above sees what sizes and times alone would miss: with the pair roots
+    of a plain `build_mission` (ML-KEM draws its own randomness), every frame keeps its
+    time and size, and the bytes differ."""
+    _, frames, _ = run_once(11)
+
+    def unseeded(names: harness.Names, seed: int) -> harness.Mission:
+        return build_mission(names, random.Random(seed), t0=T0)
+
+    monkeypatch.setattr(harness, "seeded_mission", unseeded)
+    _, other, _ = run_once(11)
+    assert [(*frame[:3], len(frame[3])) for frame in other] == [
+        (*frame[:3], len(frame[3])) for frame in frames
+    ]
+    assert all(a[3] != b[3] for a, b in zip(frames, other, strict=True))  # every link tag
+
+
 def test_flash_preempts_a_long_routine_transfer() -> None:
-    links = [FakeLink("a", "b", profile(rate_bps=64_000, delay_s=0.05, mtu=1400))]
-    net = Net({"a": [], "b": []}, links)
+    prof = profile(rate_bps=64_000, delay_s=0.05, mtu=1400)
+    net = Net({"a": [], "b": []}, [FakeLink("a", "b", prof)])
     net.run(3)
-    big = net.submit("a", "b", os.urandom(1 << 20), precedence=Precedence.ROUTINE, ttl=3600)
+    big = net.submit("a", "b", noise(1 << 20), precedence=Precedence.ROUTINE, ttl=3600)
     net.run(5)
     flash = net.submit("a", "b", b"FLASH: contact front", precedence=Precedence.FLASH, ttl=600)
     net.run(300)
     when = {e.mid: e for e in net.delivered("b")}
     assert set(when) == {big, flash}
-    assert when[flash].latency < 1.0
-    assert when[big].latency > 100  # 1 MiB at 64 kbit/s takes over two minutes
+    # FLASH waits at most for the fragment on the air, then goes: 0.2 s at 64 kbit/s
+    assert when[flash].latency < prof.transmit_time_s(prof.mtu) + prof.transmit_time_s(200)
+    # 1 MiB at 64 kbit/s takes over two minutes; headers and FLASH add a few percent
+    at_line_rate = prof.transmit_time_s(1 << 20)
+    assert at_line_rate < when[big].latency < 1.05 * at_line_rate
     assert when[flash].created < when[big].created + 10
 
 
@@ -124,7 +156,7 @@ def test_fragmentation_over_a_200_byte_link() -> None:
     ]
     net = Net({"a": [], "b": [], "c": []}, links)
     net.run(3)
-    payload = os.urandom(5000)
+    payload = noise(5000)
     net.submit("a", "c", payload, precedence=Precedence.PRIORITY, ttl=600)
     net.run(30)
     assert [e.payload for e in net.delivered("c")] == [payload]
@@ -136,7 +168,7 @@ def test_fragment_loss_is_repaired() -> None:
     links = [FakeLink("a", "b", profile(rate_bps=100_000, mtu=200), loss=0.2)]
     net = Net({"a": [], "b": []}, links, seed=3)
     net.run(5)
-    payload = os.urandom(20_000)
+    payload = noise(20_000)
     net.submit("a", "b", payload, precedence=Precedence.ROUTINE, ttl=3600)
     net.run(200)
     assert [e.payload for e in net.delivered("b")] == [payload]
@@ -184,12 +216,18 @@ def test_group_message_once_per_branch() -> None:
     ]
     net = Net(names, links)
     net.run(5)
+    copies: list[str] = []  # the link of every data frame
+    net.tap(lambda sender, link, data: copies.append(link) if is_data(data) else None)
     net.submit("hq", "coy", b"to all of coy", precedence=Precedence.PRIORITY, ttl=600)
     net.run(5)
     for member in ("x", "y", "z"):
         assert [e.payload for e in net.delivered(member)] == [b"to all of coy"]
-    assert net.engines["hq"].stats.links["hq-r"].frames_sent < 20
+    assert sorted(copies) == ["hq-r", "r-x", "r-y", "y-z"]  # one copy per branch
     assert net.engines["r"].stats.forwarded["priority"] == 1
+
+
+def is_data(frame: bytes) -> bool:
+    return isinstance(decode_frame(frame[: -schedule.LINK_TAG_BYTES]), DataFrame)
 
 
 def test_failover_to_a_second_bearer() -> None:
@@ -229,6 +267,22 @@ def test_restart_keeps_custody_and_dedup() -> None:
     assert sorted(e.mid for e in net.delivered("c")) == sorted(mids)
 
 
+def test_a_node_that_crashes_twice_hears_its_neighbour_again() -> None:
+    """b skips its counters past the receive mark a saved, after a's second restart too
+    (b used to skip once per 2 x dead_interval; a then refused b's frames as replays for a
+    block of counters: hours at hello rate)."""
+    net = Net({"a": [], "b": []}, chain("a", "b"))
+    net.run(5)
+    net.crash("a")
+    net.run(3)
+    net.crash("a")
+    net.submit("a", "b", b"after two crashes", precedence=Precedence.FLASH, ttl=600)
+    net.engines["a"].commit()
+    net.run(30)
+    assert net.engines["a"].stats.rejected["replay"] == 0
+    assert [e.payload for e in net.delivered("b")] == [b"after two crashes"]
+
+
 def test_store_eviction_prefers_routine() -> None:
     links = chain("a", "b", "c")
     net = Net({"a": [], "b": [], "c": []}, links, store_max_bytes=4000)
@@ -236,11 +290,11 @@ def test_store_eviction_prefers_routine() -> None:
     links[1].up = False
     net.run(10)
     # c is unreachable: a holds everything itself, in a store of 4000 bytes
-    for _ in range(6):
-        net.submit("a", "c", os.urandom(600), precedence=Precedence.ROUTINE, ttl=3600)
+    for i in range(6):
+        net.submit("a", "c", noise(600, i), precedence=Precedence.ROUTINE, ttl=3600)
     net.run(2)
     assert net.stores["a"].message_count() == 6
-    net.submit("a", "c", os.urandom(600), precedence=Precedence.FLASH, ttl=3600)
+    net.submit("a", "c", noise(600, 6), precedence=Precedence.FLASH, ttl=3600)
     evicted = [e for e in net.events["a"] if isinstance(e, MessageEvicted)]
     assert len(evicted) == 1 and evicted[0].precedence == Precedence.ROUTINE
     assert net.stores["a"].counts_by_precedence().get(int(Precedence.FLASH)) == 1
@@ -262,23 +316,24 @@ def test_frames_from_outsiders_and_replays_are_rejected() -> None:
     forged[-1] ^= 1
     b.receive("a-b", "a", bytes(forged), net.now)
     b.receive("a-b", "a", b"\x10\x91\x01junk", net.now)
-    assert b.stats.rejected["unauthenticated"] >= 1
-    assert b.stats.rejected["malformed"] >= 1
+    assert b.stats.rejected["unauthenticated"] == 1
+    assert b.stats.rejected["malformed"] == 1
     net.run(2)
     assert len(net.delivered("c")) == 1
-    assert any(isinstance(e, FrameRejected) for e in net.events["b"])
+    reasons = [e.reason for e in net.events["b"] if isinstance(e, FrameRejected)]
+    assert reasons[-2:] == ["unauthenticated", "malformed"]
 
 
 def test_submit_errors_name_the_problem() -> None:
     net = abc()
     a = net.engines["a"]
     with pytest.raises(SubmitError, match="destination 999"):
-        a.submit(999, b"x", precedence=Precedence.ROUTINE, ttl=60, now=net.now)
+        a.submit(Submission(999, b"x", Precedence.ROUTINE, 60), net.now)
     with pytest.raises(SubmitError, match="ttl"):
-        a.submit(net.address("c"), b"x", precedence=Precedence.ROUTINE, ttl=0, now=net.now)
+        a.submit(Submission(net.address("c"), b"x", Precedence.ROUTINE, 0), net.now)
     # 24 hourly epochs of grace: a message living longer could not be opened at the end
     with pytest.raises(SubmitError, match=r"ttl: expected 1\.\.86400 seconds .*grace"):
-        a.submit(net.address("c"), b"x", precedence=Precedence.ROUTINE, ttl=86401, now=net.now)
+        a.submit(Submission(net.address("c"), b"x", Precedence.ROUTINE, 86401), net.now)
     assert a.stats.submitted.total() == 0
 
 
@@ -304,7 +359,8 @@ def test_stream_survives_losing_its_bearer() -> None:
     got = {e.mid: e for e in net.delivered("b")}
     assert sorted(got) == sorted(mids)
     worst = max(e.latency for e in got.values())
-    assert worst < EngineConfig().dead_interval + 5  # failover within seconds
+    # failover once the jammed link is declared dead, not a hello round later
+    assert worst < EngineConfig().dead_interval + 1
 
 
 def test_revoked_node_is_cut_off() -> None:
@@ -318,7 +374,7 @@ def test_revoked_node_is_cut_off() -> None:
     b = net.engines["b"]
     assert b.stats.rejected["unknown-sender"] > 0  # its link key is gone
     with pytest.raises(SubmitError, match="revoked"):
-        b.submit(net.address("a"), b"x", precedence=Precedence.ROUTINE, ttl=60, now=net.now)
+        b.submit(Submission(net.address("a"), b"x", Precedence.ROUTINE, 60), net.now)
 
 
 def test_an_older_roster_is_refused_after_a_newer_one() -> None:
@@ -382,3 +438,31 @@ def test_a_late_neighbour_learns_routes_flooded_before_it_came() -> None:
     net.submit("c", "a", b"report", precedence=Precedence.ROUTINE, ttl=600, receipt=True)
     net.run(3)
     assert [e.payload for e in net.delivered("a")] == [b"report"]
+
+
+def test_a_lost_acknowledgement_of_a_big_message_costs_no_second_transfer() -> None:
+    # The relay answers the probe (the last fragment sent again) of a message it holds from
+    # the same neighbour, instead of collecting all of it again.
+    net = Net({"a": [], "b": [], "c": []}, chain("a", "b", "c", rate_bps=200_000))
+    net.run(3)
+    sent = {"a": 0, "dropped": 0}
+    carry = net._carry
+
+    def lose_first_ack(sender: str, link: str, peer: str, data: bytes) -> None:
+        if sender == "a":
+            sent["a"] += len(data)
+        if sender == "b" and link == "a-b" and not sent["dropped"]:
+            frame = decode_frame(data[: -schedule.LINK_TAG_BYTES])
+            if isinstance(frame, AckFrame) and frame.acks:
+                sent["dropped"] = 1
+                return
+        carry(sender, link, peer, data)
+
+    net._carry = lose_first_ack  # type: ignore[method-assign,assignment]
+    payload = random.Random(1).randbytes(60_000)
+    net.submit("a", "c", payload, precedence=Precedence.ROUTINE, ttl=600)
+    net.run(120)
+    assert sent["dropped"] == 1
+    assert [e.payload for e in net.delivered("c")] == [payload]
+    assert sent["a"] < 1.2 * len(payload)  # once, not twice
+    assert net.stores["a"].message_count() == 0

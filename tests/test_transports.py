@@ -1,7 +1,7 @@
 """transports/: the conformance kit on every link type, then what is particular to each.
 
 Socket tests run on 127.0.0.1, port 0, in real time, each bounded by trio.fail_after;
-memory-link tests need no sockets and use the autojump clock.
+memory-link and emulated-link tests need no sockets and use the autojump clock.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import trio
 import trio.testing
 from transport_kit import check_link_pair, receive_frame, wait_connected
 
+from transports.emulated import EmulatedLink, emulated_link_pair
 from transports.link import (
     FrameReceived,
     Link,
@@ -29,11 +30,13 @@ from transports.link import (
     parse_endpoint,
 )
 from transports.memory import MemoryLink, memory_link_pair
+from transports.model import BearerModel
 from transports.profile import BearerProfile
 from transports.tcp import Backoff, FrameDecoder, FramingError, TcpLink, encode_frame
 from transports.udp import UdpLink
 
 PROFILE = BearerProfile("ip", rate_bps=10_000_000, delay_s=0.001, mtu=1200, cost=1.0)
+SATCOM = BearerProfile("satcom", rate_bps=64_000, delay_s=0.3, mtu=1200, cost=10.0)
 TIMEOUT = 5.0
 
 
@@ -104,6 +107,13 @@ async def memory_pair() -> AsyncIterator[tuple[Link, Link]]:
         yield a, b
 
 
+@asynccontextmanager
+async def emulated_pair(profile: BearerProfile = PROFILE) -> AsyncIterator[tuple[Link, Link]]:
+    a, b = emulated_link_pair(BearerModel(profile, random.Random(1)))
+    async with running(a, b):
+        yield a, b
+
+
 # The conformance kit -----------------------------------------------------------------------
 
 
@@ -117,6 +127,15 @@ async def test_tcp_link_conforms() -> None:
 
 async def test_memory_link_conforms() -> None:
     await check_link_pair(memory_pair)
+
+
+async def test_emulated_link_conforms(autojump_clock: trio.testing.MockClock) -> None:
+    await check_link_pair(emulated_pair)
+
+
+async def test_emulated_satcom_link_conforms(autojump_clock: trio.testing.MockClock) -> None:
+    # 2,000 frames of about 100 bytes each way at 64 kbit/s: some 25 s of virtual time
+    await check_link_pair(lambda: emulated_pair(SATCOM), timeout=60)
 
 
 # Bearer profiles -----------------------------------------------------------------------------
@@ -395,3 +414,100 @@ async def test_an_address_in_use_is_a_plain_os_error(kind: str) -> None:
         async with running(first), trio.open_nursery() as nursery:
             with pytest.raises(OSError, match="in use"):
                 await nursery.start(make("second", first.local_address).run)
+
+
+# Emulated ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def connected(bearer: BearerModel) -> AsyncIterator[tuple[EmulatedLink, EmulatedLink]]:
+    a, b = emulated_link_pair(bearer)
+    async with running(a, b):
+        await wait_connected(a, b)
+        yield a, b
+
+
+async def receive_all(link: Link, quiet: float = 10.0, limit: int = 1000) -> list[bytes]:
+    """Every frame that arrives until `quiet` seconds pass without one."""
+    frames = []
+    for _ in range(limit):
+        with trio.move_on_after(quiet):
+            frames.append((await receive_frame(link)).data)
+            continue
+        return frames
+    raise AssertionError(f"{link}: more than {limit} frames")
+
+
+async def test_emulated_frames_arrive_after_air_time_and_delay(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with connected(BearerModel(SATCOM, random.Random(1))) as (a, b):
+        start = trio.current_time()
+        a.send_nowait("emu:b", bytes(800))  # 0.1 s on the air
+        await a.send("emu:b", bytes(800))  # behind it: 0.2 s
+        assert await receive_frame(b) == FrameReceived("emu:a", bytes(800))
+        assert trio.current_time() - start == pytest.approx(0.4)
+        await receive_frame(b)
+        assert trio.current_time() - start == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("condition", ["loss", "down"])
+async def test_emulated_link_loses_frames_silently(
+    autojump_clock: trio.testing.MockClock, condition: str
+) -> None:
+    bearer = BearerModel(SATCOM, random.Random(1))
+    async with connected(bearer) as (a, b):
+        if condition == "loss":
+            bearer.loss = 1.0
+        else:
+            bearer.up = False
+        for index in range(10):
+            await a.send("emu:b", bytes([index]))
+        bearer.loss, bearer.up = 0.0, True
+        await a.send("emu:b", b"through")
+        assert await receive_all(b) == [b"through"]
+        assert (a.frames_sent, b.frames_received, b.dropped_frames) == (11, 1, 0)
+
+
+async def test_emulated_link_duplicates_and_reorders_as_the_model_says(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def bearer() -> BearerModel:
+        return BearerModel(SATCOM, random.Random(4), loss=0.2, duplicate=0.3, jitter_s=0.5)
+
+    twin = bearer()
+    async with connected(bearer()) as (a, b):
+        start = trio.current_time()
+        expected = []
+        for index in range(100):
+            frame = index.to_bytes(2, "big")
+            expected += [(when, frame) for when in twin.send("a", 2, start)]
+            await a.send("emu:b", frame)
+        got = await receive_all(b)
+    assert got == [frame for _, frame in sorted(expected)]
+    assert len(set(got)) < 100 < len(got)  # some lost, some twice
+    assert got != sorted(got)  # and out of order
+
+
+async def test_emulated_link_drops_frames_in_the_air_when_the_far_end_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, b = emulated_link_pair(BearerModel(SATCOM, random.Random(1)), names=("left", "right"))
+    async with trio.open_nursery() as nursery:
+        runner = Runner(a)
+        await nursery.start(runner.run)
+        await nursery.start(b.run)
+        pair = await wait_connected(a, b)
+        assert (pair.a_to_b, pair.b_to_a) == ("emu:right", "emu:left")
+        await a.send("emu:right", b"still in the air")
+        await runner.stop()
+        assert await b.events.receive() == PeerDown("emu:left")
+        assert await receive_all(b) == []
+        with pytest.raises(PeerUnavailable, match="not connected"):
+            await b.send("emu:left", b"x")
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unpaired_emulated_link_refuses_to_run() -> None:
+    with pytest.raises(LinkError, match="not paired"):
+        await EmulatedLink("lonely", BearerModel(PROFILE, random.Random(1))).run()

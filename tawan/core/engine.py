@@ -300,7 +300,8 @@ class Engine(ControlPlane):
         mid = msg.mid(self.keys.epoch_seconds)
         sender = adj.neighbour
         local = self._is_for_me(msg.dst)
-        if self.store.seen(mid) and (not local or self.store.seen(custody_slot(mid, msg.dst))):
+        seen = self.store.seen(mid)
+        if seen and (not local or self.store.seen(custody_slot(mid, msg.dst))):
             # Handled here before: relayed, or delivered here. Seen only as a copy for
             # another destination, a message for this node is still news: it may be the
             # real one behind a forgery.
@@ -334,7 +335,8 @@ class Engine(ControlPlane):
                 self._ack(sender, mid, now)
                 return
         if msg.dst != self.me:
-            slot, stored = self._custody_slot(msg, mid)
+            # Never seen: nothing is held under its id (the common case costs no lookup).
+            slot, stored = self._custody_slot(msg, mid) if seen else (mid, None)
             if stored is not None and not _same_message(decode_message(stored.body), msg):
                 self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
                 return

@@ -11,6 +11,7 @@ CORE_MODULES = [
     "tawan.core.frames",
     "tawan.core.sealing",
     "transports.profile",
+    "transports.model",
     "crypto.keyring",
 ]
 

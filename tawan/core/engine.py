@@ -196,8 +196,7 @@ class Engine(ControlPlane):
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")
         mid = msg.mid(self.keys.epoch_seconds)
-        self.store.mark_seen(mid, msg.expires)  # echoes: dups
-        self.store.mark_seen(custody_slot(mid, dst), msg.expires)  # never delivered here
+        self.store.mark_seen(mid, msg.expires)  # echoes: dups (and never delivered here)
         if receipt:
             # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
             # from when it is made, at the latest when the message expires.
@@ -301,7 +300,7 @@ class Engine(ControlPlane):
         sender = adj.neighbour
         local = self._is_for_me(msg.dst)
         seen = self.store.seen(mid)
-        if seen and (not local or self.store.seen(custody_slot(mid, msg.dst))):
+        if seen and (not local or msg.src == self.me or self.delivered_here(mid, msg.dst)):
             # Handled here before: relayed, or delivered here. Seen only as a copy for
             # another destination, a message for this node is still news: it may be the
             # real one behind a forgery.
@@ -342,10 +341,11 @@ class Engine(ControlPlane):
                 return
             if stored is None and not self._take_custody(msg, sender, now, local=False, slot=slot):
                 return  # refused: no acknowledgement, the sender keeps custody
-        self.store.mark_seen(mid, msg.expires)
         if opened is not None:
-            self.store.mark_seen(custody_slot(mid, msg.dst), msg.expires)  # delivered here
+            self.store.mark_seen_many((mid, custody_slot(mid, msg.dst)), msg.expires)
             self._deliver(msg, opened, mid, now, adj)
+        else:
+            self.store.mark_seen(mid, msg.expires)
         if msg.dst == self.me:
             self._mine[mid] = None
             if len(self._mine) > MINE_REMEMBERED:
@@ -389,6 +389,11 @@ class Engine(ControlPlane):
         else:
             self.stats.duplicates += 1
         self._ack(sender, mid, now)
+
+    def delivered_here(self, mid: MessageId, dst: int) -> bool:
+        """Delivered to the application here (beside `mid` itself, which marks any copy
+        handled here, a delivered one also marks its destination's slot)."""
+        return self.store.seen(custody_slot(mid, dst))
 
     def _crossed(self, stored: StoredMessage, slot: MessageId, sender: int) -> bool:
         """The neighbour we hold a message for hands it back to us: our views of the routes

@@ -727,6 +727,11 @@ class Store:
         self._cur.execute(sql.INSERT_SEEN, (*mid, expires))
         return self._cur.rowcount == 1
 
+    def mark_seen_many(self, mids: Iterable[MessageId], expires: int) -> None:
+        """`mark_seen` for several ids at once (a delivered message: its id and its slot)."""
+        self._begin()
+        self._cur.executemany(sql.INSERT_SEEN, [(*mid, expires) for mid in mids])
+
     def seen(self, mid: MessageId) -> bool:
         return self._cur.execute(sql.SEEN, mid).fetchone() is not None
 

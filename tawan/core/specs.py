@@ -94,8 +94,8 @@ class EngineConfig:
     max_reassembly_bytes: int = 16 << 20
     reassembly_timeout: float = 600.0  # a partial message not added to for this long is dropped
     max_clock_skew: float = 300.0  # a message created further ahead of our clock is refused
-    # Raise StateError on a transition the table of tawan.core.states does not allow
-    # (tests); otherwise such a bug is counted, never fatal to the node.
+    # Follow every (message, next hop) and raise StateError on a transition the table of
+    # tawan.core.states does not allow (the test harness sets it; off, it costs nothing).
     strict_states: bool = False
     # Messages sent to one neighbour and not yet acknowledged: a window, so a fast sender
     # is clocked by its neighbour's acknowledgements instead of overrunning it.

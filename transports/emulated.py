@@ -19,32 +19,25 @@ import trio
 from transports.link import (
     DEFAULT_EVENT_BUFFER,
     FrameReceived,
-    Link,
-    LinkError,
-    PeerDown,
-    PeerUnavailable,
-    PeerUp,
 )
 from transports.model import BearerModel
+from transports.paired import PairedLink
 
 
-class EmulatedLink(Link):
+class EmulatedLink(PairedLink["EmulatedLink"]):
     """One end of an emulated bearer; its peer is the other end's `address`, "emu:<name>".
 
     Both ends share one model: its conditions hold for both directions, and each end's
     frames serialise on their own (full duplex), keyed by the link's name.
     """
 
+    pairing = "emulated_link_pair()"
+
     def __init__(
         self, name: str, model: BearerModel, *, event_buffer: int = DEFAULT_EVENT_BUFFER
     ) -> None:
-        super().__init__(name, model.profile, event_buffer=event_buffer)
-        self.address = f"emu:{name}"
+        super().__init__(name, model.profile, f"emu:{name}", event_buffer=event_buffer)
         self.model = model
-        self._other: EmulatedLink | None = None
-        self._running = False
-        self._peer_up = False
-        self._changed = trio.Event()
         self._in_air: list[tuple[float, int, bytes]] = []  # frames on their way to this end
         self._order = itertools.count()  # equal arrival times land in the order sent
         self._wake = trio.Event()
@@ -77,21 +70,13 @@ class EmulatedLink(Link):
         """Put the frame on the air now; it never waits (the model queues it)."""
         self._check_frame(frame)
         other = self._require_other()
-        if peer != other.address:
-            raise PeerUnavailable(self.name, peer, f"unknown, the only peer is {other.address}")
-        if not (self._peer_up and other._peer_up):
-            raise PeerUnavailable(self.name, peer, "not connected")
+        self._check_peer(peer, other)
         data = bytes(frame)  # the receiver must not see later changes to a caller's buffer
         for arrival in self.model.send(self.name, len(data), trio.current_time()):
             heapq.heappush(other._in_air, (arrival, next(other._order), data))
             other._wake.set()
         self._count_sent(data)
         return True
-
-    def _require_other(self) -> EmulatedLink:
-        if self._other is None:
-            raise LinkError(f"link {self.name}: not paired; use emulated_link_pair()")
-        return self._other
 
     async def _land(self, other: EmulatedLink) -> None:
         """Hand each frame to `events` at its arrival time; frames from a peer that went
@@ -118,21 +103,6 @@ class EmulatedLink(Link):
             self.dropped_frames += 1  # the consumer closed `events`: nobody is listening
         else:
             self._count_received(event.data)
-
-    async def _follow(self, other: EmulatedLink) -> None:
-        """Mirror the other end's state as PeerUp/PeerDown (as the memory link does): the
-        PeerUp is queued before `_peer_up` is set, and the far end sends only once both
-        ends are up, so no frame overtakes the PeerUp announcing its sender."""
-        while True:
-            self._changed = trio.Event()
-            if other._running and not self._peer_up:
-                await self._emit(PeerUp(other.address))
-                self._peer_up = True
-            elif not other._running and self._peer_up:
-                self._peer_up = False
-                await self._emit(PeerDown(other.address))
-            else:
-                await self._changed.wait()
 
 
 def emulated_link_pair(

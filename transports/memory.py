@@ -12,27 +12,21 @@ import trio
 from transports.link import (
     DEFAULT_EVENT_BUFFER,
     FrameReceived,
-    Link,
-    LinkError,
-    PeerDown,
     PeerUnavailable,
-    PeerUp,
 )
+from transports.paired import PairedLink
 from transports.profile import BearerProfile
 
 
-class MemoryLink(Link):
+class MemoryLink(PairedLink["MemoryLink"]):
     """One end of an in-process pair; its peer is the other end's `address`, "mem:<name>"."""
+
+    pairing = "memory_link_pair()"
 
     def __init__(
         self, name: str, profile: BearerProfile, *, event_buffer: int = DEFAULT_EVENT_BUFFER
     ) -> None:
-        super().__init__(name, profile, event_buffer=event_buffer)
-        self.address = f"mem:{name}"
-        self._other: MemoryLink | None = None
-        self._running = False
-        self._peer_up = False
-        self._changed = trio.Event()
+        super().__init__(name, profile, f"mem:{name}", event_buffer=event_buffer)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         other = self._require_other()
@@ -53,10 +47,7 @@ class MemoryLink(Link):
     async def send(self, peer: str, frame: bytes) -> None:
         self._check_frame(frame)
         other = self._require_other()
-        if peer != other.address:
-            raise PeerUnavailable(self.name, peer, f"unknown, the only peer is {other.address}")
-        if not (self._peer_up and other._peer_up):
-            raise PeerUnavailable(self.name, peer, "not connected")
+        self._check_peer(peer, other)
         data = bytes(frame)  # the receiver must not see later changes to a caller's buffer
         try:
             await other._event_send.send(FrameReceived(self.address, data))
@@ -67,28 +58,6 @@ class MemoryLink(Link):
         else:
             other._count_received(data)
         self._count_sent(data)
-
-    def _require_other(self) -> MemoryLink:
-        if self._other is None:
-            raise LinkError(f"link {self.name}: not paired; use memory_link_pair()")
-        return self._other
-
-    async def _follow(self, other: MemoryLink) -> None:
-        """Mirror the other end's state as PeerUp/PeerDown from this link's own task.
-
-        The PeerUp is queued before `_peer_up` is set, and the far end only sends once both
-        ends are up, so a frame never overtakes the PeerUp announcing its sender.
-        """
-        while True:
-            self._changed = trio.Event()
-            if other._running and not self._peer_up:
-                await self._emit(PeerUp(other.address))
-                self._peer_up = True
-            elif not other._running and self._peer_up:
-                self._peer_up = False
-                await self._emit(PeerDown(other.address))
-            else:
-                await self._changed.wait()
 
 
 def memory_link_pair(

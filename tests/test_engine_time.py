@@ -6,7 +6,7 @@ from harness import START, Net, chain
 
 from crypto.keyring import Keyring
 from tawan.core.engine import Engine
-from tawan.core.events import ClockJumped, Event
+from tawan.core.events import ClockJumped, Event, NeighbourChanged
 from tawan.core.precedence import Precedence
 from tawan.core.specs import Submission
 
@@ -82,3 +82,28 @@ def test_a_node_restarted_with_its_clock_ahead_erases_nothing_yet() -> None:
     assert [e for e in _events(a) if isinstance(e, ClockJumped)]
     a.handle_timer(net.now + EPOCH + 1)  # the new time held for an epoch: now it erases
     assert oldest_epoch(a) > oldest
+
+
+def test_an_idle_node_sleeps_between_hellos_and_still_sees_a_neighbour_die() -> None:
+    net = two()
+    a = net.engines["a"]
+    calls = {"n": 0}
+    handle = a.handle_timer
+
+    def counting(now: float) -> None:
+        calls["n"] += 1
+        handle(now)
+
+    a.handle_timer = counting  # type: ignore[method-assign]
+    net.run(600)
+    # Hellos every ~2 s are 300 wake-ups; housekeeping every second would add 600 more.
+    assert calls["n"] < 450
+    net.links["a-b"].up = False
+    cut, seen_down = net.now, None
+    for _ in range(200):
+        net.run(0.1)
+        if any(isinstance(e, NeighbourChanged) and not e.up for e in net.events["a"]):
+            seen_down = net.now
+            break
+    assert seen_down is not None
+    assert seen_down - cut <= a.config.dead_interval + a.config.housekeeping_interval

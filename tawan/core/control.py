@@ -76,6 +76,9 @@ class ControlPlane:
         def _reroute(self) -> None: ...
         def _forget_queued(self, mid: tuple[int, int, int], why: Input) -> None: ...
         def commit(self, *, sync: bool = False) -> None: ...
+        def _housekeeping_soon(self, now: float) -> None: ...
+        @property
+        def last_time(self) -> float: ...
 
     def _check_roster_version(self) -> None:
         """Refuse a roster older than one this node already used: an old roster would bring
@@ -206,6 +209,7 @@ class ControlPlane:
         adj.up = up
         self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
         if up:
+            self._housekeeping_soon(self.last_time)  # its liveness is watched from now
             self._sync_adverts(adj)
             for notice in self._notices:
                 self.tx.control(adj, RevokeFrame(self.me, 0, notice))
@@ -258,6 +262,7 @@ class ControlPlane:
                 return  # not newer: checked before the signature, which costs more
             if not deferred and now - known.received_at < self.config.advert_min_interval / 2:
                 self._deferred_adverts[origin] = (frame, adj)
+                self._housekeeping_soon(now)
                 return
         if any(roster.node_at(n) is None for n, _ in frame.adjacency):
             self._reject_from(adj, "bad-advert", f"advert of {origin} names non-nodes")

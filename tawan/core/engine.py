@@ -497,6 +497,7 @@ class Engine(ControlPlane):
             self._enqueue(hop, stored)
         if not local:
             self.stats.forwarded[msg.precedence.name.lower()] += 1
+        self._housekeeping_soon(now)
         return True
 
     def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
@@ -594,6 +595,7 @@ class Engine(ControlPlane):
                 self._ack(sender, mid, now)
             return
         result = self.reassembly.add(frame, neighbour=sender, now=now)
+        self._housekeeping_soon(now)  # a partial message to age out
         if result.refused is not None:
             self._reject_from(adj, result.refused, f"message {mid}")
         if result.report is not None:
@@ -693,6 +695,7 @@ class Engine(ControlPlane):
         is_group = self.keys.roster.is_group(msg.dst)
         if is_group and old_hop != HELD:
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
+            self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
         hold = settling or self._still_unreached(msg.dst) or not (hops or others)
         if hops:
@@ -809,6 +812,37 @@ class Engine(ControlPlane):
         too_old = now - 3 * self.config.advert_interval
         if self.router.expire_adverts(too_old):
             self._reroute()
+        self._next_housekeeping = self._housekeeping_due(now)
+
+    def _housekeeping_due(self, now: float) -> float:
+        """When housekeeping must run next. Every `housekeeping_interval` while anything is
+        held, reassembled, settling or deferred here; an idle node sleeps until the first
+        neighbour may be declared dead, the next epoch, or an advert refresh or expiry is
+        due (at most ten intervals), so it wakes for hellos and little else."""
+        interval = self.config.housekeeping_interval
+        busy = (
+            self.store.message_count() or self.store.fragment_bytes() or self._settling
+            or self._deferred_adverts or self._jump is not None
+        )  # fmt: skip
+        if busy:
+            return now + interval
+        due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
+        due += (a.last_heard + self.config.dead_interval for a in self._up_adjacencies_all())
+        due += (
+            a.received_at + 3 * self.config.advert_interval for a in self.router.adverts.values()
+        )
+        next_epoch = (self._epoch + 1) * self.keys.epoch_seconds + self.keys.t0
+        due.append(next_epoch)
+        return max(now + interval, min(due) + 1e-6)
+
+    def _up_adjacencies_all(self) -> list[Adjacency]:
+        return [a for a in self.neighbours.adjacencies.values() if a.up]
+
+    def _housekeeping_soon(self, now: float) -> None:
+        """Something to look after arrived: housekeeping within an interval again."""
+        self._next_housekeeping = min(
+            self._next_housekeeping, now + self.config.housekeeping_interval
+        )
 
     # =============================================================== reading
     def next_event(self) -> Event | None:

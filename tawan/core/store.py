@@ -299,7 +299,7 @@ class Store:
         try:
             app_id = self._pragma("application_id")
             version = self._pragma("user_version")
-            tables = self._cur.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+            tables = self._cur.execute(sql.COUNT_SCHEMA).fetchone()[0]
         except sqlite3.OperationalError:
             raise  # locked, unreadable, ...: not a statement about the contents
         except sqlite3.DatabaseError as exc:
@@ -786,7 +786,7 @@ class Store:
         """
         self._begin()
         self._cur.execute(
-            "INSERT INTO inbox VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sql.INSERT_INBOX,
             (*mid, src, dst, precedence, created, received_at, payload, signed),
         )
         return self._lastrowid("inbox")
@@ -799,9 +799,7 @@ class Store:
 
     def inbox(self, after_rowid: int = 0, limit: int = 100) -> list[InboxEntry]:
         """Up to `limit` entries after `after_rowid`, oldest first."""
-        rows = self._cur.execute(
-            "SELECT * FROM inbox WHERE id > ? ORDER BY id LIMIT ?", (after_rowid, limit)
-        ).fetchall()
+        rows = self._cur.execute(sql.INBOX_PAGE, (after_rowid, limit)).fetchall()
         return [
             InboxEntry(rowid, (ms, me, mq), src, dst, prec, created, received, payload, bool(s))
             for rowid, ms, me, mq, src, dst, prec, created, received, payload, s in rows
@@ -813,14 +811,14 @@ class Store:
         Their plaintext is overwritten in the file, and the WAL truncated, at the next commit.
         """
         self._begin()
-        self._cur.execute("DELETE FROM inbox WHERE id <= ?", (up_to_rowid,))
+        self._cur.execute(sql.ACK_INBOX, (up_to_rowid,))
         freed = self._cur.rowcount
         if freed:
             self._inbox_deleted = True
         return freed
 
     def inbox_count(self) -> int:
-        return int(self._cur.execute("SELECT count(*) FROM inbox").fetchone()[0])
+        return int(self._cur.execute(sql.COUNT_INBOX).fetchone()[0])
 
     def put_receipt(self, mid: MessageId, kind: int, at: int, reporter: int = 0) -> int:
         """Keep an end-to-end receipt `reporter` sent for the application; returns its rowid."""
@@ -838,7 +836,7 @@ class Store:
     def ack_receipts(self, up_to_rowid: int) -> int:
         """The application has every receipt up to `up_to_rowid`; returns how many were freed."""
         self._begin()
-        self._cur.execute("DELETE FROM receipts WHERE id <= ?", (up_to_rowid,))
+        self._cur.execute(sql.ACK_RECEIPTS, (up_to_rowid,))
         return self._cur.rowcount
 
     # ---- fragments -----------------------------------------------------------------------
@@ -917,13 +915,13 @@ class Store:
     # ---- engine state --------------------------------------------------------------------
 
     def get_state(self, key: str) -> bytes | None:
-        row = self._cur.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self._cur.execute(sql.GET_STATE, (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def set_state(self, key: str, value: bytes) -> None:
         """Durable with the next commit, like every other write (sequence counters, links)."""
         self._begin()
-        self._cur.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+        self._cur.execute(sql.SET_STATE, (key, value))
 
     # ---- statistics ----------------------------------------------------------------------
 

@@ -180,3 +180,11 @@ PARTIALS: Final = (
     "SELECT hop, src, epoch, seq, max(count), sum(length(chunk)), max(received_at) "
     "FROM fragments GROUP BY hop, src, epoch, seq ORDER BY min(rowid)"
 )
+COUNT_SCHEMA: Final = "SELECT count(*) FROM sqlite_schema"
+INSERT_INBOX: Final = "INSERT INTO inbox VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INBOX_PAGE: Final = "SELECT * FROM inbox WHERE id > ? ORDER BY id LIMIT ?"
+ACK_INBOX: Final = "DELETE FROM inbox WHERE id <= ?"
+COUNT_INBOX: Final = "SELECT count(*) FROM inbox"
+ACK_RECEIPTS: Final = "DELETE FROM receipts WHERE id <= ?"
+GET_STATE: Final = "SELECT value FROM state WHERE key = ?"
+SET_STATE: Final = "INSERT OR REPLACE INTO state VALUES (?, ?)"

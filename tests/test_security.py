@@ -27,10 +27,11 @@ from tawan.core.frames import (
     decode_frame,
 )
 from tawan.core.precedence import Precedence
+from tawan.core.queues import Outgoing
 from tawan.core.receipts import DELIVERED, EXPIRED, ReceiptBody, encode_receipt
 from tawan.core.routing import seq_newer
 from tawan.core.sealing import seal_message
-from tawan.core.store import Store, StoreError
+from tawan.core.store import Store, StoreError, custody_slot
 
 
 def rejected(net: Net, node: str, reason: str) -> list[FrameRejected]:
@@ -437,3 +438,45 @@ def test_two_copies_under_one_id_take_turns_on_a_link_and_both_arrive() -> None:
     assert net.stores["b"].message_count() == 0  # both handed on to c
     held = [m for m, _ in net.stores["c"].pending()] + net.stores["c"].messages_without_next_hop()
     assert [(h.mid[:2], h.dst) for h in held] == [(mid[:2], net.address("d"))]  # waits for d
+
+
+def test_a_copy_waiting_for_its_twin_lets_everything_else_go() -> None:
+    # Once the flying copy timed out and went back to the queue, the copy waiting for it
+    # stood at the head of the heap, blocked, and nothing more went to that neighbour.
+    net = Net({"a": [], "b": [], "c": []}, chain("a", "b"))
+    net.run(3)
+    a, b = net.engines["a"], net.address("b")
+    wire = (net.address("a"), 0, 999)
+
+    def copy(mid: tuple[int, int, int], created: int) -> Outgoing:
+        sealed = a._seal_local(net.address("c"), b"p", Precedence.ROUTINE, 600, False, False,
+                               False, net.now)  # fmt: skip
+        return Outgoing(mid, Precedence.ROUTINE, created, sealed.encode(), wire=wire)
+
+    first, twin = copy(wire, 1), copy(custody_slot(wire, net.address("c")), 1)
+    other = Outgoing((net.address("a"), 0, 1000), Precedence.ROUTINE, 2, twin.encoded)
+    a.forwarding.hand(b, first)
+    a.forwarding.hand(b, twin)
+    assert len(a.tx.transmit(net.now)) == 1  # one of the two copies flies
+    a.tx.retransmit_due(net.now + 100)  # its frame was lost: it is queued again
+    a.forwarding.hand(b, other)
+    frames = a.tx.transmit(net.now + 100)
+    queue = a.queues[b]
+    assert len(frames) == 2  # the copy sent again, and the other message
+    assert sorted(queue.waiting) == [twin.mid]
+    queue.remove(first.mid)  # acknowledged: the twin's turn
+    assert len(a.tx.transmit(net.now + 101)) == 1
+
+
+def test_a_held_group_message_goes_once_a_static_route_reaches_its_member() -> None:
+    names: dict[str, list[str]] = {"a": ["g"], "r": [], "m": ["g"]}
+    link = FakeLink("a", "r", profile(), up=False)
+    roster_only = Net(names, [link])
+    m, r = roster_only.address("m"), roster_only.address("r")
+    net = Net(names, [link], config=EngineConfig(strict_states=True, static_routes={m: r}))
+    net.run(3)
+    group = net.submit("a", "g", b"group", precedence=Precedence.ROUTINE, ttl=3000)
+    link.up = True
+    net.run(30)
+    assert net.engines["r"].store.get_message(group) is not None
+    assert net.stores["a"].get_message(group) is None

@@ -667,7 +667,7 @@ class Engine(ControlPlane):
         hop reaches now (a held unicast message had none when it was held), a group with a
         member reached now that was not at the previous change. The rest stay untouched,
         so a change of routes costs nothing per message still held."""
-        reached = set(self.router.reachable()) | set(self.router.my_adjacency)
+        reached = self.router.reached()
         new, self._reached = reached - self._reached, reached
         roster = self.keys.roster
         released = set()

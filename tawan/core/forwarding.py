@@ -11,8 +11,6 @@ plans belong here too.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from crypto.roster import Roster
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.queues import Outgoing
@@ -43,8 +41,8 @@ class Forwarding:
         """A group with members no route reaches now: some copy must wait for them."""
         if not roster.is_group(dst):
             return False
-        reachable: Collection[int] = self.router.reachable()
-        return any(m != self.me and m not in reachable for m in roster.members(dst))
+        reached = self.router.reached()
+        return any(m != self.me and m not in reached for m in roster.members(dst))
 
     # ------------------------------------------------------------------ links
     def best(self, neighbour: int) -> Adjacency | None:

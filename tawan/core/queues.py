@@ -75,6 +75,8 @@ class NeighbourQueue:
     # wire id -> the one copy under it sent to this neighbour and not yet acknowledged: its
     # acknowledgement names the wire id, so two copies of one id never fly at once
     flying: dict[MessageId, MessageId] = field(default_factory=dict)
+    # Copies kept off the heaps while their twin flies: wire id -> them, back when it lands.
+    _parked: dict[MessageId, list[Outgoing]] = field(default_factory=dict)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     def push(self, item: Outgoing, via: str) -> None:
@@ -95,8 +97,10 @@ class NeighbourQueue:
         while heap:
             item = self.waiting.get(heap[0][3])
             if item is not None and item.via == via:
-                return item
-            heapq.heappop(heap)  # sent, acknowledged, dropped or moved since it was pushed
+                if not self.blocked(item):
+                    return item
+                self._parked.setdefault(item.wire_mid, []).append(item)  # the rest go first
+            heapq.heappop(heap)  # sent, acknowledged, dropped, moved or parked since pushed
         return None
 
     def links(self) -> list[str]:
@@ -124,8 +128,16 @@ class NeighbourQueue:
             self.lifecycle.move((mid, self.neighbour), why)
             if self.flying.get(gone.wire_mid) == mid:
                 del self.flying[gone.wire_mid]
+                self._unpark(gone.wire_mid)
             self.on_change(self.neighbour)
         return gone
+
+    def _unpark(self, wire: MessageId) -> None:
+        """The twin that flew is gone: its parked copies wait their turn again."""
+        for item in self._parked.pop(wire, []):
+            if self.waiting.get(item.mid) is item:
+                rank = (-item.precedence, item.created, next(self._order), item.mid)
+                heapq.heappush(self._heaps.setdefault(item.via, []), rank)
 
     def blocked(self, item: Outgoing) -> bool:
         """Another copy under the same wire id flies to this neighbour: wait for its fate."""

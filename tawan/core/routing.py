@@ -166,6 +166,12 @@ class Router:
             self._trees[src] = tree
         return tree
 
+    def reached(self) -> set[int]:
+        """Every destination a next hop reaches now: by the adverts, a neighbour itself, or
+        a static route whose neighbour is up (`next_hop` gives one for each)."""
+        static = {dst for dst, via in self.static_routes.items() if via in self.my_adjacency}
+        return set(self._hops()) | set(self.my_adjacency) | static
+
     def reachable(self) -> Collection[int]:
         """Destinations a route reaches now (a view, not a copy: cheap per message)."""
         return self._hops().keys()

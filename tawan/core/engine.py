@@ -644,7 +644,7 @@ class Engine(ControlPlane):
             missing = [i for i in range(item.fragment_count) if not state.has(i)]
             if missing:
                 item.to_send = missing
-                queue.push(item, item.via)
+                self.forwarding.hand(adj.neighbour, item)
 
     # --------------------------------------------------------------- neighbours
 

@@ -305,4 +305,5 @@ class Transmitter:
             # A fragmented transfer is probed with its last piece: the receiver answers with
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
-            queue.push(item, item.via)
+            best = self.best_link(neighbour)  # the forwarding decision of now, not of then
+            queue.push(item, best.link if best is not None else "")

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import io
 import os
+import random
 import re
 import shutil
 import signal
@@ -149,10 +150,33 @@ class Sent:
 
 
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 free right now (daemons, tests and benchmarks bind to it next)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
+    """A port on 127.0.0.1 free right now (daemons, tests and benchmarks bind to it next).
+
+    Drawn below the kernel's ephemeral range: a port from that range could be handed, before
+    its listener binds it, to some connection's own end (a node dialling its neighbour)."""
+    low, _ = _ephemeral_ports()
+    first = 10_000 if low > 11_000 else 1_024
+    draw = random.Random()
+    for _ in range(200):
+        port = draw.randrange(first, max(first + 1, low))
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, kind) as sock:  # crowded: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ends of connections (Linux), else the IANA one."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def local_address(kind: socket.SocketKind = socket.SOCK_STREAM) -> str:

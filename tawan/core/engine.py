@@ -827,16 +827,14 @@ class Engine(ControlPlane):
         if busy:
             return now + interval
         due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
-        due += (a.last_heard + self.config.dead_interval for a in self._up_adjacencies_all())
+        adjacencies = self.neighbours.adjacencies.values()
+        due += (a.last_heard + self.config.dead_interval for a in adjacencies if a.up)
         due += (
             a.received_at + 3 * self.config.advert_interval for a in self.router.adverts.values()
         )
         next_epoch = (self._epoch + 1) * self.keys.epoch_seconds + self.keys.t0
         due.append(next_epoch)
         return max(now + interval, min(due) + 1e-6)
-
-    def _up_adjacencies_all(self) -> list[Adjacency]:
-        return [a for a in self.neighbours.adjacencies.values() if a.up]
 
     def _housekeeping_soon(self, now: float) -> None:
         """Something to look after arrived: housekeeping within an interval again."""

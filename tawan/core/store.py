@@ -245,6 +245,7 @@ class Store:
         failed commit that SQLite rolled back."""
         self._dirty = False
         self._closed = False
+        self._lifecycle = Lifecycle()  # the engine attaches its own (`attach`)
         self._file_backed = self.path not in ("", ":memory:")
         self._unsynced = False  # committed at NORMAL, not yet forced to stable storage
         self._dir_synced = False
@@ -357,10 +358,7 @@ class Store:
         self._held: dict[MessageId, int] = {
             (src, epoch, seq): dst for src, epoch, seq, dst in cur.execute(sql.HELD_MESSAGES)
         }
-        if not hasattr(self, "_lifecycle"):
-            self._lifecycle = Lifecycle()
-        else:
-            self.attach(self._lifecycle)  # after a rollback: the rows held now
+        self.attach(self._lifecycle)  # the rows held now (at open, and after a rollback)
         self._partials: dict[PartialKey, _Partial] = {}
         for hop, src, epoch, seq, count, held, newest in cur.execute(sql.PARTIALS):
             self._partials[(hop, (src, epoch, seq))] = _Partial(count, held, newest)

@@ -1,7 +1,9 @@
 """The `tawan` command line: a small dispatcher; each command family registers itself.
 
 A family module provides ``add_<family>_commands(subparsers)``, which adds its parsers and
-sets ``run=<function(args) -> int>`` on each. Errors the user can fix (`UserError`, the
+sets ``run=<function(args) -> int>`` on each. Families outside tawan/ (the emulator, the
+topology tools) register through the ``tawan.commands`` entry-point group, so tawan never
+imports them. Errors the user can fix (`UserError`, the
 crypto package's errors, files that cannot be read or written) print one line to stderr
 and exit with status 2; no traceback.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 from crypto.errors import CryptoError
 from tawan.cli_mission import add_mission_commands
@@ -36,9 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tawan", description="Store-and-forward messaging over a mix of bearers."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in COMMAND_FAMILIES:
+    for register in [*COMMAND_FAMILIES, *_plugin_families()]:
         register(subparsers)
     return parser
+
+
+def _plugin_families() -> list[Registrar]:
+    """The registrars named in the ``tawan.commands`` entry points, by entry name."""
+    found = sorted(entry_points(group="tawan.commands"), key=lambda entry: entry.name)
+    return [entry.load() for entry in found]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

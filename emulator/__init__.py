@@ -1,0 +1,1 @@
+"""Many real tawan engines in one process, over modelled bearers, through scripted faults."""

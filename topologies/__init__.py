@@ -1,0 +1,1 @@
+"""Networks as graphs: scenario files, bearer profiles, generators and analysis."""

@@ -1,0 +1,198 @@
+"""A scenario as typed objects: the network, its traffic, its faults, how long and which seed.
+
+One TOML file (docs/scenarios.md documents every key) is validated once, at the edge, by
+`topologies.load.load_scenario`; everything past it (generators, analysis, the emulator)
+sees only these frozen models. Times are seconds from the start of the run; positions are
+kilometres on a flat map.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from tawan.core.precedence import Precedence
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+Seconds = Annotated[float, Field(ge=0)]
+Chance = Annotated[float, Field(ge=0, le=1)]
+Position = tuple[float, float]
+
+
+def _precedence(value: object) -> object:
+    """Scenario files name a precedence ("FLASH"); the model keeps the enum."""
+    if isinstance(value, str) and value.upper() in Precedence.__members__:
+        return Precedence[value.upper()]
+    return value
+
+
+PrecedenceName = Annotated[Precedence, BeforeValidator(_precedence)]
+
+
+class Node(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Literal["hq", "unit", "relay"] = "unit"
+    position: Position = (0.0, 0.0)
+    groups: tuple[str, ...] = ()
+    parent: str | None = None
+    """The headquarters this node reports to ("parent" in traffic, paths in analysis)."""
+
+
+class Numbers(_Strict):
+    """Per-link or per-net overrides of the bearer's catalogue numbers; unset keeps them."""
+
+    rate_bps: Annotated[int, Field(gt=0)] | None = None
+    delay_s: Seconds | None = None
+    jitter_s: Seconds | None = None
+    loss: Chance | None = None
+    mtu: Annotated[int, Field(ge=128, le=65507)] | None = None
+    queue_bytes: Annotated[int, Field(gt=0)] | None = None
+    range_km: Annotated[float, Field(gt=0)] | None = None
+
+
+class Link(Numbers):
+    """A point-to-point link between two nodes over one bearer."""
+
+    a: str
+    b: str
+    bearer: str
+    name: str | None = None
+    """Defaults to "a-b-bearer"; see `Scenario.link_name`."""
+    beam: str | None = None
+    """SATCOM: the beam it uses (jamming and outages per beam)."""
+
+
+class Net(Numbers):
+    """A radio net: one shared half-duplex channel; each frame is heard by members in range."""
+
+    name: str
+    bearer: str
+    members: Annotated[tuple[str, ...], Field(min_length=2)]
+
+
+Selector = str
+"""Which nodes: "all", "role:hq", "group:coy-a", or a node name."""
+
+Destination = str
+"""Where to: "parent", "children" (each node whose parent it is, one message each),
+"own-group" (the source's first group, one group message), "group:NAME", or a node name."""
+
+
+class Traffic(_Strict):
+    name: str | None = None
+    sources: tuple[Selector, ...] = ("all",)
+    share: Chance = 1.0
+    """The fraction of the selected sources that send (drawn from the seed)."""
+    to: Destination
+    precedence: PrecedenceName = Precedence.ROUTINE
+    size_bytes: Annotated[int, Field(ge=1, le=1 << 20)]
+    interval_s: Annotated[float, Field(gt=0)]
+    process: Literal["periodic", "poisson"] = "periodic"
+    start_s: Seconds = 0.0
+    stop_s: Seconds | None = None
+    ttl_s: Annotated[int, Field(ge=1)] = 3600
+    receipt: bool = False
+
+
+class _Fault(_Strict):
+    at_s: Seconds
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+    """None: until the end of the run (a cut never repaired)."""
+
+
+class _Targeted(_Fault):
+    """A fault on one link or net (`link`, by name) or on every link of a bearer."""
+
+    link: str | None = None
+    bearer: str | None = None
+
+
+class Jam(_Fault):
+    kind: Literal["jam"]
+    name: str | None = None
+    position: Position = (0.0, 0.0)
+    bands: Annotated[tuple[str, ...], Field(min_length=1)]
+    power_w: Annotated[float, Field(gt=0)] = 100.0
+    reach_km: Annotated[float, Field(gt=0)] | None = None
+    """Given: total loss for every receiver within reach, none beyond; the J/S model else."""
+    duty_cycle: Annotated[float, Field(gt=0, le=1)] = 1.0
+    period_s: Annotated[float, Field(gt=0)] = 60.0
+    beam: str | None = None
+    """Band "satcom": the uplink beam jammed (every link on it)."""
+
+
+class Cut(_Fault):
+    kind: Literal["cut"]
+    link: str
+
+
+class Latency(_Targeted):
+    kind: Literal["latency"]
+    add_s: Annotated[float, Field(gt=0)]
+
+
+class Throttle(_Targeted):
+    kind: Literal["throttle"]
+    factor: Annotated[float, Field(gt=0, le=1)]
+    """The share of the nominal rate left."""
+
+
+class LossBurst(_Targeted):
+    kind: Literal["loss"]
+    loss: Chance
+
+
+class SatcomOutage(_Fault):
+    kind: Literal["satcom-outage"]
+    bearer: str | None = None
+    beam: str | None = None
+
+
+class Destroy(_Fault):
+    kind: Literal["destroy"]
+    node: str
+
+
+class Restart(_Fault):
+    kind: Literal["restart"]
+    node: str
+    """Crashes at `at_s` (what it had not committed is lost) and runs again after
+    `duration_s` (default: at once) on its surviving store."""
+
+
+class Emcon(_Fault):
+    kind: Literal["emcon"]
+    node: str
+    bands: tuple[str, ...] = ()
+    """Empty: every radio band of the node (receive only)."""
+
+
+Fault = Annotated[
+    Jam | Cut | Latency | Throttle | LossBurst | SatcomOutage | Destroy | Restart | Emcon,
+    Field(discriminator="kind"),
+]
+
+
+class Run(_Strict):
+    name: str = "scenario"
+    duration_s: Annotated[float, Field(gt=0)]
+    seed: int = 1
+    description: str = ""
+
+
+class Scenario(_Strict):
+    run: Run
+    nodes: Annotated[tuple[Node, ...], Field(min_length=1)]
+    links: tuple[Link, ...] = ()
+    nets: tuple[Net, ...] = ()
+    traffic: tuple[Traffic, ...] = ()
+    faults: tuple[Fault, ...] = ()
+
+    @staticmethod
+    def link_name(link: Link) -> str:
+        return link.name or f"{link.a}-{link.b}-{link.bearer}"

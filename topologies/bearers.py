@@ -32,7 +32,7 @@ class GilbertElliott:
         for name in ("p", "r", "loss_good", "loss_bad"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
-                raise ValueError(f"GilbertElliott.{name}: expected a chance in 0..1, found {value}")
+                raise ValueError(f"GilbertElliott.{name}: expected a chance 0..1, found {value}")
         if self.p + self.r == 0:
             raise ValueError("GilbertElliott: p and r cannot both be 0")
 

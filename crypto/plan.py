@@ -150,12 +150,14 @@ class MissionPlan:
         return tuple(sorted(addresses))
 
     def add_node(
-        self, name: str, group_names: Iterable[str], randbytes: RandBytes
+        self, name: str, group_names: Iterable[str], randbytes: RandBytes, *, pair: bool = True
     ) -> tuple[NodeKeys, tuple[str, ...]]:
         """Issue node `name`; returns its keys and the names of peers whose keys changed.
 
         Every non-revoked node must have its keys in `self.keys`: each gets the epoch-0
-        root of its pair with the new node.
+        root of its pair with the new node. `pair=False` leaves the pair roots to the caller
+        (the emulator draws them from its seed: a hybrid exchange per pair costs O(nodes^2)
+        key agreements, too many for a 500-node run, and its randomness is the system's).
         """
         check_name(name, "node")
         if isinstance(group_names, str):
@@ -183,7 +185,8 @@ class MissionPlan:
         self.nodes[address] = NodeEntry(
             name, address, public.ed25519, public.x25519, public.mlkem768, groups
         )
-        keys = self._pair_with(keys, peers)
+        if pair:
+            keys = self._pair_with(keys, peers)
         self.keys[name] = keys
         self.version += 1
         return keys, tuple(peer.name for peer in peers)

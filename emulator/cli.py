@@ -1,0 +1,88 @@
+"""`tawan emulate`: run a scenario file through the real engines and report what survived."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from emulator.emulate import emulate
+from emulator.report import print_summary
+from emulator.run import Options
+from tawan.cli import UserError
+from topologies.load import ScenarioError, load_scenario
+
+
+def add_emulate_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    parser = subparsers.add_parser(
+        "emulate",
+        help="run a scenario through the real stack in virtual time",
+        description="Run every node of SCENARIO as a real tawan engine over modelled "
+        "bearers, through the scenario's faults; write timeline.json, results.json and "
+        "report.html into --out.",
+    )
+    parser.add_argument("scenario", type=Path, help="scenario file (TOML)")
+    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--out", type=Path, default=Path("emulation"), help="output folder")
+    parser.add_argument("--window", type=float, default=60.0, help="results window (s)")
+    parser.add_argument(
+        "--pcap", nargs="+", default=[], metavar="LINK", help="write these links' frames"
+    )
+    parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    parser.add_argument(
+        "--realtime", action="store_true", help="pace to the wall clock, serve metrics"
+    )
+    parser.add_argument("--speed", type=float, default=1.0, help="--realtime: x wall clock")
+    parser.add_argument(
+        "--metrics-port", type=int, default=9400, help="--realtime: Prometheus port"
+    )
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UserError(str(exc)) from None
+    if args.window <= 0:
+        raise UserError(f"--window: expected seconds > 0, found {args.window}")
+    options = Options(seed=args.seed, window_s=args.window)
+    console = Console(stderr=True, quiet=args.quiet)
+    if args.realtime:
+        from emulator.realtime import emulate_realtime  # trio and the HTTP server: only here
+
+        outcome = emulate_realtime(
+            scenario, args.out, options, speed=args.speed, port=args.metrics_port,
+            console=console, pcap_links=args.pcap, report=not args.no_report,
+        )  # fmt: skip
+    else:
+        with Progress(
+            TextColumn(f"[bold]{scenario.run.name}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s virtual"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("run", total=scenario.run.duration_s)
+            try:
+                outcome = emulate(
+                    scenario, args.out, options, pcap_links=args.pcap,
+                    report=not args.no_report,
+                    progress=lambda t: bar.update(task, completed=t),
+                )  # fmt: skip
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+    out = Console(file=sys.stdout, quiet=args.quiet)
+    print_summary(outcome.results, out)
+    print(f"results: {outcome.results_path}")
+    print(f"timeline: {outcome.timeline_path}")
+    if outcome.report_path is not None:
+        print(f"report: {outcome.report_path}")
+    return 0

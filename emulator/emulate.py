@@ -1,0 +1,69 @@
+"""One emulation from scenario to files: run it, then write timeline.json, results.json and
+report.html into the output folder. The `tawan emulate` command, `make demo` and the
+benchmarks all come through here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.pcap import PcapRecorder
+from emulator.report import write_report
+from emulator.results import results, timeline, write_json
+from emulator.run import Emulation, Options
+from topologies.analyze import draw_bytes
+from topologies.scenario import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    results: dict[str, Any]
+    timeline_path: Path
+    results_path: Path
+    report_path: Path | None
+    events: int
+
+
+def emulate(
+    scenario: Scenario,
+    out: Path,
+    options: Options | None = None,
+    *,
+    pcap_links: Collection[str] = (),
+    report: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> Outcome:
+    """Run `scenario` to its end and write its outputs into `out` (created if need be)."""
+    unknown = sorted(set(pcap_links) - {Scenario.link_name(link) for link in scenario.links}
+                     - {net.name for net in scenario.nets})  # fmt: skip
+    if unknown:
+        raise ValueError(f"--pcap: unknown links {unknown}")
+    out.mkdir(parents=True, exist_ok=True)
+    em = Emulation(scenario, options)
+    recorder = PcapRecorder(out, pcap_links) if pcap_links else None
+    if recorder is not None:
+        em.frame_hooks.append(recorder.frame)
+    try:
+        em.run(progress)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    return finish(em, out, report=report)
+
+
+def finish(em: Emulation, out: Path, *, report: bool = True) -> Outcome:
+    """Write the outputs of a run that has ended (also used by the realtime mode)."""
+    tl = timeline(em)
+    res = results(em, tl)
+    timeline_path, results_path = out / "timeline.json", out / "results.json"
+    write_json(timeline_path, tl)
+    write_json(results_path, res)
+    report_path = None
+    if report:
+        picture = draw_bytes(em.scenario, "png")
+        report_path = write_report(res, out, picture)
+    events = em.events_handled
+    em.close()
+    return Outcome(res, timeline_path, results_path, report_path, events)

@@ -1,0 +1,136 @@
+"""What an emulation records while it runs: offers, deliveries, frames, node and link events.
+
+Cheap on the hot path (a frame adds to a few counters); everything derived (ratios,
+percentiles, windows, the oracle's bound) is computed once at the end, in
+`emulator.results`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from emulator.links import LinkModel, Sent
+from emulator.traffic import Offer
+from tawan.core.events import (
+    Delivered,
+    Event,
+    MessageEvicted,
+    MessageExpired,
+    MessageRefused,
+    NeighbourChanged,
+)
+from tawan.core.frames import FrameType, MessageId
+from tawan.core.precedence import Precedence
+
+if TYPE_CHECKING:
+    from emulator.run import Emulation
+
+_MESSAGE_TYPES = frozenset((FrameType.DATA, FrameType.FRAG))
+
+
+@dataclass(slots=True)
+class OfferRecord:
+    """One message offered at its source, and where and when it arrived."""
+
+    mid: MessageId
+    source: str
+    destinations: tuple[str, ...]
+    size: int
+    precedence: Precedence
+    time: float
+    ttl_s: int
+    generator: str
+    delivered: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BearerTally:
+    frames: int = 0
+    bytes: int = 0
+    control_bytes: int = 0
+    message_bytes: int = 0
+    air_s: float = 0.0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+class Recorder:
+    def __init__(self, emulation: Emulation) -> None:
+        self.emulation = emulation
+        self.window_s = emulation.options.window_s
+        self.offers: dict[MessageId, OfferRecord] = {}
+        self.refusals: list[tuple[float, Offer, str]] = []
+        self.bearers: dict[str, BearerTally] = defaultdict(BearerTally)
+        self.window_bytes: dict[tuple[int, str], int] = defaultdict(int)
+        self.duplicates = 0
+        self.stack_drops: Counter[tuple[str, Precedence]] = Counter()  # (why, precedence)
+        self.neighbour_changes: list[tuple[float, str, str, int, bool]] = []
+        self.node_spans: dict[str, list[tuple[str, float, float | None]]] = defaultdict(list)
+        self.store_peak: Counter[str] = Counter()
+        self.store_samples: list[tuple[float, dict[str, int]]] = []
+
+    # ------------------------------------------------------------------ hot path
+    def frame(self, model: LinkModel, sender: str, data: bytes, sent: Sent) -> None:
+        tally = self.bearers[model.bearer.name]
+        size = len(data)
+        if sent.dropped is not None:
+            tally.dropped[sent.dropped] += 1
+            if sent.dropped in ("mtu", "queue", "silenced"):
+                return  # never on the air
+        tally.frames += 1
+        tally.bytes += size
+        tally.air_s += sent.end - sent.start
+        if data[0] & 0xF in _MESSAGE_TYPES:
+            tally.message_bytes += size
+        else:
+            tally.control_bytes += size
+        self.window_bytes[int(self.emulation.now // self.window_s), model.bearer.name] += size
+
+    def event(self, node: str, event: Event, t: float) -> None:
+        if isinstance(event, Delivered):
+            record = self.offers.get(event.mid)
+            if record is None or node not in record.destinations:
+                return
+            if node in record.delivered:
+                self.duplicates += 1
+            else:
+                record.delivered[node] = t
+        elif isinstance(event, MessageExpired):
+            self.stack_drops["expired", event.precedence] += 1
+        elif isinstance(event, MessageEvicted):
+            self.stack_drops["evicted", event.precedence] += 1
+        elif isinstance(event, MessageRefused):
+            self.stack_drops["refused", event.precedence] += 1
+        elif isinstance(event, NeighbourChanged):
+            self.neighbour_changes.append((t, node, event.link, event.neighbour, event.up))
+
+    # ------------------------------------------------------------------ the rest
+    def offered(self, mid: MessageId, offer: Offer, destinations: list[str], t: float) -> None:
+        self.offers[mid] = OfferRecord(
+            mid, offer.source, tuple(destinations), offer.size, offer.precedence, t,
+            offer.ttl_s, offer.generator,
+        )  # fmt: skip
+
+    def refused(self, offer: Offer, reason: str, t: float) -> None:
+        self.refusals.append((t, offer, reason))
+
+    def node_down(self, node: str, why: str, t: float) -> None:
+        self.node_spans[node].append((why, t, None))
+
+    def node_up(self, node: str, t: float) -> None:
+        spans = self.node_spans[node]
+        if spans and spans[-1][2] is None:
+            why, start, _ = spans[-1]
+            spans[-1] = (why, start, t)
+
+    def sample(self, t: float) -> None:
+        """Store occupancy of every live node, once per window."""
+        counts = {}
+        for name, store in self.emulation.stores.items():
+            if self.emulation.alive[name]:
+                count = store.message_count()
+                counts[name] = count
+                if count > self.store_peak[name]:
+                    self.store_peak[name] = count
+        self.store_samples.append((t, counts))

@@ -1,0 +1,283 @@
+"""The emulation: every node's real Engine, driven from one event heap in virtual time.
+
+The engines are the objects the daemon drives (tawan.core.engine.Engine over an in-memory
+SQLite store); only the driver differs. The heap holds frames in flight, one timer per
+engine, fault boundaries, node events, traffic streams and sampling points. An event
+touches only the engines it concerns: after an engine was called, its frames are handed to
+their link models, its events recorded, and its timer re-armed from `get_timer()` (an old
+heap entry for the same engine is recognised by its generation and skipped). Nothing loops
+over all engines per event.
+
+Virtual time `t` is seconds from the start of the run; an engine's clock reads
+`BASE + t`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from crypto.keyring import Keyring
+from emulator.faults import FaultPlan, NodeEvent, plan_faults
+from emulator.links import LinkModel, build_links
+from emulator.mission import LEAD_S, MISSION_T0, seeded_mission
+from emulator.record import Recorder
+from emulator.traffic import Offer, Stream, streams
+from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
+from tawan.core.events import Event
+from tawan.core.store import Store
+from topologies.scenario import Scenario
+
+BASE = MISSION_T0 + LEAD_S
+"""An engine's clock at virtual time 0."""
+
+# Heap entry kinds, in the order they run at one instant (then by insertion).
+_ARRIVAL, _TIMER, _BOUNDARY, _NODE, _STREAM, _SAMPLE = range(6)
+
+FrameHook = Callable[[float, str, str, str, bytes], None]
+"""Called with (t, link, sender, receiver, frame) for every frame put on a link."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    seed: int | None = None
+    """None: the scenario's own seed."""
+    window_s: float = 60.0
+    """Results are also given per window of this many seconds."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    store_max_bytes: int = 64 << 20
+
+
+class Emulation:
+    """One run of a scenario; `run()` to the end, or `step_until(t)` piece by piece."""
+
+    def __init__(self, scenario: Scenario, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.scenario = scenario
+        self.seed = scenario.run.seed if self.options.seed is None else self.options.seed
+        self.duration = scenario.run.duration_s
+        self.now = 0.0
+        names = {node.name: list(node.groups) for node in scenario.nodes}
+        self.roster, self.keys = seeded_mission(names, self.seed)
+        self.addresses = {name: k.address for name, k in self.keys.items()}
+        self.links: dict[str, LinkModel] = build_links(scenario, self.seed)
+        self.plan: FaultPlan = plan_faults(scenario, self.links)
+        self.stores = {
+            name: Store.memory(max_bytes=self.options.store_max_bytes) for name in names
+        }
+        self._specs = {name: self._link_specs(name) for name in names}
+        self.engines: dict[str, Engine] = {}
+        self.alive: dict[str, bool] = {}
+        self._armed: dict[str, float | None] = {}
+        self._generation: dict[str, int] = dict.fromkeys(names, 0)
+        self._restarts: dict[str, int] = dict.fromkeys(names, 0)
+        self.record = Recorder(self)
+        self.frame_hooks: list[FrameHook] = []
+        self._heap: list[tuple[float, int, int, object]] = []
+        self._order = itertools.count()
+        self._streams: list[Stream] = streams(scenario, self.seed)
+        self._payloads = random.Random(f"{self.seed}/payloads").randbytes(1 << 21)
+        self._payload_at = 0
+        self.events_handled = 0
+        self.engine_s = 0.0  # wall seconds spent inside Engine calls (benchmarks read it)
+        for name in names:
+            self._start_engine(name)
+        for index, boundary in enumerate(self.plan.boundaries):
+            self._push(boundary, _BOUNDARY, index)
+        for event in self.plan.node_events:
+            self._push(event.time, _NODE, event)
+        for index, stream in enumerate(self._streams):
+            if not stream.done:
+                self._push(stream.next_at, _STREAM, index)
+        self._push(0.0, _SAMPLE, 0)
+
+    # ------------------------------------------------------------------ building
+    def _link_specs(self, name: str) -> list[LinkSpec]:
+        specs = []
+        for model in self.links.values():
+            if name not in model.members:
+                continue
+            peers = tuple(PeerSpec(self.addresses[p], p) for p in model.peers_of(name))
+            specs.append(LinkSpec(model.name, model.bearer.profile(), peers))
+        return specs
+
+    def _start_engine(self, name: str) -> None:
+        keyring = Keyring(self.keys[name], self.roster)
+        rng = random.Random(f"{self.seed}/engine/{name}/{self._restarts[name]}")
+        engine = Engine(
+            keyring, self.stores[name], self.options.engine, self._specs[name], rng,
+            BASE + self.now,
+        )  # fmt: skip
+        self.engines[name] = engine
+        self.alive[name] = True
+        self._armed[name] = None
+        self._after(name, engine)
+
+    def _push(self, t: float, kind: int, item: object) -> None:
+        heapq.heappush(self._heap, (t, kind, next(self._order), item))
+
+    # ------------------------------------------------------------------ running
+    def run(self, progress: Callable[[float], None] | None = None) -> None:
+        """Run to the scenario's end; `progress(t)` is called about once per window."""
+        self.step_until(self.duration, progress)
+
+    def step_until(self, until: float, progress: Callable[[float], None] | None = None) -> None:
+        """Handle every event up to virtual time `until` (at most the run's end)."""
+        until = min(until, self.duration)
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            t, kind, _, item = heapq.heappop(heap)
+            self.now = t
+            self.events_handled += 1
+            if kind == _ARRIVAL:
+                self._arrive(item)  # type: ignore[arg-type]
+            elif kind == _TIMER:
+                self._timer(item)  # type: ignore[arg-type]
+            elif kind == _STREAM:
+                self._fire(item)  # type: ignore[arg-type]
+            elif kind == _BOUNDARY:
+                self._boundary(t)
+            elif kind == _NODE:
+                self._node_event(item)  # type: ignore[arg-type]
+            else:
+                self.record.sample(t)
+                if progress is not None:
+                    progress(t)
+                nxt = t + self.options.window_s
+                if nxt < self.duration:
+                    self._push(nxt, _SAMPLE, 0)
+        self.now = max(self.now, until)
+
+    def _arrive(self, item: tuple[str, str, str, bytes]) -> None:
+        receiver, link, sender, data = item
+        if not self.alive[receiver]:
+            return
+        engine = self.engines[receiver]
+        started = time.perf_counter()
+        engine.receive(link, sender, data, BASE + self.now)
+        self.engine_s += time.perf_counter() - started
+        self._after(receiver, engine)
+
+    def _timer(self, item: tuple[str, int]) -> None:
+        name, generation = item
+        if generation != self._generation[name] or not self.alive[name]:
+            return
+        self._armed[name] = None
+        engine = self.engines[name]
+        started = time.perf_counter()
+        engine.handle_timer(BASE + self.now)
+        self.engine_s += time.perf_counter() - started
+        self._after(name, engine)
+
+    def _after(self, name: str, engine: Engine) -> None:
+        """What an engine wants once it was called: frames out, events in, its timer."""
+        now = BASE + self.now
+        started = time.perf_counter()
+        sends = engine.transmit(now)
+        events = []
+        while (event := engine.next_event()) is not None:
+            events.append(event)
+        deadline = engine.get_timer()
+        self.engine_s += time.perf_counter() - started
+        for tx in sends:
+            self._carry(name, tx.link, tx.peer, tx.data)
+        for event in events:
+            self._on_event(name, event)
+        armed = None if deadline is None else max(deadline - BASE, self.now)
+        if armed != self._armed[name]:
+            self._armed[name] = armed
+            self._generation[name] += 1
+            if armed is not None:
+                self._push(armed, _TIMER, (name, self._generation[name]))
+
+    def _carry(self, sender: str, link: str, receiver: str, data: bytes) -> None:
+        model = self.links[link]
+        sent = model.send(sender, receiver, len(data), self.now)
+        self.record.frame(model, sender, data, sent)
+        for hook in self.frame_hooks:
+            hook(self.now, link, sender, receiver, data)
+        if sent.arrival is not None:
+            self._push(sent.arrival, _ARRIVAL, (receiver, link, sender, data))
+
+    def _on_event(self, name: str, event: Event) -> None:
+        self.record.event(name, event, self.now)
+
+    # ------------------------------------------------------------------ traffic
+    def _fire(self, index: int) -> None:
+        stream = self._streams[index]
+        for offer in stream.fire():
+            self.offer(offer)
+        if not stream.done:
+            self._push(stream.next_at, _STREAM, index)
+
+    def offer(self, offer: Offer) -> None:
+        """Submit one message at its source now (a source that is down offers nothing)."""
+        if not self.alive[offer.source]:
+            return
+        group = offer.destination.removeprefix("group:")
+        is_group = group != offer.destination
+        entry = self.roster.group_named(group) if is_group else None
+        if is_group:
+            assert entry is not None  # the loader checked the group names
+            members = [self.roster.node_at(a) for a in self.roster.members(entry.address)]
+            dsts = [m.name for m in members if m is not None and m.name != offer.source]
+            dst = entry.address
+        else:
+            dsts, dst = [offer.destination], self.addresses[offer.destination]
+        payload = self._payload(offer.size)
+        engine = self.engines[offer.source]
+        submission = Submission(dst, payload, offer.precedence, offer.ttl_s, offer.receipt)
+        started = time.perf_counter()
+        try:
+            mid = engine.submit(submission, BASE + self.now)
+        except SubmitError as exc:
+            self.record.refused(offer, str(exc), self.now)
+        else:
+            self.record.offered(mid, offer, dsts, self.now)
+        finally:
+            self.engine_s += time.perf_counter() - started
+        self._after(offer.source, engine)
+
+    def _payload(self, size: int) -> bytes:
+        pool = self._payloads
+        if self._payload_at + size > len(pool):
+            self._payload_at = 0
+        start = self._payload_at
+        self._payload_at += size
+        return pool[start : start + size]
+
+    # ------------------------------------------------------------------ faults
+    def _boundary(self, t: float) -> None:
+        for signal in self.plan.apply(t):
+            model = self.links[signal.link]
+            for end in model.members:
+                if not self.alive[end]:
+                    continue
+                engine = self.engines[end]
+                for peer in model.peers_of(end):
+                    if signal.up:
+                        engine.peer_up(model.name, peer, BASE + t)
+                    else:
+                        engine.peer_down(model.name, peer, BASE + t)
+                self._after(end, engine)
+
+    def _node_event(self, event: NodeEvent) -> None:
+        name = event.node
+        if event.kind in ("destroy", "crash") and self.alive[name]:
+            self.alive[name] = False
+            self._generation[name] += 1  # its armed timer is void
+            if event.kind == "crash":
+                self.stores[name].rollback()  # what it had not committed is lost
+            self.record.node_down(name, event.kind, self.now)
+        elif event.kind == "revive" and not self.alive[name]:
+            self._restarts[name] += 1
+            self._start_engine(name)
+            self.record.node_up(name, self.now)
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()

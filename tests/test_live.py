@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -23,10 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from emulator.live import EMULATION_METRICS, EmulationMetrics, run_paced, serve_metrics
 from tawan.core.precedence import Precedence
 from tawan.core.snapshot import NodeSnapshot
+from tawan.demo import free_port
 from tawan.node.metrics import METRICS, NodeMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"
+SCRAPE_CONFIG = ROOT / "monitoring" / "prometheus.yml"
 NAMES = ("alpha", "bravo", "charlie")
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -293,3 +299,97 @@ def test_the_dashboard_serves_an_emulation_as_well_as_one_daemon() -> None:
             assert selector == '{node=~"$node"}', query
         used = set(re.findall(r"\btawan_[a-z0-9_]+", query))
         assert used <= exported, query
+
+
+# ================================================================== against a real Prometheus
+PROMETHEUS = shutil.which("prometheus")
+
+
+def prometheus_query(base: str, query: str) -> list[dict[str, object]]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    answer = json.loads(fetch(url)[2])
+    assert answer["status"] == "success", (query, answer)
+    result: list[dict[str, object]] = answer["data"]["result"]
+    return result
+
+
+def scrape_config(target: str) -> str:
+    """The commented-out emulator job of monitoring/prometheus.yml, pointed at `target`."""
+    text = SCRAPE_CONFIG.read_text()
+    job = re.search(r"^  # - job_name: tawan-emulator\n(?:  #.*\n?)+", text, re.MULTILINE)
+    assert job is not None, "the emulator's job is missing from monitoring/prometheus.yml"
+    lines = [line.replace("  # ", "  ", 1) for line in job[0].splitlines()]
+    jobs = "\n".join(lines).replace("127.0.0.1:9100", target)
+    return f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian package)")
+async def test_a_real_prometheus_scrapes_a_paced_run_and_answers_the_dashboard(
+    tmp_path: Path,
+) -> None:
+    assert PROMETHEUS is not None
+    net = Net(dict.fromkeys(NAMES, ()), chain(*NAMES))
+    net.run(3)
+    registry = CollectorRegistry()
+    metrics = EmulationMetrics(registry, lambda: snapshots_of(net))
+    start = net.now
+
+    def step_until(t: float) -> None:
+        for precedence in (Precedence.ROUTINE, Precedence.FLASH):
+            net.submit("alpha", "charlie", b"report", precedence=precedence, ttl=600)
+        net.engines["bravo"].receive("alpha-bravo", "alpha", b"\x01 noise", net.now)
+        net.run(t - net.now)
+        for name in NAMES:
+            for event in net.events[name]:
+                metrics.observe_event(name, event)
+            net.events[name].clear()
+        metrics.set_clock(t - start, 2.0)
+
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_metrics, registry)
+            (tmp_path / "prometheus.yml").write_text(scrape_config(f"127.0.0.1:{port}"))
+            web = f"127.0.0.1:{free_port()}"
+            process = await trio.lowlevel.open_process(
+                [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address={web}",
+                 "--log.level=warn"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                nursery.start_soon(run_paced, step_until, start, start + 600.0, 2.0, 0.25)
+                await _until_scraped(f"http://{web}", process)
+                await _check_dashboard(f"http://{web}")
+            finally:
+                process.kill()
+                await process.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def _until_scraped(base: str, process: trio.Process) -> None:
+    ready = "min(count_over_time(tawan_store_max_bytes[1m])) >= 4 and count(up == 1) == 1"
+    while True:
+        assert process.returncode is None, "prometheus stopped"
+        try:
+            if await trio.to_thread.run_sync(prometheus_query, base, ready):
+                return
+        except urllib.error.URLError as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                raise
+        await trio.sleep(0.5)
+
+
+async def _check_dashboard(base: str) -> None:
+    labels = await trio.to_thread.run_sync(fetch, f"{base}/api/v1/label/node/values")
+    assert json.loads(labels[2])["data"] == sorted(NAMES)  # kept: honor_labels
+    exported = await trio.to_thread.run_sync(fetch, f"{base}/api/v1/label/exported_node/values")
+    assert json.loads(exported[2])["data"] == []
+    speed = await trio.to_thread.run_sync(prometheus_query, base, "tawan_emulation_speed")
+    assert [s["value"][1] for s in speed] == ["2"]  # type: ignore[index]
+    board = json.loads(DASHBOARD.read_text())
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            promql = target["expr"].replace("$__rate_interval", "1m").replace("$node", ".*")
+            result = await trio.to_thread.run_sync(prometheus_query, base, promql)
+            assert result, f"no data for {promql}"

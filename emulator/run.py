@@ -40,6 +40,8 @@ _ARRIVAL, _TIMER, _BOUNDARY, _NODE, _STREAM, _SAMPLE = range(6)
 
 FrameHook = Callable[[float, str, str, str, bytes], None]
 """Called with (t, link, sender, receiver, frame) for every frame put on a link."""
+EventHook = Callable[[str, Event, float], None]
+"""Called with (node, event, t) for every event an engine emits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Emulation:
         self._restarts: dict[str, int] = dict.fromkeys(names, 0)
         self.record = Recorder(self)
         self.frame_hooks: list[FrameHook] = []
+        self.event_hooks: list[EventHook] = []
         self._heap: list[tuple[float, int, int, object]] = []
         self._order = itertools.count()
         self._streams: list[Stream] = streams(scenario, self.seed)
@@ -205,6 +208,8 @@ class Emulation:
 
     def _on_event(self, name: str, event: Event) -> None:
         self.record.event(name, event, self.now)
+        for hook in self.event_hooks:
+            hook(name, event, self.now)
 
     # ------------------------------------------------------------------ traffic
     def _fire(self, index: int) -> None:

@@ -104,6 +104,9 @@ class _Direction:
     cum: tuple[float, ...]
     run_last: tuple[int, ...]
     next_usable: tuple[int, ...]
+    max_rate: float
+    min_delay: float
+    """Over usable pieces: no copy crosses faster than bits/max_rate + min_delay."""
 
     def arrival(self, t0: float, bits: float, leave_before: float) -> float | None:
         """The earliest arrival of `bits` handed to this direction at t0, or None.
@@ -151,12 +154,16 @@ class _Network:
     out: tuple[tuple[_Direction, ...], ...]
     base: tuple[int, ...]
     """State ids: node u's up span k is state base[u] + k."""
+    always_up: tuple[bool, ...]
+    into: tuple[tuple[tuple[int, _Direction], ...], ...]
+    """Per node, the directions that reach it, with their senders (for the A* bound)."""
     duration_s: float
 
 
 def earliest_arrivals(timeline: Mapping[str, Any]) -> dict[tuple[str, str], float | None]:
     """For every (message id, destination): the oracle's earliest arrival, or None."""
     net = _network(timeline)
+    bounds: dict[int, tuple[list[float], list[float]]] = {}
     cache: dict[tuple[int, float, float, float, frozenset[int]], dict[int, float]] = {}
     found: dict[tuple[str, str], float | None] = {}
     for message in parse_messages(timeline, net.index):
@@ -165,11 +172,43 @@ def earliest_arrivals(timeline: Mapping[str, Any]) -> dict[tuple[str, str], floa
         key = (net.index[message.src], message.size * 8.0, message.time, deadline, targets)
         reached = cache.get(key)
         if reached is None:
-            reached = _search(net, *key)
+            floor = None
+            if len(targets) == 1:
+                (target,) = targets
+                if target not in bounds:
+                    bounds[target] = _static_bound(net, target)
+                delays, seconds_per_bit = bounds[target]
+                floor = [d + key[1] * w for d, w in zip(delays, seconds_per_bit, strict=True)]
+            reached = _search(net, *key, floor)
             cache[key] = reached
         for d in message.dst:
             found[message.id, d] = reached.get(net.index[d])
     return found
+
+
+def _static_bound(net: _Network, target: int) -> tuple[list[float], list[float]]:
+    """Per node: the least sum of delays, and of 1/rate, over any path to target.
+
+    Any copy from u takes at least delays[u] + bits * seconds_per_bit[u] to reach the
+    target (each path's time is at least its delays plus its bits at the best rates, and
+    the least of a sum is at least the sum of the leasts), and the bound never drops by
+    more than one hop's floor across a hop: a consistent A* estimate for unicast searches."""
+    found = []
+    for delays in (True, False):
+        best = [math.inf] * len(net.names)
+        best[target] = 0.0
+        heap = [(0.0, target)]
+        while heap:
+            cost, v = heapq.heappop(heap)
+            if cost > best[v]:
+                continue
+            for u, direction in net.into[v]:
+                through = cost + (direction.min_delay if delays else 1 / direction.max_rate)
+                if through < best[u]:
+                    best[u] = through
+                    heapq.heappush(heap, (through, u))
+        found.append(best)
+    return found[0], found[1]
 
 
 def oracle_summary(
@@ -209,18 +248,28 @@ def oracle_summary(
 
 
 def _search(
-    net: _Network, src: int, bits: float, t: float, deadline: float, targets: frozenset[int]
+    net: _Network,
+    src: int,
+    bits: float,
+    t: float,
+    deadline: float,
+    targets: frozenset[int],
+    floor: Sequence[float] | None,
 ) -> dict[int, float]:
-    """Earliest arrival at each target reachable by `deadline`, from src at time t."""
+    """Earliest arrival at each target reachable by `deadline`, from src at time t.
+
+    `floor[v]`, if given, is a consistent lower bound on the time from v to the single
+    target (A*); without it the search is a plain Dijkstra."""
+    floor = floor if floor is not None else [0.0] * len(net.names)
     k0 = net.up[src].index_at(t)
-    if k0 < 0 or t > deadline:
+    if k0 < 0 or t + floor[src] > deadline:
         return {}
     start = net.base[src] + k0
     labels = {start: t}
-    heap = [(t, start, src, k0)]
+    heap: list[tuple[float, float, int, int, int]] = [(t + floor[src], t, start, src, k0)]
     reached: dict[int, float] = {}
     while heap:
-        a, state, u, k = heapq.heappop(heap)
+        _, a, state, u, k = heapq.heappop(heap)
         if a > labels[state]:
             continue  # a stale entry: this state was since reached earlier
         if u in targets and u not in reached:
@@ -229,7 +278,23 @@ def _search(
                 break
         leave_before = net.up[u].ends[k]
         for direction in net.out[u]:
-            _relax(net, direction, a, bits, leave_before, deadline, labels, heap)
+            v = direction.to
+            soonest = a + bits / direction.max_rate + direction.min_delay
+            if soonest + floor[v] > deadline:
+                continue
+            if not net.always_up[v]:
+                _relax(net, direction, a, bits, leave_before, deadline, floor[v], labels, heap)
+                continue
+            # The usual receiver, never down: one label, and most directions can be
+            # skipped without a look at their intervals, as they cannot beat it.
+            state = net.base[v]
+            known = labels.get(state, math.inf)
+            if soonest >= known:
+                continue
+            arrival = direction.arrival(a, bits, leave_before)
+            if arrival is not None and arrival + floor[v] <= deadline and arrival < known:
+                labels[state] = arrival
+                heapq.heappush(heap, (arrival + floor[v], arrival, state, v, 0))
     return reached
 
 
@@ -240,23 +305,26 @@ def _relax(
     bits: float,
     leave_before: float,
     deadline: float,
+    floor_v: float,
     labels: dict[int, float],
-    heap: list[tuple[float, int, int, int]],
+    heap: list[tuple[float, float, int, int, int]],
 ) -> None:
-    """Label the receiver's up spans reachable over one direction, earliest first."""
+    """Label the receiver's up spans reachable over one direction, earliest first.
+
+    `floor_v` is the search's bound on the time from the receiver to its target."""
     v = direction.to
     spans = net.up[v]
     t0 = a
     for _ in range(len(spans.starts)):  # at most one arrival per up span of the receiver
         arrival = direction.arrival(t0, bits, leave_before)
-        if arrival is None or arrival > deadline:
+        if arrival is None or arrival + floor_v > deadline:
             return  # arrivals only grow with the hand-over time: none later will do
         kv = spans.index_at(arrival)
         if kv >= 0:
             state = net.base[v] + kv
             if arrival < labels.get(state, math.inf):
                 labels[state] = arrival
-                heapq.heappush(heap, (arrival, state, v, kv))
+                heapq.heappush(heap, (arrival + floor_v, arrival, state, v, kv))
             following = kv + 1
         else:
             following = spans.next_after(arrival)
@@ -314,7 +382,13 @@ def _network(timeline: Mapping[str, Any]) -> _Network:
                     f"{raw['from']!r} -> {raw['to']!r}"
                 )
             intervals = _intervals(_field(raw, "intervals", list, where), duration, where)
-            out[ends[0]].append(_direction(ends[1], intervals, up[ends[0]], up[ends[1]]))
+            direction = _direction(ends[1], intervals, up[ends[0]], up[ends[1]])
+            if direction is not None:
+                out[ends[0]].append(direction)
+    into: list[list[tuple[int, _Direction]]] = [[] for _ in names]
+    for u, directions in enumerate(out):
+        for d in directions:
+            into[d.to].append((u, d))
     base = [0]
     for spans in up:
         base.append(base[-1] + len(spans.starts))
@@ -323,7 +397,9 @@ def _network(timeline: Mapping[str, Any]) -> _Network:
         index=index,
         up=tuple(up),
         out=tuple(tuple(d) for d in out),
+        into=tuple(tuple(senders) for senders in into),
         base=tuple(base[:-1]),
+        always_up=tuple(spans.starts == (0.0,) and spans.ends == (math.inf,) for spans in up),
         duration_s=duration,
     )
 
@@ -375,7 +451,7 @@ def _intervals(raw: Sequence[Any], duration: float, where: str) -> list[_Interva
     return intervals
 
 
-def _direction(to: int, intervals: list[_Interval], a: _UpSpans, b: _UpSpans) -> _Direction:
+def _direction(to: int, intervals: list[_Interval], a: _UpSpans, b: _UpSpans) -> _Direction | None:
     """The direction's pieces: its intervals cut where either end goes down or comes back."""
     cuts = {iv.start for iv in intervals if iv.end > iv.start}
     cuts.update(t for spans in (a, b) for t in (*spans.starts, *spans.ends))
@@ -397,6 +473,9 @@ def _direction(to: int, intervals: list[_Interval], a: _UpSpans, b: _UpSpans) ->
             pieces[-1] = _Interval(pieces[-1].start, piece_end, usable, iv.rate_bps, iv.delay_s)
         else:
             pieces.append(_Interval(piece_start, piece_end, usable, iv.rate_bps, iv.delay_s))
+    carrying = [p for p in pieces if p.usable]
+    if not carrying:
+        return None  # never carries anything: no need to look at it in any search
     n = len(pieces)
     cum = [0.0]
     for p in pieces:
@@ -420,6 +499,8 @@ def _direction(to: int, intervals: list[_Interval], a: _UpSpans, b: _UpSpans) ->
         cum=tuple(cum),
         run_last=tuple(run_last),
         next_usable=tuple(next_usable),
+        max_rate=max(p.rate_bps for p in carrying),
+        min_delay=min(p.delay_s for p in carrying),
     )
 
 

@@ -409,3 +409,15 @@ def test_the_unicast_shortcut_agrees_with_the_full_search() -> None:
             assert found[f"u{k}", m["dst"][0]] == found[f"g{k}", m["dst"][0]], m
         assert any(v is not None for v in found.values())
         assert any(v is None for (mid, d), v in found.items() if d != "lonely")
+
+
+def test_ttl_expiry_at_a_node_that_goes_down() -> None:
+    # B is down [0, 100): the copy lands at 101.5, after the 50 s ttl.
+    tl = timeline(
+        {("A", "B"): always()},
+        [msg("short", "A", "B", ttl=50.0), msg("long", "A", "B", ttl=200.0)],
+        down={"B": [[0.0, 100.0]]},
+    )
+    found = earliest_arrivals(tl)
+    assert found["short", "B"] is None
+    assert found["long", "B"] == pytest.approx(101.5)

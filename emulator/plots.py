@@ -104,11 +104,16 @@ def latency_cdfs(results: Mapping[str, Any]) -> bytes:
         ):
             values = results.get(key, {}).get(p, [])
             if values and offered:
-                heights = [(i + 1) / offered for i in range(len(values))]
+                heights = [0.0] + [(i + 1) / offered for i in range(len(values))]
                 axes.step(
-                    values, heights, where="post", linestyle=style, color=COLOURS[p], label=label
+                    [values[0], *values],
+                    heights,
+                    where="post",
+                    linestyle=style,
+                    color=COLOURS[p],
+                    label=label,
                 )
-        axes.set_title(p, fontsize="small")
+        axes.set_title(p if offered else f"{p}: none offered", fontsize="small")
         axes.set_xscale("symlog", linthresh=1.0)
         axes.set_ylim(0, 1.02)
         axes.grid(alpha=0.3)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.oracle import earliest_arrivals
 from emulator.record import OfferRecord
-from emulator.stats import percentile
+from emulator.stats import PRECEDENCES, latency_summary, percentile, ratio
 from emulator.timeline import link_timeline, node_timeline
 from tawan.core.precedence import Precedence
 from tawan.core.store import wire_id
@@ -23,7 +23,6 @@ from tawan.core.store import wire_id
 if TYPE_CHECKING:
     from emulator.run import Emulation
 
-PRECEDENCES = ("FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE")
 TIMELINE_FORMAT = "tawan-timeline/1"
 RESULTS_FORMAT = "tawan-results/1"
 
@@ -63,13 +62,13 @@ def _round(x: float) -> float:
 
 
 def _latency(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {f"p{q}": _round(percentile(values, q)) for q in (50, 95, 99)}
+    summary = latency_summary(values)
+    return None if summary is None else {k: _round(v) for k, v in summary.items()}
 
 
 def _ratio(part: int, whole: int) -> float | None:
-    return None if whole == 0 else _round(part / whole)
+    value = ratio(part, whole)
+    return None if value is None else _round(value)
 
 
 def _held_anywhere(em: Emulation) -> set[tuple[int, int, int]]:

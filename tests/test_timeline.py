@@ -123,6 +123,11 @@ def test_the_numbers_are_the_bearers_and_the_faults() -> None:
     assert late["delay_s"] == pytest.approx(0.55)
     (crash,) = [i for i in ab["intervals"] if i["start"] <= 72 < i["end"]]
     assert (crash["start"], crash["end"], crash["up"]) == (70.0, 78.0, False)
+    for s, r, up in [("hq", "a", False), ("a", "hq", True)]:  # EMCON: hq receives only
+        (d,) = [d for d in by_name["vnet"]["directions"] if (d["from"], d["to"]) == (s, r)]
+        (quiet,) = [i for i in d["intervals"] if i["start"] <= 82 < i["end"]]
+        assert quiet["up"] is up
+        assert up or (quiet["start"], quiet["end"]) == (80.0, 85.0)
     (wire,) = [d for d in by_name["wire"]["directions"] if d["from"] == "hq"]
     assert [(i["start"], i["end"], i["up"]) for i in wire["intervals"]] == [
         (0.0, 5.0, True), (5.0, 15.0, False), (15.0, 90.0, True), (90.0, 100.0, False),

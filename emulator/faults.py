@@ -133,14 +133,25 @@ class FaultPlan:
         self.boundaries = sorted(times)
         self._active: frozenset[int] = frozenset()
         self._carrier = dict.fromkeys(links, True)
+        self._states: dict[tuple[str, frozenset[int]], LinkState] = {}
 
     def _active_at(self, t: float, among: Iterable[int]) -> frozenset[int]:
         return frozenset(i for i in among if self._planned[i].active_at(t))
 
     def state_of(self, link: str, active: frozenset[int]) -> LinkState:
-        """The state of `link` while exactly the faults `active` are in force."""
+        """The state of `link` while exactly the faults `active` are in force (the same
+        object for the same faults: a duty-cycled jam builds its two states once)."""
         planned = self._planned
-        effects = [planned[i].effects[link] for i in sorted(active) if link in planned[i].effects]
+        mine = frozenset(i for i in active if link in planned[i].effects)
+        key = (link, mine)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = self._combine(link, mine)
+        return state
+
+    def _combine(self, link: str, active: frozenset[int]) -> LinkState:
+        planned = self._planned
+        effects = [planned[i].effects[link] for i in sorted(active)]
         if not effects:
             return LinkState()
         default = NOMINAL

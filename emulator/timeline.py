@@ -33,13 +33,9 @@ def link_timeline(
     for name in sorted(links):
         model = links[name]
         states = plan.link_states(name)
-        gaps = _handover_gaps(model, duration_s)
+        segments = _segments(states, _handover_gaps(model, duration_s), duration_s)
         directions = [
-            {
-                "from": s,
-                "to": r,
-                "intervals": _intervals(model, states, gaps, s, r, duration_s),
-            }
+            {"from": s, "to": r, "intervals": _intervals(model, states, segments, s, r)}
             for s in model.members
             for r in model.heard_by(s)
         ]
@@ -125,45 +121,57 @@ def _handover_gaps(model: LinkModel, duration_s: float) -> list[tuple[float, flo
             if k * period < duration_s]  # fmt: skip
 
 
-def _intervals(
-    model: LinkModel,
-    states: list[tuple[float, LinkState]],
-    gaps: list[tuple[float, float]],
-    sender: str,
-    receiver: str,
-    duration_s: float,
-) -> list[dict[str, Any]]:
+Segment = tuple[float, float, int, bool]
+"""(start, end, index of the link state in force, in a handover gap)."""
+
+
+def _segments(
+    states: list[tuple[float, LinkState]], gaps: list[tuple[float, float]], duration_s: float
+) -> list[Segment]:
+    """The stretches of one link between any two changes (of its state or a gap)."""
     points = sorted(
         {0.0, duration_s}
         | {t for t, _ in states if t < duration_s}
         | {t for gap in gaps for t in gap if t < duration_s}
     )
-    out: list[dict[str, Any]] = []
+    out = []
     si = gi = 0
     for start, end in itertools.pairwise(points):
         while si + 1 < len(states) and states[si + 1][0] <= start:
             si += 1
         while gi < len(gaps) and gaps[gi][1] <= start:
             gi += 1
-        up, rate, delay, loss = values_of(model, states[si][1], sender, receiver)
-        if gi < len(gaps) and gaps[gi][0] <= start:
-            up = False
-        last = out[-1] if out else None
-        if last and (last["up"], last["rate_bps"], last["delay_s"], last["loss"]) == (
-            up, rate, delay, loss,
-        ):  # fmt: skip
-            last["end"] = end
-        else:
-            out.append(
-                {
-                    "start": start,
-                    "end": end,
-                    "up": up,
-                    "rate_bps": rate,
-                    "delay_s": delay,
-                    "loss": loss,
-                }
-            )
+        out.append((start, end, si, gi < len(gaps) and gaps[gi][0] <= start))
+    return out
+
+
+def _intervals(
+    model: LinkModel,
+    states: list[tuple[float, LinkState]],
+    segments: list[Segment],
+    sender: str,
+    receiver: str,
+) -> list[dict[str, Any]]:
+    values = [values_of(model, state, sender, receiver) for _, state in states]
+    out: list[dict[str, Any]] = []
+    last: Values | None = None
+    for start, end, index, gap in segments:
+        up, rate, delay, loss = values[index]
+        now = (up and not gap, rate, delay, loss)
+        if now == last:
+            out[-1]["end"] = end
+            continue
+        last = now
+        out.append(
+            {
+                "start": start,
+                "end": end,
+                "up": now[0],
+                "rate_bps": rate,
+                "delay_s": delay,
+                "loss": loss,
+            }
+        )
     return out
 
 

@@ -69,6 +69,10 @@ class Bearer:
     handover_period_s: float = 0.0
     handover_gap_s: float = 0.0
     """LEO SATCOM: every `handover_period_s` the link is lost for `handover_gap_s`."""
+    tx_power_w: float = 0.0
+    """Radio: transmitter power (EIRP toward the far end) the jammer-to-signal model uses."""
+    path_loss_exponent: float = 2.0
+    """Radio: n in path loss ~ d^n (2 free space; more over the ground)."""
 
     def profile(self) -> BearerProfile:
         """What the engine is told of this bearer (routing and fragmentation use it)."""
@@ -86,30 +90,34 @@ BEARERS: dict[str, Bearer] = {
         Bearer("fibre", "wired", "fibre", 100_000_000, 0.001, 1400, 1.0, queue_bytes=1_000_000),
         Bearer(
             "radio-relay", "radio", "shf", 8_000_000, 0.0005, 1400, 2.0,
-            jitter_s=0.0005, loss=0.001, range_km=50.0, queue_bytes=500_000,
+            jitter_s=0.0005, loss=0.001, range_km=48.0, queue_bytes=500_000,
+            tx_power_w=3_000.0, path_loss_exponent=2.0,
         ),
         Bearer(
-            "satcom-geo", "satcom", "satcom", 512_000, 0.27, 1400, 8.0,
+            "satcom-geo", "satcom", "satcom", 384_000, 0.28, 1400, 8.0,
             jitter_s=0.02, loss=0.005, queue_bytes=256_000,
         ),
         Bearer(
-            "satcom-leo", "satcom", "satcom", 10_000_000, 0.025, 1400, 6.0,
+            "satcom-leo", "satcom", "satcom", 10_000_000, 0.015, 1400, 6.0,
             jitter_s=0.015, loss=0.005, queue_bytes=500_000,
             handover_period_s=15.0, handover_gap_s=0.1,
         ),
         Bearer(
             "uhf", "radio", "uhf", 64_000, 0.02, 1024, 3.0,
             jitter_s=0.005, loss=0.02, range_km=10.0, shared=True, queue_bytes=32_000,
+            tx_power_w=20.0, path_loss_exponent=3.0,
         ),
         Bearer(
             "vhf", "radio", "vhf", 9_600, 0.05, 512, 4.0,
             jitter_s=0.01, range_km=30.0, shared=True, queue_bytes=16_000,
             bursts=GilbertElliott(p=0.01, r=0.3, loss_good=0.01, loss_bad=0.6),
+            tx_power_w=50.0, path_loss_exponent=3.0,
         ),
         Bearer(
             "hf", "radio", "hf", 2_400, 1.0, 256, 10.0,
             jitter_s=0.2, range_km=2000.0, shared=True, queue_bytes=8_000,
             bursts=GilbertElliott(p=0.02, r=0.2, loss_good=0.02, loss_bad=0.7),
+            tx_power_w=100.0, path_loss_exponent=2.0,
         ),
     )
 }  # fmt: skip

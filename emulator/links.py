@@ -1,0 +1,406 @@
+"""Link models: when a frame an engine sends arrives, if it does (sans-I/O, seeded).
+
+The emulator hands every frame to `LinkModel.send(sender, receiver, size, now)` and gets a
+`Sent` back: the frame's air time and its arrival at the addressed receiver, or why it was
+dropped. A model has no clock: `now` is the emulator's virtual time, and the conditions in
+force (set by the fault plan at each boundary, `set_state`) are those of the moment the
+frame is handed over; a frame queued across a boundary keeps them.
+
+Two shapes:
+
+- a point-to-point link: two directions, each sender with its own transmitter (full
+  duplex), frames of one sender on the air one after another;
+- a radio net (`shared`): one half-duplex channel for every member. While a frame is on the
+  air no other frame is; frames wait for the channel in the order they were sent (FIFO, no
+  spatial reuse); a frame is heard by every member within `range_km` of its sender.
+
+Each send goes through: MTU, a silenced sender (EMCON), the sender's bounded queue, air time
+(serialisation at `rate_bps` times the direction's rate factor), range, down (a cut, an
+outage, a node destroyed, a LEO handover gap), loss (independent `loss`, the direction's
+Gilbert-Elliott chain and the faults' loss, combined as 1-(1-a)(1-b)(1-c)), then the
+propagation delay plus extra delay plus uniform jitter.
+
+Every send draws exactly three numbers from the link's random source (chain step, loss,
+jitter) before anything is decided, and every send steps its direction's chain: two runs
+that differ only in conditions see the same draws frame by frame.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from topologies.bearers import Bearer, bearer
+from topologies.scenario import Scenario
+
+Position = tuple[float, float]
+
+DROP_REASONS = ("mtu", "queue", "silenced", "down", "lost", "range")
+"""Why a frame did not arrive (`Sent.dropped`), in the order they are checked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What became of one frame: its air time and when it reached the receiver.
+
+    `start`/`end`: when its first and last bit left the sender (equal when it never went on
+    the air: "mtu", "silenced", "queue"). `arrival` is None exactly when `dropped` is set."""
+
+    arrival: float | None
+    start: float
+    end: float
+    dropped: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What the faults in force do to one direction (or to the whole link)."""
+
+    rate_factor: float = 1.0
+    """The share of the nominal rate left (throttling multiplies)."""
+    extra_delay_s: float = 0.0
+    """Added to the propagation delay (latency faults add)."""
+    loss: float = 0.0
+    """Fault loss (jamming, loss bursts), on top of the bearer's own."""
+    up: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate_factor <= 1:
+            raise ValueError(
+                f"Conditions.rate_factor: expected 0 < f <= 1, found {self.rate_factor}"
+            )
+        if not self.extra_delay_s >= 0:
+            raise ValueError(
+                f"Conditions.extra_delay_s: expected >= 0, found {self.extra_delay_s}"
+            )
+        if not 0 <= self.loss <= 1:
+            raise ValueError(f"Conditions.loss: expected a chance 0..1, found {self.loss}")
+
+    def combine(self, other: Conditions) -> Conditions:
+        """Both at once: rates multiply, delays add, losses combine, down wins."""
+        return Conditions(
+            self.rate_factor * other.rate_factor,
+            self.extra_delay_s + other.extra_delay_s,
+            1 - (1 - self.loss) * (1 - other.loss),
+            self.up and other.up,
+        )
+
+
+NOMINAL = Conditions()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """Every condition of one link at one moment, as the fault plan sets it.
+
+    `directions[sender][receiver]`, where present, replaces `default` for that direction
+    (it already includes `default`); `down_nodes` are members whose frames, both ways, go
+    nowhere (destroyed or crashed); `silenced` members may not transmit (EMCON)."""
+
+    default: Conditions = NOMINAL
+    directions: Mapping[str, Mapping[str, Conditions]] = field(default_factory=dict)
+    silenced: frozenset[str] = frozenset()
+    down_nodes: frozenset[str] = frozenset()
+
+    def of(self, sender: str, receiver: str) -> Conditions:
+        """The conditions of one direction, the node states aside."""
+        return self.directions.get(sender, {}).get(receiver, self.default)
+
+
+NOMINAL_STATE = LinkState()
+
+
+@dataclass(slots=True)
+class SenderStats:
+    """One member's counters on one link."""
+
+    offered: int = 0
+    """Frames handed to `send`."""
+    frames: int = 0
+    """Frames that went on the air (dropped later or not)."""
+    bytes: int = 0
+    air_s: float = 0.0
+    delivered: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+
+
+@dataclass(slots=True)
+class _Sender:
+    stats: SenderStats
+    waiting: deque[tuple[float, int]]
+    """(start, size) of this sender's frames admitted but maybe not yet on the air."""
+    waiting_bytes: int = 0
+    free_at: float = 0.0
+    """Point-to-point: when this sender's transmitter is free."""
+
+
+class LinkModel:
+    """One link or radio net: `send` turns a frame into a `Sent`."""
+
+    __slots__ = (
+        "_bad",
+        "_chains",
+        "_channel_free",
+        "_delay",
+        "_gap",
+        "_hears",
+        "_jitter",
+        "_loss",
+        "_loss_bad",
+        "_loss_good",
+        "_mtu",
+        "_p",
+        "_period",
+        "_queue_bytes",
+        "_r",
+        "_rate",
+        "_rng",
+        "_senders",
+        "_state",
+        "beam",
+        "bearer",
+        "members",
+        "name",
+        "positions",
+        "shared",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        bearer: Bearer,
+        members: tuple[str, ...],
+        positions: Mapping[str, Position],
+        rng: random.Random,
+        *,
+        shared: bool = False,
+        beam: str | None = None,
+    ) -> None:
+        if len(set(members)) != len(members) or len(members) < 2:
+            raise ValueError(
+                f"link {name!r}: expected two or more distinct members, found {members}"
+            )
+        if not shared and len(members) != 2:
+            raise ValueError(
+                f"link {name!r}: a point-to-point link has 2 members, found {members}"
+            )
+        missing = [m for m in members if m not in positions]
+        if missing:
+            raise ValueError(f"link {name!r}: no position for members {missing}")
+        self.name = name
+        self.bearer = bearer
+        self.members = members
+        self.shared = shared
+        self.beam = beam
+        self.positions = {m: positions[m] for m in members}
+        self._rng = rng
+        self._rate = float(bearer.rate_bps)
+        self._delay = bearer.delay_s
+        self._jitter = bearer.jitter_s
+        self._loss = bearer.loss
+        self._mtu = bearer.mtu
+        self._queue_bytes = bearer.queue_bytes
+        self._period = bearer.handover_period_s
+        self._gap = bearer.handover_gap_s if bearer.handover_period_s > 0 else 0.0
+        ge = bearer.bursts
+        self._p, self._r = (ge.p, ge.r) if ge else (0.0, 1.0)
+        self._loss_good, self._loss_bad = (ge.loss_good, ge.loss_bad) if ge else (0.0, 0.0)
+        self._bad = ge is not None  # whether a chain is kept at all
+        self._hears = {m: self._in_range(m) for m in members}
+        self._chains: dict[str, dict[str, bool]] = {m: {} for m in members}
+        self._senders = {m: _Sender(SenderStats(), deque()) for m in members}
+        self._channel_free = 0.0
+        self._state = NOMINAL_STATE
+
+    def _in_range(self, sender: str) -> frozenset[str]:
+        reach = self.bearer.range_km
+        return frozenset(
+            m
+            for m in self.members
+            if m != sender and (reach is None or self.distance_km(sender, m) <= reach)
+        )
+
+    # ------------------------------------------------------------------ queries
+    def distance_km(self, a: str, b: str) -> float:
+        (xa, ya), (xb, yb) = self.positions[a], self.positions[b]
+        return math.hypot(xa - xb, ya - yb)
+
+    def peers_of(self, node: str) -> tuple[str, ...]:
+        """The members `node` can address: those that hear it (in range), in member order."""
+        hears = self._hears[node]
+        return tuple(m for m in self.members if m in hears)
+
+    def heard_by(self, sender: str) -> tuple[str, ...]:
+        """Every member that hears a transmission of `sender` (all of them get the air time;
+        loss and faults aside), in member order. On a point-to-point link: the far end."""
+        return self.peers_of(sender)
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    @property
+    def stats(self) -> dict[str, SenderStats]:
+        """Per-sender counters, by member."""
+        return {m: s.stats for m, s in self._senders.items()}
+
+    def set_state(self, state: LinkState) -> None:
+        """The conditions in force from now on (the fault plan calls this at boundaries)."""
+        self._state = state
+
+    def in_gap(self, start: float, end: float) -> bool:
+        """Whether air time [start, end) overlaps a LEO handover gap [kP, kP+gap), k >= 1."""
+        if self._gap <= 0:
+            return False
+        k = math.ceil(end / self._period) - 1  # the last gap starting before `end`
+        return k >= 1 and k * self._period + self._gap > start
+
+    # ------------------------------------------------------------------ the hot path
+    def send(self, sender: str, receiver: str, size: int, now: float) -> Sent:
+        """`sender` hands a frame of `size` bytes for `receiver` to the link at `now`."""
+        rng = self._rng
+        u_step, u_loss, u_jitter = rng.random(), rng.random(), rng.random()
+        try:
+            tx = self._senders[sender]
+            hears = self._hears[sender]
+        except KeyError:
+            raise ValueError(f"link {self.name!r}: sender {sender!r} is not a member") from None
+        if receiver == sender or receiver not in self._senders:
+            raise ValueError(f"link {self.name!r}: expected another member, found {receiver!r}")
+        bad = False
+        if self._bad:  # step the direction's chain, whatever becomes of the frame
+            chain = self._chains[sender]
+            was = chain.get(receiver, False)
+            bad = (u_step >= self._r) if was else (u_step < self._p)
+            chain[receiver] = bad
+        stats = tx.stats
+        stats.offered += 1
+        if size > self._mtu:
+            return self._drop(stats, "mtu", now, now)
+        state = self._state
+        if sender in state.silenced:
+            return self._drop(stats, "silenced", now, now)
+        if not self._queue_admits(tx, size, now):
+            return self._drop(stats, "queue", now, now)
+        cond = state.default
+        if state.directions:
+            row = state.directions.get(sender)
+            if row is not None:
+                cond = row.get(receiver, cond)
+        if self.shared:
+            start = now if now > self._channel_free else self._channel_free
+            end = start + size * 8 / (self._rate * cond.rate_factor)
+            self._channel_free = end
+        else:
+            start = now if now > tx.free_at else tx.free_at
+            end = start + size * 8 / (self._rate * cond.rate_factor)
+            tx.free_at = end
+        if start > now:
+            tx.waiting.append((start, size))
+            tx.waiting_bytes += size
+        stats.frames += 1
+        stats.bytes += size
+        stats.air_s += end - start
+        if receiver not in hears:
+            return self._drop(stats, "range", start, end)
+        if (
+            not cond.up
+            or sender in state.down_nodes
+            or receiver in state.down_nodes
+            or (self._gap and self.in_gap(start, end))
+        ):
+            return self._drop(stats, "down", start, end)
+        kept = (1 - self._loss) * (1 - cond.loss)
+        if self._bad:
+            kept *= 1 - (self._loss_bad if bad else self._loss_good)
+        if u_loss >= kept:
+            return self._drop(stats, "lost", start, end)
+        stats.delivered += 1
+        return Sent(
+            end + self._delay + cond.extra_delay_s + u_jitter * self._jitter, start, end, None
+        )
+
+    def _queue_admits(self, tx: _Sender, size: int, now: float) -> bool:
+        """Whether the sender's frames not yet on the air, plus this one, fit its queue."""
+        waiting = tx.waiting
+        while waiting and waiting[0][0] <= now:  # on the air by now: out of the queue
+            tx.waiting_bytes -= waiting.popleft()[1]
+        return tx.waiting_bytes + size <= self._queue_bytes
+
+    @staticmethod
+    def _drop(stats: SenderStats, reason: str, start: float, end: float) -> Sent:
+        stats.dropped[reason] += 1
+        return Sent(None, start, end, reason)
+
+
+def link_seed(seed: int, name: str) -> str:
+    """The random source of one link: from the run's seed and the link's name only, so
+    adding a link does not change the draws of the others (str seeds hash with SHA-512,
+    the same in every process)."""
+    return f"tawan-link:{seed}:{name}"
+
+
+def build_links(scenario: Scenario, seed: int) -> dict[str, LinkModel]:
+    """Every link and net of `scenario` as a model, by name; ValueError names a bad entry."""
+    positions = {node.name: node.position for node in scenario.nodes}
+    links: dict[str, LinkModel] = {}
+
+    def add(model_name: str, model: LinkModel) -> None:
+        if model_name in links:
+            raise ValueError(f"link name {model_name!r}: expected unique names, found twice")
+        links[model_name] = model
+
+    for link in scenario.links:
+        name = Scenario.link_name(link)
+        base = _bearer_of(name, link.bearer)
+        numbers = _overrides(link)
+        add(
+            name,
+            LinkModel(
+                name,
+                base.with_overrides(**numbers, shared=False),
+                (link.a, link.b),
+                _positions(name, (link.a, link.b), positions),
+                random.Random(link_seed(seed, name)),
+                shared=False,
+                beam=link.beam,
+            ),
+        )
+    for net in scenario.nets:
+        base = _bearer_of(net.name, net.bearer)
+        add(
+            net.name,
+            LinkModel(
+                net.name,
+                base.with_overrides(**_overrides(net), shared=True),
+                net.members,
+                _positions(net.name, net.members, positions),
+                random.Random(link_seed(seed, net.name)),
+                shared=True,
+            ),
+        )
+    return links
+
+
+def _bearer_of(name: str, bearer_name: str) -> Bearer:
+    try:
+        return bearer(bearer_name)
+    except KeyError as error:
+        raise ValueError(f"link {name!r}: {error.args[0]}") from None
+
+
+def _overrides(entry: object) -> dict[str, object]:
+    keys = ("rate_bps", "delay_s", "jitter_s", "loss", "mtu", "queue_bytes", "range_km")
+    return {key: getattr(entry, key) for key in keys}
+
+
+def _positions(
+    name: str, members: tuple[str, ...], positions: Mapping[str, Position]
+) -> dict[str, Position]:
+    unknown = [m for m in members if m not in positions]
+    if unknown:
+        raise ValueError(f"link {name!r}: expected scenario nodes, found unknown {unknown}")
+    return {m: positions[m] for m in members}

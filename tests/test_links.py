@@ -1,0 +1,267 @@
+"""emulator/links.py: point-to-point links and shared radio nets, by hand and by counting.
+
+Exact times where the model is deterministic (air time, queueing, the shared channel, MTU,
+the queue bound, range, handover gaps); rates against closed forms where it draws (the
+Gilbert-Elliott chain); and the property runs rely on: the same seed gives the same frames,
+and conditions do not shift the random stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator.links import Conditions, LinkModel, LinkState, Sent, build_links
+from topologies.bearers import Bearer, GilbertElliott
+from topologies.scenario import Scenario
+
+# 9,600 bit/s: a 1000-byte frame is 8000 bits, 0.8333 s on the air
+SLOW = Bearer("slow", "radio", "vhf", 9_600, 0.05, 1400, 1.0, queue_bytes=100_000)
+AIR_1000 = 8000 / 9600
+
+
+def p2p(bearer: Bearer = SLOW, seed: int = 1) -> LinkModel:
+    return LinkModel("ab", bearer, ("a", "b"), {"a": (0, 0), "b": (1, 0)}, random.Random(seed))
+
+
+def net(
+    bearer: Bearer = SLOW, positions: dict[str, tuple[float, float]] | None = None, seed: int = 1
+) -> LinkModel:
+    positions = positions or {"a": (0, 0), "b": (1, 0), "c": (2, 0), "d": (3, 0)}
+    shared = replace(bearer, shared=True)
+    return LinkModel("net", shared, tuple(positions), positions, random.Random(seed), shared=True)
+
+
+def scenario(**extra: object) -> Scenario:
+    base: dict[str, object] = {
+        "run": {"duration_s": 100},
+        "nodes": [{"name": n, "position": (i * 10.0, 0.0)} for i, n in enumerate("abcd")],
+    }
+    return Scenario.model_validate(base | extra)
+
+
+def test_a_1000_byte_frame_on_9600_bits_arrives_after_its_air_time_plus_the_delay() -> None:
+    sent = p2p().send("a", "b", 1000, now=10.0)
+    assert sent.arrival == pytest.approx(10.0 + AIR_1000 + 0.05)
+    assert sent.start == 10.0
+    assert sent.end == pytest.approx(10 + AIR_1000)
+    assert sent.dropped is None
+    # the same through build_links and a scenario's overrides (fibre: no loss, no jitter)
+    links = build_links(
+        scenario(
+            links=[{"a": "a", "b": "b", "bearer": "fibre", "rate_bps": 9600, "delay_s": 0.25}]
+        ),
+        seed=1,
+    )
+    assert links["a-b-fibre"].send("b", "a", 1000, 0.0).arrival == pytest.approx(0.8333333 + 0.25)
+
+
+def test_one_senders_frames_queue_behind_each_other_and_the_other_direction_is_free() -> None:
+    link = p2p()
+    arrivals = [link.send("a", "b", 1000, 0.0).arrival for _ in range(3)]
+    assert arrivals == [pytest.approx(k * AIR_1000 + 0.05) for k in (1, 2, 3)]
+    assert link.send("b", "a", 1000, 0.0).arrival == pytest.approx(AIR_1000 + 0.05)  # full duplex
+    assert link.send("a", "b", 1000, 10.0).start == 10.0  # idle meanwhile: starts when sent
+
+
+def test_the_queue_bound_drops_what_does_not_fit_and_frees_as_frames_go_on_the_air() -> None:
+    link = p2p(replace(SLOW, queue_bytes=2500))
+    first, second, third, fourth = (link.send("a", "b", 1000, 0.0) for _ in range(4))
+    assert first.dropped is second.dropped is third.dropped is None  # first on the air at once
+    assert fourth == Sent(None, 0.0, 0.0, "queue")
+    # at 0.9 s the second frame is on the air: only the third waits
+    assert link.send("a", "b", 1000, 0.9).dropped is None
+    assert link.send("a", "b", 1000, 0.9).dropped == "queue"
+    assert link.stats["a"].dropped["queue"] == 2
+    assert link.stats["a"].frames == 4
+    assert link.send("b", "a", 1000, 0.9).dropped is None  # each sender has its own queue
+
+
+def test_a_frame_over_the_mtu_is_refused_without_air_time() -> None:
+    link = p2p(replace(SLOW, mtu=500))
+    assert link.send("a", "b", 501, 3.0) == Sent(None, 3.0, 3.0, "mtu")
+    assert link.send("a", "b", 500, 3.0).start == 3.0  # the refused one took no air time
+    assert link.stats["a"].dropped["mtu"] == 1
+    assert link.stats["a"].air_s == pytest.approx(500 * 8 / 9600)
+
+
+def test_sending_to_a_non_member_or_to_oneself_is_an_error() -> None:
+    link = p2p()
+    with pytest.raises(ValueError, match="'x'"):
+        link.send("x", "b", 10, 0.0)
+    with pytest.raises(ValueError, match="'a'"):
+        link.send("a", "a", 10, 0.0)
+
+
+def _losses(chain: GilbertElliott, frames: int, seed: int) -> list[bool]:
+    link = p2p(replace(SLOW, rate_bps=10_000_000, bursts=chain), seed)
+    return [link.send("a", "b", 100, i * 0.01).dropped == "lost" for i in range(frames)]
+
+
+def test_gilbert_elliott_loss_rate_matches_the_closed_form() -> None:
+    # mean loss = p/(p+r) * loss_bad + r/(p+r) * loss_good = 1/6 * 0.8 + 5/6 * 0.05 = 0.175.
+    # Losses are correlated: the variance of the mean is inflated by (1+l)/(1-l), l = 1-p-r
+    # = 0.7, about 5.7x the Bernoulli one; over 200,000 frames the standard deviation is
+    # sqrt(0.175 * 0.825 / 2e5 * 5.7) ~ 0.0020 plus the in-state noise; 0.01 is 5 sd.
+    chain = GilbertElliott(p=0.05, r=0.25, loss_good=0.05, loss_bad=0.8)
+    lost = _losses(chain, 200_000, seed=7)
+    assert chain.mean_loss == pytest.approx(0.175)
+    assert sum(lost) / len(lost) == pytest.approx(chain.mean_loss, abs=0.01)
+
+
+def test_gilbert_elliott_mean_burst_length_is_one_over_r() -> None:
+    # loss_bad 1 and loss_good 0: a burst of losses is a stay in the bad state, geometric
+    # with mean 1/r = 4 and sd sqrt(1-r)/r ~ 3.5. About 200,000 * 1/6 * 0.25 ~ 8,300 bursts:
+    # the mean's sd is ~ 0.038; 0.2 is over 5 sd.
+    chain = GilbertElliott(p=0.05, r=0.25)
+    lost = _losses(chain, 200_000, seed=11)
+    bursts, run = [], 0
+    for frame_lost in lost:
+        if frame_lost:
+            run += 1
+        elif run:
+            bursts.append(run)
+            run = 0
+    assert sum(bursts) / len(bursts) == pytest.approx(1 / chain.r, abs=0.2)
+    assert len(bursts) > 7_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcd"),
+            st.sampled_from("abcd"),
+            st.integers(1, 1400),
+            st.floats(0, 2.0),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_a_shared_net_never_has_two_frames_on_the_air(
+    sends: list[tuple[str, str, int, float]],
+) -> None:
+    channel = net(replace(SLOW, queue_bytes=3000, loss=0.3))
+    now, on_air = 0.0, []
+    for sender, receiver, size, wait in sends:
+        now += wait
+        if sender == receiver:
+            continue
+        sent = channel.send(sender, receiver, size, now)
+        assert sent.start >= now
+        if sent.end > sent.start:
+            on_air.append((sent.start, sent.end))
+    # in the order sent (FIFO): each frame starts after the one before it has ended
+    for (_, end), (start, _) in itertools.pairwise(on_air):
+        assert start >= end
+
+
+def test_frames_of_different_members_wait_for_the_channel_in_order() -> None:
+    channel = net()
+    first = channel.send("a", "b", 1000, 0.0)
+    second = channel.send("c", "d", 1000, 0.1)
+    third = channel.send("b", "a", 1000, 0.2)
+    assert second.start == pytest.approx(first.end)
+    assert third.start == pytest.approx(second.end)
+
+
+def test_a_member_out_of_range_does_not_hear_but_the_channel_is_still_busy() -> None:
+    positions = {"a": (0.0, 0.0), "b": (10.0, 0.0), "c": (25.0, 0.0)}
+    channel = net(replace(SLOW, range_km=15.0), positions)
+    assert channel.heard_by("a") == ("b",)
+    assert channel.heard_by("b") == ("a", "c")
+    assert channel.peers_of("c") == ("b",)
+    far = channel.send("a", "c", 1000, 0.0)
+    assert far.dropped == "range"
+    assert far.end == pytest.approx(AIR_1000)  # it went on the air all the same
+    near = channel.send("a", "b", 1000, 0.0)
+    assert near.dropped is None
+    assert near.start == pytest.approx(far.end)
+
+
+def test_down_frames_take_their_air_time_and_silenced_ones_none() -> None:
+    link = p2p()
+    link.set_state(LinkState(Conditions(up=False)))
+    down = link.send("a", "b", 1000, 0.0)
+    assert down.dropped == "down"
+    assert down.end == pytest.approx(AIR_1000)
+    link.set_state(LinkState(silenced=frozenset({"a"})))
+    assert link.send("a", "b", 1000, 5.0) == Sent(None, 5.0, 5.0, "silenced")
+    assert link.send("b", "a", 1000, 5.0).dropped is None  # receive only: b still reaches a
+    link.set_state(LinkState(down_nodes=frozenset({"b"})))
+    assert link.send("a", "b", 1000, 9.0).dropped == "down"
+    assert link.send("b", "a", 1000, 9.0).dropped == "down"
+
+
+def test_conditions_of_one_direction_apply_to_it_alone() -> None:
+    channel = net()
+    slow = Conditions(rate_factor=0.5, extra_delay_s=1.0)
+    channel.set_state(LinkState(directions={"a": {"b": slow}}))
+    ab = channel.send("a", "b", 1000, 0.0)
+    assert ab.end == pytest.approx(2 * AIR_1000)
+    assert ab.arrival == pytest.approx(2 * AIR_1000 + 1.05)
+    assert channel.send("a", "c", 1000, 10.0).arrival == pytest.approx(10 + AIR_1000 + 0.05)
+
+
+def test_conditions_combine() -> None:
+    both = Conditions(0.5, 0.1, 0.2).combine(Conditions(0.5, 0.3, 0.5, up=False))
+    assert (both.rate_factor, both.up) == (0.25, False)
+    assert both.extra_delay_s == pytest.approx(0.4)
+    assert both.loss == pytest.approx(0.6)
+
+
+def test_frames_whose_air_time_overlaps_a_leo_handover_gap_are_lost() -> None:
+    leo = p2p(replace(SLOW, rate_bps=8000, handover_period_s=15.0, handover_gap_s=0.1))
+    assert leo.send("a", "b", 100, 14.85).dropped is None  # [14.85, 14.95): clear of the gap
+    assert leo.send("a", "b", 100, 15.0).dropped == "down"
+    assert leo.send("a", "b", 100, 15.1).dropped is None
+    assert leo.send("a", "b", 100, 29.95).dropped == "down"  # [29.95, 30.05) overlaps [30, 30.1)
+    assert leo.send("b", "a", 100, 0.0).dropped is None  # no gap at t=0
+
+
+def test_the_same_seed_gives_the_same_frames_and_conditions_do_not_shift_the_draws() -> None:
+    lossy = replace(SLOW, jitter_s=0.5, loss=0.2, bursts=GilbertElliott(0.1, 0.3))
+
+    def run(seed: int, jammed: bool) -> list[Sent]:
+        channel = net(lossy, seed=seed)
+        out = []
+        for i in range(300):
+            if i == 100:
+                channel.set_state(LinkState(Conditions(loss=0.5 if jammed else 0.0)))
+            out.append(channel.send("abcd"[i % 4], "abcd"[(i + 1) % 4], 100, i * 1.0))
+        return out
+
+    assert run(3, False) == run(3, False)
+    assert run(3, False) != run(4, False)
+    clear, jammed = run(3, False), run(3, True)
+    both = [(x, y) for x, y in zip(clear, jammed, strict=True) if x.arrival and y.arrival]
+    assert len(both) > 50
+    assert all(x == y for x, y in both)  # same jitter on every frame both delivered
+    assert sum(1 for x in jammed if x.dropped) > sum(1 for x in clear if x.dropped)
+
+
+def test_build_links_applies_overrides_and_names_bad_entries() -> None:
+    links = build_links(
+        scenario(
+            links=[
+                {"a": "a", "b": "b", "bearer": "vhf", "name": "ab", "mtu": 1400, "range_km": 5}
+            ],
+            nets=[{"name": "coy", "bearer": "uhf", "members": ["a", "b", "c"]}],
+        ),
+        seed=1,
+    )
+    assert links["ab"].bearer.mtu == 1400
+    assert not links["ab"].shared
+    assert links["ab"].peers_of("a") == ()  # 10 km apart, 5 km reach
+    assert links["coy"].shared
+    assert links["coy"].heard_by("b") == ("a", "c")  # 10 km each, uhf reaches 10 km
+    with pytest.raises(ValueError, match="'zz'"):
+        build_links(scenario(links=[{"a": "a", "b": "zz", "bearer": "vhf"}]), seed=1)
+    with pytest.raises(ValueError, match="unknown bearer"):
+        build_links(scenario(links=[{"a": "a", "b": "b", "bearer": "laser"}]), seed=1)

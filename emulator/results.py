@@ -51,8 +51,8 @@ def timeline(em: Emulation) -> dict[str, Any]:
         "scenario": em.scenario.run.name,
         "seed": em.seed,
         "duration_s": em.duration,
-        "nodes": node_timeline(em.scenario, em.plan),
-        "links": link_timeline(em.scenario, em.links, em.plan),
+        "nodes": node_timeline([n.name for n in em.scenario.nodes], em.plan, em.duration),
+        "links": link_timeline(em.links, em.plan, em.duration),
         "messages": messages,
     }
 

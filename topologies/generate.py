@@ -111,15 +111,18 @@ def _battalion(plan: _Plan, b: int, origin: tuple[float, float], facing: float |
     company_hqs = []
     for c in range(1, companies + 1):
         coy = f"coy-{b}-{c}"
-        # Companies a few to tens of km out, inside radio relay's reach of their battalion.
-        where = plan.around(origin, 6.0, 18.0, facing, spread=2.2)
+        # Companies a few to tens of km out, inside radio relay's reach of their battalion,
+        # each in its own sector (facing away from the brigade HQ when there is one).
+        arc = 2 * math.pi if facing is None else 2.4
+        sector = (facing or 0.0) + arc * ((c - 0.5) / companies - 0.5)
+        where = plan.around(origin, 8.0, 22.0, sector, spread=0.5 * arc / companies)
         coy_hq = plan.node(f"{coy}-hq", "hq", where, [coy, bn], hq)
         company_hqs.append(coy_hq)
         plan.link(hq, coy_hq, "radio-relay")
         members = [coy_hq]
         for p in range(1, platoons + 1):
             # Platoons within a few km: every two of them well inside VHF range.
-            members.append(plan.node(f"pl-{b}-{c}-{p}", "unit", plan.around(where, 1.5, 6.0),
+            members.append(plan.node(f"pl-{b}-{c}-{p}", "unit", plan.around(where, 1.0, 5.0),
                                      [coy], coy_hq))  # fmt: skip
         plan.net(f"vhf-{coy}", "vhf", members)
     plan.net(f"hf-{bn}", "hf", [hq, *company_hqs])
@@ -195,7 +198,7 @@ def brigade(seed: int, nodes: int | None = None, battalions: int | None = None,
     all_company_hqs: list[str] = []
     for b in range(1, b_count + 1):
         facing = 2 * math.pi * (b - 1) / b_count + plan.rng.uniform(-0.3, 0.3)
-        origin = plan.around((0.0, 0.0), 20.0, 40.0, facing, spread=0.4)
+        origin = plan.around((0.0, 0.0), 25.0, 45.0, facing, spread=0.4)
         hq, company_hqs = _battalion(plan, b, origin, facing, c_count, p_count, ["bde"], top)
         plan.link(top, hq, "fibre")
         battalion_hqs.append(hq)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from tawan.core.precedence import Precedence
 from topologies.generate import brigade
 from topologies.load import ScenarioError, dump_scenario, load_scenario, parse_scenario
-from topologies.scenario import Cut, Jam, Scenario
+from topologies.scenario import Cut, Fault, Jam, Link, Net, Node, Run, Scenario, Traffic
 
 BASE = """
 [run]
@@ -263,3 +264,26 @@ def test_round_trip_of_a_generated_brigade() -> None:
     text = dump_scenario(scenario)
     assert text.startswith("[run]\n")
     assert parse_scenario(text, "brigade.toml") == scenario
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "scenarios.md"
+
+
+def test_the_documented_example_loads() -> None:
+    text = DOCS.read_text()
+    example = text.split("## An annotated example", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    scenario = parse_scenario(example, "scenarios.md")
+    assert scenario.run.name == "reference"
+    assert [f.kind for f in scenario.faults] == ["jam", "cut", "latency"]
+    assert scenario.traffic[1].precedence is Precedence.IMMEDIATE
+
+
+def test_every_key_of_every_model_is_documented() -> None:
+    text = DOCS.read_text()
+    models = [Run, Node, Link, Net, Traffic, *get_args(get_args(Fault)[0])]
+    for model in models:
+        for key in model.model_fields:
+            assert f"`{key}`" in text, f"{model.__name__}.{key} is not in docs/scenarios.md"
+    for model in get_args(get_args(Fault)[0]):
+        kind = get_args(model.model_fields["kind"].annotation)[0]
+        assert f"| `{kind}` |" in text

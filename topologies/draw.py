@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -60,21 +61,24 @@ def _figure(scenario: Scenario) -> Figure:
     figure = Figure(figsize=(9, 8))
     axes = figure.add_subplot()
     position = {name: graph.nodes[name]["position"] for name in graph}
-    used: set[str] = set()
+    segments: dict[tuple[str, bool], list[list[tuple[float, float]]]] = {}
     for a, b, data in graph.edges(data=True):
-        bearer = data["bearer"]
-        used.add(bearer)
-        (xa, ya), (xb, yb) = position[a], position[b]
-        satcom = bearer.startswith("satcom")
-        axes.plot(
-            [xa, xb],
-            [ya, yb],
-            color=COLOURS.get(bearer, "#999999"),
-            linewidth=0.8 if data["shared"] else 1.6,
-            linestyle=_SATCOM_STYLE if satcom else "-",
-            alpha=0.55 if data["shared"] else 0.85,
-            zorder=1,
+        segments.setdefault((data["bearer"], data["shared"]), []).append(
+            [position[a], position[b]]
         )
+    # One collection per bearer: a 500-radio mesh has some ten thousand edges.
+    for (bearer, shared), lines in sorted(segments.items()):
+        axes.add_collection(
+            LineCollection(
+                lines,
+                colors=COLOURS.get(bearer, "#999999"),
+                linewidths=0.8 if shared else 1.6,
+                linestyles=[_SATCOM_STYLE if bearer.startswith("satcom") else "solid"],
+                alpha=0.55 if shared else 0.85,
+                zorder=1,
+            )
+        )
+    used = {bearer for bearer, _ in segments}
     small = len(graph) <= 60
     for role, marker, size in (("unit", "o", 18), ("relay", "^", 30), ("hq", "s", 60)):
         names = [n for n in graph if graph.nodes[n]["role"] == role]

@@ -31,6 +31,7 @@ from tawan.core.frames import (
 )
 from tawan.core.precedence import Precedence
 from tawan.core.sealing import open_message, seal_message
+from tawan.core.specs import Submission
 
 # Mid-mission steady state: 30 hours in (the creation time, in tenths of a second, needs 5
 # bytes, as it would in seconds past the first 18 hours), the 1000th message of
@@ -59,15 +60,9 @@ def mission() -> tuple[Keyring, Keyring, int, int]:
 
 
 def frame_bytes(keys: Keyring, dst: int, payload: bytes, values: dict[str, int]) -> int:
-    msg = seal_message(
-        keys,
-        dst=dst,
-        seq=values["seq"],
-        precedence=Precedence.PRIORITY,
-        created=values["created"],
-        ttl=values["ttl"],
-        payload=payload,
-    ).with_hops(values["hops"])
+    submission = Submission(dst, payload, Precedence.PRIORITY, values["ttl"])
+    msg = seal_message(keys, submission, seq=values["seq"], created=values["created"])
+    msg = msg.with_hops(values["hops"])
     encoded = encode_frame(DataFrame(keys.address, values["counter"], msg))
     return len(encoded + link_tag(LINK_KEY, encoded))
 
@@ -106,15 +101,8 @@ def seal_open_rate(a: Keyring, b: Keyring, dst: int, seconds: float = 2.0) -> fl
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for seq in range(count, count + 500):
-            msg = seal_message(
-                a,
-                dst=dst,
-                seq=seq,
-                precedence=Precedence.ROUTINE,
-                created=STEADY["created"],
-                ttl=600,
-                payload=payload,
-            )
+            submission = Submission(dst, payload, Precedence.ROUTINE, 600)
+            msg = seal_message(a, submission, seq=seq, created=STEADY["created"])
             open_message(b, msg)
         count += 500
     return count / (time.perf_counter() - start)

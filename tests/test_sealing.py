@@ -35,6 +35,7 @@ from tawan.core.sealing import (
     open_message,
     seal_message,
 )
+from tawan.core.specs import Submission
 
 A, B, C = 1, 2, 3
 EPOCH_SECONDS = 60
@@ -83,10 +84,12 @@ class FakeKeys:
         return True
 
 
-def seal(keys: MessageKeys | None = None, payload: bytes = ORDER, **options: bool) -> Message:
+def seal(
+    keys: MessageKeys | None = None, payload: bytes = ORDER, control: bool = False, **options: bool
+) -> Message:
     return seal_message(
-        keys or FakeKeys(A), dst=B, seq=42, precedence=Precedence.IMMEDIATE, created=CREATED,
-        ttl=600, payload=payload, **options,
+        keys or FakeKeys(A), Submission(B, payload, Precedence.IMMEDIATE, 600, **options),
+        seq=42, created=CREATED, control=control,
     )  # fmt: skip
 
 
@@ -147,8 +150,8 @@ def test_the_nonce_binds_the_creation_time() -> None:
 
     def sealed_at(created: int) -> bytes:
         msg = seal_message(
-            FakeKeys(A), dst=B, seq=42, precedence=Precedence.ROUTINE, created=created,
-            ttl=600, payload=payload,
+            FakeKeys(A), Submission(B, payload, Precedence.ROUTINE, 600), seq=42,
+            created=created,
         )  # fmt: skip
         return msg.ciphertext[: -schedule.AEAD_TAG_BYTES]
 
@@ -185,8 +188,7 @@ def test_largest_payload() -> None:
 def test_no_key_for_the_destination() -> None:
     with pytest.raises(SealError, match="no end-to-end key"):
         seal_message(
-            FakeKeys(A), dst=A, seq=0, precedence=Precedence.ROUTINE, created=0, ttl=1,
-            payload=b"x",
+            FakeKeys(A), Submission(A, b"x", Precedence.ROUTINE, 1), seq=0, created=0
         )  # fmt: skip
 
 
@@ -369,8 +371,7 @@ class Impersonator:
 
 def seal_to(keys: MessageKeys, dst: int, **options: bool) -> Message:
     return seal_message(
-        keys, dst=dst, seq=1, precedence=Precedence.FLASH, created=4000, ttl=600,
-        payload=ORDER, **options,
+        keys, Submission(dst, ORDER, Precedence.FLASH, 600, **options), seq=1, created=4000
     )  # fmt: skip
 
 

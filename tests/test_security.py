@@ -31,6 +31,7 @@ from tawan.core.queues import Outgoing
 from tawan.core.receipts import DELIVERED, EXPIRED, ReceiptBody, encode_receipt
 from tawan.core.routing import seq_newer
 from tawan.core.sealing import seal_message
+from tawan.core.specs import Submission
 from tawan.core.store import Store, StoreError, custody_slot
 
 
@@ -99,8 +100,8 @@ def test_a_delivered_receipt_counts_only_from_the_destination() -> None:
     body = encode_receipt(ReceiptBody(DELIVERED, mid, 1))
     created = int((net.now - m.engine.keys.t0) * 10)
     fake = seal_message(
-        m.engine.keys, dst=net.address("a"), seq=5, precedence=Precedence.ROUTINE,
-        created=created, ttl=600, payload=body, control=True,
+        m.engine.keys, Submission(net.address("a"), body, Precedence.ROUTINE, 600), seq=5,
+        created=created, control=True,
     )  # fmt: skip
     m.send("a", DataFrame(m.address, 0, fake))
     assert rejected(net, "a", "forged-receipt")
@@ -449,8 +450,9 @@ def test_a_copy_waiting_for_its_twin_lets_everything_else_go() -> None:
     wire = (net.address("a"), 0, 999)
 
     def copy(mid: tuple[int, int, int], created: int) -> Outgoing:
-        sealed = a._seal_local(net.address("c"), b"p", Precedence.ROUTINE, 600, False, False,
-                               False, net.now)  # fmt: skip
+        sealed = a._seal_local(
+            Submission(net.address("c"), b"p", Precedence.ROUTINE, 600), net.now
+        )
         return Outgoing(mid, Precedence.ROUTINE, created, sealed.encode(), wire=wire)
 
     first, twin = copy(wire, 1), copy(custody_slot(wire, net.address("c")), 1)

@@ -40,6 +40,7 @@ from tawan.core.linkauth import LinkGuard
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import DELIVERED, ReceiptBody, decode_receipt, encode_receipt
 from tawan.core.sealing import open_message, seal_message
+from tawan.core.specs import Submission
 from tawan.core.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
@@ -238,8 +239,8 @@ class VectorKeys:
 
 def test_sealing_module_reproduces_the_vector() -> None:
     msg = seal_message(
-        VectorKeys(1), dst=2, seq=5, precedence=Precedence.FLASH, created=1800, ttl=3600,
-        payload=PAYLOAD, receipt=True,
+        VectorKeys(1), Submission(2, PAYLOAD, Precedence.FLASH, 3600, receipt=True), seq=5,
+        created=1800,
     )  # fmt: skip
     assert msg.ciphertext.hex() == CIPHERTEXT
     assert msg.with_hops(1) == relayed()
@@ -274,8 +275,8 @@ def test_signed_compressed_message() -> None:
 def test_signed_compressed_message_from_the_sealing_module() -> None:
     """The sealing module opens its own output the same way (its compressor may differ)."""
     msg = seal_message(
-        VectorKeys(1), dst=2, seq=6, precedence=Precedence.PRIORITY, created=1805, ttl=600,
-        payload=ORDER, sign=True,
+        VectorKeys(1), Submission(2, ORDER, Precedence.PRIORITY, 600, sign=True), seq=6,
+        created=1805,
     )  # fmt: skip
     assert msg.associated_data().hex() == SIGNED_AAD
     assert open_message(VectorKeys(2), msg).payload == ORDER

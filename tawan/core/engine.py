@@ -176,10 +176,7 @@ class Engine(ControlPlane):
     def submit(self, submission: Submission, now: float) -> MessageId:
         """Seal a message from the application and take custody of it."""
         self._now = now
-        dst, payload, precedence, ttl = (
-            submission.dst, submission.payload, submission.precedence, submission.ttl
-        )  # fmt: skip
-        receipt, sign = submission.receipt, submission.sign
+        dst, ttl = submission.dst, submission.ttl
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
             raise SubmitError(f"destination {dst} is not another node or group of the roster")
@@ -192,29 +189,23 @@ class Engine(ControlPlane):
             raise SubmitError(
                 f"ttl: expected 1..{longest} seconds (the mission's key grace period), found {ttl}"
             )
-        msg = self._seal_local(dst, payload, precedence, ttl, receipt, sign, False, now)
+        msg = self._seal_local(submission, now)
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")
         mid = msg.mid(self.keys.epoch_seconds)
         self.store.mark_seen(mid, msg.expires)  # echoes: dups (and never delivered here)
-        if receipt:
+        if submission.receipt:
             # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
             # from when it is made, at the latest when the message expires.
             awaited = msg.expires + max(60, ttl) + int(self.config.max_clock_skew)
             self.store.put_sent(mid, dst, awaited)  # a receipt counts only from dst
-        self.stats.submitted[precedence.name.lower()] += 1
+        self.stats.submitted[submission.precedence.name.lower()] += 1
         return mid
 
-    def _seal_local(
-        self, dst: int, payload: bytes, precedence: Precedence, ttl: int,
-        receipt: bool, sign: bool, control: bool, now: float,
-    ) -> Message:  # fmt: skip
+    def _seal_local(self, submission: Submission, now: float, *, control: bool = False) -> Message:
         created, seq = self._allocate_id(now)
         try:
-            return seal_message(
-                self.keys, dst=dst, seq=seq, precedence=precedence, created=created, ttl=ttl,
-                payload=payload, receipt=receipt, sign=sign, control=control,
-            )  # fmt: skip
+            return seal_message(self.keys, submission, seq=seq, created=created, control=control)
         except SealError as exc:
             raise SubmitError(str(exc)) from None
 
@@ -549,7 +540,9 @@ class Engine(ControlPlane):
         body = encode_receipt(ReceiptBody(kind, mid, self._mission_seconds(now)))
         ttl = max(60, msg.ttl)
         try:
-            receipt = self._seal_local(msg.src, body, msg.precedence, ttl, False, False, True, now)
+            receipt = self._seal_local(
+                Submission(msg.src, body, msg.precedence, ttl), now, control=True
+            )
         except SubmitError:
             return  # no key for the origin any more (revoked): nobody to tell
         if self._take_custody(receipt, None, now, local=True):

@@ -382,7 +382,31 @@ def _list(value: object, name: str, multiple: int, most: int) -> list[object]:
 
 
 def _check_message_fields(fields: Sequence[object]) -> Message:
-    """Validate [src, dst, seq, pf, created, ttl, hops, ciphertext] into a Message."""
+    """Validate [src, dst, seq, pf, created, ttl, hops, ciphertext] into a Message.
+
+    Every message received passes here, so the checks are first made inline, in one
+    expression; only a message failing one of them takes the path that names the field
+    (`_explain_message_fields`, the same checks, one by one)."""
+    src, dst, seq, pf, created, ttl, hops, ct = fields
+    if (
+        type(src) is int and 1 <= src <= U16
+        and type(dst) is int and 1 <= dst <= U16
+        and type(seq) is int and 0 <= seq <= U32
+        and type(pf) is int and 0 <= pf <= 0x7F and pf & 7 <= Precedence.OVERRIDE
+        and type(created) is int and 0 <= created <= U32
+        and type(ttl) is int and 1 <= ttl <= U32
+        and type(hops) is int and 0 <= hops <= MAX_HOPS
+        and type(ct) is bytes and AEAD_TAG_BYTES <= len(ct) <= MAX_MESSAGE_BYTES
+    ):  # fmt: skip
+        return Message._from_checked(
+            (src, dst, seq, _PRECEDENCE[pf & 7], _FLAGS[pf >> 3], created, ttl, hops, ct)
+        )
+    return _explain_message_fields(fields)
+
+
+def _explain_message_fields(fields: Sequence[object]) -> Message:
+    """`_check_message_fields` one field at a time: raises FrameDecodeError naming the first
+    field that fails."""
     src = _int(fields[0], "message source", 1, U16)
     dst = _int(fields[1], "message destination", 1, U16)
     seq = _int(fields[2], "message sequence", 0, U32)
@@ -445,6 +469,13 @@ def _decode_data(sender: int, counter: int, f: list[object]) -> DataFrame:
 
 
 def _mid(f: Sequence[object], name: str) -> MessageId:
+    src, epoch, seq = f[0], f[1], f[2]
+    if (
+        type(src) is int and 1 <= src <= U16
+        and type(epoch) is int and 0 <= epoch <= U32
+        and type(seq) is int and 0 <= seq <= U32
+    ):  # fmt: skip
+        return (src, epoch, seq)
     return (
         _int(f[0], f"{name} source", 1, U16),
         _int(f[1], f"{name} epoch", 0, U32),

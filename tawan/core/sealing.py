@@ -25,7 +25,7 @@ from tawan.core.frames import (
     epoch_of_ticks,
     pf_field,
 )
-from tawan.core.precedence import Precedence
+from tawan.core.specs import Submission
 
 MAX_PAYLOAD_BYTES: Final = 1 << 20
 _COMPRESS_LEVEL: Final = 6
@@ -76,18 +76,14 @@ class Opened:
 
 
 def seal_message(
-    keys: MessageKeys,
-    *,
-    dst: int,
-    seq: int,
-    precedence: Precedence,
-    created: int,
-    ttl: int,
-    payload: bytes,
-    receipt: bool = False,
-    sign: bool = False,
-    control: bool = False,
+    keys: MessageKeys, submission: Submission, *, seq: int, created: int, control: bool = False
 ) -> Message:
+    """Seal `submission` from this node (`keys.address`) under message id `seq`, created at
+    `created` (mission ticks); `control` marks an engine-made message (a receipt)."""
+    dst, payload, precedence, ttl = (
+        submission.dst, submission.payload, submission.precedence, submission.ttl
+    )  # fmt: skip
+    receipt, sign = submission.receipt, submission.sign
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise SealError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     epoch = epoch_of_ticks(created, keys.epoch_seconds)

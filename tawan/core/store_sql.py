@@ -1,7 +1,8 @@
 """The SQL of the custody store: its schema, its migrations and every statement, in one place.
 
 Message ids are (src, epoch, seq) and every statement names them ?1, ?2, ?3; a neighbour
-(next hop, fragment sender) that goes with the id binds as ?4. `tawan.core.store` is the only user.
+(next hop, fragment sender) that goes with the id binds as ?4. The parts of
+`tawan.core.store` (store_tx, store_custody, store_seen, ...) are the only users.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ DROP TABLE fragments_v1;
 """  # noqa: S608
 
 # Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the eleven
-# message columns are always in the order `_message` unpacks.
+# message columns are always in the order `store_types.stored_message` unpacks.
 INSERT_MESSAGE: Final = "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 MESSAGE_AT: Final = (
     "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, m.expires, m.body, "
@@ -119,7 +120,7 @@ DELETE_EXPIRED: Final = (
     "RETURNING src, epoch, seq, dst, precedence, created, expires, body, local_origin, "
     "received_at, prev_hop"
 )
-# The tallies of `Store._load_counters`, one scan each.
+# The tallies of `Custody._load_custody`, one scan each.
 BYTES_BY_PRECEDENCE: Final = (
     "SELECT precedence, count(*), sum(size) FROM messages GROUP BY precedence"
 )

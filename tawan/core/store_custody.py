@@ -1,0 +1,386 @@
+"""Custody: the messages a node holds, the next hops each still waits for, the held index.
+
+Next hops. A message in custody has one row per neighbour it still has to be handed to. The
+reserved address `HELD` (0) marks a message held with no route yet: it is never a real next
+hop, `pending()` skips it and `messages_without_next_hop()` lists it. Adding a real next hop
+clears the mark; `hold()` puts a message back to held when its routes are lost. When the last
+row goes (the last neighbour acknowledged it), the message leaves the store. The held rows
+are mirrored in memory (destination by message, and in the engine's `Lifecycle`), so what a
+change of routes may release is found without reading every held message.
+
+Fair share. FLASH and OVERRIDE are never evicted, so one insider sending OVERRIDE traffic to
+an unreachable node could fill a relay until it refuses everyone's FLASH (store pinning). Once
+the store is contended (a new message would take it past half of `max_bytes`), a message is
+refused with `StoreShareExceeded` when its previous hop would then hold more than a fair
+share: `max_bytes // max(2, n)`, n the number of previous hops holding bytes, the new
+message's own counted. The share is per previous hop, which the link tag authenticates, and
+not per source: a relay cannot tell a message's real source from a claimed one, and a share
+per claimed source would let an insider use up a real source's share with forgeries (bytes
+per source are still tallied, for statistics). Messages submitted here count as previous hop 0
+towards n, but are not held to a share themselves: the node's own application is not an
+adversary of its node, and its traffic must not wait for room it leaves free. Half the store
+stays open to whoever holds little, so another neighbour's FLASH gets in. The price: a lone
+neighbour gets half the store, never more.
+
+Eviction. When an admitted message does not fit in `max_bytes`, messages of strictly lower
+precedence are evicted, lowest precedence first, then earliest expiry, then oldest. FLASH and
+above are never evicted (the engine's `expire()` removes them once expired). A message never
+evicts one of its own precedence: both are in someone's custody, and refusing the new one
+(`StoreFull`, no acknowledgement) leaves it safe with the previous hop, while evicting the old
+one would drop a message this node already acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator
+from typing import Final
+
+from tawan.core import store_sql as sql
+from tawan.core.precedence import Precedence
+from tawan.core.states import Input, Lifecycle, State
+from tawan.core.store_tx import DEFAULT_MAX_BYTES, StoreBase
+from tawan.core.store_types import (
+    HELD,
+    PRECEDENCES,
+    Durability,
+    MessageId,
+    StoredMessage,
+    StoreError,
+    StoreFull,
+    StoreShareExceeded,
+    stored_message,
+)
+
+__all__ = ["Custody"]
+
+_PAGE_ROWS: Final = 256
+_FLASH: Final = int(Precedence.FLASH)
+
+
+class Custody(StoreBase):
+    """The custody part of the store: messages, next hops, tallies, eviction, the held index."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "process",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._lifecycle = Lifecycle()  # the engine attaches its own (`attach`)
+        super().__init__(path, durability=durability, max_bytes=max_bytes)
+
+    def _load_custody(self) -> None:
+        """Rebuild the tallies and the held index once, so stats never need a query per call."""
+        cur = self._cur
+        self._counts = dict.fromkeys(PRECEDENCES, 0)
+        self._bytes = dict.fromkeys(PRECEDENCES, 0)
+        for prec, count, size in cur.execute(sql.BYTES_BY_PRECEDENCE):
+            self._counts[prec] = count
+            self._bytes[prec] = size
+        self._bytes_used = sum(self._bytes.values())
+        self._by_source: dict[int, int] = dict(cur.execute(sql.BYTES_BY_SOURCE).fetchall())
+        self._by_prev_hop: dict[int, int] = dict(cur.execute(sql.BYTES_BY_PREV_HOP).fetchall())
+        self._held: dict[MessageId, int] = {
+            (src, epoch, seq): dst for src, epoch, seq, dst in cur.execute(sql.HELD_MESSAGES)
+        }
+        self.attach(self._lifecycle)  # the rows held now (at open, and after a rollback)
+
+    # ---- taking and giving up custody ----------------------------------------------------
+
+    def put_message(
+        self, msg: StoredMessage, next_hops: Iterable[int] = ()
+    ) -> list[StoredMessage]:
+        """Take custody of `msg`, pending for each of `next_hops` (none: held, no route).
+
+        Returns the messages evicted to make room. Raises, having changed nothing:
+        StoreShareExceeded when its previous hop or source holds its fair share of a
+        contended store, StoreFull when room cannot be made, StoreError when the message is
+        already stored.
+        """
+        hops = _hop_set(msg.mid, next_hops)
+        size = len(msg.body)
+        if size > self.max_bytes:
+            raise StoreFull(
+                f"message {msg.mid} is {size} bytes, larger than the store's "
+                f"max_bytes {self.max_bytes}"
+            )
+        if not msg.local_origin and self._bytes_used + size > self.max_bytes // 2:
+            self._check_share(msg, "previous hop", msg.prev_hop, self._by_prev_hop)
+        evicted = self._make_room(msg, size) if self._bytes_used + size > self.max_bytes else []
+        self._begin()
+        src, epoch, seq = msg.mid
+        cur = self._cur
+        try:
+            cur.execute(
+                sql.INSERT_MESSAGE,
+                (src, epoch, seq, msg.dst, msg.precedence, msg.created, msg.expires, msg.body,
+                 msg.local_origin, msg.received_at, size, msg.prev_hop),
+            )  # fmt: skip
+        except sqlite3.IntegrityError as exc:
+            if self._exists(msg.mid):
+                raise _already_stored(msg.mid) from None
+            raise StoreError(f"message {msg.mid} cannot be stored: {exc}") from exc
+        if len(hops) == 1:
+            cur.execute(sql.INSERT_HOP, (src, epoch, seq, *hops))
+        else:
+            cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
+        if HELD in hops:
+            self._set_held(msg.mid, msg.dst)
+        self._tally(msg.precedence, src, msg.prev_hop, size, 1)
+        return evicted
+
+    def _check_share(self, msg: StoredMessage, kind: str, key: int, tally: dict[int, int]) -> None:
+        """Refuse `msg` if `key` (its previous hop or source) would pass its fair share."""
+        used = tally.get(key, 0)
+        holders = max(2, len(tally) + (key not in tally))
+        share = self.max_bytes // holders
+        if used + msg.size <= share:
+            return
+        if self._exists(msg.mid):
+            raise _already_stored(msg.mid)  # a duplicate, not a refusal
+        who = f"{kind} {key}" + (" (submitted here)" if kind == "previous hop" and not key else "")
+        raise StoreShareExceeded(
+            f"message {msg.mid} ({msg.size} bytes) refused: {who} holds {used} bytes, "
+            f"and its fair share of the contended store ({self._bytes_used} of "
+            f"{self.max_bytes} bytes in use) is {share} bytes (max_bytes // {holders})"
+        )
+
+    def _make_room(self, msg: StoredMessage, size: int) -> list[StoredMessage]:
+        """Evict lower-precedence messages until `msg` fits, or raise StoreFull untouched."""
+        if self._exists(msg.mid):
+            raise _already_stored(msg.mid)
+        needed = self._bytes_used + size - self.max_bytes
+        ceiling = min(msg.precedence, _FLASH)
+        victims: list[int] = []
+        freed = 0
+        for rowid, victim_size in self._cur.execute(sql.EVICTION_ORDER, (ceiling,)):
+            victims.append(rowid)
+            freed += victim_size
+            if freed >= needed:
+                break
+        if freed < needed:
+            raise StoreFull(
+                f"no room for message {msg.mid} ({size} bytes, precedence {msg.precedence}): "
+                f"{self._bytes_used} of {self.max_bytes} bytes in use, and messages below "
+                f"precedence {ceiling} hold only {freed} bytes of the {needed} needed"
+            )
+        self._begin()
+        return [self._delete_row(rowid) for rowid in victims]
+
+    def _delete_row(self, rowid: int) -> StoredMessage:
+        gone = stored_message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())
+        self._untally(gone)
+        self._unhold(gone.mid, Input.EVICTED)
+        return gone
+
+    def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
+        """Every insert and delete of a message passes here, so the tallies follow the file."""
+        self._counts[precedence] += sign
+        self._bytes[precedence] += sign * size
+        self._bytes_used += sign * size
+        _add(self._by_source, src, sign * size)
+        _add(self._by_prev_hop, prev_hop, sign * size)
+
+    def _untally(self, gone: StoredMessage) -> None:
+        self._tally(gone.precedence, gone.mid[0], gone.prev_hop, gone.size, -1)
+
+    def _exists(self, mid: MessageId) -> bool:
+        row = self._cur.execute(sql.MESSAGE_EXISTS, mid).fetchone()
+        return row is not None
+
+    def remove_next_hop(self, mid: MessageId, next_hop: int) -> bool:
+        """`next_hop` acknowledged custody; the message leaves when no next hop is left.
+
+        False when that next hop was not pending for the message.
+        """
+        self._begin()
+        cur = self._cur
+        cur.execute(sql.DELETE_HOP, (*mid, next_hop))
+        if cur.rowcount == 0:
+            return False
+        if next_hop == HELD:
+            self._unhold(mid, Input.ROUTE_FOUND)
+        row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
+        if row is not None:
+            precedence, size, prev_hop = row
+            self._tally(precedence, mid[0], prev_hop, size, -1)
+        return True
+
+    def delete_message(self, mid: MessageId) -> bool:
+        """Drop a message and its next hops (e.g. revoked sender); False when not stored."""
+        self._begin()
+        row = self._cur.execute(sql.DELETE_MESSAGE, mid).fetchone()
+        if row is None:
+            return False
+        precedence, size, prev_hop = row
+        self._tally(precedence, mid[0], prev_hop, size, -1)
+        self._unhold(mid, Input.DROPPED)
+        return True
+
+    def expire(self, now_mission_seconds: int) -> list[StoredMessage]:
+        """Delete and return every message whose expiry is at or before `now`."""
+        cur = self._cur
+        if cur.execute(sql.ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
+            return []
+        self._begin()
+        rows = cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))
+        gone = [stored_message(row) for row in rows]
+        for msg in gone:
+            self._untally(msg)
+            self._unhold(msg.mid, Input.EXPIRED)
+        return gone
+
+    # ---- next hops and the held index ----------------------------------------------------
+
+    def add_next_hops(self, mid: MessageId, next_hops: Iterable[int]) -> None:
+        """A route appeared: queue the message for these neighbours too; clears `HELD`."""
+        hops = set(next_hops)
+        if HELD in hops:
+            raise StoreError(f"message {mid}: next hop {HELD} means held; call hold() instead")
+        if not self._exists(mid):
+            raise StoreError(f"message {mid} is not in the store")
+        if not hops:
+            return
+        self._begin()
+        self._cur.execute(sql.DELETE_HOP, (*mid, HELD))
+        self._cur.executemany(sql.INSERT_HOP, [(*mid, hop) for hop in hops])
+        self._unhold(mid, Input.ROUTE_FOUND)
+
+    def also_hold(self, mid: MessageId) -> None:
+        """Keep custody for a route still missing, beside the next hops already pending: a
+        group message some of whose members cannot be reached yet. `add_next_hops` clears
+        it, `remove_next_hop(mid, HELD)` releases it."""
+        self._mark_held(mid)
+        self._begin()
+        self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
+
+    def hold(self, mid: MessageId) -> None:
+        """Every route was lost: keep custody of the message with no next hop."""
+        self._mark_held(mid)
+        self._begin()
+        self._cur.execute(sql.DELETE_HOPS, mid)
+        self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
+
+    def _mark_held(self, mid: MessageId) -> None:
+        row = self._cur.execute(sql.DESTINATION_OF, mid).fetchone()
+        if row is None:
+            raise StoreError(f"message {mid} is not in the store")
+        self._set_held(mid, row[0])
+
+    def attach(self, lifecycle: Lifecycle) -> None:
+        """Report the held rows' changes to `lifecycle` (tawan.core.states), starting from
+        the rows held now."""
+        self._lifecycle = lifecycle
+        for mid in self._held:
+            lifecycle.states[(mid, HELD)] = State.HELD
+
+    def _set_held(self, mid: MessageId, dst: int) -> None:
+        self._lifecycle.move((mid, HELD), Input.NO_ROUTE)
+        self._held[mid] = dst
+
+    def _unhold(self, mid: MessageId, why: Input) -> None:
+        if self._held.pop(mid, None) is not None:
+            self._lifecycle.move((mid, HELD), why)
+
+    def held_count(self) -> int:
+        """Messages held: no route yet, or kept for members a route does not reach yet."""
+        return len(self._held)
+
+    def held_destinations(self) -> set[int]:
+        """Destinations of the messages held (no route yet, or kept for more members)."""
+        return set(self._held.values())
+
+    def held_for(self, destinations: Collection[int]) -> list[StoredMessage]:
+        """The messages held for any of `destinations`, oldest first."""
+        mids = [mid for mid, dst in self._held.items() if dst in destinations]
+        found = (self.get_message(mid) for mid in mids)
+        return sorted((m for m in found if m is not None), key=lambda m: m.received_at)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def next_hops_of(self, mid: MessageId) -> set[int]:
+        """Pending next hops as stored: {HELD} for a held message, empty when not stored."""
+        rows = self._cur.execute(sql.HOPS_OF, mid)
+        return {hop for (hop,) in rows}
+
+    def get_message(self, mid: MessageId) -> StoredMessage | None:
+        row = self._cur.execute(sql.MESSAGE_AT, mid).fetchone()
+        return None if row is None else stored_message(row)
+
+    def pending(self) -> Iterator[tuple[StoredMessage, int]]:
+        """Every (message, next hop) still to be handed on, oldest message first.
+
+        For rebuilding the engine's queues after a restart; held messages are not included
+        (see `messages_without_next_hop`). Read in pages, so writing between items is safe.
+        """
+        return self._pages(held=False)
+
+    def messages_without_next_hop(self) -> list[StoredMessage]:
+        """Messages held with no route yet, oldest first (a scan: for restarts, not per frame)."""
+        return [msg for msg, _ in self._pages(held=True)]
+
+    def _pages(self, *, held: bool) -> Iterator[tuple[StoredMessage, int]]:
+        last_rowid, last_hop = 0, -1
+        current: tuple[int, StoredMessage] | None = None
+        while True:
+            rows = self._conn.execute(
+                sql.HOP_PAGE, (last_rowid, last_hop, held, _PAGE_ROWS)
+            ).fetchall()
+            for rowid, hop, *cols in rows:
+                if current is None or current[0] != rowid:
+                    current = (rowid, stored_message(tuple(cols)))
+                yield current[1], hop
+            if len(rows) < _PAGE_ROWS:
+                return
+            last_rowid, last_hop = rows[-1][0], rows[-1][1]
+
+    # ---- statistics ----------------------------------------------------------------------
+
+    def message_count(self) -> int:
+        return sum(self._counts.values())
+
+    def bytes_used(self) -> int:
+        """Sum of the body sizes of messages in custody, kept as writes happen."""
+        return self._bytes_used
+
+    def counts_by_precedence(self) -> dict[int, int]:
+        return dict(self._counts)
+
+    def bytes_by_precedence(self) -> dict[int, int]:
+        return dict(self._bytes)
+
+    def bytes_by_source(self) -> dict[int, int]:
+        """Bytes in custody per source address (mid[0]); sources holding nothing are absent."""
+        return dict(self._by_source)
+
+    def bytes_by_prev_hop(self) -> dict[int, int]:
+        """Bytes in custody per previous hop (0: submitted here); absent when holding none."""
+        return dict(self._by_prev_hop)
+
+
+def _add(tally: dict[int, int], key: int, delta: int) -> None:
+    """Add to a per-key byte tally, keeping only keys that hold bytes."""
+    value = tally.get(key, 0) + delta
+    if value:
+        tally[key] = value
+    else:
+        tally.pop(key, None)
+
+
+def _already_stored(mid: MessageId) -> StoreError:
+    return StoreError(f"message {mid} is already stored; add next hops with add_next_hops")
+
+
+def _hop_set(mid: MessageId, next_hops: Iterable[int]) -> set[int]:
+    """Next hops for a new message: none means held; `HELD` beside real hops is misuse."""
+    hops = set(next_hops)
+    if not hops:
+        return {HELD}
+    if HELD in hops and len(hops) > 1:
+        raise StoreError(
+            f"message {mid}: next hops {sorted(hops)} mix real hops with {HELD} (held)"
+        )
+    return hops

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emulator.emulate import emulate
+from emulator.realtime import emulate_realtime
 from emulator.report import print_summary
 from emulator.run import Options
 from tawan.cli import UserError
@@ -55,8 +56,6 @@ def _run(args: argparse.Namespace) -> int:
     options = Options(seed=args.seed, window_s=args.window)
     console = Console(stderr=True, quiet=args.quiet)
     if args.realtime:
-        from emulator.realtime import emulate_realtime  # trio and the HTTP server: only here
-
         outcome = emulate_realtime(
             scenario, args.out, options, speed=args.speed, port=args.metrics_port,
             console=console, pcap_links=args.pcap, report=not args.no_report,

@@ -22,7 +22,9 @@ MISSION_T0 = 1_000_000
 LEAD_S = 60.0
 
 
-def seeded_mission(names: Mapping[str, Sequence[str]], seed: int) -> tuple[Roster, dict[str, NodeKeys]]:
+def seeded_mission(
+    names: Mapping[str, Sequence[str]], seed: int
+) -> tuple[Roster, dict[str, NodeKeys]]:
     """The roster and every node's keys for `names` (node -> its groups), from `seed`."""
     rng = random.Random(f"{seed}/mission")
     plan = MissionPlan.new(rng.randbytes, t0=MISSION_T0, epoch_seconds=3600, grace_epochs=24)

@@ -131,6 +131,5 @@ class Recorder:
             if self.emulation.alive[name]:
                 count = store.message_count()
                 counts[name] = count
-                if count > self.store_peak[name]:
-                    self.store_peak[name] = count
+                self.store_peak[name] = max(self.store_peak[name], count)
         self.store_samples.append((t, counts))

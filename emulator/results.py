@@ -17,7 +17,6 @@ from emulator.oracle import earliest_arrivals
 from emulator.record import OfferRecord
 from emulator.stats import PRECEDENCES, latency_summary, percentile, ratio
 from emulator.timeline import link_timeline, node_timeline
-from tawan.core.precedence import Precedence
 from tawan.core.store import wire_id
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def _held_anywhere(em: Emulation) -> set[tuple[int, int, int]]:
     """The wire ids of messages some live node still holds at the end."""
-    held = set()
+    held: set[tuple[int, int, int]] = set()
     for name, store in em.stores.items():
         if not em.alive[name]:
             continue
@@ -125,6 +124,9 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
                 tally["deliverable"] += 1
                 oracle_latencies[prec].append(best - record.time)
                 win_oracle[_win(best, window, windows)][prec] += 1
+    win_bytes: list[dict[str, int]] = [{} for _ in range(windows)]
+    for (w, bearer), n in sorted(em.record.window_bytes.items()):
+        win_bytes[min(w, windows - 1)][bearer] = win_bytes[min(w, windows - 1)].get(bearer, 0) + n
     for prec in PRECEDENCES:
         tally = counts[prec]
         latencies[prec].sort()
@@ -174,9 +176,7 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
                     p: _round(percentile(sorted(v), 50)) for p, v in win_latency[i].items()
                 },
                 "oracle_deliverable": dict(win_oracle[i]),
-                "bytes": {
-                    bearer: n for (w, bearer), n in sorted(em.record.window_bytes.items()) if w == i
-                },
+                "bytes": win_bytes[i],
             }
             for i in range(windows)
         ],
@@ -192,7 +192,7 @@ def _bearers(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
     for link in em.links.values():
         # a radio net is one channel; a point-to-point link one per direction
         channels[link.bearer.name] += 1 if link.shared else 2
-    out = {}
+    out: dict[str, Any] = {}
     for name in sorted(channels):
         tally = em.record.bearers.get(name)
         if tally is None:

@@ -19,7 +19,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from crypto.keyring import Keyring
 from emulator.faults import FaultPlan, NodeEvent, plan_faults
@@ -50,7 +50,8 @@ class Options:
     """None: the scenario's own seed."""
     window_s: float = 60.0
     """Results are also given per window of this many seconds."""
-    engine: EngineConfig = field(default_factory=EngineConfig)
+    engine: EngineConfig | None = None
+    """None: the daemon's defaults with the scenario's `[engine]` timers."""
     store_max_bytes: int = 64 << 20
 
 
@@ -62,6 +63,12 @@ class Emulation:
         self.scenario = scenario
         self.seed = scenario.run.seed if self.options.seed is None else self.options.seed
         self.duration = scenario.run.duration_s
+        timers = scenario.engine
+        self.engine_config = self.options.engine or EngineConfig(
+            hello_interval=timers.hello_interval_s,
+            dead_interval=timers.dead_interval_s,
+            advert_interval=timers.advert_interval_s,
+        )
         self.now = 0.0
         names = {node.name: list(node.groups) for node in scenario.nodes}
         self.roster, self.keys = seeded_mission(names, self.seed)
@@ -112,7 +119,7 @@ class Emulation:
         keyring = Keyring(self.keys[name], self.roster)
         rng = random.Random(f"{self.seed}/engine/{name}/{self._restarts[name]}")
         engine = Engine(
-            keyring, self.stores[name], self.options.engine, self._specs[name], rng,
+            keyring, self.stores[name], self.engine_config, self._specs[name], rng,
             BASE + self.now,
         )  # fmt: skip
         self.engines[name] = engine

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tawan.core.precedence import Precedence
 from topologies.scenario import Node, Scenario, Traffic
+from topologies.selectors import children_of, sources_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +61,14 @@ class Stream:
         return self.next_at >= self.end
 
 
-def select(scenario: Scenario, selector: str) -> list[Node]:
-    """The nodes a traffic selector names, in scenario order."""
-    if selector == "all":
-        return list(scenario.nodes)
-    kind, _, value = selector.partition(":")
-    if kind == "role" and value:
-        return [n for n in scenario.nodes if n.role == value]
-    if kind == "group" and value:
-        return [n for n in scenario.nodes if value in n.groups]
-    return [n for n in scenario.nodes if n.name == selector]
-
-
 def destinations(scenario: Scenario, source: Node, to: str) -> tuple[str, ...]:
-    """Where a source sends for destination `to`; empty when it has none (no parent...)."""
+    """Where one send goes, as the engine is told: node names, or "group:NAME" for a group
+    message (its receivers: `topologies.selectors.destinations`); empty when there is
+    none (no parent, no group)."""
     if to == "parent":
         return (source.parent,) if source.parent else ()
     if to == "children":
-        return tuple(n.name for n in scenario.nodes if n.parent == source.name)
+        return children_of(scenario, source.name)
     if to == "own-group":
         return (f"group:{source.groups[0]}",) if source.groups else ()
     if to.startswith("group:"):
@@ -90,11 +81,8 @@ def streams(scenario: Scenario, seed: int) -> list[Stream]:
     out: list[Stream] = []
     for index, spec in enumerate(scenario.traffic):
         generator = spec.name or f"traffic[{index}]"
-        picked: dict[str, Node] = {}
-        for selector in spec.sources:
-            for node in select(scenario, selector):
-                picked.setdefault(node.name, node)
-        sources = list(picked.values())
+        by_name = {node.name: node for node in scenario.nodes}
+        sources = [by_name[name] for name in sources_of(scenario, spec.sources)]
         if spec.share < 1:
             chooser = random.Random(f"{seed}/{generator}/share")
             count = round(len(sources) * spec.share)

@@ -35,6 +35,7 @@ SATCOM_BEARERS = sorted(name for name, b in BEARERS.items() if b.kind == "satcom
 
 def cross_check(scenario: Scenario) -> list[Problem]:
     return [
+        *_engine(scenario),
         *_nodes(scenario),
         *_links(scenario),
         *_nets(scenario),
@@ -42,6 +43,16 @@ def cross_check(scenario: Scenario) -> list[Problem]:
         *_traffic(scenario),
         *_faults(scenario),
     ]
+
+
+def _engine(s: Scenario) -> Iterator[Problem]:
+    timers = s.engine
+    if timers.dead_interval_s <= timers.hello_interval_s:
+        yield (
+            "engine.dead_interval_s",
+            f"expected more than hello_interval_s ({timers.hello_interval_s}), "
+            f"found {timers.dead_interval_s}",
+        )
 
 
 def _nodes(s: Scenario) -> Iterator[Problem]:

@@ -185,8 +185,19 @@ class Run(_Strict):
     description: str = ""
 
 
+class Engine(_Strict):
+    """The engines' protocol timers, the same for every node of the run (the daemon's
+    defaults unless set): how often hellos and adverts go out, when a silent neighbour
+    counts as gone."""
+
+    hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
+    advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
+
+
 class Scenario(_Strict):
     run: Run
+    engine: Engine = Engine()
     nodes: Annotated[tuple[Node, ...], Field(min_length=1)]
     links: tuple[Link, ...] = ()
     nets: tuple[Net, ...] = ()

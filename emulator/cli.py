@@ -78,7 +78,9 @@ def _run(args: argparse.Namespace) -> int:
                 )  # fmt: skip
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-    out = Console(file=sys.stdout, quiet=args.quiet)
+    # A log or a pipe gets the whole table, not one cut to 80 columns.
+    width = None if sys.stdout.isatty() else 120
+    out = Console(file=sys.stdout, quiet=args.quiet, width=width)
     print_summary(outcome.results, out)
     print(f"results: {outcome.results_path}")
     print(f"timeline: {outcome.timeline_path}")

@@ -1,0 +1,240 @@
+"""The emulator end to end: real engines on one heap, faults, results beside the oracle."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.emulate import emulate
+from emulator.oracle import earliest_arrivals
+from emulator.pcap import Tawan, dissect
+from emulator.realtime import emulate_realtime
+from emulator.results import message_id, results, timeline
+from emulator.run import Emulation, Options
+from tawan.cli import main as tawan
+from tawan.core.engine import Engine
+from topologies.load import parse_scenario
+from topologies.scenario import Scenario
+
+SMALL = """
+[run]
+name = "small"
+duration_s = 900
+seed = 5
+
+[engine]
+hello_interval_s = 5
+dead_interval_s = 17
+advert_interval_s = 120
+
+[[nodes]]
+name = "hq"
+role = "hq"
+groups = ["coy"]
+[[nodes]]
+name = "relay"
+parent = "hq"
+position = [5, 0]
+groups = ["coy"]
+[[nodes]]
+name = "p1"
+parent = "relay"
+position = [8, 2]
+groups = ["coy"]
+[[nodes]]
+name = "p2"
+parent = "relay"
+position = [8, -2]
+groups = ["coy"]
+
+[[links]]
+a = "hq"
+b = "relay"
+bearer = "fibre"
+name = "fibre"
+[[links]]
+a = "hq"
+b = "relay"
+bearer = "satcom-geo"
+name = "sat"
+
+[[nets]]
+name = "vhf"
+bearer = "vhf"
+members = ["relay", "p1", "p2"]
+
+[[traffic]]
+to = "parent"
+size_bytes = 100
+interval_s = 30
+process = "poisson"
+[[traffic]]
+sources = ["hq"]
+to = "own-group"
+precedence = "FLASH"
+size_bytes = 150
+interval_s = 120
+
+[[faults]]
+kind = "cut"
+link = "fibre"
+at_s = 300
+duration_s = 200
+[[faults]]
+kind = "loss"
+link = "vhf"
+loss = 0.3
+at_s = 100
+duration_s = 100
+"""
+
+
+def small(**run: object) -> Scenario:
+    scenario = parse_scenario(SMALL, "small.toml")
+    return scenario.model_copy(update={"run": scenario.run.model_copy(update=run)})
+
+
+def run_to_end(scenario: Scenario, seed: int | None = None) -> tuple[Emulation, dict[str, Any]]:
+    em = Emulation(scenario, Options(seed=seed))
+    em.run()
+    tl = timeline(em)
+    return em, tl
+
+
+def test_same_scenario_and_seed_give_byte_identical_outputs(tmp_path: Path) -> None:
+    scenario = small()
+    first = emulate(scenario, tmp_path / "a", report=False)
+    again = emulate(scenario, tmp_path / "b", report=False)
+    other = emulate(scenario, tmp_path / "c", Options(seed=6), report=False)
+    for name in ("results.json", "timeline.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert first.results["precedence"]["ROUTINE"]["offered"] > 20
+    assert first.results == again.results
+    assert (tmp_path / "a" / "results.json").read_bytes() != (
+        tmp_path / "c" / "results.json"
+    ).read_bytes()
+    assert other.results["seed"] == 6
+
+
+def test_messages_survive_the_cut_over_satcom_and_never_beat_the_oracle() -> None:
+    em, tl = run_to_end(small())
+    res = results(em, tl)
+    routine, flash = res["precedence"]["ROUTINE"], res["precedence"]["FLASH"]
+    assert routine["delivered"] == routine["offered"] - routine["pending"] > 20
+    assert flash["delivered"] == flash["offered"] - flash["pending"] > 0
+    assert res["duplicate_deliveries"] == 0
+    # the relay's reports to hq during the cut went over SATCOM: a GEO hop's 0.28 s at least
+    relay_during_cut = [
+        r.delivered["hq"] - r.time
+        for r in em.record.offers.values()
+        if r.source == "relay" and 320 < r.time < 480 and "hq" in r.delivered
+    ]
+    assert relay_during_cut and min(relay_during_cut) > 0.28
+    assert res["links"]["fibre"]["down_s"] == pytest.approx(200)
+    assert res["links"]["fibre"]["failures"] >= 1  # both ends saw the carrier go
+    # The oracle is a bound: no copy arrives before the oracle says it could.
+    best = earliest_arrivals(tl)
+    checked = 0
+    for record in em.record.offers.values():
+        for dst, at in record.delivered.items():
+            bound = best[message_id(record), dst]
+            assert bound is not None and at >= bound - 1e-6, (record, dst)
+            checked += 1
+    assert checked > 40
+
+
+def test_a_restarted_node_loses_nothing_it_acknowledged_and_delivers_once() -> None:
+    text = SMALL + '\n[[faults]]\nkind = "restart"\nnode = "relay"\nat_s = 400\nduration_s = 30\n'
+    scenario = parse_scenario(text, "restart.toml")
+    em, tl = run_to_end(scenario)
+    res = results(em, tl)
+    assert res["duplicate_deliveries"] == 0
+    assert res["nodes"]["relay"]["down"] == [{"why": "crash", "start": 400.0, "end": 430.0}]
+    for prec in ("ROUTINE", "FLASH"):
+        line = res["precedence"][prec]
+        assert line["lost"] == 0, prec
+        assert line["delivered"] + line["pending"] == line["offered"], prec
+    # nothing offered by the relay while it was down
+    assert not [r for r in em.record.offers.values() if r.source == "relay" and 400 < r.time < 430]
+
+
+def test_a_destroyed_node_gets_nothing_and_the_oracle_agrees() -> None:
+    text = SMALL + '\n[[faults]]\nkind = "destroy"\nnode = "p2"\nat_s = 200\n'
+    em, tl = run_to_end(parse_scenario(text, "destroy.toml"))
+    best = earliest_arrivals(tl)
+    late = [r for r in em.record.offers.values() if "p2" in r.destinations and r.time > 210]
+    assert late
+    for record in late:
+        assert "p2" not in record.delivered
+        assert best[message_id(record), "p2"] is None
+
+
+def test_an_event_touches_only_the_engines_it_concerns(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real = Engine.get_timer
+
+    def counted(self: Engine) -> float | None:
+        nonlocal calls
+        calls += 1
+        return real(self)
+
+    monkeypatch.setattr(Engine, "get_timer", counted)
+    names = [f"n{i}" for i in range(24)]
+    scenario = Scenario.model_validate(
+        {
+            "run": {"duration_s": 120},
+            "nodes": [{"name": n} for n in names],
+            "links": [
+                {"a": a, "b": b, "bearer": "radio-relay", "range_km": 1000}
+                for a, b in itertools.pairwise(names)
+            ],
+        }
+    )
+    em = Emulation(scenario)
+    em.run()
+    # One get_timer per engine touched: the event's own engine, and each engine's start.
+    # A driver that asked every engine per event would make ~24 times as many calls.
+    assert em.events_handled > 1000
+    assert calls <= em.events_handled + len(names)
+
+
+def test_realtime_gives_the_results_of_virtual_time(tmp_path: Path) -> None:
+    scenario = small(duration_s=60)
+    virtual = emulate(scenario, tmp_path / "v", report=False)
+    paced = emulate_realtime(scenario, tmp_path / "r", speed=600, port=0, report=False)
+    assert paced.results == virtual.results
+
+
+def test_tawan_emulate_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL.replace("duration_s = 900", "duration_s = 400"))
+    out = tmp_path / "out"
+    status = tawan(["emulate", str(path), "--out", str(out), "--pcap", "vhf", "--quiet"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.html'}" in printed
+    res = json.loads((out / "results.json").read_text())
+    assert res["format"] == "tawan-results/1" and res["scenario"] == "small"
+    assert "<html" in (out / "report.html").read_text()
+    frames = [p for p in dissect(out / "vhf.pcap") if p.haslayer(Tawan)]
+    assert frames and {p[Tawan].version for p in frames} == {1}
+    assert len(frames) == res["bearers"]["vhf"]["frames"] + res["bearers"]["vhf"][
+        "dropped_by_reason"
+    ].get("queue", 0)
+
+
+def test_tawan_emulate_names_the_problem_in_a_broken_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(SMALL.replace('bearer = "satcom-geo"', 'bearer = "satcom-gep"'))
+    assert tawan(["emulate", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.toml" in err and "links[1].bearer" in err and "satcom-gep" in err
+    assert not (tmp_path / "o").exists()
+    assert tawan(["emulate", str(tmp_path / "missing.toml")]) == 2
+    assert tawan(["emulate", str(path.with_name("x.toml")), "--pcap", "nope"]) == 2

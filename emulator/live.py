@@ -33,7 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from tawan.core.events import Delivered, Event
 from tawan.core.snapshot import NodeSnapshot
-from tawan.node.metrics import LATENCY_BUCKETS, METRICS, PRECEDENCES, REJECTION_REASONS
+from tawan.node.metrics import LATENCY_BUCKETS, METRICS, PRECEDENCES, snapshot_samples
 
 __all__ = [
     "EMULATION_METRICS",
@@ -45,7 +45,6 @@ __all__ = [
 
 Snapshots = Callable[[], Mapping[str, NodeSnapshot]]
 """Every running node's snapshot, by node name (a destroyed node is simply absent)."""
-Sample = tuple[str, tuple[str, ...], float]  # family name, label values (without node), value
 _Scalar = CounterMetricFamily | GaugeMetricFamily
 
 _LATENCY: Final = "tawan_delivery_latency_seconds"
@@ -56,53 +55,6 @@ EMULATION_METRICS: Final = (
     ("tawan_emulation_nodes", "Nodes running: neither destroyed nor down after a crash."),
 )
 """Figures of the emulation as a whole, without a `node` label."""
-
-
-# ================================================================== samples of one node
-def snapshot_samples(view: NodeSnapshot) -> list[Sample]:
-    """Every sample a daemon's `NodeMetrics` exports, but the latency histogram, read from
-    one snapshot (the same figures; tests/test_live.py compares the two)."""
-    counters = view.counters
-    samples: list[Sample] = []
-    for verb, counts in (
-        ("submitted", counters.submitted),
-        ("delivered", counters.delivered),
-        ("forwarded", counters.forwarded),
-        ("expired", counters.expired),
-        ("evicted", counters.evicted),
-        ("refused", counters.refused),
-    ):
-        samples += ((f"tawan_messages_{verb}", (p,), counts.get(p, 0)) for p in PRECEDENCES)
-    reasons = dict.fromkeys(REJECTION_REASONS) | dict.fromkeys(sorted(counters.rejected))
-    samples += (("tawan_frames_rejected", (r,), counters.rejected.get(r, 0)) for r in reasons)
-    samples.append(("tawan_duplicates", (), counters.duplicates))
-    samples.append(("tawan_receipts_received", (), counters.receipts_received))
-    store = view.store
-    for p in PRECEDENCES:
-        samples.append(("tawan_store_messages", (p,), store.messages_by_precedence[p]))
-        samples.append(("tawan_store_bytes", (p,), store.bytes_by_precedence[p]))
-    samples.append(("tawan_store_max_bytes", (), store.max_bytes))
-    samples.append(("tawan_inbox_messages", (), store.inbox))
-    samples += (("tawan_queue_messages", (p,), view.queued[p]) for p in PRECEDENCES)
-    samples += _link_samples(view)
-    return samples
-
-
-def _link_samples(view: NodeSnapshot) -> Iterator[Sample]:
-    for link in view.links:
-        label = (link.name,)
-        yield "tawan_link_up", label, 1.0 if link.up else 0.0
-        yield "tawan_link_frames_sent", label, link.frames_sent
-        yield "tawan_link_frames_received", label, link.frames_received
-        yield "tawan_link_sent_bytes", label, link.bytes_sent
-        yield "tawan_link_received_bytes", label, link.bytes_received
-        yield "tawan_link_retransmissions", label, link.retransmissions
-    for neighbour in view.neighbours:
-        pair = (neighbour.link, neighbour.name)
-        yield "tawan_neighbour_up", pair, 1.0 if neighbour.up else 0.0
-        if neighbour.rtt_s is not None:
-            yield "tawan_neighbour_rtt_seconds", pair, neighbour.rtt_s
-        yield "tawan_neighbour_loss_ratio", pair, neighbour.loss
 
 
 class _Latency:

@@ -104,15 +104,16 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
         for dst in record.destinations:
             tally = counts[prec]
             tally["offered"] += 1
-            win_offered[_win(record.time, window, windows)][prec] += 1
             arrived = record.delivered.get(dst)
+            offered_in = _win(record.time, window, windows)
+            win_offered[offered_in][prec] += 1
             if arrived is not None:
                 tally["delivered"] += 1
                 lat = arrived - record.time
                 latencies[prec].append(lat)
-                w = _win(arrived, window, windows)
-                win_delivered[w][prec] += 1
-                win_latency[w].setdefault(prec, []).append(lat)
+                # by the window it was offered in, so delivered/offered is a share
+                win_delivered[offered_in][prec] += 1
+                win_latency[offered_in].setdefault(prec, []).append(lat)
             elif record.time + record.ttl_s <= end:
                 tally["expired"] += 1
             elif record.mid in held:
@@ -123,7 +124,7 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
             if best is not None:
                 tally["deliverable"] += 1
                 oracle_latencies[prec].append(best - record.time)
-                win_oracle[_win(best, window, windows)][prec] += 1
+                win_oracle[offered_in][prec] += 1
     win_bytes: list[dict[str, int]] = [{} for _ in range(windows)]
     for (w, bearer), n in sorted(em.record.window_bytes.items()):
         win_bytes[min(w, windows - 1)][bearer] = win_bytes[min(w, windows - 1)].get(bearer, 0) + n

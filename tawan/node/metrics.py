@@ -244,8 +244,12 @@ class NodeMetrics:
 
 
 def _engine_samples(engine: Engine) -> list[_Sample]:
-    """Every sample of one node, read from one snapshot of it (`Engine.snapshot`)."""
-    view = engine.snapshot(engine.last_time)
+    return snapshot_samples(engine.snapshot(engine.last_time))
+
+
+def snapshot_samples(view: NodeSnapshot) -> list[_Sample]:
+    """Every sample of one node (but its latency histogram), read from one snapshot: what
+    a daemon exports, and the emulator for each of its nodes (emulator/live.py)."""
     counters = view.counters
     samples: list[_Sample] = []
     for name, counts in (

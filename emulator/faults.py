@@ -230,9 +230,32 @@ def plan_faults(scenario: Scenario, links: Mapping[str, LinkModel]) -> FaultPlan
         planned.append(
             _Planned(interval, tuple(s for s, _ in spans), tuple(e for _, e in spans), effects)
         )
+    planned += _unavailable(scenario, links)
     order = {"destroy": 0, "crash": 1, "revive": 2}
     events.sort(key=lambda e: (e.time, e.node, order[e.kind]))
     return FaultPlan(planned, links, events, duration)
+
+
+def _unavailable(scenario: Scenario, links: Mapping[str, LinkModel]) -> list[_Planned]:
+    """Each link or net with availability windows is down between and around them."""
+    planned = []
+    entries = [(Scenario.link_name(link), link.available) for link in scenario.links]
+    entries += [(net.name, net.available) for net in scenario.nets]
+    for name, windows in entries:
+        if not windows or name not in links:
+            continue
+        gaps, at = [], 0.0
+        for start, end in windows:
+            if start > at:
+                gaps.append((at, start))
+            at = max(at, end)
+        if at < scenario.run.duration_s:
+            gaps.append((at, math.inf))
+        effect = {name: Effect(Conditions(up=False))}
+        for start, end in gaps:  # one entry each, so plots shade each gap
+            interval = FaultInterval("unavailable", name, start, None if end == math.inf else end)
+            planned.append(_Planned(interval, (start,), (end,), effect))
+    return planned
 
 
 def _duty_spans(

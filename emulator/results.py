@@ -125,6 +125,9 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
                 tally["deliverable"] += 1
                 oracle_latencies[prec].append(best - record.time)
                 win_oracle[offered_in][prec] += 1
+    win_store = [0] * windows  # messages held by all live nodes at the window's start
+    for t, sample in em.record.store_samples:
+        win_store[_win(t, window, windows)] = sum(sample.values())
     win_bytes: list[dict[str, int]] = [{} for _ in range(windows)]
     for (w, bearer), n in sorted(em.record.window_bytes.items()):
         win_bytes[min(w, windows - 1)][bearer] = win_bytes[min(w, windows - 1)].get(bearer, 0) + n
@@ -178,6 +181,7 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
                 },
                 "oracle_deliverable": dict(win_oracle[i]),
                 "bytes": win_bytes[i],
+                "store_messages": win_store[i],
             }
             for i in range(windows)
         ],
@@ -235,26 +239,38 @@ def _nodes(em: Emulation) -> dict[str, Any]:
 
 
 def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
-    failures: Counter[str] = Counter()
-    detected: dict[str, list[float]] = {}
+    """Per link: realised time down, and each time an engine declared a neighbour on it
+    lost, how long after the link really went down (failure detection, before failover)."""
+    lost_at: dict[str, list[float]] = {}
     for t, _node, link, _neighbour, up in em.record.neighbour_changes:
         if not up:
-            failures[link] += 1
-            detected.setdefault(link, []).append(_round(t))
+            lost_at.setdefault(link, []).append(t)
     out = {}
     for entry in tl["links"]:
         name = entry["name"]
-        down = 0.0
+        down, went_down = 0.0, set()
         for direction in entry["directions"]:
+            usable = True
             for interval in direction["intervals"]:
                 if not interval["up"] or interval["loss"] >= 1:
                     down += interval["end"] - interval["start"]
-        count = max(len(entry["directions"]), 1)
+                    if usable:
+                        went_down.add(interval["start"])
+                    usable = False
+                else:
+                    usable = True
+        starts = sorted(went_down)
+        detection = []
+        for t in lost_at.get(name, []):
+            before = [s for s in starts if s <= t]
+            if before:
+                detection.append(_round(t - before[-1]))
         out[name] = {
             "bearer": entry["bearer"],
-            "failures": failures[name],
-            "neighbour_lost_at": detected.get(name, []),
-            "down_s": _round(down / count),
+            "failures": len(lost_at.get(name, [])),
+            "neighbour_lost_at": [_round(t) for t in lost_at.get(name, [])],
+            "detection_s": detection,
+            "down_s": _round(down / max(len(entry["directions"]), 1)),
         }
     return out
 

@@ -136,6 +136,7 @@ def test_messages_survive_the_cut_over_satcom_and_never_beat_the_oracle() -> Non
     assert relay_during_cut and min(relay_during_cut) > 0.28
     assert res["links"]["fibre"]["down_s"] == pytest.approx(200)
     assert res["links"]["fibre"]["failures"] >= 1  # both ends saw the carrier go
+    assert res["links"]["fibre"]["detection_s"] == [0.0] * res["links"]["fibre"]["failures"]
     # The oracle is a bound: no copy arrives before the oracle says it could.
     best = earliest_arrivals(tl)
     checked = 0
@@ -238,3 +239,50 @@ def test_tawan_emulate_names_the_problem_in_a_broken_scenario(
     assert not (tmp_path / "o").exists()
     assert tawan(["emulate", str(tmp_path / "missing.toml")]) == 2
     assert tawan(["emulate", str(path.with_name("x.toml")), "--pcap", "nope"]) == 2
+
+
+WINDOWED = """
+[run]
+duration_s = 400
+[[nodes]]
+name = "hq"
+[[nodes]]
+name = "far"
+parent = "hq"
+[[links]]
+a = "hq"
+b = "far"
+bearer = "satcom-geo"
+name = "pass"
+available = [[100, 200], [300, 350]]
+[[traffic]]
+sources = ["far"]
+to = "parent"
+size_bytes = 100
+interval_s = 20
+stop_s = 60
+"""
+
+
+def test_a_message_waits_for_the_next_availability_window() -> None:
+    em, tl = run_to_end(parse_scenario(WINDOWED, "windowed.toml"))
+    records = list(em.record.offers.values())
+    assert len(records) == 3 and all(r.time < 60 for r in records)
+    best = earliest_arrivals(tl)
+    for record in records:
+        arrived = record.delivered["hq"]
+        assert 100 < arrived < 200  # held at the source until the pass, then sent
+        bound = best[message_id(record), "hq"]
+        assert bound is not None and 100 < bound <= arrived
+    down = {(f.kind, f.start, f.end) for f in em.plan.intervals()}
+    assert down == {("unavailable", 0.0, 100.0), ("unavailable", 200.0, 300.0),
+                    ("unavailable", 350.0, None)}  # fmt: skip
+
+
+def test_availability_windows_are_checked() -> None:
+    text = WINDOWED.replace("[[100, 200], [300, 350]]", "[[100, 200], [150, 350]]")
+    with pytest.raises(ValueError, match=r"links\[0\]\.available\[1\]: expected windows in order"):
+        parse_scenario(text, "w.toml")
+    text = WINDOWED.replace("[[100, 200], [300, 350]]", "[[200, 100]]")
+    with pytest.raises(ValueError, match=r"links\[0\]\.available\[0\]: expected start < end"):
+        parse_scenario(text, "w.toml")

@@ -101,11 +101,25 @@ def _bearer(path: str, name: str) -> Iterator[Problem]:
         yield path, f"expected one of {sorted(BEARERS)}, found {name!r}"
 
 
+def _windows(here: str, windows: tuple[tuple[float, float], ...]) -> Iterator[Problem]:
+    previous_end = -1.0
+    for j, (start, end) in enumerate(windows):
+        if end <= start:
+            yield f"{here}.available[{j}]", f"expected start < end, found [{start}, {end}]"
+        elif start < previous_end:
+            yield (
+                f"{here}.available[{j}]",
+                f"expected windows in order, not overlapping, found {start} < {previous_end}",
+            )
+        previous_end = max(previous_end, end)
+
+
 def _links(s: Scenario) -> Iterator[Problem]:
     names = {node.name for node in s.nodes}
     seen: dict[str, str] = {}
     for i, link in enumerate(s.links):
         here = f"links[{i}]"
+        yield from _windows(here, link.available)
         for end in ("a", "b"):
             value = getattr(link, end)
             if value not in names:
@@ -119,6 +133,7 @@ def _links(s: Scenario) -> Iterator[Problem]:
         seen.setdefault(name, here)
     for i, net in enumerate(s.nets):
         here = f"nets[{i}]"
+        yield from _windows(here, net.available)
         if net.name in seen:
             yield (
                 f"{here}.name",

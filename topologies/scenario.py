@@ -53,6 +53,9 @@ class Numbers(_Strict):
     mtu: Annotated[int, Field(ge=128, le=65507)] | None = None
     queue_bytes: Annotated[int, Field(gt=0)] | None = None
     range_km: Annotated[float, Field(gt=0)] | None = None
+    available: tuple[tuple[Seconds, Seconds], ...] = ()
+    """Availability windows [start, end): outside them the link is down (a satellite
+    pass, a scheduled HF slot). Empty: always available (faults aside)."""
 
 
 class Link(Numbers):

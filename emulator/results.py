@@ -81,118 +81,144 @@ def _held_anywhere(em: Emulation) -> set[tuple[int, int, int]]:
     return held
 
 
-def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
-    """results.json: per precedence, bearer, node, link and window; the oracle beside."""
+class _Copies:
+    """Every (message, destination) copy counted once: per precedence, and per window of
+    offer (so a window's delivered/offered is a share, whenever the copies arrived)."""
+
+    def __init__(self, windows: int) -> None:
+        self.counts: dict[str, Counter[str]] = {p: Counter() for p in PRECEDENCES}
+        self.latencies: dict[str, list[float]] = {p: [] for p in PRECEDENCES}
+        self.oracle_latencies: dict[str, list[float]] = {p: [] for p in PRECEDENCES}
+        self.offered = [Counter[str]() for _ in range(windows)]
+        self.delivered = [Counter[str]() for _ in range(windows)]
+        self.deliverable = [Counter[str]() for _ in range(windows)]
+        self.window_latencies: list[dict[str, list[float]]] = [{} for _ in range(windows)]
+
+    def add(self, prec: str, window: int, fate: str, latency: float | None,
+            bound: float | None) -> None:  # fmt: skip
+        tally = self.counts[prec]
+        tally["offered"] += 1
+        tally[fate] += 1
+        self.offered[window][prec] += 1
+        if latency is not None:
+            self.latencies[prec].append(latency)
+            self.delivered[window][prec] += 1
+            self.window_latencies[window].setdefault(prec, []).append(latency)
+        if bound is not None:
+            tally["deliverable"] += 1
+            self.oracle_latencies[prec].append(bound)
+            self.deliverable[window][prec] += 1
+
+    def by_precedence(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for prec in PRECEDENCES:
+            tally = self.counts[prec]
+            self.latencies[prec].sort()
+            self.oracle_latencies[prec].sort()
+            out[prec] = {
+                **{k: tally[k] for k in ("offered", "delivered", "expired", "lost", "pending")},
+                "delivery_ratio": _ratio(tally["delivered"], tally["offered"]),
+                "latency_s": _latency(self.latencies[prec]),
+                "oracle": {
+                    "deliverable": tally["deliverable"],
+                    "delivery_ratio": _ratio(tally["deliverable"], tally["offered"]),
+                    "latency_s": _latency(self.oracle_latencies[prec]),
+                },
+            }
+        return out
+
+
+def _count_copies(em: Emulation, tl: Mapping[str, Any], windows: int) -> _Copies:
+    """Each copy's fate at the end: delivered; expired (its ttl ran out first); pending
+    (some live node still holds it); lost (nobody does); and the oracle's bound."""
     arrivals = earliest_arrivals(tl)
     held = _held_anywhere(em)
-    end = em.duration
-    per: dict[str, dict[str, Any]] = {}
-    latencies: dict[str, list[float]] = {p: [] for p in PRECEDENCES}
-    oracle_latencies: dict[str, list[float]] = {p: [] for p in PRECEDENCES}
-    counts: dict[str, Counter[str]] = {p: Counter() for p in PRECEDENCES}
-    window = em.options.window_s
-    windows = int(-(-end // window))
-    win_offered = [Counter[str]() for _ in range(windows)]
-    win_delivered = [Counter[str]() for _ in range(windows)]
-    win_oracle = [Counter[str]() for _ in range(windows)]
-    win_latency: list[dict[str, list[float]]] = [{} for _ in range(windows)]
+    copies = _Copies(windows)
     for record in em.record.offers.values():
         prec = record.precedence.name
-        if prec not in counts:
+        if prec not in copies.counts:
             prec = "FLASH"  # OVERRIDE counts with FLASH
         mid = message_id(record)
+        window = _win(record.time, em.options.window_s, windows)
         for dst in record.destinations:
-            tally = counts[prec]
-            tally["offered"] += 1
             arrived = record.delivered.get(dst)
-            offered_in = _win(record.time, window, windows)
-            win_offered[offered_in][prec] += 1
             if arrived is not None:
-                tally["delivered"] += 1
-                lat = arrived - record.time
-                latencies[prec].append(lat)
-                # by the window it was offered in, so delivered/offered is a share
-                win_delivered[offered_in][prec] += 1
-                win_latency[offered_in].setdefault(prec, []).append(lat)
-            elif record.time + record.ttl_s <= end:
-                tally["expired"] += 1
-            elif record.mid in held:
-                tally["pending"] += 1
+                fate = "delivered"
+            elif record.time + record.ttl_s <= em.duration:
+                fate = "expired"
             else:
-                tally["lost"] += 1
+                fate = "pending" if record.mid in held else "lost"
             best = arrivals.get((mid, dst))
-            if best is not None:
-                tally["deliverable"] += 1
-                oracle_latencies[prec].append(best - record.time)
-                win_oracle[offered_in][prec] += 1
-    win_store = [0] * windows  # messages held by all live nodes at the window's start
-    for t, sample in em.record.store_samples:
-        win_store[_win(t, window, windows)] = sum(sample.values())
-    win_bytes: list[dict[str, int]] = [{} for _ in range(windows)]
-    for (w, bearer), n in sorted(em.record.window_bytes.items()):
-        win_bytes[min(w, windows - 1)][bearer] = win_bytes[min(w, windows - 1)].get(bearer, 0) + n
-    for prec in PRECEDENCES:
-        tally = counts[prec]
-        latencies[prec].sort()
-        oracle_latencies[prec].sort()
-        per[prec] = {
-            "offered": tally["offered"],
-            "delivered": tally["delivered"],
-            "expired": tally["expired"],
-            "lost": tally["lost"],
-            "pending": tally["pending"],
-            "delivery_ratio": _ratio(tally["delivered"], tally["offered"]),
-            "latency_s": _latency(latencies[prec]),
-            "oracle": {
-                "deliverable": tally["deliverable"],
-                "delivery_ratio": _ratio(tally["deliverable"], tally["offered"]),
-                "latency_s": _latency(oracle_latencies[prec]),
-            },
-        }
+            copies.add(
+                prec, window, fate,
+                None if arrived is None else arrived - record.time,
+                None if best is None else best - record.time,
+            )  # fmt: skip
+    return copies
+
+
+def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
+    """results.json: per precedence, bearer, node, link and window; the oracle beside."""
+    window = em.options.window_s
+    windows = int(-(-em.duration // window))
+    copies = _count_copies(em, tl, windows)
     return {
         "format": RESULTS_FORMAT,
         "scenario": em.scenario.run.name,
         "seed": em.seed,
-        "duration_s": end,
+        "duration_s": em.duration,
         "window_s": window,
-        "precedence": per,
-        "latencies": {p: [_round(x) for x in v] for p, v in latencies.items()},
-        "oracle_latencies": {p: [_round(x) for x in v] for p, v in oracle_latencies.items()},
+        "precedence": copies.by_precedence(),
+        "latencies": {p: [_round(x) for x in v] for p, v in copies.latencies.items()},
+        "oracle_latencies": {
+            p: [_round(x) for x in v] for p, v in copies.oracle_latencies.items()
+        },
         "refused_at_source": len(em.record.refusals),
         "duplicate_deliveries": em.record.duplicates,
         "stack_drops": {
             f"{why}/{prec.name}": n for (why, prec), n in sorted(em.record.stack_drops.items())
         },
-        "bearers": _bearers(em, tl),
+        "bearers": _bearers(em),
         "nodes": _nodes(em),
         "links": _links(em, tl),
         "faults": [
             {"kind": f.kind, "target": f.target, "start": f.start, "end": f.end}
             for f in em.plan.intervals()
         ],
-        "windows": [
-            {
-                "start": _round(i * window),
-                "end": _round(min((i + 1) * window, end)),
-                "offered": dict(win_offered[i]),
-                "delivered": dict(win_delivered[i]),
-                "latency_p50": {
-                    p: _round(percentile(sorted(v), 50)) for p, v in win_latency[i].items()
-                },
-                "oracle_deliverable": dict(win_oracle[i]),
-                "bytes": win_bytes[i],
-                "store_messages": win_store[i],
-            }
-            for i in range(windows)
-        ],
+        "windows": _windows(em, copies, windows),
     }
+
+
+def _windows(em: Emulation, copies: _Copies, windows: int) -> list[dict[str, Any]]:
+    window = em.options.window_s
+    store = [0] * windows  # messages held by all live nodes at the window's start
+    for t, sample in em.record.store_samples:
+        store[_win(t, window, windows)] = sum(sample.values())
+    sent: list[Counter[str]] = [Counter() for _ in range(windows)]
+    for (w, bearer), n in sorted(em.record.window_bytes.items()):
+        sent[min(w, windows - 1)][bearer] += n
+    return [
+        {
+            "start": _round(i * window),
+            "end": _round(min((i + 1) * window, em.duration)),
+            "offered": dict(copies.offered[i]),
+            "delivered": dict(copies.delivered[i]),
+            "latency_p50": {
+                p: _round(percentile(sorted(v), 50)) for p, v in copies.window_latencies[i].items()
+            },
+            "oracle_deliverable": dict(copies.deliverable[i]),
+            "bytes": dict(sent[i]),
+            "store_messages": store[i],
+        }
+        for i in range(windows)
+    ]
 
 
 def _win(t: float, window: float, windows: int) -> int:
     return min(int(t // window), windows - 1)
 
 
-def _bearers(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
+def _bearers(em: Emulation) -> dict[str, Any]:
     channels: Counter[str] = Counter()
     for link in em.links.values():
         # a radio net is one channel; a point-to-point link one per direction

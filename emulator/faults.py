@@ -180,11 +180,20 @@ class FaultPlan:
         for name in dirty:
             model = self._links[name]
             state = self.state_of(name, active)
-            model.set_state(state)
+            model.advance(t)  # the frames themselves read the schedule (`install`)
             if model.bearer.kind == "wired" and state.default.up != self._carrier[name]:
                 self._carrier[name] = state.default.up
                 signals.append(LinkSignal(name, state.default.up))
         return signals
+
+    def carrier(self, link: str) -> bool:
+        """Whether a wired link's carrier is up as of the last `apply` (True otherwise)."""
+        return self._carrier[link]
+
+    def install(self) -> None:
+        """Give every link its schedule of conditions for the whole run."""
+        for name, model in self._links.items():
+            model.set_schedule(self.link_states(name))
 
     def link_states(self, link: str) -> list[tuple[float, LinkState]]:
         """The states of `link` over [0, duration], each with the time it starts."""
@@ -233,7 +242,9 @@ def plan_faults(scenario: Scenario, links: Mapping[str, LinkModel]) -> FaultPlan
     planned += _unavailable(scenario, links)
     order = {"destroy": 0, "crash": 1, "revive": 2}
     events.sort(key=lambda e: (e.time, e.node, order[e.kind]))
-    return FaultPlan(planned, links, events, duration)
+    plan = FaultPlan(planned, links, events, duration)
+    plan.install()
+    return plan
 
 
 def _unavailable(scenario: Scenario, links: Mapping[str, LinkModel]) -> list[_Planned]:

@@ -2,9 +2,12 @@
 
 The emulator hands every frame to `LinkModel.send(sender, receiver, size, now)` and gets a
 `Sent` back: the frame's air time and its arrival at the addressed receiver, or why it was
-dropped. A model has no clock: `now` is the emulator's virtual time, and the conditions in
-force (set by the fault plan at each boundary, `set_state`) are those of the moment the
-frame is handed over; a frame queued across a boundary keeps them.
+dropped. A model has no clock: `now` is the emulator's virtual time. The fault plan gives
+each link its whole schedule of conditions up front (`set_schedule`), so a frame is judged
+by the conditions of its air time, not of the moment it was handed over: one that waits in
+the modem queue past a cut, or is still on the air when a window closes, is lost; one
+queued before a repair and sent after it goes through. Its rate is the one in force when it
+is handed over.
 
 Two shapes:
 
@@ -29,8 +32,9 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from topologies.bearers import Bearer, bearer
@@ -160,6 +164,8 @@ class LinkModel:
         "_rng",
         "_senders",
         "_state",
+        "_states",
+        "_times",
         "beam",
         "bearer",
         "members",
@@ -213,7 +219,9 @@ class LinkModel:
         self._chains: dict[str, dict[str, bool]] = {m: {} for m in members}
         self._senders = {m: _Sender(SenderStats(), deque()) for m in members}
         self._channel_free = 0.0
-        self._state = NOMINAL_STATE
+        self._state = NOMINAL_STATE  # the last state `advance` or `set_state` reached
+        self._times: list[float] = [-math.inf]  # the schedule: states[i] from times[i]
+        self._states: list[LinkState] = [NOMINAL_STATE]
 
     def _in_range(self, sender: str) -> frozenset[str]:
         reach = self.bearer.range_km
@@ -248,8 +256,43 @@ class LinkModel:
         return {m: s.stats for m, s in self._senders.items()}
 
     def set_state(self, state: LinkState) -> None:
-        """The conditions in force from now on (the fault plan calls this at boundaries)."""
+        """These conditions from now on, for good (tests; the emulator uses a schedule)."""
         self._state = state
+        self._times, self._states = [-math.inf], [state]
+
+    def set_schedule(self, schedule: Sequence[tuple[float, LinkState]]) -> None:
+        """The link's conditions over the whole run: each state with the time it starts
+        (the first from the start of time), in time order."""
+        if not schedule:
+            raise ValueError(f"link {self.name!r}: expected at least one state")
+        times = [t for t, _ in schedule]
+        if times != sorted(times):
+            raise ValueError(f"link {self.name!r}: expected states in time order")
+        self._times = [-math.inf, *times[1:]]
+        self._states = [state for _, state in schedule]
+        self._state = self._states[0]
+
+    def state_at(self, t: float) -> LinkState:
+        return self._states[bisect_right(self._times, t) - 1]
+
+    def advance(self, t: float) -> None:
+        """Note that the run reached `t` (`state` then reads the conditions in force)."""
+        self._state = self.state_at(t)
+
+    def _down_during(self, sender: str, receiver: str, start: float, end: float) -> bool:
+        """Whether the direction is down, or an end is down, at any moment of [start, end]."""
+        times, states = self._times, self._states
+        first = bisect_right(times, start) - 1
+        last = max(first, bisect_left(times, end) - 1) if end > start else first
+        for i in range(first, last + 1):
+            state = states[i]
+            if (
+                not _direction(state, sender, receiver).up
+                or sender in state.down_nodes
+                or receiver in state.down_nodes
+            ):
+                return True
+        return False
 
     def in_gap(self, start: float, end: float) -> bool:
         """Whether air time [start, end) overlaps a LEO handover gap [kP, kP+gap), k >= 1."""
@@ -280,16 +323,13 @@ class LinkModel:
         stats.offered += 1
         if size > self._mtu:
             return self._drop(stats, "mtu", now, now)
-        state = self._state
+        scheduled = len(self._times) > 1
+        state = self.state_at(now) if scheduled else self._state
         if sender in state.silenced:
             return self._drop(stats, "silenced", now, now)
         if not self._queue_admits(tx, size, now):
             return self._drop(stats, "queue", now, now)
-        cond = state.default
-        if state.directions:
-            row = state.directions.get(sender)
-            if row is not None:
-                cond = row.get(receiver, cond)
+        cond = _direction(state, sender, receiver)
         if self.shared:
             start = now if now > self._channel_free else self._channel_free
             end = start + size * 8 / (self._rate * cond.rate_factor)
@@ -306,10 +346,14 @@ class LinkModel:
         stats.air_s += end - start
         if receiver not in hears:
             return self._drop(stats, "range", start, end)
+        if scheduled and start > now:  # what holds while it is on the air, not when queued
+            state = self.state_at(start)
+            cond = _direction(state, sender, receiver)
+            if sender in state.silenced:
+                return self._drop(stats, "silenced", start, start)
         if (
-            not cond.up
-            or sender in state.down_nodes
-            or receiver in state.down_nodes
+            (self._down_during(sender, receiver, start, end) if scheduled else not cond.up)
+            or (not scheduled and (sender in state.down_nodes or receiver in state.down_nodes))
             or (self._gap and self.in_gap(start, end))
         ):
             return self._drop(stats, "down", start, end)
@@ -334,6 +378,14 @@ class LinkModel:
     def _drop(stats: SenderStats, reason: str, start: float, end: float) -> Sent:
         stats.dropped[reason] += 1
         return Sent(None, start, end, reason)
+
+
+def _direction(state: LinkState, sender: str, receiver: str) -> Conditions:
+    if state.directions:
+        row = state.directions.get(sender)
+        if row is not None:
+            return row.get(receiver, state.default)
+    return state.default
 
 
 def link_seed(seed: int, name: str) -> str:

@@ -23,6 +23,7 @@ from tawan.core.events import (
 )
 from tawan.core.frames import FrameType, MessageId
 from tawan.core.precedence import Precedence
+from tawan.core.store import wire_id
 
 if TYPE_CHECKING:
     from emulator.run import Emulation
@@ -62,30 +63,48 @@ class Recorder:
         self.offers: dict[MessageId, OfferRecord] = {}
         self.refusals: list[tuple[float, Offer, str]] = []
         self.bearers: dict[str, BearerTally] = defaultdict(BearerTally)
+        self.duration = emulation.duration
         self.window_bytes: dict[tuple[int, str], int] = defaultdict(int)
+        self.window_control: dict[tuple[int, str], int] = defaultdict(int)
         self.duplicates = 0
         self.stack_drops: Counter[tuple[str, Precedence]] = Counter()  # (why, precedence)
         self.neighbour_changes: list[tuple[float, str, str, int, bool]] = []
+        self.expired_mids: set[MessageId] = set()  # a node expired it (its ttl ran out)
+        self.dropped_mids: set[MessageId] = set()  # a node evicted it, or refused custody
+        self.source_down: Counter[Precedence] = Counter()  # offers a dead source never made
+        # Message frames by (sender, receiver): the link the last one took, and every change
+        # of link (time, sender, receiver, from, to): where a failover shows.
+        self._last_link: dict[tuple[str, str], str] = {}
+        self.link_changes: list[tuple[float, str, str, str, str]] = []
         self.node_spans: dict[str, list[tuple[str, float, float | None]]] = defaultdict(list)
         self.store_peak: Counter[str] = Counter()
         self.store_samples: list[tuple[float, dict[str, int]]] = []
 
     # ------------------------------------------------------------------ hot path
-    def frame(self, model: LinkModel, sender: str, data: bytes, sent: Sent) -> None:
+    def frame(self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent) -> None:
         tally = self.bearers[model.bearer.name]
         size = len(data)
         if sent.dropped is not None:
             tally.dropped[sent.dropped] += 1
-            if sent.dropped in ("mtu", "queue", "silenced"):
-                return  # never on the air
+            if sent.start == sent.end:
+                return  # never on the air (mtu, queue, silenced)
         tally.frames += 1
         tally.bytes += size
-        tally.air_s += sent.end - sent.start
+        # air time within the run: a frame still queued at the end has not used the link yet
+        tally.air_s += max(0.0, min(sent.end, self.duration) - sent.start)
+        window = int(sent.start // self.window_s), model.bearer.name
+        self.window_bytes[window] += size
         if data[0] & 0xF in _MESSAGE_TYPES:
             tally.message_bytes += size
+            pair = sender, receiver
+            last = self._last_link.get(pair)
+            if last != model.name:
+                if last is not None:
+                    self.link_changes.append((sent.start, sender, receiver, last, model.name))
+                self._last_link[pair] = model.name
         else:
             tally.control_bytes += size
-        self.window_bytes[int(self.emulation.now // self.window_s), model.bearer.name] += size
+            self.window_control[window] += size
 
     def event(self, node: str, event: Event, t: float) -> None:
         if isinstance(event, Delivered):
@@ -98,10 +117,13 @@ class Recorder:
                 record.delivered[node] = t
         elif isinstance(event, MessageExpired):
             self.stack_drops["expired", event.precedence] += 1
+            self.expired_mids.add(wire_id(event.mid))
         elif isinstance(event, MessageEvicted):
             self.stack_drops["evicted", event.precedence] += 1
+            self.dropped_mids.add(wire_id(event.mid))
         elif isinstance(event, MessageRefused):
             self.stack_drops["refused", event.precedence] += 1
+            self.dropped_mids.add(wire_id(event.mid))
         elif isinstance(event, NeighbourChanged):
             self.neighbour_changes.append((t, node, event.link, event.neighbour, event.up))
 

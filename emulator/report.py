@@ -206,11 +206,24 @@ def _links_html(results: Mapping[str, Any]) -> str:
             str(link.get("bearer", "")),
             str(link.get("failures", 0)),
             _number(link.get("down_s")),
+            _median(link.get("detection_s")),
+            _median(link.get("failover_s")),
         )
         for name, link in worst[:TOP_LINKS]
     ]
-    note = f"<p class=note>The {len(rows)} of {len(links)} links that failed most.</p>"
-    return _table(("link", "bearer", "failures", "down (s)"), rows) + note
+    note = (
+        f"<p class=note>The {len(rows)} of {len(links)} links that failed most. Detection: "
+        "from a failure until an engine declared the neighbour lost; failover: until "
+        "messages between its ends took another link; medians over failures that had one."
+        "</p>"
+    )
+    headers = ("link", "bearer", "failures", "down (s)", "detection (s)", "failover (s)")
+    return _table(headers, rows) + note
+
+
+def _median(values: list[float | None] | None) -> str:
+    known = sorted(v for v in values or () if v is not None)
+    return _number(known[(len(known) - 1) // 2]) if known else "-"
 
 
 def _faults_html(results: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from emulator.oracle import earliest_arrivals
 from emulator.record import OfferRecord
 from emulator.stats import PRECEDENCES, latency_summary, percentile, ratio
 from emulator.timeline import link_timeline, node_timeline
+from tawan.core.frames import MessageId
 from tawan.core.store import wire_id
 
 if TYPE_CHECKING:
@@ -71,10 +72,10 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def _held_anywhere(em: Emulation) -> set[tuple[int, int, int]]:
-    """The wire ids of messages some live node still holds at the end."""
-    held: set[tuple[int, int, int]] = set()
+    """The wire ids of messages some node not destroyed still holds at the end."""
+    held: set[MessageId] = set()
     for name, store in em.stores.items():
-        if not em.alive[name]:
+        if name in em.destroyed:
             continue
         held.update(wire_id(msg.mid) for msg, _ in store.pending())
         held.update(wire_id(msg.mid) for msg in store.messages_without_next_hop())
@@ -93,6 +94,7 @@ class _Copies:
         self.delivered = [Counter[str]() for _ in range(windows)]
         self.deliverable = [Counter[str]() for _ in range(windows)]
         self.window_latencies: list[dict[str, list[float]]] = [{} for _ in range(windows)]
+        self.fates: list[dict[str, Counter[str]]] = [{} for _ in range(windows)]
 
     def add(self, prec: str, window: int, fate: str, latency: float | None,
             bound: float | None) -> None:  # fmt: skip
@@ -100,6 +102,8 @@ class _Copies:
         tally["offered"] += 1
         tally[fate] += 1
         self.offered[window][prec] += 1
+        if fate != "delivered":
+            self.fates[window].setdefault(fate, Counter())[prec] += 1
         if latency is not None:
             self.latencies[prec].append(latency)
             self.delivered[window][prec] += 1
@@ -109,7 +113,9 @@ class _Copies:
             self.oracle_latencies[prec].append(bound)
             self.deliverable[window][prec] += 1
 
-    def by_precedence(self) -> dict[str, dict[str, Any]]:
+    def by_precedence(self, em: Emulation) -> dict[str, dict[str, Any]]:
+        refused = Counter(offer.precedence.name for _, offer, _ in em.record.refusals)
+        source_down = {p.name: n for p, n in em.record.source_down.items()}
         out = {}
         for prec in PRECEDENCES:
             tally = self.counts[prec]
@@ -119,6 +125,8 @@ class _Copies:
                 **{k: tally[k] for k in ("offered", "delivered", "expired", "lost", "pending")},
                 "delivery_ratio": _ratio(tally["delivered"], tally["offered"]),
                 "latency_s": _latency(self.latencies[prec]),
+                "refused_at_source": refused[prec],
+                "not_offered_source_down": source_down.get(prec, 0),
                 "oracle": {
                     "deliverable": tally["deliverable"],
                     "delivery_ratio": _ratio(tally["deliverable"], tally["offered"]),
@@ -128,9 +136,21 @@ class _Copies:
         return out
 
 
+def _fate(em: Emulation, record: OfferRecord, delivered: bool, held: set[MessageId]) -> str:
+    """Delivered; else lost if a node evicted it or refused it custody; pending if a node
+    (running, or crashed and to come back) still holds it; expired if a node expired it
+    (its ttl ran out); else lost (it went down with a node, or vanished)."""
+    if delivered:
+        return "delivered"
+    if record.mid in em.record.dropped_mids:
+        return "lost"
+    if record.mid in held:
+        return "pending"
+    return "expired" if record.mid in em.record.expired_mids else "lost"
+
+
 def _count_copies(em: Emulation, tl: Mapping[str, Any], windows: int) -> _Copies:
-    """Each copy's fate at the end: delivered; expired (its ttl ran out first); pending
-    (some live node still holds it); lost (nobody does); and the oracle's bound."""
+    """Each copy's fate at the end (`_fate`) and the oracle's bound."""
     arrivals = earliest_arrivals(tl)
     held = _held_anywhere(em)
     copies = _Copies(windows)
@@ -142,12 +162,7 @@ def _count_copies(em: Emulation, tl: Mapping[str, Any], windows: int) -> _Copies
         window = _win(record.time, em.options.window_s, windows)
         for dst in record.destinations:
             arrived = record.delivered.get(dst)
-            if arrived is not None:
-                fate = "delivered"
-            elif record.time + record.ttl_s <= em.duration:
-                fate = "expired"
-            else:
-                fate = "pending" if record.mid in held else "lost"
+            fate = _fate(em, record, arrived is not None, held)
             best = arrivals.get((mid, dst))
             copies.add(
                 prec, window, fate,
@@ -168,7 +183,7 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
         "seed": em.seed,
         "duration_s": em.duration,
         "window_s": window,
-        "precedence": copies.by_precedence(),
+        "precedence": copies.by_precedence(em),
         "latencies": {p: [_round(x) for x in v] for p, v in copies.latencies.items()},
         "oracle_latencies": {
             p: [_round(x) for x in v] for p, v in copies.oracle_latencies.items()
@@ -192,23 +207,38 @@ def results(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
 def _windows(em: Emulation, copies: _Copies, windows: int) -> list[dict[str, Any]]:
     window = em.options.window_s
     store = [0] * windows  # messages held by all live nodes at the window's start
+    fullest: list[list[Any]] = [[None, 0] for _ in range(windows)]
     for t, sample in em.record.store_samples:
-        store[_win(t, window, windows)] = sum(sample.values())
+        w = _win(t, window, windows)
+        store[w] = sum(sample.values())
+        if sample:
+            node = max(sorted(sample), key=sample.__getitem__)
+            fullest[w] = [node, sample[node]]
     sent: list[Counter[str]] = [Counter() for _ in range(windows)]
     for (w, bearer), n in sorted(em.record.window_bytes.items()):
         sent[min(w, windows - 1)][bearer] += n
+    control: list[Counter[str]] = [Counter() for _ in range(windows)]
+    for (w, bearer), n in sorted(em.record.window_control.items()):
+        control[min(w, windows - 1)][bearer] += n
     return [
         {
             "start": _round(i * window),
             "end": _round(min((i + 1) * window, em.duration)),
             "offered": dict(copies.offered[i]),
             "delivered": dict(copies.delivered[i]),
-            "latency_p50": {
-                p: _round(percentile(sorted(v), 50)) for p, v in copies.window_latencies[i].items()
+            **{
+                f"latency_p{q}": {
+                    p: _round(percentile(sorted(v), q))
+                    for p, v in copies.window_latencies[i].items()
+                }
+                for q in (50, 95)
             },
+            **{fate: dict(counts) for fate, counts in sorted(copies.fates[i].items())},
             "oracle_deliverable": dict(copies.deliverable[i]),
             "bytes": dict(sent[i]),
+            "control_bytes": dict(control[i]),
             "store_messages": store[i],
+            "store_fullest": fullest[i],
         }
         for i in range(windows)
     ]
@@ -264,38 +294,56 @@ def _nodes(em: Emulation) -> dict[str, Any]:
     }
 
 
+def _down_spans(entry: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """When some direction of a timeline link could carry nothing, merged."""
+    spans = sorted(
+        (interval["start"], interval["end"])
+        for direction in entry["directions"]
+        for interval in direction["intervals"]
+        if not interval["up"] or interval["loss"] >= 1
+    )
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
-    """Per link: realised time down, and each time an engine declared a neighbour on it
-    lost, how long after the link really went down (failure detection, before failover)."""
+    """Per link: each realised failure (a span when some direction carried nothing), how
+    long after it began the engines declared the neighbour lost (detection), and how long
+    until messages between its ends went over another link (failover)."""
     lost_at: dict[str, list[float]] = {}
     for t, _node, link, _neighbour, up in em.record.neighbour_changes:
         if not up:
             lost_at.setdefault(link, []).append(t)
+    moved_at: dict[str, list[float]] = {}
+    for t, _sender, _receiver, old, _new in em.record.link_changes:
+        moved_at.setdefault(old, []).append(t)
     out = {}
     for entry in tl["links"]:
         name = entry["name"]
-        down, went_down = 0.0, set()
-        for direction in entry["directions"]:
-            usable = True
-            for interval in direction["intervals"]:
-                if not interval["up"] or interval["loss"] >= 1:
-                    down += interval["end"] - interval["start"]
-                    if usable:
-                        went_down.add(interval["start"])
-                    usable = False
-                else:
-                    usable = True
-        starts = sorted(went_down)
-        detection = []
-        for t in lost_at.get(name, []):
-            before = [s for s in starts if s <= t]
-            if before:
-                detection.append(_round(t - before[-1]))
+        spans = _down_spans(entry)
+        detection, failover = [], []
+        for start, end in spans:
+            seen = [t - start for t in lost_at.get(name, []) if start <= t < end]
+            moved = [t - start for t in moved_at.get(name, []) if start <= t < end]
+            detection.append(_round(min(seen)) if seen else None)
+            failover.append(_round(min(moved)) if moved else None)
+        down = sum(
+            i["end"] - i["start"]
+            for d in entry["directions"]
+            for i in d["intervals"]
+            if not i["up"] or i["loss"] >= 1
+        )
         out[name] = {
             "bearer": entry["bearer"],
-            "failures": len(lost_at.get(name, [])),
-            "neighbour_lost_at": [_round(t) for t in lost_at.get(name, [])],
+            "failures": len(spans),
             "detection_s": detection,
+            "failover_s": failover,
+            "neighbour_lost": len(lost_at.get(name, [])),
             "down_s": _round(down / max(len(entry["directions"]), 1)),
         }
     return out
@@ -303,4 +351,6 @@ def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Sorted keys, no spaces to spare: the same data, the same bytes."""
-    path.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n")
+    path.write_text(
+        json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n"
+    )

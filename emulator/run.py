@@ -35,11 +35,16 @@ from topologies.scenario import Scenario
 BASE = MISSION_T0 + LEAD_S
 """An engine's clock at virtual time 0."""
 
-# Heap entry kinds, in the order they run at one instant (then by insertion).
-_ARRIVAL, _TIMER, _BOUNDARY, _NODE, _STREAM, _SAMPLE = range(6)
+# Heap entry kinds, in the order they run at one instant (then by insertion): what the
+# faults make of the links and nodes first, then frames, timers, traffic, samples.
+_BOUNDARY, _NODE, _ARRIVAL, _TIMER, _STREAM, _SAMPLE = range(6)
+
+SPIN_LIMIT = 10_000
+"""Timer wake-ups of one engine at one instant beyond which the run stops with an error."""
 
 FrameHook = Callable[[float, str, str, str, bytes], None]
-"""Called with (t, link, sender, receiver, frame) for every frame put on a link."""
+"""Called with (t, link, sender, receiver, frame) for every frame that goes on the air,
+`t` when it starts to (frames refused by the MTU, a full modem queue or EMCON are not)."""
 EventHook = Callable[[str, Event, float], None]
 """Called with (node, event, t) for every event an engine emits."""
 
@@ -81,8 +86,10 @@ class Emulation:
         self._specs = {name: self._link_specs(name) for name in names}
         self.engines: dict[str, Engine] = {}
         self.alive: dict[str, bool] = {}
+        self.destroyed: set[str] = set()
         self._armed: dict[str, float | None] = {}
         self._generation: dict[str, int] = dict.fromkeys(names, 0)
+        self._woken: dict[str, tuple[float | None, int]] = {}
         self._restarts: dict[str, int] = dict.fromkeys(names, 0)
         self.record = Recorder(self)
         self.frame_hooks: list[FrameHook] = []
@@ -94,10 +101,14 @@ class Emulation:
         self._payload_at = 0
         self.events_handled = 0
         self.engine_s = 0.0  # wall seconds spent inside Engine calls (benchmarks read it)
+        carrier_down = [s.link for s in self.plan.apply(0.0) if not s.up]
         for name in names:
             self._start_engine(name)
+        for link in carrier_down:  # a wired link cut from the start: both ends know
+            self._carrier(link, up=False)
         for index, boundary in enumerate(self.plan.boundaries):
-            self._push(boundary, _BOUNDARY, index)
+            if boundary > 0:
+                self._push(boundary, _BOUNDARY, index)
         for event in self.plan.node_events:
             self._push(event.time, _NODE, event)
         for index, stream in enumerate(self._streams):
@@ -118,10 +129,12 @@ class Emulation:
     def _start_engine(self, name: str) -> None:
         keyring = Keyring(self.keys[name], self.roster)
         rng = random.Random(f"{self.seed}/engine/{name}/{self._restarts[name]}")
+        started = time.perf_counter()
         engine = Engine(
             keyring, self.stores[name], self.engine_config, self._specs[name], rng,
             BASE + self.now,
         )  # fmt: skip
+        self.engine_s += time.perf_counter() - started
         self.engines[name] = engine
         self.alive[name] = True
         self._armed[name] = None
@@ -141,6 +154,8 @@ class Emulation:
         heap = self._heap
         while heap and heap[0][0] <= until:
             t, kind, _, item = heapq.heappop(heap)
+            if kind == _TIMER and item[1] != self._generation[item[0]]:  # type: ignore[index]
+                continue  # an engine's old timer, re-armed since: not an event
             self.now = t
             self.events_handled += 1
             if kind == _ARRIVAL:
@@ -173,15 +188,28 @@ class Emulation:
         self._after(receiver, engine)
 
     def _timer(self, item: tuple[str, int]) -> None:
-        name, generation = item
-        if generation != self._generation[name] or not self.alive[name]:
+        name, _ = item
+        if not self.alive[name]:
             return
         self._armed[name] = None
+        self._check_progress(name)
         engine = self.engines[name]
         started = time.perf_counter()
         engine.handle_timer(BASE + self.now)
         self.engine_s += time.perf_counter() - started
         self._after(name, engine)
+
+    def _check_progress(self, name: str) -> None:
+        """An engine woken again and again at one instant would hold the run there for
+        ever: a bug to report, not to wait out."""
+        at, count = self._woken.get(name, (None, 0))
+        count = count + 1 if at == self.now else 1
+        self._woken[name] = (self.now, count)
+        if count > SPIN_LIMIT:
+            raise RuntimeError(
+                f"node {name}: its engine asked to be woken at t={self.now} more than "
+                f"{SPIN_LIMIT} times without moving on (get_timer() stays at or before now)"
+            )
 
     def _after(self, name: str, engine: Engine) -> None:
         """What an engine wants once it was called: frames out, events in, its timer."""
@@ -207,9 +235,10 @@ class Emulation:
     def _carry(self, sender: str, link: str, receiver: str, data: bytes) -> None:
         model = self.links[link]
         sent = model.send(sender, receiver, len(data), self.now)
-        self.record.frame(model, sender, data, sent)
-        for hook in self.frame_hooks:
-            hook(self.now, link, sender, receiver, data)
+        self.record.frame(model, sender, receiver, data, sent)
+        if sent.end > sent.start:  # it went on the air (maybe to be lost), at sent.start
+            for hook in self.frame_hooks:
+                hook(sent.start, link, sender, receiver, data)
         if sent.arrival is not None:
             self._push(sent.arrival, _ARRIVAL, (receiver, link, sender, data))
 
@@ -229,6 +258,7 @@ class Emulation:
     def offer(self, offer: Offer) -> None:
         """Submit one message at its source now (a source that is down offers nothing)."""
         if not self.alive[offer.source]:
+            self.record.source_down[offer.precedence] += 1
             return
         group = offer.destination.removeprefix("group:")
         is_group = group != offer.destination
@@ -265,30 +295,53 @@ class Emulation:
     # ------------------------------------------------------------------ faults
     def _boundary(self, t: float) -> None:
         for signal in self.plan.apply(t):
-            model = self.links[signal.link]
-            for end in model.members:
-                if not self.alive[end]:
-                    continue
-                engine = self.engines[end]
-                for peer in model.peers_of(end):
-                    if signal.up:
-                        engine.peer_up(model.name, peer, BASE + t)
-                    else:
-                        engine.peer_down(model.name, peer, BASE + t)
-                self._after(end, engine)
+            self._carrier(signal.link, up=signal.up)
+
+    def _carrier(self, link: str, *, up: bool, only: str | None = None) -> None:
+        """A wired link's carrier came or went: its live ends (or just `only`) are told."""
+        model = self.links[link]
+        now = BASE + self.now
+        for end in model.members:
+            if not self.alive[end] or only not in (None, end):
+                continue
+            engine = self.engines[end]
+            started = time.perf_counter()
+            for peer in model.peers_of(end):
+                if up:
+                    engine.peer_up(model.name, peer, now)
+                else:
+                    engine.peer_down(model.name, peer, now)
+            self.engine_s += time.perf_counter() - started
+            self._after(end, engine)
 
     def _node_event(self, event: NodeEvent) -> None:
-        name = event.node
-        if event.kind in ("destroy", "crash") and self.alive[name]:
-            self.alive[name] = False
-            self._generation[name] += 1  # its armed timer is void
-            if event.kind == "crash":
-                self.stores[name].rollback()  # what it had not committed is lost
-            self.record.node_down(name, event.kind, self.now)
-        elif event.kind == "revive" and not self.alive[name]:
-            self._restarts[name] += 1
-            self._start_engine(name)
-            self.record.node_up(name, self.now)
+        if event.kind == "revive":
+            self.revive(event.node)
+        else:
+            self.crash(event.node, destroy=event.kind == "destroy")
+
+    def crash(self, name: str, *, destroy: bool = False) -> None:
+        """`name` stops now: what its store had not committed is lost (the store itself
+        survives, for `revive`); destroyed, it never comes back."""
+        if destroy:
+            self.destroyed.add(name)
+        if not self.alive[name]:
+            return
+        self.alive[name] = False
+        self._generation[name] += 1  # its armed timer is void
+        self.stores[name].rollback()
+        self.record.node_down(name, "destroy" if destroy else "crash", self.now)
+
+    def revive(self, name: str) -> None:
+        """`name` runs again on its surviving store, as a restarted daemon would."""
+        if self.alive[name] or name in self.destroyed:
+            return
+        self._restarts[name] += 1
+        self._start_engine(name)
+        self.record.node_up(name, self.now)
+        for link, model in self.links.items():  # a carrier lost while it was down
+            if name in model.members and not self.plan.carrier(link):
+                self._carrier(link, up=False, only=name)
 
     def close(self) -> None:
         for store in self.stores.values():

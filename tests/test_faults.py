@@ -231,3 +231,26 @@ def test_a_fault_on_something_that_does_not_exist_is_named(
 ) -> None:
     with pytest.raises(ValueError, match=named):
         plan(fault)
+
+
+def test_a_frame_is_judged_by_its_air_time_not_by_when_it_was_queued() -> None:
+    """Frames handed over before a cut but on the air after it are lost; frames queued
+    before a repair and sent after it go through."""
+    scenario = Scenario.model_validate(
+        {
+            "run": {"duration_s": 100},
+            "nodes": NODES[:2],
+            "links": [{"a": "hq", "b": "a", "bearer": "radio-relay", "name": "r",
+                       "rate_bps": 9600, "queue_bytes": 100_000, "loss": 0.0,
+                       "jitter_s": 0.0}],  # fmt: skip
+            "faults": [{"kind": "cut", "link": "r", "at_s": 1.0, "duration_s": 10.0}],
+        }
+    )
+    links = build_links(scenario, seed=1)
+    plan_faults(scenario, links)
+    model = links["r"]
+    sent = [model.send("hq", "a", 1200, 0.0) for _ in range(20)]  # 1 s of air time each
+    assert sent[0].dropped is None  # on the air over [0, 1): before the cut
+    assert [s.dropped for s in sent[1:11]] == ["down"] * 10  # on the air during the cut
+    assert all(s.dropped is None for s in sent[11:])  # queued through it, sent after
+    assert all(s.arrival is not None and s.arrival > 11 for s in sent[11:])

@@ -6,6 +6,7 @@ was found. Checks run in file order so the first problem reported is the first i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from topologies.bearers import BEARERS
@@ -249,6 +250,29 @@ def _faults(s: Scenario) -> Iterator[Problem]:
                 f"expected a time before run.duration_s ({s.run.duration_s}), found {fault.at_s}",
             )
         yield from _fault_target(here, fault, links, nets, nodes, beams)
+    yield from _node_downtimes(s)
+
+
+def _node_downtimes(s: Scenario) -> Iterator[Problem]:
+    """A node can be restarted or destroyed only while it runs: one down span at a time."""
+    spans: dict[str, list[tuple[float, float, int]]] = {}
+    for i, fault in enumerate(s.faults):
+        if isinstance(fault, Restart):
+            end = fault.at_s + (fault.duration_s or 0.0)
+        elif isinstance(fault, Destroy):
+            end = float("inf")
+        else:
+            continue
+        spans.setdefault(fault.node, []).append((fault.at_s, end, i))
+    for node, down in spans.items():
+        down.sort()
+        for (_, end, first), (start, _, later) in itertools.pairwise(down):
+            if start <= end:
+                yield (
+                    f"faults[{later}].at_s",
+                    f"expected {node!r} running (down from faults[{first}] until "
+                    f"{'the end' if end == float('inf') else end}), found {start}",
+                )
 
 
 def _fault_target(

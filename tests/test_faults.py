@@ -240,9 +240,18 @@ def test_a_frame_is_judged_by_its_air_time_not_by_when_it_was_queued() -> None:
         {
             "run": {"duration_s": 100},
             "nodes": NODES[:2],
-            "links": [{"a": "hq", "b": "a", "bearer": "radio-relay", "name": "r",
-                       "rate_bps": 9600, "queue_bytes": 100_000, "loss": 0.0,
-                       "jitter_s": 0.0}],  # fmt: skip
+            "links": [
+                {
+                    "a": "hq",
+                    "b": "a",
+                    "bearer": "radio-relay",
+                    "name": "r",
+                    "rate_bps": 9600,
+                    "queue_bytes": 100_000,
+                    "loss": 0.0,
+                    "jitter_s": 0.0,
+                }
+            ],
             "faults": [{"kind": "cut", "link": "r", "at_s": 1.0, "duration_s": 10.0}],
         }
     )

@@ -3,11 +3,11 @@ notice to the origin of each message it evicted.
 
 Refusing custody is backpressure: the refused neighbour keeps its copy and retries with its
 retransmission backoff, which grows to `retransmit_ceiling` (tens of seconds). `Refusals`
-remembers, per neighbour, the smallest message refused for want of room, so that once that
-much room is free again the engine sends the neighbour a HELLO with the ROOM flag and it
-sends at once (docs/protocol.md, section 4.4). A refusal for the fair share is not
-remembered: room in the store does not lift it, and a signal would only bring the same
-refusal back.
+remembers, per neighbour, the smallest message refused (no room, or its fair share used),
+so that once such a message would be taken again the engine sends the neighbour a HELLO with
+the ROOM flag and it sends at once (docs/protocol.md, section 4.4). A signal goes only after
+a refusal and only once what refused it has changed, so it never brings the same refusal
+straight back.
 
 Evictions are told to the origin in notices (receipt kind "evicted", tawan.core.receipts),
 gathered for `delay` seconds per origin and carrying up to `MAX_NOTICE_MIDS` ids each, so a
@@ -17,6 +17,7 @@ number pending is bounded (`MAX_PENDING`): beyond it an eviction goes untold, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,10 +43,10 @@ class Refusals:
         known = self._smallest.get(neighbour)
         self._smallest[neighbour] = size if known is None else min(known, size)
 
-    def owed(self, bytes_used: int, max_bytes: int) -> list[int]:
-        """The neighbours whose smallest refused message fits now; forgotten once told."""
-        free = max_bytes - bytes_used
-        ready = [n for n, size in self._smallest.items() if size <= free]
+    def owed(self, has_room: Callable[[int, int], bool]) -> list[int]:
+        """The neighbours whose smallest refused message would be taken now
+        (`has_room(neighbour, size)`); forgotten once told."""
+        ready = [n for n, size in self._smallest.items() if has_room(n, size)]
         for neighbour in ready:
             del self._smallest[neighbour]
         return sorted(ready)

@@ -127,7 +127,7 @@ class CustodyRule:
         self.stats.refused[precedence.name.lower()] += 1
         reason = "fair_share" if share else "store_full"
         self._events.append(MessageRefused(wire_id(stored.mid), precedence, reason, str(exc)))
-        if came_from and not share:
+        if came_from:
             self.refusals.refused(came_from, stored.size)
 
     def _evicted(self, old: StoredMessage, for_precedence: Precedence, now: float) -> None:
@@ -173,7 +173,7 @@ class CustodyRule:
 
     def _signal_room(self, now: float) -> None:
         """Tell each refused neighbour whose smallest refused message fits now."""
-        for neighbour in self.refusals.owed(self.store.bytes_used(), self.store.max_bytes):
+        for neighbour in self.refusals.owed(self.store.has_room):
             adj = self.tx.best_link(neighbour)
             if adj is not None:
                 self.tx.hello(adj, now, reply=False, room=True)

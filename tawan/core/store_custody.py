@@ -146,6 +146,17 @@ class Custody(StoreBase):
         self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
 
+    def has_room(self, prev_hop: int, size: int) -> bool:
+        """Would a message of `size` bytes from `prev_hop` be taken now without evicting
+        anything (room in `max_bytes`, and within the previous hop's share)?"""
+        if self._bytes_used + size > self.max_bytes:
+            return False
+        if not prev_hop or self._bytes_used + size <= self.max_bytes // 2:
+            return True
+        tally = self._by_prev_hop
+        holders = max(2, len(tally) + (prev_hop not in tally))
+        return tally.get(prev_hop, 0) + size <= self.max_bytes // holders
+
     def _check_share(self, msg: StoredMessage, kind: str, key: int, tally: dict[int, int]) -> None:
         """Refuse `msg` if `key` (its previous hop or source) would pass its fair share."""
         used = tally.get(key, 0)

@@ -15,10 +15,11 @@ import random
 
 import pytest
 
+from tawan.core.backpressure import MAX_PENDING, EvictionNotices
 from tawan.core.events import MessageEvicted, MessageRefused, ReceiptReceived
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
-from tawan.core.receipts import EVICTED
+from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
 from tawan.core.specs import SubmitError
 from tawan.core.store import Store
 from tests.harness import T0, FakeLink, Net, chain, profile
@@ -165,9 +166,6 @@ def test_a_submission_that_evicts_tells_the_application_and_refusals_tell_the_tr
 
 
 def test_notices_are_gathered_and_bounded() -> None:
-    from tawan.core.backpressure import MAX_PENDING, EvictionNotices
-    from tawan.core.receipts import MAX_NOTICE_MIDS
-
     notices = EvictionNotices(delay=1.0)
     ids = ((7, 1, seq) for seq in itertools.count())
     for _ in range(MAX_NOTICE_MIDS - 1):

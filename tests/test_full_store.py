@@ -11,6 +11,7 @@ down, a sender of every precedence): the custody rule of docs/operators.md, "A f
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 
 import pytest
@@ -22,6 +23,7 @@ from tawan.core.precedence import Precedence
 from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
 from tawan.core.specs import SubmitError
 from tawan.core.store import Store
+from tawan.node.runtime import THROTTLE_SECONDS, Runtime
 from tests.harness import T0, FakeLink, Net, chain, profile
 
 P = Precedence
@@ -179,3 +181,24 @@ def test_notices_are_gathered_and_bounded() -> None:
     for _ in range(MAX_PENDING):
         notices.add(next(ids), P.ROUTINE, 60, now=1.0)
     assert not notices.add(next(ids), P.ROUTINE, 60, now=1.0)  # bounded: told it was not
+
+
+def test_refusal_lines_are_throttled_like_rejected_frames(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    net = Net({"a": [], "b": []}, chain("a", "b"))
+    clock = [100.0]
+    runtime = Runtime(net.engines["a"], net.stores["a"], {}, clock=lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="tawan.node")
+    for i in range(500):  # one neighbour retrying 50 refused messages 10 times each
+        refused = MessageRefused((2, 0, i % 50), P.ROUTINE, "store_full", "no room")
+        runtime._report(refused)
+        clock[0] += 0.01
+    lines = [r for r in caplog.records if "event=refused" in r.getMessage()]
+    assert len(lines) == 1  # 5 s of refusals: one line
+    clock[0] += THROTTLE_SECONDS
+    runtime._report(MessageRefused((2, 0, 1), P.ROUTINE, "store_full", "no room"))
+    runtime._report(MessageRefused((2, 0, 2), P.FLASH, "fair_share", "share"))  # another key
+    lines = [r.getMessage() for r in caplog.records if "event=refused" in r.getMessage()]
+    assert len(lines) == 3 and "skipped=499" in lines[1]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if "refused" in r.msg)

@@ -199,6 +199,6 @@ def test_refusal_lines_are_throttled_like_rejected_frames(
     clock[0] += THROTTLE_SECONDS
     runtime._report(MessageRefused((2, 0, 1), P.ROUTINE, "store_full", "no room"))
     runtime._report(MessageRefused((2, 0, 2), P.FLASH, "fair_share", "share"))  # another key
-    lines = [r.getMessage() for r in caplog.records if "event=refused" in r.getMessage()]
-    assert len(lines) == 3 and "skipped=499" in lines[1]
+    texts = [r.getMessage() for r in caplog.records if "event=refused" in r.getMessage()]
+    assert len(texts) == 3 and "skipped=499" in texts[1]
     assert all(r.levelno == logging.WARNING for r in caplog.records if "refused" in r.msg)

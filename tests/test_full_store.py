@@ -65,6 +65,8 @@ def test_a_full_relay_refuses_what_can_wait_and_resumes_at_once_when_room_return
     via_relay(net, "p", "d", "r")
     destination_down(net, links[1])
     sent: dict[MessageId, Precedence] = {}
+    for i in range(1000, 1045):  # the relay's own ROUTINE: most of the store, beyond shares
+        sent[net.submit("r", "d", payload(i), precedence=P.ROUTINE, ttl=3600)] = P.ROUTINE
     for i in range(400):  # five times what the relay can hold, every precedence in turn
         precedence = EVERY[i % len(EVERY)]
         origin = "op"[i % 2]

@@ -501,7 +501,11 @@ def test_receipt_round_trip(kind: int, mid: tuple[int, int, int], at: int) -> No
 @pytest.mark.parametrize(
     "fields",
     [
-        [2, 1, 0, 5, 9],
+        [3, 1, 0, 5, 9],
+        [0, 1, 0, 5, 9, 1, 2],  # more messages: only in a notice of eviction (kind 2)
+        [2, 1, 0, 5, 9, 1],
+        [2, 1, 0, 5, 9, 1, -2],
+        [2, 1, 0, 5, 9, *[0, 1] * 32],  # 33 messages: one more than a notice holds
         [0, 0, 0, 5, 9],
         [0, 0x10000, 0, 5, 9],
         [0, 1, -1, 5, 9],

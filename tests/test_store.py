@@ -280,19 +280,49 @@ def test_eviction_takes_lowest_precedence_then_earliest_expiry() -> None:
     small.close()
 
 
-def test_flash_is_never_evicted_and_store_full_changes_nothing() -> None:
+def test_precedence_order_is_the_same_at_every_level_and_store_full_changes_nothing() -> None:
     store = Store.memory(max_bytes=600)
     store.put_message(own(1, precedence=FLASH, size=250), [2])
     store.put_message(own(2, precedence=OVERRIDE, size=250), [2])
     store.put_message(own(3, precedence=ROUTINE, size=50), [2])
     before = sorted((m.mid, hop) for m, hop in store.pending())
+    # FLASH may evict only below FLASH: ROUTINE's 50 bytes are not enough for 120.
     with pytest.raises(StoreFull, match=r"no room for message \(4, 1, 4\)") as refused:
-        store.put_message(own(4, precedence=OVERRIDE, size=120), [2])
+        store.put_message(own(4, precedence=FLASH, size=120), [2])
     assert type(refused.value) is StoreFull  # within its share: there is just no room
+    assert str(refused.value) == (
+        "no room for message (4, 1, 4) (120 bytes, FLASH): 550 of 600 bytes in use "
+        "(routine 50, flash 250, override 250); it may evict only messages of lower "
+        "precedence, and those hold 50 of the 70 bytes needed"
+    )
     assert sorted((m.mid, hop) for m, hop in store.pending()) == before
     assert store.bytes_used() == 550
-    evicted = store.put_message(own(5, precedence=FLASH, size=100), [2])
-    assert [m.mid for m in evicted] == [(3, 1, 3)]
+    # OVERRIDE ranks above FLASH as FLASH above IMMEDIATE: lowest first, so ROUTINE then FLASH.
+    evicted = store.put_message(own(5, precedence=OVERRIDE, size=120), [2])
+    assert [m.mid for m in evicted] == [(3, 1, 3), (1, 1, 1)]
+    # Nothing ranks above OVERRIDE: it is never evicted.
+    with pytest.raises(StoreFull, match=r"those hold 0 of the 50 bytes needed"):
+        store.put_message(msg(6, precedence=OVERRIDE, size=280, local=True), [2])
+    store.close()
+
+
+def test_victims_held_only_or_none() -> None:
+    store = Store.memory(max_bytes=600)
+
+    def mine(seq: int, precedence: int, size: int) -> StoredMessage:
+        return msg(seq, precedence=precedence, size=size, local=True)  # no fair share
+
+    store.put_message(mine(1, ROUTINE, 250), [2])  # can move on
+    store.put_message(mine(2, ROUTINE, 250), [])  # held, no route
+    with pytest.raises(StoreFull, match=r"it may evict nothing \(acknowledged custody is kept\)"):
+        store.put_message(mine(3, FLASH, 200), [2], victims="none")
+    with pytest.raises(StoreFull, match=r"only messages held for a missing route"):
+        store.put_message(mine(4, FLASH, 400), [2], victims="held")
+    evicted = store.put_message(mine(5, FLASH, 200), [2], victims="held")
+    assert [m.mid for m in evicted] == [(1, 1, 2)]
+    # A reserve lets a message past max_bytes without evicting anything.
+    assert store.put_message(mine(6, ROUTINE, 190), [2], victims="none", reserve=50) == []
+    assert store.bytes_used() == 640
     store.close()
 
 
@@ -509,7 +539,7 @@ class Model:
         needed = used + new.size - max_bytes
         if needed <= 0:
             return []
-        ceiling = min(new.precedence, FLASH)
+        ceiling = new.precedence  # the same order at every level: OVERRIDE evicts FLASH
         candidates = sorted(
             (m.precedence, m.expires, order, mid)
             for mid, (m, _, order) in self.messages.items()

@@ -38,7 +38,7 @@ from tawan.core.frames import (
 )
 from tawan.core.linkauth import LinkGuard
 from tawan.core.precedence import Precedence
-from tawan.core.receipts import DELIVERED, ReceiptBody, decode_receipt, encode_receipt
+from tawan.core.receipts import DELIVERED, EVICTED, ReceiptBody, decode_receipt, encode_receipt
 from tawan.core.sealing import open_message, seal_message
 from tawan.core.specs import Submission
 from tawan.core.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
@@ -69,6 +69,7 @@ DATA = (
 ACK = "129402cd03e9930100059063fc41aa3db800f9"
 ACK_PARTIAL = "129402cd03ed9094010006c4010538e1266a1e9e842f"
 HELLO = "139702cd03eace0001e2400000000176aaff87fea5343c"
+HELLO_ROOM = "139702cd03eece0001e2400000000494a55f76c5c6dde6"
 FRAG = "119802cd03eb0100050002c4030102031e05611f05eec518"
 ROUTE = (
     "149602cd03ec0207940101030ac440e2b2fc755173b51df78b0532b42a888cb6f642f29e57c69dd0961349f4bc"
@@ -77,6 +78,7 @@ ROUTE = (
 ADVERT_SIGNED = "746177616e2f6164766572742f7631930207940101030a"
 ADVERT_SIGNATURE = ROUTE[ROUTE.index("c440") + 4 :][:128]
 RECEIPT = "9500010005cd070d"
+NOTICE = "9902010005cd070d00060009"
 
 ORDER = (
     b"MOVE TO GRID 4519 0600. HOLD UNTIL RELIEVED. MOVE TO GRID 4519 0600. HOLD UNTIL RELIEVED."
@@ -113,10 +115,12 @@ ALL_VECTORS = (
     ACK,
     ACK_PARTIAL,
     HELLO,
+    HELLO_ROOM,
     FRAG,
     ROUTE,
     ADVERT_SIGNED,
     RECEIPT,
+    NOTICE,
     SIGNER_PUBLIC,
     DEFLATED,
     SIGNED_AAD,
@@ -146,6 +150,7 @@ OTHER_FRAMES: list[tuple[Frame, str]] = [
     (AckFrame(2, 1001, ((1, 0, 5),)), ACK),
     (AckFrame(2, 1005, (), (FragState((1, 0, 6), b"\x05"),)), ACK_PARTIAL),
     (HelloFrame(2, 1002, 123456, 0, 0, 0, HelloFlags.REPLY_REQUESTED), HELLO),
+    (HelloFrame(2, 1006, 123456, 0, 0, 0, HelloFlags.ROOM), HELLO_ROOM),
     (FragFrame(2, 1003, (1, 0, 5), 0, 2, b"\x01\x02\x03"), FRAG),
     (RouteFrame(2, 1004, 2, 7, ((1, 1), (3, 10)), bytes.fromhex(ADVERT_SIGNATURE)), ROUTE),
 ]
@@ -311,6 +316,13 @@ def test_receipt_body() -> None:
     body = ReceiptBody(DELIVERED, (1, 0, 5), 1805)
     assert encode_receipt(body).hex() == RECEIPT
     assert decode_receipt(bytes.fromhex(RECEIPT)) == body
+
+
+def test_notice_of_eviction_body() -> None:
+    body = ReceiptBody(EVICTED, (1, 0, 5), 1805, ((1, 0, 6), (1, 0, 9)))
+    assert encode_receipt(body).hex() == NOTICE
+    assert decode_receipt(bytes.fromhex(NOTICE)) == body
+    assert body.mids == ((1, 0, 5), (1, 0, 6), (1, 0, 9))
 
 
 # ---------------------------------------------------------------------------- the document

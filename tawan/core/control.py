@@ -200,6 +200,8 @@ class ControlPlane:
             # round trip and a second: hellos that crossed our jump ask for nothing more.
             self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
             adj.skipped_at = now
+        if frame.flags & HelloFlags.ROOM:
+            self.tx.resend_now(adj.neighbour, now)  # it refused for want of room: room now
         if frame.flags & HelloFlags.REPLY_REQUESTED:
             self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
 

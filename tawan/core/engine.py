@@ -20,13 +20,12 @@ from collections.abc import Sequence
 
 from tawan.core import snapshot
 from tawan.core.control import ControlPlane
+from tawan.core.custody_rule import CustodyRule
 from tawan.core.events import (
     Delivered,
     Event,
     FrameRejected,
-    MessageEvicted,
     MessageExpired,
-    MessageRefused,
     ReceiptReceived,
     Transmit,
 )
@@ -56,6 +55,7 @@ from tawan.core.queues import NeighbourQueue, Outgoing
 from tawan.core.reassembly import Reassembly
 from tawan.core.receipts import (
     DELIVERED,
+    EVICTED,
     EXPIRED,
     KINDS,
     ReceiptBody,
@@ -72,8 +72,6 @@ from tawan.core.store import (
     HELD,
     Store,
     StoredMessage,
-    StoreError,
-    StoreFull,
     custody_slot,
     wire_id,
 )
@@ -84,7 +82,7 @@ MINE_REMEMBERED = 4096
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "Submission", "SubmitError"]
 
 
-class Engine(ControlPlane):
+class Engine(ControlPlane, CustodyRule):
     def __init__(
         self,
         keyring: Keys,
@@ -121,6 +119,7 @@ class Engine(ControlPlane):
         )  # fmt: skip
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
+        self._init_custody_rule()
         self._next_hello = now
         self._next_housekeeping = now + config.housekeeping_interval
         self._next_advert = now
@@ -191,7 +190,7 @@ class Engine(ControlPlane):
             )
         msg = self._seal_local(submission, now)
         if not self._take_custody(msg, None, now, local=True):
-            raise SubmitError("store full of higher-precedence messages: message refused")
+            raise SubmitError(f"message refused, the store is full: {self.refusal}")
         mid = msg.mid(self.keys.epoch_seconds)
         self.store.mark_seen(mid, msg.expires)  # echoes: dups (and never delivered here)
         if submission.receipt:
@@ -455,42 +454,6 @@ class Engine(ControlPlane):
         roster = self.keys.roster
         return roster.is_group(dst) and self.me in roster.members(dst)
 
-    def _take_custody(
-        self, msg: Message, came_from: int | None, now: float, *, local: bool,
-        slot: MessageId | None = None,
-    ) -> bool:  # fmt: skip
-        """Store the message, pending for each next hop (none yet: held); `slot` is the id
-        it is kept under when not its own (`_custody_slot`)."""
-        mid = slot or msg.mid(self.keys.epoch_seconds)
-        hops = self._next_hops(msg, came_from)
-        if not hops and came_from is not None and self._group_covered(msg.dst):
-            return True  # a leaf of the group's tree: delivered here, nothing to hand on
-        stored = StoredMessage(
-            mid, msg.dst, int(msg.precedence), msg.created, msg.expires, msg.encode(),
-            local, now, prev_hop=came_from or 0,
-        )  # fmt: skip
-        try:
-            evicted = self.store.put_message(stored, hops)
-        except StoreFull:
-            self.stats.refused[msg.precedence.name.lower()] += 1
-            self._events.append(MessageRefused(mid, msg.precedence))
-            return False
-        except StoreError:
-            return True  # already in custody here (a copy that came round): a duplicate
-        if hops and self._still_unreached(msg.dst):
-            self.store.also_hold(mid)  # the members beyond today's routes get it later
-        for old in evicted:
-            self._forget_queued(old.mid, Input.EVICTED)
-            precedence = Precedence(old.precedence)
-            self.stats.evicted[precedence.name.lower()] += 1
-            self._events.append(MessageEvicted(wire_id(old.mid), precedence, old.size))
-        for hop in hops:
-            self._enqueue(hop, stored)
-        if not local:
-            self.stats.forwarded[msg.precedence.name.lower()] += 1
-        self._housekeeping_soon(now)
-        return True
-
     def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
         return self.forwarding.next_hops(self.keys.roster, msg.src, msg.dst, came_from)
 
@@ -557,6 +520,9 @@ class Engine(ControlPlane):
         except FrameDecodeError as exc:
             self._reject_from(adj, "bad-receipt", str(exc))
             return
+        if body.kind == EVICTED:
+            self._on_eviction_notice(msg.src, body, adj)
+            return
         dst = self.store.sent_to(body.mid) if body.mid[0] == self.me else None
         if dst is None:
             self._reject_from(
@@ -572,6 +538,19 @@ class Engine(ControlPlane):
         self.stats.receipts_received += 1
         self.store.put_receipt(body.mid, body.kind, body.at, reporter=reporter)
         self._events.append(ReceiptReceived(body.mid, reporter, KINDS[body.kind], body.at))
+
+    def _on_eviction_notice(self, reporter: int, body: ReceiptBody, adj: Adjacency) -> None:
+        """A node that held messages of ours evicted them: kept with the receipts, whether
+        or not one was asked for (an eviction is a loss the application must hear of)."""
+        if body.mid[0] != self.me:
+            self._reject_from(
+                adj, "bad-receipt", f"notice from {reporter} about {body.mid}, not sent here"
+            )
+            return
+        for mid in body.mids:
+            self.stats.receipts_received += 1
+            self.store.put_receipt(mid, EVICTED, body.at, reporter=reporter)
+            self._events.append(ReceiptReceived(mid, reporter, KINDS[EVICTED], body.at))
 
     def _expired(self, msg: Message, mid: MessageId, where: str, now: float) -> None:
         self.stats.expired[msg.precedence.name.lower()] += 1
@@ -730,6 +709,8 @@ class Engine(ControlPlane):
         pending = self.numbering.reservation_pending
         if pending or self.tx.acks_due(now) or self._commit_overdue(now):
             self.commit()
+        if self.refusals:
+            self._signal_room(now)
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
             self.commit()  # a new block of link counters: on disk before any frame leaves
@@ -772,6 +753,8 @@ class Engine(ControlPlane):
             deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)
+        if (notices_due := self.eviction_notices.deadline()) is not None:
+            deadlines.append(notices_due)
         return min(deadlines)
 
     def handle_timer(self, now: float) -> None:
@@ -783,6 +766,9 @@ class Engine(ControlPlane):
             self._housekeeping(now)
         if self._advert_pending and now >= self._next_advert:
             self._send_advert(now)
+        due = self.eviction_notices.deadline()
+        if due is not None and now >= due:
+            self._send_notices(now)
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval

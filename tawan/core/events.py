@@ -39,11 +39,12 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptReceived:
-    """The destination (or a relay, for an expiry) reports on a message we sent."""
+    """The destination reports a message we sent delivered, or a node that held it reports
+    it expired or evicted (this node itself, when its own store evicted it)."""
 
     mid: MessageId
     reporter: int
-    kind: str  # "delivered" or "expired"
+    kind: str  # "delivered", "expired" or "evicted"
     at: int  # mission seconds at the reporter
 
 
@@ -56,17 +57,26 @@ class MessageExpired:
 
 @dataclass(frozen=True, slots=True)
 class MessageEvicted:
+    """A message in custody here was dropped to make room for one of higher precedence;
+    its origin (`src`) is told with a notice of eviction unless it is this node."""
+
     mid: MessageId
     precedence: Precedence
     size: int
+    src: int
+    for_precedence: Precedence  # the precedence of the message it made room for
 
 
 @dataclass(frozen=True, slots=True)
 class MessageRefused:
-    """Custody refused: the store is full of messages of higher precedence."""
+    """Custody refused, not acknowledged: the previous hop keeps the message and is told
+    when there is room again. `reason` is "store_full" or "fair_share"; `detail` says what
+    fills the store and what the message could have evicted."""
 
     mid: MessageId
     precedence: Precedence
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)

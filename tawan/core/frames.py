@@ -195,9 +195,12 @@ class HelloFlags(enum.IntFlag):
     # The sender restarted lately: its replay windows resume above blocks it saved, so the
     # receiver of this flag skips its counters towards the sender past such a block.
     RESTARTED = 2
+    # The sender refused custody of the receiver's messages for want of room, and has room
+    # again: the receiver sends what waits for the sender now, not at its next retry.
+    ROOM = 4
 
 
-_HELLO_FLAGS: Final = int(HelloFlags.REPLY_REQUESTED | HelloFlags.RESTARTED)
+_HELLO_FLAGS: Final = int(HelloFlags.REPLY_REQUESTED | HelloFlags.RESTARTED | HelloFlags.ROOM)
 
 
 @dataclass(frozen=True, slots=True)

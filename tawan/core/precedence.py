@@ -6,7 +6,8 @@ import enum
 
 
 class Precedence(enum.IntEnum):
-    """Higher values are served first; FLASH and OVERRIDE are never evicted from a store."""
+    """Higher values are served first and may evict lower ones from a full store, the same
+    at every level (OVERRIDE over FLASH as FLASH over IMMEDIATE); nothing evicts OVERRIDE."""
 
     ROUTINE = 0
     PRIORITY = 1

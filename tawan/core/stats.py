@@ -32,6 +32,9 @@ class EngineStats:
     receipts_received: int = 0
     endpoint_moves: int = 0  # a neighbour's reply endpoint moved (authenticated, newer frame)
     clock_jumps: int = 0  # forward jumps of more than an epoch (key erasure held)
+    notices_sent: int = 0  # notices of eviction sent to origins (each for one or more ids)
+    notices_unsent: int = 0  # evictions never told: no room for the notice even in reserve
+    room_signals: int = 0  # HELLOs with ROOM sent to neighbours refused for want of room
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

@@ -8,8 +8,9 @@ row goes (the last neighbour acknowledged it), the message leaves the store. The
 are mirrored in memory (destination by message, and in the engine's `Lifecycle`), so what a
 change of routes may release is found without reading every held message.
 
-Fair share. FLASH and OVERRIDE are never evicted, so one insider sending OVERRIDE traffic to
-an unreachable node could fill a relay until it refuses everyone's FLASH (store pinning). Once
+Fair share. OVERRIDE is never evicted (nothing ranks above it), so one insider sending
+OVERRIDE traffic to an unreachable node could fill a relay until it refuses everyone's FLASH
+(store pinning). Once
 the store is contended (a new message would take it past half of `max_bytes`), a message is
 refused with `StoreShareExceeded` when its previous hop would then hold more than a fair
 share: `max_bytes // max(2, n)`, n the number of previous hops holding bytes, the new
@@ -23,11 +24,13 @@ stays open to whoever holds little, so another neighbour's FLASH gets in. The pr
 neighbour gets half the store, never more.
 
 Eviction. When an admitted message does not fit in `max_bytes`, messages of strictly lower
-precedence are evicted, lowest precedence first, then earliest expiry, then oldest. FLASH and
-above are never evicted (the engine's `expire()` removes them once expired). A message never
-evicts one of its own precedence: both are in someone's custody, and refusing the new one
-(`StoreFull`, no acknowledgement) leaves it safe with the previous hop, while evicting the old
-one would drop a message this node already acknowledged.
+precedence are evicted, lowest precedence first, then earliest expiry, then oldest; the order
+is the same at every level (OVERRIDE may evict FLASH, nothing evicts OVERRIDE). The caller
+says which messages may go (`victims`): any of lower precedence, only those held for a route
+still missing, or none. A message never evicts one of its own precedence: both are in
+someone's custody, and refusing the new one (`StoreFull`, no acknowledgement) leaves it safe
+with the previous hop, while evicting the old one would drop a message this node already
+acknowledged. The engine's custody rule (docs/operators.md) chooses `victims`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
-from typing import Final
+from typing import Final, Literal
 
 from tawan.core import store_sql as sql
 from tawan.core.precedence import Precedence
@@ -53,10 +56,13 @@ from tawan.core.store_types import (
     stored_message,
 )
 
-__all__ = ["Custody"]
+__all__ = ["Custody", "Victims"]
 
 _PAGE_ROWS: Final = 256
-_FLASH: Final = int(Precedence.FLASH)
+
+Victims = Literal["any", "held", "none"]
+"""Which messages may be evicted to make room: any of lower precedence, only those of lower
+precedence held for a route still missing, or none."""
 
 
 class Custody(StoreBase):
@@ -91,9 +97,14 @@ class Custody(StoreBase):
     # ---- taking and giving up custody ----------------------------------------------------
 
     def put_message(
-        self, msg: StoredMessage, next_hops: Iterable[int] = ()
-    ) -> list[StoredMessage]:
+        self, msg: StoredMessage, next_hops: Iterable[int] = (), *, victims: Victims = "any",
+        reserve: int = 0,
+    ) -> list[StoredMessage]:  # fmt: skip
         """Take custody of `msg`, pending for each of `next_hops` (none: held, no route).
+
+        `victims` says which messages may be evicted to make room (see `Victims`); `reserve`
+        is how many bytes beyond `max_bytes` this message may use (a node's own notices of
+        eviction, so telling about an eviction never needs another one).
 
         Returns the messages evicted to make room. Raises, having changed nothing:
         StoreShareExceeded when its previous hop or source holds its fair share of a
@@ -109,7 +120,10 @@ class Custody(StoreBase):
             )
         if not msg.local_origin and self._bytes_used + size > self.max_bytes // 2:
             self._check_share(msg, "previous hop", msg.prev_hop, self._by_prev_hop)
-        evicted = self._make_room(msg, size) if self._bytes_used + size > self.max_bytes else []
+        limit = self.max_bytes + reserve
+        evicted = (
+            self._make_room(msg, size, limit, victims) if self._bytes_used + size > limit else []
+        )
         self._begin()
         src, epoch, seq = msg.mid
         cur = self._cur
@@ -132,6 +146,17 @@ class Custody(StoreBase):
         self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
 
+    def has_room(self, prev_hop: int, size: int) -> bool:
+        """Would a message of `size` bytes from `prev_hop` be taken now without evicting
+        anything (room in `max_bytes`, and within the previous hop's share)?"""
+        if self._bytes_used + size > self.max_bytes:
+            return False
+        if not prev_hop or self._bytes_used + size <= self.max_bytes // 2:
+            return True
+        tally = self._by_prev_hop
+        holders = max(2, len(tally) + (prev_hop not in tally))
+        return tally.get(prev_hop, 0) + size <= self.max_bytes // holders
+
     def _check_share(self, msg: StoredMessage, kind: str, key: int, tally: dict[int, int]) -> None:
         """Refuse `msg` if `key` (its previous hop or source) would pass its fair share."""
         used = tally.get(key, 0)
@@ -148,27 +173,43 @@ class Custody(StoreBase):
             f"{self.max_bytes} bytes in use) is {share} bytes (max_bytes // {holders})"
         )
 
-    def _make_room(self, msg: StoredMessage, size: int) -> list[StoredMessage]:
+    def _make_room(
+        self, msg: StoredMessage, size: int, limit: int, victims: Victims
+    ) -> list[StoredMessage]:
         """Evict lower-precedence messages until `msg` fits, or raise StoreFull untouched."""
         if self._exists(msg.mid):
             raise _already_stored(msg.mid)
-        needed = self._bytes_used + size - self.max_bytes
-        ceiling = min(msg.precedence, _FLASH)
-        victims: list[int] = []
+        needed = self._bytes_used + size - limit
+        chosen: list[int] = []
         freed = 0
-        for rowid, victim_size in self._cur.execute(sql.EVICTION_ORDER, (ceiling,)):
-            victims.append(rowid)
-            freed += victim_size
-            if freed >= needed:
-                break
+        if victims != "none":
+            query = sql.EVICTION_ORDER_HELD if victims == "held" else sql.EVICTION_ORDER
+            for rowid, victim_size in self._cur.execute(query, (msg.precedence,)):
+                chosen.append(rowid)
+                freed += victim_size
+                if freed >= needed:
+                    break
         if freed < needed:
-            raise StoreFull(
-                f"no room for message {msg.mid} ({size} bytes, precedence {msg.precedence}): "
-                f"{self._bytes_used} of {self.max_bytes} bytes in use, and messages below "
-                f"precedence {ceiling} hold only {freed} bytes of the {needed} needed"
-            )
+            raise StoreFull(self._no_room(msg, size, victims, freed, needed))
         self._begin()
-        return [self._delete_row(rowid) for rowid in victims]
+        return [self._delete_row(rowid) for rowid in chosen]
+
+    def _no_room(
+        self, msg: StoredMessage, size: int, victims: Victims, freed: int, needed: int
+    ) -> str:
+        """Why `msg` is refused, as it really is: what fills the store, what it may evict."""
+        held = ", ".join(
+            f"{Precedence(p).name.lower()} {n}" for p, n in sorted(self._bytes.items()) if n
+        )
+        what = f"no room for message {msg.mid} ({size} bytes, {Precedence(msg.precedence).name})"
+        full = f"{self._bytes_used} of {self.max_bytes} bytes in use ({held or 'none'})"
+        if victims == "none":
+            return f"{what}: {full}; it may evict nothing (acknowledged custody is kept)"
+        which = "held for a missing route " if victims == "held" else ""
+        return (
+            f"{what}: {full}; it may evict only messages {which}of lower precedence, "
+            f"and those hold {freed} of the {needed} bytes needed"
+        )
 
     def _delete_row(self, rowid: int) -> StoredMessage:
         gone = stored_message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())

@@ -111,6 +111,12 @@ DELETE_IF_NO_HOPS: Final = (
 EVICTION_ORDER: Final = (
     "SELECT rowid, size FROM messages WHERE precedence < ? ORDER BY precedence, expires, rowid"
 )
+# The same, among messages held for a route still missing (a HELD row in next_hops).
+EVICTION_ORDER_HELD: Final = (
+    "SELECT rowid, size FROM messages m WHERE precedence < ? AND EXISTS (SELECT 1 FROM "
+    "next_hops h WHERE h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq AND h.hop = 0) "
+    "ORDER BY precedence, expires, rowid"
+)
 # "precedence IN (...)" lets expiry use the eviction index: five range scans, no extra index.
 ANY_EXPIRED: Final = (
     "SELECT 1 FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? LIMIT 1"

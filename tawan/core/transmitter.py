@@ -156,13 +156,15 @@ class Transmitter:
 
     def hello(
         self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False,
-        to: str | None = None,
+        to: str | None = None, room: bool = False,
     ) -> None:  # fmt: skip
         now_ms = int(now * 1000) & U32
         held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
         flags = HelloFlags.REPLY_REQUESTED if reply else HelloFlags.NONE
         if restarted:
             flags |= HelloFlags.RESTARTED
+        if room:
+            flags |= HelloFlags.ROOM
         frame = HelloFrame(
             self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000), flags
         )
@@ -294,6 +296,16 @@ class Transmitter:
             if state.control or self._ready[name]:
                 found.append(state.busy_until - BURST_SECONDS)
         return found
+
+    def resend_now(self, neighbour: int, now: float) -> None:
+        """`neighbour` has room again: what it refused is due now, not at its backoff."""
+        queue = self.queues.get(neighbour)
+        if queue is None:
+            return
+        for item in queue.in_flight.values():
+            if item.deadline > now and not item.to_send:
+                item.deadline = now
+                heapq.heappush(self.retransmit, (now, neighbour, item.mid))
 
     def retransmit_due(self, now: float) -> None:
         while self.retransmit and self.retransmit[0][0] <= now:

@@ -104,7 +104,7 @@ METRICS: Final = (
     _messages("forwarded", "Messages taken into custody to hand on towards another node."),
     _messages("expired", "Messages dropped because their time to live ran out."),
     _messages("evicted", "Messages dropped from the store to make room for higher ones."),
-    _messages("refused", "Messages refused custody: store full of higher precedence."),
+    _messages("refused", "Messages refused custody, not acknowledged: no room, or share used."),
     MetricSpec("tawan_frames_rejected", "counter", _R,
                "Frames or messages dropped here: malformed, unauthenticated, replayed..."),
     MetricSpec("tawan_duplicates", "counter", (),

@@ -315,7 +315,15 @@ class Runtime:
                 return
             log.info(kv(**self._fields(event), skipped=skipped))
             return
-        if isinstance(event, MessageEvicted | MessageRefused | RevocationApplied | ClockJumped):
+        elif isinstance(event, MessageRefused):
+            # A refused neighbour retries: one line per reason and precedence per interval
+            # (bounded keys), not one per attempt; the metrics count every refusal.
+            key = f"refused/{event.reason}/{event.precedence.name.lower()}"
+            if (skipped := self._throttle.allow(key, self.clock())) is None:
+                return
+            log.warning(kv(**self._fields(event), skipped=skipped))
+            return
+        if isinstance(event, MessageEvicted | RevocationApplied | ClockJumped):
             level = logging.WARNING
         elif isinstance(event, Delivered):
             level = logging.DEBUG  # one line per message: a trace, not the log
@@ -353,5 +361,7 @@ class Runtime:
         if isinstance(event, MessageExpired):
             return {"event": "expired", **fields, "where": event.where}
         if isinstance(event, MessageEvicted):
-            return {"event": "evicted", **fields, "size": event.size}
-        return {"event": "refused", **fields, "reason": "store_full"}
+            return {"event": "evicted", **fields, "size": event.size,
+                    "src": self.name_of(event.src),
+                    "for_precedence": event.for_precedence.name.lower()}  # fmt: skip
+        return {"event": "refused", **fields, "reason": event.reason, "detail": event.detail}

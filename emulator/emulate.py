@@ -17,6 +17,18 @@ from topologies.analyze import draw_bytes
 from topologies.scenario import Scenario
 
 
+class EmulationError(ValueError):
+    """A request the scenario cannot satisfy (the user's to fix)."""
+
+
+def check_capture(scenario: Scenario, links: Collection[str]) -> None:
+    """Every link asked for a capture is a link or net of the scenario."""
+    known = {Scenario.link_name(link) for link in scenario.links} | {n.name for n in scenario.nets}
+    unknown = sorted(set(links) - known)
+    if unknown:
+        raise EmulationError(f"--pcap: expected links of the scenario, found {unknown}")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     results: dict[str, Any]
@@ -36,10 +48,7 @@ def emulate(
     progress: Callable[[float], None] | None = None,
 ) -> Outcome:
     """Run `scenario` to its end and write its outputs into `out` (created if need be)."""
-    unknown = sorted(set(pcap_links) - {Scenario.link_name(link) for link in scenario.links}
-                     - {net.name for net in scenario.nets})  # fmt: skip
-    if unknown:
-        raise ValueError(f"--pcap: unknown links {unknown}")
+    check_capture(scenario, pcap_links)
     out.mkdir(parents=True, exist_ok=True)
     em = Emulation(scenario, options)
     recorder = PcapRecorder(out, pcap_links) if pcap_links else None

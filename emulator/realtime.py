@@ -12,7 +12,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from emulator.emulate import Outcome, finish
+from emulator.emulate import EmulationError, Outcome, check_capture, finish
 from emulator.live import EmulationMetrics, run_paced, serve_metrics
 from emulator.pcap import PcapRecorder
 from emulator.run import BASE, Emulation, Options
@@ -33,7 +33,8 @@ def emulate_realtime(
     report: bool = True,
 ) -> Outcome:
     if not speed > 0:
-        raise ValueError(f"--speed: expected > 0, found {speed}")
+        raise EmulationError(f"--speed: expected > 0, found {speed}")
+    check_capture(scenario, pcap_links)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     em = Emulation(scenario, options)

@@ -299,7 +299,12 @@ def test_tawan_emulate_names_the_problem_in_a_broken_scenario(
     assert "broken.toml" in err and "links[1].bearer" in err and "satcom-gep" in err
     assert not (tmp_path / "o").exists()
     assert tawan(["emulate", str(tmp_path / "missing.toml")]) == 2
-    assert tawan(["emulate", str(path.with_name("x.toml")), "--pcap", "nope"]) == 2
+    good = tmp_path / "good.toml"
+    good.write_text(SMALL)
+    capsys.readouterr()
+    for realtime in ([], ["--realtime"]):
+        assert tawan(["emulate", str(good), "--pcap", "nope", "--quiet", *realtime]) == 2
+        assert "--pcap: expected links of the scenario, found ['nope']" in capsys.readouterr().err
 
 
 WINDOWED = """

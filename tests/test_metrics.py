@@ -53,9 +53,7 @@ HTTP_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-LINK_IO = (
-    LinkIo("a-b", {"bad-version": 7, "kernel-buffer-full": 0}, {"queue_full": 2}, 8 << 20),
-)
+LINK_IO = (LinkIo("a-b", {"bad-version": 7, "kernel-buffer-full": 0}, {"queue_full": 2}, 8 << 20),)
 """What a runtime's links would report: the engine-only Net has no links of its own."""
 
 
@@ -463,7 +461,9 @@ async def test_a_real_prometheus_scrapes_three_nodes_and_answers_the_dashboard(
     try:
         for index, name in enumerate(names):
             registry = CollectorRegistry()
-            nodes[name] = NodeMetrics(net.engines[name], registry, run_in_owner=owner)
+            nodes[name] = NodeMetrics(
+                net.engines[name], registry, run_in_owner=owner, link_io=lambda: LINK_IO
+            )
             servers.append(start_metrics_server(registry, "127.0.0.1:0"))
             config = config.replace(f"127.0.0.1:910{index + 1}", server_address(servers[-1][0]))
         (tmp_path / "prometheus.yml").write_text(config)

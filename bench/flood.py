@@ -33,10 +33,10 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import has_route, start, throughput, write_configs  # noqa: E402
+from throughput import has_route, start, throughput, write_configs
 
-from tawan.demo import wait_for  # noqa: E402
-from tawan.node.client import Client  # noqa: E402
+from tawan.demo import wait_for
+from tawan.node.client import Client
 
 JUNK_SOURCE = "127.0.0.2"
 JUNK_PAYLOADS = 512
@@ -88,7 +88,7 @@ def _blast(send, datagrams: list[bytes], count: int, seconds: float, sent) -> No
             try:
                 send(data)
             except OSError:  # ENOBUFS and the like: the attacker's problem
-                pass
+                continue
         done += min(len(datagrams), count - done)
         sent.value = done
 
@@ -121,6 +121,28 @@ def measure(
     if flood is not None:
         print(f"  flood: {flood_rate:,.0f} datagrams/s")
     return rate, flood_rate
+
+
+def spoofed_run(
+    apis: dict[str, str],
+    args: argparse.Namespace,
+    alpha: tuple[str, int],
+    target: tuple[str, int],
+) -> tuple[float | None, float, dict[str, object]]:
+    """The third measurement: junk from alpha's own address and port."""
+    print(f"junk spoofing alpha's address {alpha[0]}:{alpha[1]}")
+    if os.geteuid() != 0:
+        print("  skipped: forging a source address needs root (a raw socket)")
+        return None, 0.0, {}
+    sent = multiprocessing.Value("q", 0)
+    flood = multiprocessing.Process(
+        target=_flood_spoofed,
+        args=(alpha, target, args.flood_datagrams, args.flood_seconds, args.seed + 1, sent),
+    )
+    spoofed, spoof_flood = measure(apis, args.count, args.timeout, flood, sent)
+    drops = relay_drops(apis["relay"])
+    print(f"  relay drops: {drops}")
+    return spoofed, spoof_flood, drops
 
 
 def main() -> None:
@@ -160,23 +182,7 @@ def main() -> None:
         junk_drops = relay_drops(apis["relay"])
         print(f"  relay drops: {junk_drops}")
 
-        print(f"junk spoofing alpha's address {a_host}:{a_port}")
-        spoofed: float | None = None
-        spoof_flood = 0.0
-        spoof_drops: dict[str, object] = {}
-        if os.geteuid() != 0:
-            print("  skipped: forging a source address needs root (a raw socket)")
-        else:
-            sent = multiprocessing.Value("q", 0)
-            flood = multiprocessing.Process(
-                target=_flood_spoofed,
-                args=((a_host, int(a_port)), target, args.flood_datagrams, args.flood_seconds,
-                      args.seed + 1, sent),
-            )  # fmt: skip
-            spoofed, spoof_flood = measure(apis, args.count, args.timeout, flood, sent)
-            spoof_drops = relay_drops(apis["relay"])
-            print(f"  relay drops: {spoof_drops}")
-
+        spoofed, spoof_flood, spoof_drops = spoofed_run(apis, args, (a_host, int(a_port)), target)
         junk_ratio = junk / quiet if quiet else 0.0
         spoofed_ratio = None if spoofed is None else spoofed / quiet if quiet else 0.0
         print(f"no attack {quiet:,.0f} msg/s; junk {junk:,.0f} msg/s ({junk_ratio:.2f}); "

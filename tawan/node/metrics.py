@@ -46,6 +46,7 @@ from transports.link import format_endpoint, parse_endpoint
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "LINK_IO_FAMILIES",
     "METRICS",
     "PRECEDENCES",
     "REJECTION_REASONS",
@@ -144,6 +145,11 @@ METRICS: Final = (
 )
 # fmt: on
 """Every family a node exports, in exposition order."""
+
+LINK_IO_FAMILIES: Final = (
+    "tawan_link_drops", "tawan_link_send_failures", "tawan_link_receive_buffer_bytes",
+)  # fmt: skip
+"""Families read from a runtime's links (`link_io`), not the engine: empty without one."""
 
 _Sample = tuple[str, tuple[str, ...], float]  # family name, label values, value
 _Buckets = list[tuple[str, float]]  # cumulative counts by `le`, ending with "+Inf"

@@ -30,7 +30,9 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import has_route, start, throughput, write_configs
@@ -38,6 +40,7 @@ from throughput import has_route, start, throughput, write_configs
 from tawan.demo import wait_for
 from tawan.node.client import Client
 
+Counter = Any  # a multiprocessing.Value("q"): the flooder's tally, read by the parent
 JUNK_SOURCE = "127.0.0.2"
 JUNK_PAYLOADS = 512
 
@@ -48,8 +51,8 @@ def _junk(seed: int) -> list[bytes]:
 
 
 def _flood_from_elsewhere(
-    target: tuple[str, int], count: int, seconds: float, seed: int, sent: multiprocessing.Value
-) -> None:  # type: ignore[valid-type]
+    target: tuple[str, int], count: int, seconds: float, seed: int, sent: Counter
+) -> None:
     junk = _junk(seed)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((JUNK_SOURCE, 0))
@@ -62,8 +65,8 @@ def _flood_spoofed(
     count: int,
     seconds: float,
     seed: int,
-    sent: multiprocessing.Value,
-) -> None:  # type: ignore[valid-type]
+    sent: Counter,
+) -> None:
     """IPv4 and UDP headers written here, the source forged; the kernel fills the IP
     checksum, and a UDP checksum of 0 means none (allowed over IPv4)."""
     src, dst = socket.inet_aton(source[0]), socket.inet_aton(target[0])
@@ -79,7 +82,13 @@ def _flood_spoofed(
         _blast(lambda data: sock.sendto(data, (target[0], 0)), datagrams, count, seconds, sent)
 
 
-def _blast(send, datagrams: list[bytes], count: int, seconds: float, sent) -> None:  # type: ignore[no-untyped-def]
+def _blast(
+    send: Callable[[bytes], object],
+    datagrams: list[bytes],
+    count: int,
+    seconds: float,
+    sent: Counter,
+) -> None:
     """Send until `count` datagrams or `seconds`; the tally is shared with the parent."""
     deadline = time.monotonic() + seconds
     done = 0
@@ -104,8 +113,8 @@ def measure(
     count: int,
     timeout: float,
     flood: multiprocessing.Process | None,
-    sent: multiprocessing.Value,
-) -> tuple[float, float]:  # type: ignore[valid-type]
+    sent: Counter,
+) -> tuple[float, float]:
     """Delivered msg/s, and the flood's datagrams/s over the same span (0 without)."""
     if flood is not None:
         flood.start()

@@ -219,6 +219,16 @@ def print_status(status: Json, console: Console) -> None:
     failures = status.get("send_failures")
     if isinstance(failures, dict) and failures:
         console.print(_table("send failures", [failures], list(failures)))
+    drops = status.get("drops")
+    if isinstance(drops, dict):
+        rows = [{"link": link, "reason": reason, "dropped": count}
+                for link, reasons in drops.items() if isinstance(reasons, dict)
+                for reason, count in reasons.items()]  # fmt: skip
+        if rows:
+            console.print(_table("dropped before the engine", rows, ["link", "reason", "dropped"]))
+    buffers = status.get("receive_buffer_bytes")
+    if isinstance(buffers, dict) and any(v is not None for v in buffers.values()):
+        console.print(_table("receive buffer bytes", [buffers], list(buffers)))
 
 
 def _rows(status: Json, key: str) -> list[Json]:

@@ -43,6 +43,7 @@ from tawan.node.metrics import (
     start_metrics_server,
     stop_metrics_server,
 )
+from tawan.node.runtime import LinkIo
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"
@@ -50,6 +51,10 @@ SCRAPE_CONFIG = ROOT / "monitoring" / "prometheus.yml"
 DOC = ROOT / "docs" / "metrics.md"
 HTTP_TIMEOUT = 5.0
 T = TypeVar("T")
+
+
+LINK_IO = (LinkIo("a-b", {"bad-version": 7, "kernel-buffer-full": 0}, {"queue_full": 2}, 8 << 20),)
+"""What a runtime's links would report: the engine-only Net has no links of its own."""
 
 
 def abc() -> Net:
@@ -68,7 +73,7 @@ def flash_a_to_c() -> Net:
 def attach(net: Net, name: str) -> tuple[NodeMetrics, CollectorRegistry]:
     """A node's metrics in a registry of its own, fed the events the node has emitted."""
     registry = CollectorRegistry()
-    metrics = NodeMetrics(net.engines[name], registry)
+    metrics = NodeMetrics(net.engines[name], registry, link_io=lambda: LINK_IO)
     for event in net.events[name]:
         metrics.observe_event(event)
     return metrics, registry
@@ -456,7 +461,9 @@ async def test_a_real_prometheus_scrapes_three_nodes_and_answers_the_dashboard(
     try:
         for index, name in enumerate(names):
             registry = CollectorRegistry()
-            nodes[name] = NodeMetrics(net.engines[name], registry, run_in_owner=owner)
+            nodes[name] = NodeMetrics(
+                net.engines[name], registry, run_in_owner=owner, link_io=lambda: LINK_IO
+            )
             servers.append(start_metrics_server(registry, "127.0.0.1:0"))
             config = config.replace(f"127.0.0.1:910{index + 1}", server_address(servers[-1][0]))
         (tmp_path / "prometheus.yml").write_text(config)

@@ -216,6 +216,11 @@ async def raw_udp_socket() -> AsyncIterator[tuple[trio.socket.SocketType, str]]:
         yield sock, format_endpoint(*sock.getsockname())
 
 
+async def link_events_until_peer_up(link: Link) -> None:
+    event = await link.events.receive()
+    assert isinstance(event, PeerUp), event
+
+
 async def test_udp_drops_oversize_datagram_and_answers_unconfigured_sender() -> None:
     link = UdpLink("udp0", PROFILE, "127.0.0.1:0", [])
     with trio.fail_after(TIMEOUT):
@@ -225,22 +230,26 @@ async def test_udp_drops_oversize_datagram_and_answers_unconfigured_sender() -> 
             await raw.sendto(b"fits", target)
             assert await receive_frame(link) == FrameReceived(raw_address, b"fits")
             assert (link.dropped_frames, link.frames_received) == (1, 1)
+            assert link.drop_counts()["oversize"] == 1
             await link.send(raw_address, b"reply")
             assert await raw.recv(100) == b"reply"
 
 
 async def test_udp_drops_and_counts_when_the_consumer_is_slow() -> None:
-    link = UdpLink("udp0", PROFILE, "127.0.0.1:0", [], event_buffer=4)
     with trio.fail_after(TIMEOUT):
-        async with running(link), raw_udp_socket() as (raw, raw_address):
-            target = parse_endpoint(link.local_address, "test")
-            for index in range(10):
-                await raw.sendto(bytes([index]), target)
-            while link.frames_received + link.dropped_frames < 10:
-                await trio.sleep(0.001)  # real sockets: poll the counters, bounded above
-            assert (link.frames_received, link.dropped_frames) == (4, 6)
-            for index in range(4):
-                assert await receive_frame(link) == FrameReceived(raw_address, bytes([index]))
+        async with raw_udp_socket() as (raw, raw_address):
+            link = UdpLink("udp0", PROFILE, "127.0.0.1:0", [raw_address], event_buffer=4)
+            async with running(link):
+                await link_events_until_peer_up(link)
+                target = parse_endpoint(link.local_address, "test")
+                for index in range(10):
+                    await raw.sendto(bytes([index]), target)
+                while link.frames_received + link.dropped_frames < 10:
+                    await trio.sleep(0.001)  # real sockets: poll the counters, bounded above
+                assert (link.frames_received, link.dropped_frames) == (4, 6)
+                assert link.drops == {"event-buffer-full": 6}
+                for index in range(4):
+                    assert await receive_frame(link) == FrameReceived(raw_address, bytes([index]))
 
 
 async def test_udp_names_frames_by_configured_peer_and_can_remove_it() -> None:

@@ -18,6 +18,7 @@ import trio
 
 from transports.link import (
     DEFAULT_EVENT_BUFFER,
+    DROP_CLOSED,
     FrameReceived,
 )
 from transports.model import BearerModel
@@ -100,7 +101,7 @@ class EmulatedLink(PairedLink["EmulatedLink"]):
             if await self._emit(event):
                 self._count_received(event.data)
         except trio.BrokenResourceError:
-            self.dropped_frames += 1  # the consumer closed `events`: nobody is listening
+            self._count_drop(DROP_CLOSED)  # the consumer closed `events`: nobody is listening
         else:
             self._count_received(event.data)
 

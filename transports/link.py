@@ -8,8 +8,10 @@ emulator run the real node and lets a new bearer be added without touching the n
 from __future__ import annotations
 
 import abc
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 import trio
 
@@ -43,6 +45,15 @@ class PeerDown:
 
 LinkEvent: TypeAlias = FrameReceived | PeerUp | PeerDown
 
+Screen: TypeAlias = Callable[[str | None, bytearray, int], str | None]
+"""A cheap look at a datagram before it is copied or queued: (configured peer or None for
+any other sender, buffer, size) -> None to take it, or a short drop reason (a metric label).
+The node supplies it, since only it knows what a frame looks like; it must not keep the
+buffer, which is reused for the next datagram."""
+
+DROP_CLOSED = "closed"
+"""Frames that arrived after the consumer closed `events`: nobody is listening."""
+
 
 class LinkError(Exception):
     """Base of every error a link raises to its caller."""
@@ -71,7 +82,13 @@ class Link(abc.ABC):
 
     A link is run once: `run()` serves until cancelled, then closes `events`, so a consumer
     iterating over them ends cleanly. Counters count payload bytes, not framing overhead.
+    Every frame or datagram dropped before the consumer saw it is counted by reason in
+    `drops` (and in total in `dropped_frames`); `drop_counts()` adds what the operating
+    system dropped, where the transport can read it.
     """
+
+    DROP_REASONS: ClassVar[tuple[str, ...]] = (DROP_CLOSED,)
+    """The reasons this link type may give, reported at 0 before the first drop."""
 
     def __init__(
         self, name: str, profile: BearerProfile, *, event_buffer: int = DEFAULT_EVENT_BUFFER
@@ -90,6 +107,8 @@ class Link(abc.ABC):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.dropped_frames = 0
+        self.drops: Counter[str] = Counter()
+        self.receive_buffer_bytes: int | None = None  # granted by the OS, where it applies
 
     @property
     def local_address(self) -> str:
@@ -129,6 +148,21 @@ class Link(abc.ABC):
         del peer, frame
         return False
 
+    def set_screen(self, screen: Screen | None) -> None:
+        """Look at each datagram with `screen` before taking it; links that cannot (a byte
+        stream, an emulated bearer) ignore it."""
+        del screen
+
+    def drop_counts(self) -> dict[str, int]:
+        """Drops by reason, every known reason present (0 before its first drop)."""
+        counts = dict.fromkeys(self.DROP_REASONS, 0)
+        counts.update(self.drops)
+        return counts
+
+    def _count_drop(self, reason: str) -> None:
+        self.dropped_frames += 1
+        self.drops[reason] += 1
+
     def _check_frame(self, frame: bytes) -> None:
         if len(frame) > self.profile.mtu:
             raise FrameTooLarge(self.name, len(frame), self.profile.mtu)
@@ -151,7 +185,7 @@ class Link(abc.ABC):
             await self._event_send.send(event)
         except trio.BrokenResourceError:
             if isinstance(event, FrameReceived):
-                self.dropped_frames += 1
+                self._count_drop(DROP_CLOSED)
             return False
         return True
 

@@ -11,6 +11,7 @@ import trio
 
 from transports.link import (
     DEFAULT_EVENT_BUFFER,
+    DROP_CLOSED,
     FrameReceived,
     PeerUnavailable,
 )
@@ -54,7 +55,7 @@ class MemoryLink(PairedLink["MemoryLink"]):
         except trio.ClosedResourceError as exc:
             raise PeerUnavailable(self.name, peer, "peer stopped") from exc
         except trio.BrokenResourceError:
-            other.dropped_frames += 1  # the far consumer closed its events, as with TCP
+            other._count_drop(DROP_CLOSED)  # the far consumer closed its events, as with TCP
         else:
             other._count_received(data)
         self._count_sent(data)

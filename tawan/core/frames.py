@@ -14,7 +14,7 @@ docs/protocol.md describes each frame byte by byte.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -558,6 +558,9 @@ _FIELD_COUNTS: Final = {
     FrameType.SETUP: 8,
     FrameType.REVOKE: 3,
 }
+FIELD_COUNTS: Final[Mapping[FrameType, int]] = _FIELD_COUNTS
+"""Fields in each frame type's array (sender and counter included): what `tawan.core.screen`
+checks before any decoding."""
 
 _DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
     FrameType.DATA: _decode_data,

@@ -84,7 +84,9 @@ class MetricsEndpoint:
     def start(cls, node: Node, address: str) -> MetricsEndpoint:
         """Call from the node's trio thread; OSError naming the address if it is taken."""
         registry = CollectorRegistry()
-        exporter = NodeMetrics(node.engine, registry, run_in_owner=run_in_trio())
+        exporter = NodeMetrics(
+            node.engine, registry, run_in_owner=run_in_trio(), link_io=node.runtime.link_io
+        )
         server, thread = start_metrics_server(registry, address)
         node.runtime.observers.append(exporter.observe_event)
         log.info(kv(event="metrics_listening", address=server_address(server)))

@@ -21,7 +21,7 @@ import bisect
 import itertools
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, TypeVar
 from wsgiref.simple_server import WSGIServer
@@ -41,10 +41,12 @@ from tawan.core.engine import Engine
 from tawan.core.events import Delivered, Event
 from tawan.core.precedence import Precedence
 from tawan.core.snapshot import NodeSnapshot, StoreView
+from tawan.node.runtime import LinkIo
 from transports.link import format_endpoint, parse_endpoint
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "LINK_IO_FAMILIES",
     "METRICS",
     "PRECEDENCES",
     "REJECTION_REASONS",
@@ -125,6 +127,14 @@ METRICS: Final = (
     MetricSpec("tawan_link_received_bytes", "counter", _L, "Bytes taken off the link.", "bytes"),
     MetricSpec("tawan_link_retransmissions", "counter", _L,
                "Messages or fragments sent again for want of an acknowledgement."),
+    MetricSpec("tawan_link_drops", "counter", _L + _R,
+               "Frames or datagrams dropped before the engine saw them: junk the screen "
+               "refused, over the MTU or the strangers' budget, buffers full (the kernel's "
+               "too)."),
+    MetricSpec("tawan_link_send_failures", "counter", _L + _R,
+               "Frames the engine wanted sent that did not leave: peer unavailable, queue full."),
+    MetricSpec("tawan_link_receive_buffer_bytes", "gauge", _L,
+               "Receive buffer the operating system granted the link's socket.", "bytes"),
     MetricSpec("tawan_neighbour_up", "gauge", _LN, "1 when the neighbour is up on the link."),
     MetricSpec("tawan_neighbour_rtt_seconds", "gauge", _LN,
                "Smoothed round-trip time, from hellos; absent until measured.", "seconds"),
@@ -135,6 +145,11 @@ METRICS: Final = (
 )
 # fmt: on
 """Every family a node exports, in exposition order."""
+
+LINK_IO_FAMILIES: Final = (
+    "tawan_link_drops", "tawan_link_send_failures", "tawan_link_receive_buffer_bytes",
+)  # fmt: skip
+"""Families read from a runtime's links (`link_io`), not the engine: empty without one."""
 
 _Sample = tuple[str, tuple[str, ...], float]  # family name, label values, value
 _Buckets = list[tuple[str, float]]  # cumulative counts by `le`, ending with "+Inf"
@@ -207,6 +222,8 @@ class NodeMetrics:
 
     `engine` may be replaced (a restarted node): its counters then start again from zero,
     which Prometheus' rate() reads as a counter reset. `close()` takes the node out.
+    `link_io` reads what the links lost outside the engine (`Runtime.link_io`); without it
+    (the emulator) the link drop and send failure families have no samples.
     """
 
     def __init__(
@@ -216,12 +233,14 @@ class NodeMetrics:
         node_label: str | None = None,
         *,
         run_in_owner: RunInOwner = run_directly,
+        link_io: Callable[[], Iterable[LinkIo]] | None = None,
     ) -> None:
         if node_label == "":
             raise ValueError("node_label: expected a node name or None, found ''")
         self.engine = engine
         self.node_label = node_label
         self.run_in_owner = run_in_owner
+        self.link_io = link_io
         self._latency = {p: _Latency() for p in Precedence}
         self._collector = _collector_for(registry, labelled=node_label is not None)
         self._collector.add(self)
@@ -237,7 +256,10 @@ class NodeMetrics:
 
     def _read_here(self) -> _Reading:
         latency = [(p.name.lower(), *h.snapshot()) for p, h in self._latency.items()]
-        return _Reading(_engine_samples(self.engine), latency)
+        samples = _engine_samples(self.engine)
+        if self.link_io is not None:
+            samples += _link_io_samples(self.link_io())
+        return _Reading(samples, latency)
 
     def close(self) -> None:
         self._collector.remove(self)
@@ -295,6 +317,16 @@ def _link_samples(view: NodeSnapshot) -> Iterator[_Sample]:
         if neighbour.rtt_s is not None:
             yield "tawan_neighbour_rtt_seconds", pair, neighbour.rtt_s
         yield "tawan_neighbour_loss_ratio", pair, neighbour.loss
+
+
+def _link_io_samples(links: Iterable[LinkIo]) -> Iterator[_Sample]:
+    for link in links:
+        for reason, count in link.drops.items():
+            yield "tawan_link_drops", (link.link, reason), count
+        for reason, count in link.send_failures.items():
+            yield "tawan_link_send_failures", (link.link, reason), count
+        if link.receive_buffer_bytes is not None:
+            yield "tawan_link_receive_buffer_bytes", (link.link,), link.receive_buffer_bytes
 
 
 # ================================================================== the registry's side

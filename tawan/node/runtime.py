@@ -21,6 +21,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import trio
 
@@ -41,6 +42,7 @@ from tawan.core.events import (
     Transmit,
 )
 from tawan.core.frames import MessageId
+from tawan.core.screen import SCREEN_REASONS, FrameScreen
 from tawan.core.store import Store
 from transports.link import FrameReceived, FrameTooLarge, Link, PeerDown, PeerUnavailable, PeerUp
 
@@ -50,13 +52,15 @@ READ_BATCH = 256
 SEND_BUFFER = 16384
 """Frames queued per link before the sender drops (and counts) new ones. The engine paces each
 link at its nominal rate, so this only fills when a link is slower than its profile says."""
+SEND_FAILURE_REASONS = ("unknown_link", "queue_full", "peer_unavailable", "frame_too_large")
+"""Why a frame the engine wanted sent did not leave, reported at 0 before the first."""
 THROTTLE_SECONDS = 10.0
 """Lines an outsider can provoke (rejected frames, failed sends) repeat at most this often."""
 
 log = logging.getLogger("tawan.node")
 
 Clock = Callable[[], float]
-__all__ = ["Clock", "Pulse", "Runtime", "Throttle", "format_mid", "kv"]
+__all__ = ["Clock", "LinkIo", "Pulse", "Runtime", "Throttle", "format_mid", "kv"]
 
 
 def kv(**fields: object) -> str:
@@ -114,8 +118,23 @@ class Throttle:
         return skipped
 
 
+@dataclass(frozen=True, slots=True)
+class LinkIo:
+    """What one link lost outside the engine: frames dropped before the engine saw them, by
+    reason, and frames the engine wanted sent that did not leave, by reason."""
+
+    link: str
+    drops: Mapping[str, int]
+    send_failures: Mapping[str, int]
+    receive_buffer_bytes: int | None  # granted by the operating system; None: not a socket
+
+
 class Runtime:
-    """Drive `engine` over `links` until cancelled; `clock` gives the engine's `now`."""
+    """Drive `engine` over `links` until cancelled; `clock` gives the engine's `now`.
+
+    Each link gets a `FrameScreen` of the engine's roster and configured peers, so that junk
+    is dropped in the link's receive loop, before it is queued, decoded or authenticated.
+    """
 
     def __init__(
         self,
@@ -139,6 +158,22 @@ class Runtime:
         self._throttle = Throttle()
         self._wake = trio.Event()
         self._senders: dict[str, trio.MemorySendChannel[Transmit]] = {}
+        for link in self.links.values():
+            link.set_screen(self._screen_for(link.name))
+
+    def _screen_for(self, link: str) -> FrameScreen:
+        expected = {
+            peer.endpoint: peer.node
+            for spec in self.engine.tx.specs()
+            if spec.name == link
+            for peer in spec.peers
+            if peer.endpoint is not None
+        }
+
+        def known(address: int) -> bool:
+            return self.roster.node_at(address) is not None  # the roster in force now
+
+        return FrameScreen(known, expected)
 
     @property
     def roster(self) -> Roster:
@@ -177,9 +212,24 @@ class Runtime:
         self.wake()
         return mid
 
+    def link_io(self) -> tuple[LinkIo, ...]:
+        """Every link's drops and send failures, each reason it may give present from 0."""
+        failures = {name: dict.fromkeys(SEND_FAILURE_REASONS, 0) for name in self.links}
+        for key, count in self.send_failures.items():
+            link, _, reason = key.rpartition("/")
+            failures.setdefault(link, {})[reason] = count
+        return tuple(
+            LinkIo(name, dict.fromkeys(SCREEN_REASONS, 0) | link.drop_counts(),
+                   failures.get(name, {}), link.receive_buffer_bytes)
+            for name, link in self.links.items()
+        )  # fmt: skip
+
     def status(self) -> dict[str, object]:
         status = self.engine.status(self.clock())
         status["send_failures"] = dict(self.send_failures)
+        io = self.link_io()
+        status["drops"] = {k.link: {r: n for r, n in k.drops.items() if n} for k in io}
+        status["receive_buffer_bytes"] = {k.link: k.receive_buffer_bytes for k in io}
         return status
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -152,6 +152,10 @@ class UdpLink(Link):
         sock = trio.socket.from_stdlib_socket(raw)
         try:
             await sock.bind(sockaddr)
+        except OSError as exc:  # say where: "address in use" alone leaves the operator guessing
+            sock.close()
+            where = format_endpoint(host, port)
+            raise OSError(exc.errno, f"UDP bind {where}: {exc.strerror or exc}") from exc
         except BaseException:
             sock.close()
             raise

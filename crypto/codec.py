@@ -12,29 +12,87 @@ import msgpack
 
 from crypto.errors import CryptoError
 
+_MAX_LENGTH = 0xFFFF_FFFF  # the largest length msgpack can declare
+
 
 def pack(obj: object) -> bytes:
     """Canonical msgpack: bytes as bin, str as str, no maps are used by this package."""
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def unpack(data: bytes, error: type[CryptoError], source: str) -> object:
-    """Decode one msgpack object from `data`; lengths are bounded by the input size."""
+def unpack(
+    data: bytes, error: type[CryptoError], source: str, kind: str = "msgpack document"
+) -> object:
+    """Decode one msgpack object from `data`. Data that ends early is "truncated", as a
+    file cut short in a copy is: a bytes or text field running past the end says so too.
+    Array lengths are bounded by the input size (an array is allocated when declared)."""
     size = len(data)
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        use_list=True,
+        strict_map_key=True,
+        max_buffer_size=max(size, 1),
+        max_bin_len=_MAX_LENGTH,  # only ever sliced from the data: no allocation to bound
+        max_str_len=_MAX_LENGTH,
+        max_array_len=size,
+        max_map_len=0,
+        max_ext_len=0,
+    )
+    unpacker.feed(data)
     try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            max_bin_len=size,
-            max_str_len=size,
-            max_array_len=size,
-            max_map_len=0,
-            max_ext_len=0,
-        )
+        value = unpacker.unpack()
+    except msgpack.OutOfData:
+        raise error(
+            f"{source}: truncated: this {kind} ends after {size} bytes, before its last field"
+        ) from None
     except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise error(f"{source}: not a valid msgpack document ({type(exc).__name__})") from None
+        raise error(f"{source}: not a valid {kind} ({type(exc).__name__})") from None
+    extra = size - unpacker.tell()
+    if extra:
+        raise error(f"{source}: not a valid {kind} ({extra} bytes after its end)")
+    return value
+
+
+def unpack_file(
+    data: bytes, error: type[CryptoError], source: str, magic: bytes, kind: str
+) -> object:
+    """Decode a file that begins ``[magic, ...``: other data is "not a <kind>", a file cut
+    short is "truncated", each said before any field is read."""
+    if not data:
+        raise error(f"{source}: empty: expected a {kind}, found 0 bytes")
+    start = _array_header_bytes(data[0])
+    header = pack(magic)
+    found = data[start : start + len(header)] if start is not None else b""
+    if start is not None and len(found) < len(header) and header.startswith(found):
+        raise error(
+            f"{source}: truncated: this {kind} ends after {len(data)} bytes, in its header"
+        )
+    if start is None or found != header:
+        raise error(
+            f"{source}: not a {kind}: expected it to begin with {magic!r}, found {_begins(data)}"
+        )
+    return unpack(data, error, source, kind)
+
+
+def _array_header_bytes(first: int) -> int | None:
+    """Bytes of a msgpack array header that starts with byte `first`; None: not an array."""
+    if 0x90 <= first <= 0x9F:
+        return 1
+    return {0xDC: 3, 0xDD: 5}.get(first)
+
+
+def _begins(data: bytes) -> str:
+    """What data that is not the file expected begins with: another file's magic, if any."""
+    unpacker = msgpack.Unpacker(max_buffer_size=len(data), max_bin_len=64, max_str_len=64)
+    unpacker.feed(data)
+    try:
+        unpacker.read_array_header()
+        first = unpacker.unpack()
+    except Exception:  # not msgpack at all: show the bytes
+        first = None
+    if isinstance(first, bytes) and first.startswith(b"tawan-"):
+        return f"{first!r} (another kind of tawan file)"
+    return repr(data[:16])
 
 
 class Fields:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from crypto.codec import Fields, pack, unpack
-from crypto.errors import KeyFileError
+from crypto.codec import Fields, pack, unpack_file
+from crypto.errors import KeyFileError, RosterError
 from crypto.files import read_private, write_atomic
 from crypto.roster import (
     ED25519_PUBLIC_BYTES,
@@ -158,7 +158,8 @@ def _check_roots(where: str, kind: str, roots: tuple[StoredRoot, ...]) -> None:
 def decode_keyfile(data: bytes, source: str = "key file") -> NodeKeys:
     """Decode key file bytes; anything malformed raises KeyFileError naming `source`."""
     fields = Fields(KeyFileError, source)
-    items = fields.header(unpack(data, KeyFileError, source), KEYFILE_MAGIC, KEYFILE_FORMAT, 11)
+    document = unpack_file(data, KeyFileError, source, KEYFILE_MAGIC, "tawan key file")
+    items = fields.header(document, KEYFILE_MAGIC, KEYFILE_FORMAT, 11)
     return NodeKeys(
         mission_id=fields.binary(items[2], "mission_id", MISSION_ID_BYTES),
         authority=fields.binary(items[3], "authority key", ED25519_PUBLIC_BYTES),
@@ -186,8 +187,16 @@ def _decode_roots(fields: Fields, value: object, what: str) -> tuple[StoredRoot,
     return tuple(roots)
 
 
-def check_against_roster(keys: NodeKeys, roster: Roster, source: str) -> None:
-    """Refuse keys of another mission, or whose public half is not the roster's entry."""
+def check_against_roster(
+    keys: NodeKeys, roster: Roster, source: str, roster_source: str | None = None
+) -> None:
+    """Refuse keys of another mission, or whose public half is not the roster's entry.
+
+    With `roster_source` the roster is a file read with the key file, and the key file is
+    the reference: it pins the mission and its authority, so a roster that does not match
+    them is the file out of place, and the message names it first."""
+    if roster_source is not None:
+        _check_roster_file(keys, roster, source, roster_source)
     if keys.mission_id != roster.mission_id:
         raise KeyFileError(
             f"{source}: key file of mission {keys.mission_id.hex()}, "
@@ -208,7 +217,31 @@ def check_against_roster(keys: NodeKeys, roster: Roster, source: str) -> None:
         entry.x25519_public,
         entry.mlkem768_public,
     ):
-        raise KeyFileError(f"{source}: keys of {keys.name!r} differ from its roster entry")
+        where = f" {roster_source}" if roster_source is not None else ""
+        raise KeyFileError(
+            f"{source}: keys of {keys.name!r}: expected those of its entry in the roster"
+            f"{where}, found others (a key file issued again since?)"
+        )
+
+
+def _check_roster_file(keys: NodeKeys, roster: Roster, source: str, roster_source: str) -> None:
+    if keys.mission_id != roster.mission_id:
+        raise RosterError(
+            f"{roster_source}: mission: expected {keys.mission_id.hex()} (that of key file "
+            f"{source}), found {roster.mission_id.hex()}: a roster of another mission"
+        )
+    if keys.authority != roster.authority:
+        raise RosterError(
+            f"{roster_source}: authority: expected the key pinned by key file {source}, "
+            "found another: a roster not signed by this mission's authority"
+        )
+    entry = roster.node_at(keys.address)
+    if entry is None or entry.name != keys.name:
+        found = "no node there" if entry is None else f"node {entry.name!r}"
+        raise RosterError(
+            f"{roster_source}: node at address {keys.address}: expected {keys.name!r} (the "
+            f"node of key file {source}), found {found}: a roster older than the key file?"
+        )
 
 
 def load_keyfile(path: str | os.PathLike[str], roster: Roster | None = None) -> NodeKeys:

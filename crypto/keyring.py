@@ -21,7 +21,13 @@ from crypto import schedule
 from crypto import sealing as aead
 from crypto.chain import RootChain
 from crypto.errors import KeyFileError, PairSetupError, RevocationError, RosterError
-from crypto.keyfile import NodeKeys, StoredRoot, load_keyfile, write_keyfile
+from crypto.keyfile import (
+    NodeKeys,
+    StoredRoot,
+    check_against_roster,
+    load_keyfile,
+    write_keyfile,
+)
 from crypto.pairing import PairSetup, accept_pair_setup, make_pair_setup
 from crypto.revocation import Revocation
 from crypto.roster import MAX_EPOCH, Roster, check_successor, load_roster
@@ -65,9 +71,12 @@ class Keyring:
     def from_files(
         cls, key_path: str | os.PathLike[str], roster_path: str | os.PathLike[str]
     ) -> Keyring:
-        """Load a node's key file and roster, each checked against the other."""
+        """Load a node's key file and roster, each checked against the other; a roster
+        that does not match the key file is named as the file out of place."""
+        keys = load_keyfile(key_path)
         roster = load_roster(roster_path)
-        return cls(load_keyfile(key_path, roster), roster)
+        check_against_roster(keys, roster, str(key_path), str(roster_path))
+        return cls(keys, roster)
 
     # Time
 

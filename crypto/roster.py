@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from crypto.codec import Fields, pack, unpack
+from crypto.codec import Fields, pack, unpack, unpack_file
 from crypto.errors import RosterError
 from crypto.files import read_public
 
@@ -294,7 +294,8 @@ def _decode_group(fields: Fields, value: object) -> GroupEntry:
 def _decode_signed(data: bytes, source: str) -> Roster:
     """Decode a roster file and check it is signed by the authority key it names."""
     fields = Fields(RosterError, source)
-    items = fields.header(unpack(data, RosterError, source), ROSTER_MAGIC, ROSTER_FORMAT, 4)
+    document = unpack_file(data, RosterError, source, ROSTER_MAGIC, "tawan roster file")
+    items = fields.header(document, ROSTER_MAGIC, ROSTER_FORMAT, 4)
     body = items[2]
     if type(body) is not bytes:
         fields.fail("roster body", "bytes", type(body).__name__)

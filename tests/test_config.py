@@ -126,10 +126,12 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ("mtu = 1200", 'mtu = "1200"', "links[0].profile.mtu: expected an integer"),
         ("mtu = 1200", "mtu = true", "links[0].profile.mtu: expected an integer 128..65507, "
          "found boolean True"),
-        ("cost = 1.5", "cost = 0", "links[1].profile.cost: expected a number > 0, "
+        ("cost = 1.5", "cost = 0", "links[1].profile.cost: expected a number > 0 and <= 13107, "
          "found integer 0"),
-        ("delay_s = 0\n", "delay_s = -1\n", "links[1].profile.delay_s: expected a number >= 0"),
-        ("delay_s = 0\n", "delay_s = nan\n", "links[1].profile.delay_s: expected a number >= 0"),
+        ("cost = 1.5", "cost = 1e6", "links[1].profile.cost: expected a number > 0 and <= 13107"),
+        ("delay_s = 0\n", "delay_s = -1\n", "links[1].profile.delay_s: expected a number 0..60"),
+        ("delay_s = 0\n", "delay_s = nan\n", "links[1].profile.delay_s: expected a number 0..60"),
+        ("delay_s = 0\n", "delay_s = 61\n", "links[1].profile.delay_s: expected a number 0..60"),
         ("rate_bps = 9600", "rate_bps = 0", "links[0].profile.rate_bps: expected an integer >= 1"),
         ('transport = "udp"', 'transport = "sctp"', "links[0].transport: expected one of 'udp', "
          "'tcp', found string 'sctp'"),
@@ -141,9 +143,11 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ('bind = "0.0.0.0:7001"', 'bind = "0.0.0.0:99999"', "links[0].bind: expected 'host:port'"),
         ('address = "10.0.0.1:7001"', 'address = "::1:7001"', "links[0].peers[0].address"),
         ("hello_interval = 1", 'hello_interval = "1s"', "engine.hello_interval: "
-         "expected a number"),
-        ("max_hops = 8", "max_hops = 1.5", "engine.max_hops: expected an integer >= 0"),
-        ("max_hops = 8", "max_hops = 0", "engine: engine max_hops: expected 1..255"),
+         "expected seconds, 0.05 <= hello_interval <= 3600"),
+        ("max_hops = 8", "max_hops = 1.5", "engine.max_hops: expected an integer, "
+         "1 <= max_hops <= 255"),
+        ("max_hops = 8", "max_hops = 0", "engine.max_hops: expected an integer, "
+         "1 <= max_hops <= 255 (the hop count is one byte on the wire), found integer 0"),
         # missing keys
         ('key_file = "keys/relay.key"\n', "", "node.key_file: expected a non-empty string, "
          "found nothing"),

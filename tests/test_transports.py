@@ -161,8 +161,9 @@ def test_profile_accepts_good_values_and_times_transmission() -> None:
         ("delay_s", "0.1", "a finite number >= 0"),
         ("mtu", 127, "an integer in 128..65507"),
         ("mtu", 65508, "an integer in 128..65507"),
-        ("cost", 0, "a finite number > 0"),
-        ("cost", float("inf"), "a finite number > 0"),
+        ("cost", 0, "a finite number > 0 and <= 13107"),
+        ("cost", float("inf"), "a finite number > 0 and <= 13107"),
+        ("cost", 13108, "a finite number > 0 and <= 13107"),  # 5x with loss: over 65535
     ],
 )
 def test_profile_names_field_expected_and_found(field: str, value: object, expected: str) -> None:

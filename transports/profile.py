@@ -18,6 +18,9 @@ MTU_MIN = 128  # below this a 1 MiB message would need more than 65,535 fragment
 MTU_MAX = 65507
 """The largest UDP payload over IPv4; it also fits the 2-byte TCP length prefix."""
 
+COST_MAX = 13107
+"""Route adverts carry a link's cost in 1..65535, and loss raises it to 5 times nominal."""
+
 
 @dataclass(frozen=True, slots=True)
 class BearerProfile:
@@ -38,8 +41,8 @@ class BearerProfile:
             _bad("delay_s", "a finite number >= 0", self.delay_s)
         if not _is_int(self.mtu) or not MTU_MIN <= self.mtu <= MTU_MAX:
             _bad("mtu", f"an integer in {MTU_MIN}..{MTU_MAX}", self.mtu)
-        if not _is_number(self.cost) or not self.cost > 0:
-            _bad("cost", "a finite number > 0", self.cost)
+        if not _is_number(self.cost) or not 0 < self.cost <= COST_MAX:
+            _bad("cost", f"a finite number > 0 and <= {COST_MAX}", self.cost)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], where: str) -> BearerProfile:

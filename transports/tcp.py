@@ -184,7 +184,11 @@ class TcpLink(Link):
         if self._listen is None:
             return []
         host, port = self._listen
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:  # say where: "address in use" alone leaves the operator guessing
+            where = format_endpoint(host, port)
+            raise OSError(exc.errno, f"TCP listen {where}: {exc.strerror or exc}") from exc
         bound = listeners[0].socket.getsockname()
         self._local_address = format_endpoint(bound[0], bound[1])
         _log.info("link %s: listening on TCP %s", self.name, self._local_address)

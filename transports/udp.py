@@ -217,9 +217,13 @@ class UdpLink(Link):
 
     async def _open_socket(self) -> trio.socket.SocketType:
         host, port = self._bind
-        infos = await trio.socket.getaddrinfo(
-            host, port, type=trio.socket.SOCK_DGRAM, flags=trio.socket.AI_PASSIVE
-        )
+        where = format_endpoint(host, port)
+        try:
+            infos = await trio.socket.getaddrinfo(
+                host, port, type=trio.socket.SOCK_DGRAM, flags=trio.socket.AI_PASSIVE
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, f"UDP bind {where}: {exc.strerror or exc}") from exc
         family, _, _, _, sockaddr = infos[0]
         raw = socket.socket(family, socket.SOCK_DGRAM)
         raw.setblocking(False)
@@ -229,6 +233,9 @@ class UdpLink(Link):
             if self._demultiplex:
                 sockaddr = self._claim_port(raw, family, sockaddr)
             await sock.bind(sockaddr)
+        except OSError as exc:  # say where: "address in use" alone leaves the operator guessing
+            sock.close()
+            raise OSError(exc.errno, f"UDP bind {where}: {exc.strerror or exc}") from exc
         except BaseException:
             sock.close()
             raise

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
+from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES
 from tawan.core.precedence import Precedence
 from transports.profile import BearerProfile
 
@@ -103,17 +105,97 @@ class EngineConfig:
     static_routes: Mapping[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in (
-            "hello_interval",
-            "dead_interval",
-            "retransmit_floor",
-            "housekeeping_interval",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"engine {name}: expected > 0, found {getattr(self, name)}")
-        if self.dead_interval <= self.hello_interval:
-            raise ValueError("engine dead_interval must be longer than hello_interval")
-        if self.window < 1:
-            raise ValueError(f"engine window: expected >= 1, found {self.window}")
-        if not 1 <= self.max_hops <= 255:
-            raise ValueError(f"engine max_hops: expected 1..255, found {self.max_hops}")
+        for key, ok, expected in _engine_checks(self):
+            if not ok:
+                raise EngineConfigError(key, expected, getattr(self, key))
+
+
+class EngineConfigError(ValueError):
+    """An engine setting outside its bounds; `key`, `expected` and `found` let the config
+    loader name the file and table the value came from."""
+
+    def __init__(self, key: str, expected: str, found: object) -> None:
+        super().__init__(f"EngineConfig.{key}: expected {expected}, found {found!r}")
+        self.key = key
+        self.expected = expected
+        self.found = found
+
+
+HOUR: Final = 3600.0
+DAY: Final = 86400.0
+# A message as reassembled: its ciphertext and at most 31 bytes of msgpack header fields.
+LARGEST_MESSAGE_BYTES: Final = MAX_MESSAGE_BYTES + 32
+
+
+Check = tuple[str, bool, str]  # (key, within bounds, expected: the bounds and why)
+
+
+def _engine_checks(c: EngineConfig) -> Iterator[Check]:
+    """Every bound of every setting, each with the reason for it.
+
+    Lazy and in order: a check runs only once the settings it refers to have passed, so
+    `dead_interval` is compared with a `hello_interval` already known to be a number."""
+    # fmt: off
+    yield _seconds("hello_interval", c, 0.05, HOUR,
+                   "more often only loads the bearer; less often, a lost neighbour goes "
+                   "unnoticed for an hour")
+    yield _seconds("dead_interval", c, "hello_interval", DAY,
+                   "a neighbour is gone only once it missed a hello", above=True)
+    yield _seconds("retransmit_floor", c, 0.01, HOUR,
+                   "a shorter timer resends before an acknowledgement can come back")
+    yield _seconds("retransmit_ceiling", c, "retransmit_floor", HOUR,
+                   "the backoff grows from the floor to the ceiling; a neighbour back from "
+                   "an outage waits at most this long")
+    yield _seconds("ack_delay", c, 0, "retransmit_floor",
+                   "an acknowledgement held that long comes after the sender resent",
+                   below=True)
+    yield _seconds("commit_interval", c, 0, 1,
+                   "a write held longer gains nothing from grouping and is redone after a "
+                   "crash")
+    yield _integer("max_hops", c, 1, MAX_HOPS, "the hop count is one byte on the wire")
+    yield _seconds("advert_interval", c, 1, DAY,
+                   "adverts flood to every node and expire after three intervals")
+    yield _seconds("advert_min_interval", c, 0, "advert_interval",
+                   "the shortest gap between adverts cannot exceed the periodic one")
+    yield _seconds("housekeeping_interval", c, 0.01, 60,
+                   "expired messages and stale fragments are swept this often")
+    yield _integer("max_reassembly_bytes", c, LARGEST_MESSAGE_BYTES, None,
+                   "room for the largest message: 1 MiB of payload, sealed and framed")
+    yield _seconds("reassembly_timeout", c, "retransmit_ceiling", DAY,
+                   "a lost fragment is resent within the ceiling; a partial message "
+                   "dropped sooner never completes", above=True)
+    yield _seconds("max_clock_skew", c, 1, DAY,
+                   "less refuses messages from clocks that drift a little; a day off is a "
+                   "wrong clock, not skew")
+    yield "strict_states", type(c.strict_states) is bool, "true or false"
+    yield _integer("window", c, 1, 0xFFFF, "messages in flight to one neighbour")
+    # fmt: on
+
+
+def _seconds(
+    key: str, c: EngineConfig, low: float | str, high: float | str, why: str,
+    *, above: bool = False, below: bool = False,
+) -> Check:  # fmt: skip
+    """`key` a finite number from `low` to `high`, either of them another setting by name;
+    `above`, `below`: that end itself excluded."""
+    lowest, highest = (getattr(c, b) if isinstance(b, str) else b for b in (low, high))
+    value = getattr(c, key)
+    ok = type(value) in (int, float) and math.isfinite(value)  # bool is no number of seconds
+    if ok:
+        ok = (value > lowest if above else value >= lowest) and (
+            value < highest if below else value <= highest
+        )
+    low_op, high_op = "<" if above else "<=", "<" if below else "<="
+    span = f"{_bound(low, c)} {low_op} {key} {high_op} {_bound(high, c)}"
+    return key, ok, f"seconds, {span} ({why})"
+
+
+def _integer(key: str, c: EngineConfig, low: int, high: int | None, why: str) -> Check:
+    value = getattr(c, key)
+    ok = type(value) is int and value >= low and (high is None or value <= high)
+    span = f"{low} <= {key} <= {high}" if high is not None else f"{key} >= {low}"
+    return key, ok, f"an integer, {span} ({why})"
+
+
+def _bound(bound: float | str, c: EngineConfig) -> str:
+    return f"{bound} ({getattr(c, bound):g})" if isinstance(bound, str) else f"{bound:g}"

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from tawan.core.engine import EngineConfig
+from tawan.core.specs import EngineConfig, EngineConfigError
 from tawan.node.client import DEFAULT_API_ADDRESS, UNIX_PREFIX
 from transports.link import format_endpoint, parse_endpoint
-from transports.profile import MTU_MAX, MTU_MIN, BearerProfile
+from transports.profile import COST_MAX, MTU_MAX, MTU_MIN, BearerProfile
 
 DEFAULT_STORE_MAX_BYTES: Final = 256 * 1024 * 1024
+STORE_MIN_BYTES: Final = 1 << 20
+DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
 TRANSPORTS: Final = ("udp", "tcp")
 DURABILITIES: Final = ("process", "power")
 ENGINE_RESERVED: Final = frozenset({"static_routes"})  # set from [routing], not [engine]
@@ -136,13 +137,15 @@ class _Table:
         span = f"{low}..{high}" if high is not None else f">= {low}"
         raise self.fail(key, f"an integer {span}", value)
 
-    def number(self, key: str, *, positive: bool) -> float:
+    def number(self, key: str, low: float, high: float, *, above: bool = False) -> float:
+        """A finite number in low..high; `above`: low itself refused."""
         value = self.get(key)
         if type(value) in (int, float):
             number = float(value)  # type: ignore[arg-type]  # checked just above
-            if math.isfinite(number) and (number > 0 if positive else number >= 0):
-                return number
-        raise self.fail(key, "a number > 0" if positive else "a number >= 0", value)
+            if (number > low if above else number >= low) and number <= high:
+                return number  # nan and inf fail the comparisons
+        start = f"> {low:g} and <=" if above else f"{low:g}.."
+        raise self.fail(key, f"a number {start}{'' if not above else ' '}{high:g}", value)
 
     def path_value(self, key: str) -> Path:
         path = Path(self.string(key)).expanduser()
@@ -217,7 +220,9 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
         roster=node.path_value("roster"),
         store=node.path_value("store"),
         durability=node.choice("durability", DURABILITIES, "process"),  # type: ignore[arg-type]
-        store_max_bytes=node.integer("store_max_bytes", 1 << 20, None, DEFAULT_STORE_MAX_BYTES),
+        store_max_bytes=node.integer(
+            "store_max_bytes", STORE_MIN_BYTES, None, DEFAULT_STORE_MAX_BYTES
+        ),
         api_address=_api_address(api),
         metrics_address=metrics.endpoint("address") if metrics.has("address") else None,
         links=links,
@@ -252,9 +257,9 @@ def _link(table: _Table) -> LinkConfig:
         profile=BearerProfile(
             name=profile.string("name"),
             rate_bps=profile.integer("rate_bps", 1),
-            delay_s=profile.number("delay_s", positive=False),
+            delay_s=profile.number("delay_s", 0, DELAY_MAX_S),
             mtu=profile.integer("mtu", MTU_MIN, MTU_MAX),
-            cost=profile.number("cost", positive=True),
+            cost=profile.number("cost", 0, COST_MAX, above=True),
         ),
         peers=tuple(_peer(t) for t in table.tables("peers")),
         bind=table.endpoint("bind") if transport == "udp" else None,
@@ -288,27 +293,23 @@ def _static_routes(routing: _Table) -> tuple[StaticRoute, ...]:
 
 
 def _engine(table: _Table) -> EngineConfig:
-    """[engine] sets the scalar tunables of EngineConfig, typed by their defaults."""
+    """[engine] sets the scalar tunables of EngineConfig, which checks every bound itself:
+    one place for the bounds, and one message for `-1` and `0` alike."""
     defaults = EngineConfig()
     values: dict[str, object] = {}
     for field in dataclasses.fields(EngineConfig):
-        default = getattr(defaults, field.name)
         if field.name in ENGINE_RESERVED or not table.has(field.name):
             continue
-        if isinstance(default, bool):
-            value = table.get(field.name)
-            if not isinstance(value, bool):
-                raise table.fail(field.name, "true or false", value)
-            values[field.name] = value
-        elif isinstance(default, int):
-            values[field.name] = table.integer(field.name, 0)
-        elif isinstance(default, float):
-            values[field.name] = table.number(field.name, positive=False)
+        value = table.get(field.name)
+        if type(value) is int and type(getattr(defaults, field.name)) is float:
+            value = float(value)  # `hello_interval = 1` means 1.0 seconds
+        values[field.name] = value
     table.done()
     try:
-        return dataclasses.replace(defaults, **values)  # type: ignore[arg-type]  # typed above
-    except ValueError as exc:
-        raise ConfigError(f"{table.source}: engine: {exc}") from None
+        return EngineConfig(**values)  # type: ignore[arg-type]  # EngineConfig checks types
+    except EngineConfigError as exc:
+        found = table.data[exc.key] if table.has(exc.key) else _Default(exc.found)
+        raise table.fail(exc.key, exc.expected, found) from None
 
 
 def _check_links(top: _Table, links: tuple[LinkConfig, ...]) -> None:
@@ -341,7 +342,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class _Default:
+    """A default value found wanting against a value set in the file."""
+
+    value: object
+
+
 def _describe(value: object) -> str:
+    if isinstance(value, _Default):
+        return f"the default {value.value!r}"
     if value is None:
         return "nothing"
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}

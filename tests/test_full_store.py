@@ -15,6 +15,7 @@ import logging
 import random
 
 import pytest
+from harness import T0, FakeLink, Net, chain, profile
 
 from tawan.core.backpressure import MAX_PENDING, EvictionNotices
 from tawan.core.events import MessageEvicted, MessageRefused, ReceiptReceived
@@ -24,7 +25,6 @@ from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
 from tawan.core.specs import SubmitError
 from tawan.core.store import Store
 from tawan.node.runtime import THROTTLE_SECONDS, Runtime
-from tests.harness import T0, FakeLink, Net, chain, profile
 
 P = Precedence
 EVERY = (P.ROUTINE, P.PRIORITY, P.IMMEDIATE, P.FLASH, P.OVERRIDE)

@@ -68,12 +68,7 @@ class Emulation:
         self.scenario = scenario
         self.seed = scenario.run.seed if self.options.seed is None else self.options.seed
         self.duration = scenario.run.duration_s
-        timers = scenario.engine
-        self.engine_config = self.options.engine or EngineConfig(
-            hello_interval=timers.hello_interval_s,
-            dead_interval=timers.dead_interval_s,
-            advert_interval=timers.advert_interval_s,
-        )
+        self.engine_config = self.options.engine or scenario.engine.config()
         self.now = 0.0
         names = {node.name: list(node.groups) for node in scenario.nodes}
         self.roster, self.keys = seeded_mission(names, self.seed)

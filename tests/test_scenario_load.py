@@ -287,3 +287,15 @@ def test_every_key_of_every_model_is_documented() -> None:
     for model in get_args(get_args(Fault)[0]):
         kind = get_args(model.model_fields["kind"].annotation)[0]
         assert f"| `{kind}` |" in text
+
+
+@pytest.mark.parametrize(
+    ("timers", "path", "text"),
+    [
+        ("hello_interval_s = 0.01", "engine.hello_interval_s", "0.05 <= hello_interval"),
+        ("hello_interval_s = 10", "engine.dead_interval_s", "hello_interval (10) < dead_interval"),
+    ],
+)
+def test_engine_timers_within_the_engine_bounds(timers: str, path: str, text: str) -> None:
+    error = problem(f"\n[engine]\n{timers}\n")
+    assert f"{path}: expected" in str(error) and text in str(error)

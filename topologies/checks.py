@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+from tawan.core.specs import EngineConfigError
 from topologies.bearers import BEARERS
 from topologies.scenario import (
     Cut,
@@ -47,13 +48,14 @@ def cross_check(scenario: Scenario) -> list[Problem]:
 
 
 def _engine(s: Scenario) -> Iterator[Problem]:
+    """The timers within the engine's own bounds (`EngineConfig` says which and why)."""
     timers = s.engine
-    if timers.dead_interval_s <= timers.hello_interval_s:
-        yield (
-            "engine.dead_interval_s",
-            f"expected more than hello_interval_s ({timers.hello_interval_s}), "
-            f"found {timers.dead_interval_s}",
-        )
+    try:
+        timers.config()
+    except EngineConfigError as exc:
+        key = {"hello_interval": "hello_interval_s", "dead_interval": "dead_interval_s",
+               "advert_interval": "advert_interval_s"}.get(exc.key, exc.key)  # fmt: skip
+        yield f"engine.{key}", f"expected {exc.expected}, found {exc.found!r}"
 
 
 def _nodes(s: Scenario) -> Iterator[Problem]:

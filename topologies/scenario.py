@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tawan.core.precedence import Precedence
+from tawan.core.specs import EngineConfig
 
 
 class _Strict(BaseModel):
@@ -196,6 +197,14 @@ class Engine(_Strict):
     hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
     dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
     advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
+
+    def config(self) -> EngineConfig:
+        """The engines' configuration: the daemon's defaults with these timers."""
+        return EngineConfig(
+            hello_interval=self.hello_interval_s,
+            dead_interval=self.dead_interval_s,
+            advert_interval=self.advert_interval_s,
+        )
 
 
 class Scenario(_Strict):

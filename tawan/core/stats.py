@@ -32,6 +32,8 @@ class EngineStats:
     receipts_received: int = 0
     endpoint_moves: int = 0  # a neighbour's reply endpoint moved (authenticated, newer frame)
     clock_jumps: int = 0  # forward jumps of more than an epoch (key erasure held)
+    store_failures: int = 0  # writes or commits the store could not do (full, read-only)
+    refused_unwritable: int = 0  # messages and fragments not taken: the store cannot write
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

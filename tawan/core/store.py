@@ -38,6 +38,7 @@ from tawan.core.store_types import (
     StoreError,
     StoreFull,
     StoreShareExceeded,
+    StoreUnwritable,
     custody_slot,
     wire_id,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreShareExceeded",
+    "StoreUnwritable",
     "StoredMessage",
     "custody_slot",
     "wire_id",

@@ -174,7 +174,7 @@ def op_ack(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_inbox(up_to)
-    runtime.store.commit()
+    _durable_or_refuse(runtime, "ack")
     return {"freed": freed}
 
 
@@ -182,8 +182,13 @@ def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_receipts(up_to)
-    runtime.store.commit()
+    _durable_or_refuse(runtime, "ack_receipts")
     return {"freed": freed}
+
+
+def _durable_or_refuse(runtime: Runtime, op: str) -> None:
+    if not runtime.durable():
+        raise RequestError(f"{op}: not done, try again: {runtime.store_problem()}")
 
 
 def op_revoke(runtime: Runtime, request: Request) -> Json:
@@ -226,7 +231,7 @@ def _listing(request: Request) -> tuple[int, int, bool]:
 
 
 def inbox_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
-    runtime.store.commit()  # never show the application a message a crash could still lose
+    runtime.durable()  # never show the application a message a crash could still lose
     return [message_json(runtime, e) for e in runtime.store.inbox(after, limit)]
 
 
@@ -249,6 +254,20 @@ LISTINGS: Final = {
 }
 
 
+WRITES: Final = frozenset({"send", "ack", "ack_receipts", "revoke"})
+"""Ops whose success rests on the commit made before the batch is answered."""
+
+
+def _undo_writes(answers: list[tuple[str, Json]], problem: str) -> None:
+    """The batch's commit failed and rolled back: every write in it is undone, and says so."""
+    for i, (op, response) in enumerate(answers):
+        if op in WRITES and response.get("ok") is True:
+            undone: Json = {"ok": False, "error": f"{op}: not done: {problem}"}
+            if "id" in response:
+                undone["id"] = response["id"]
+            answers[i] = (op, undone)
+
+
 # ---- connections ----------------------------------------------------------------------------
 
 
@@ -266,7 +285,7 @@ class Connection:
                 # Every request already received is answered together: one commit makes
                 # all of their submissions durable before any of them is acknowledged.
                 batch = [line, *self._buffered_lines()]
-                answers: list[bytes] = []
+                answers: list[tuple[str, Json]] = []
                 for request in batch:
                     if request.strip():
                         await self._answer(request, answers)
@@ -300,17 +319,20 @@ class Connection:
     async def _send(self, response: Json) -> None:
         await self.stream.send_all(encode(response))
 
-    async def _flush_answers(self, answers: list[bytes]) -> None:
+    async def _flush_answers(self, answers: list[tuple[str, Json]]) -> None:
         if answers:
-            self.runtime.durable()
-            await self.stream.send_all(b"".join(answers))
+            if not self.runtime.durable():
+                _undo_writes(answers, self.runtime.store_problem() or "store cannot write")
+            await self.stream.send_all(b"".join(encode(answer) for _, answer in answers))
             answers.clear()
 
-    async def _answer(self, line: bytes, answers: list[bytes]) -> None:
+    async def _answer(self, line: bytes, answers: list[tuple[str, Json]]) -> None:
         request_id: object = None
+        op = ""
         try:
             request = parse_line(line)
             request_id = request.data.get("id")
+            op = request.op
             handler = HANDLERS[request.op]
             if handler is None:
                 await self._flush_answers(answers)  # keep responses in request order
@@ -326,7 +348,7 @@ class Connection:
             response = {"ok": False, "error": f"internal error: {exc!r}"}
         if request_id is not None:
             response["id"] = request_id
-        answers.append(encode(response))
+        answers.append((op, response))
 
     async def _listing(self, request: Request, request_id: object) -> None:
         key, page = LISTINGS[request.op]

@@ -890,8 +890,8 @@ class Engine(ControlPlane):
     def get_timer(self) -> float | None:
         deadlines = [self._next_hello, self._next_housekeeping, *self.tx.deadlines()]
         if self.store_problem is not None:
-            deadlines.append(self._store_retry_at)
-        if self._dirty_since is not None:
+            deadlines.append(self._store_retry_at)  # commits wait for it (`_may_commit`)
+        elif self._dirty_since is not None:
             deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)

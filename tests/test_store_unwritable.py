@@ -9,6 +9,7 @@ device; `PRAGMA query_only` makes it answer "attempt to write a readonly databas
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -155,10 +156,8 @@ def test_the_file_and_the_wal_stay_within_what_max_bytes_allows(tmp_path: Path) 
     cap = 1 << 20
     with Store(path, max_bytes=cap) as store:
         for seq in range(20_000):  # far more than fits: eviction and refusals do their work
-            try:
+            with contextlib.suppress(StoreError):
                 store.put_message(msg(seq, 100), [2])
-            except StoreError:
-                pass
             store.mark_seen((1, 1, seq), 10**9)
             if seq % 50 == 0:
                 store.commit()
@@ -184,3 +183,33 @@ def test_a_corrupted_store_is_refused_naming_the_file_and_what_the_check_found(
     with pytest.raises(StoreError, match=r"node\.db.* is corrupted: .*") as info:
         Store(path)
     assert "quick_check" in str(info.value) or "malformed" in str(info.value)
+
+
+def fill_up(store: Store) -> None:
+    """Write filler state until the file cap refuses more (a full disk)."""
+    for i in range(10_000):
+        try:
+            store.set_state(f"filler-{i}", bytes(4096))
+            store.commit()
+        except StoreUnwritable:
+            return
+    raise AssertionError("the store never filled")
+
+
+def test_a_node_started_on_a_full_store_comes_up_degraded_and_recovers() -> None:
+    net = relay_net(seed=11)
+    store = net.stores["b"]
+    fill_to_edge(store, 32 * 1024)
+    fill_up(store)
+    net.restart("b")  # writes at start-up fail: up all the same, no crash loop
+    sent = submit_many(net, 20)
+    net.run(20.0)
+    b = net.engines["b"]
+    assert b.store_problem is not None
+    # What b did not take, a still holds (the odd message may fit in a page's last bytes)
+    through = len(delivered_ids(net, "c")) + store.message_count()
+    assert net.stores["a"].message_count() == 20 - through and through < 20
+    store.set_file_limit(1 << 30)  # the operator made room
+    net.run(120.0)
+    assert b.store_problem is None
+    assert sorted(delivered_ids(net, "c")) == sorted(sent)

@@ -15,6 +15,7 @@ so the same inputs give the same run (the emulator relies on it).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -80,6 +81,7 @@ from tawan.core.store import (
     StoreError,
     StoreFull,
     StoreUnwritable,
+    SubmissionRef,
     custody_slot,
     wire_id,
 )
@@ -161,10 +163,16 @@ class Engine(ControlPlane):
         # A node that ran before starts from the epoch it last ran in: a clock more than an
         # epoch ahead of it at start-up is a jump like any other (`_follow_clock`).
         last = self.store.get_state("epoch")
-        self._set_epoch(int.from_bytes(last, "big") if last else self._epoch)
-        self._follow_clock(now)
-        self._check_roster_version()
+        failed: StoreUnwritable | None = None
+        try:
+            self._set_epoch(int.from_bytes(last, "big") if last else self._epoch)
+            self._follow_clock(now)
+            self._check_roster_version()
+        except StoreUnwritable as exc:  # started on a full disk: up, taking no custody
+            failed = exc
         self._restore(now)
+        if failed is not None:
+            self._store_failed(failed, now)
 
     # =============================================================== time and identity
     def _mission_seconds(self, now: float) -> int:
@@ -252,6 +260,17 @@ class Engine(ControlPlane):
             raise SubmitError(_refusal(exc)) from None
 
     def _submit(self, submission: Submission, now: float) -> MessageId:
+        digest = _digest(submission) if submission.ref is not None else b""
+        if submission.ref is not None:
+            earlier = self.store.ref_of(submission.ref, self._mission_seconds(now))
+            if earlier is not None:
+                if earlier.digest != digest:
+                    raise SubmitError(
+                        f"ref {submission.ref!r}: already used for message "
+                        f"{'.'.join(map(str, earlier.mid))}, a different submission "
+                        "(another destination, payload, precedence, ttl or option)"
+                    )
+                return earlier.mid  # a retry: answered, not sent twice
         dst, ttl = submission.dst, submission.ttl
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
@@ -269,6 +288,8 @@ class Engine(ControlPlane):
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError("store full of higher-precedence messages: message refused")
         mid = msg.mid(self.keys.epoch_seconds)
+        if submission.ref is not None:  # in the message's own transaction: durable together
+            self.store.put_ref(submission.ref, SubmissionRef(mid, digest, msg.expires))
         self.store.mark_seen(mid, msg.expires)  # echoes: dups (and never delivered here)
         if submission.receipt:
             # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
@@ -929,6 +950,7 @@ class Engine(ControlPlane):
             self._forget_queued(stored.mid, Input.EXPIRED)
             self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
         self.store.forget_seen_before(mission_now)
+        self.store.forget_refs_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)
         self._follow_clock(now)
         if now >= self._next_advert + self.config.advert_interval:
@@ -1006,6 +1028,17 @@ class Engine(ControlPlane):
     def close(self) -> None:
         with contextlib.suppress(StoreUnwritable):  # rolled back, as a crash would leave it
             self._commit()
+
+
+def _digest(submission: Submission) -> bytes:
+    """What makes two submissions the same one, hashed: everything but the ref."""
+    fields = (
+        submission.dst, int(submission.precedence), submission.ttl, submission.receipt,
+        submission.sign,
+    )  # fmt: skip
+    digest = hashlib.sha256(repr(fields).encode())
+    digest.update(submission.payload)
+    return digest.digest()[:16]
 
 
 def _refusal(problem: StoreUnwritable) -> str:

@@ -37,7 +37,8 @@ A store file is checked when opened (PRAGMA quick_check): a corrupted one is ref
 what the check found, never served half-readable.
 
 Schema versions: 1 (the first), 2 (previous hops, receipt reporters, sent messages, fragments
-by neighbour). A version 1 file is upgraded in one transaction when opened.
+by neighbour), 3 (clients' references of submissions). An older file is upgraded in one
+transaction when opened.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ __all__ = [
     "wal_limit",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
-_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2}
+_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2, 2: sql.MIGRATE_2_TO_3}
 """Script upgrading a store from the version of the key to the next one."""
 
 FILE_FACTOR: Final = 3

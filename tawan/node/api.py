@@ -34,6 +34,7 @@ from crypto.roster import GroupEntry
 from tawan.core.engine import Submission, SubmitError
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import KINDS
+from tawan.core.specs import MAX_REF_BYTES
 from tawan.core.store import InboxEntry, Receipt
 from tawan.node.client import UNIX_PREFIX
 from tawan.node.runtime import Pulse, Runtime, format_mid, kv
@@ -161,13 +162,25 @@ def op_send(runtime: Runtime, request: Request) -> Json:
         payload = base64.b64decode(request.text("payload_b64"), validate=True)
     except binascii.Error:
         raise request.fail("payload_b64", "base64 text") from None
+    ref = _ref(request)
     request.done()
+    submission = Submission(entry.address, payload, precedence, ttl, receipt, sign, ref)
     try:
-        mid = runtime.submit(Submission(entry.address, payload, precedence, ttl, receipt, sign))
+        mid = runtime.submit(submission)
     except SubmitError as exc:
         raise RequestError(f"send: {exc}") from None
     kind = "group" if isinstance(entry, GroupEntry) else "node"
     return {"mid": format_mid(mid), "to": to, "to_kind": kind}
+
+
+def _ref(request: Request) -> bytes | None:
+    """The client's reference of a send: text of 1..MAX_REF_BYTES bytes (UTF-8), or none."""
+    if request.get("ref", None) is None:
+        return None
+    ref = request.text("ref").encode()
+    if not 1 <= len(ref) <= MAX_REF_BYTES:
+        raise request.fail("ref", f"text of 1..{MAX_REF_BYTES} bytes (UTF-8)")
+    return ref
 
 
 def op_ack(runtime: Runtime, request: Request) -> Json:

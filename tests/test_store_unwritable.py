@@ -213,3 +213,22 @@ def test_a_node_started_on_a_full_store_comes_up_degraded_and_recovers() -> None
     net.run(120.0)
     assert b.store_problem is None
     assert sorted(delivered_ids(net, "c")) == sorted(sent)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_store_file_is_refused_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    Store(path).close()
+    path.chmod(0o444)
+    with pytest.raises(StoreError, match=r"node\.db.*read-only"):
+        Store(path)
+
+
+def test_the_read_only_check_follows_the_permission_bits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "node.db"
+    Store(path).close()
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(path))  # as for a non-root
+    with pytest.raises(StoreError, match=r"node\.db.*read-only"):
+        Store(path)

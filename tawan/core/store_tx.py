@@ -142,6 +142,11 @@ class StoreBase:
         if max_bytes <= 0:
             raise StoreError(f"max_bytes must be positive, found {max_bytes}")
         self.path = os.fspath(path)
+        if self.path not in ("", ":memory:") and _read_only(self.path):
+            raise StoreError(
+                f"cannot open store {self.path!r}: the file (or its folder) is read-only; "
+                "a node needs to write its store"
+            )
         self.durability: Durability = durability
         self.max_bytes = max_bytes
         self.rollbacks = 0
@@ -419,6 +424,14 @@ class StoreBase:
         if rowid is None:
             raise StoreError(f"store {self.path!r}: insert into {table} returned no rowid")
         return rowid
+
+
+def _read_only(path: str) -> bool:
+    """The store file, or the folder its WAL goes in, cannot be written (a read-only mount
+    says so even to root)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    exists = os.path.exists(path)
+    return (exists and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK)
 
 
 def _fsync(path: str) -> None:

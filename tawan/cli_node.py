@@ -48,6 +48,9 @@ def add_node_commands(subparsers: Subparsers) -> None:
                       help="time to live (default: the node's, 3600)")  # fmt: skip
     send.add_argument("--receipt", action="store_true", help="ask for a delivery receipt")
     send.add_argument("--sign", action="store_true", help="sign with this node's identity")
+    send.add_argument("--ref", default=None, metavar="REF",
+                      help="your own reference of this message: sending again with it "
+                           "returns the first id and sends nothing twice")  # fmt: skip
     send.add_argument("text", metavar="TEXT|@FILE", help="message text, or @FILE for a file")
     _add_api_options(send)
     send.set_defaults(run=_user_errors(run_send))
@@ -125,6 +128,7 @@ def run_send(args: argparse.Namespace) -> int:
             ttl=args.ttl,
             receipt=args.receipt,
             sign=args.sign,
+            ref=args.ref,
         )
     print(mid)
     return 0

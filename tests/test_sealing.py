@@ -85,10 +85,16 @@ class FakeKeys:
 
 
 def seal(
-    keys: MessageKeys | None = None, payload: bytes = ORDER, control: bool = False, **options: bool
+    keys: MessageKeys | None = None,
+    payload: bytes = ORDER,
+    control: bool = False,
+    *,
+    receipt: bool = False,
+    sign: bool = False,
 ) -> Message:
     return seal_message(
-        keys or FakeKeys(A), Submission(B, payload, Precedence.IMMEDIATE, 600, **options),
+        keys or FakeKeys(A),
+        Submission(B, payload, Precedence.IMMEDIATE, 600, receipt=receipt, sign=sign),
         seq=42, created=CREATED, control=control,
     )  # fmt: skip
 
@@ -369,9 +375,9 @@ class Impersonator:
         return self.holder.verify(address, data, signature)
 
 
-def seal_to(keys: MessageKeys, dst: int, **options: bool) -> Message:
+def seal_to(keys: MessageKeys, dst: int, *, sign: bool = False) -> Message:
     return seal_message(
-        keys, Submission(dst, ORDER, Precedence.FLASH, 600, **options), seq=1, created=4000
+        keys, Submission(dst, ORDER, Precedence.FLASH, 600, sign=sign), seq=1, created=4000
     )  # fmt: skip
 
 

@@ -147,7 +147,7 @@ def test_rollback_counts_only_when_it_drops_writes() -> None:
 
 FULL_DISK_WRITER = """
 import json, os, resource, signal, sys
-from tawan.core.store import Store, StoredMessage, StoreError
+from tawan.core.store import Store, StoredMessage, StoreUnwritable
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 path = sys.argv[1]
@@ -168,7 +168,7 @@ store.set_state("seq", b"2")
 try:
     store.commit()
     failure = None
-except StoreError as exc:
+except StoreUnwritable as exc:
     failure = str(exc)
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 report = {

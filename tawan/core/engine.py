@@ -14,10 +14,14 @@ so the same inputs give the same run (the emulator relies on it).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 
+from crypto.revocation import Revocation
+from crypto.roster import Roster
 from tawan.core import snapshot
 from tawan.core.control import ControlPlane
 from tawan.core.custody_rule import CustodyRule
@@ -27,6 +31,8 @@ from tawan.core.events import (
     FrameRejected,
     MessageExpired,
     ReceiptReceived,
+    StoreDegraded,
+    StoreRecovered,
     Transmit,
 )
 from tawan.core.forwarding import Forwarding
@@ -72,12 +78,20 @@ from tawan.core.store import (
     HELD,
     Store,
     StoredMessage,
+    StoreUnwritable,
+    SubmissionRef,
     custody_slot,
     wire_id,
 )
 from tawan.core.transmitter import Transmitter
 
 MINE_REMEMBERED = 4096
+STORE_RETRY_FLOOR = 0.5
+"""Seconds before the first retry of a store that could not write; doubled per failure."""
+STORE_RETRY_CEILING = 10.0
+ROOM_PROBE_BYTES = 64 * 1024
+"""Room a store that could not write must show before the node takes custody again: more
+than one message, so a store on the edge of full does not flap at every message."""
 
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "Submission", "SubmitError"]
 
@@ -137,15 +151,27 @@ class Engine(ControlPlane, CustodyRule):
         self._told_restart: dict[int, float] = {}  # neighbour -> last RESTARTED answer
         self._deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]] = {}  # by origin
         self._reached: set[int] = set()  # destinations routes reached at the last reroute
+        # The store could not write (full, read-only): no new custody until a retry at
+        # `_store_retry_at` shows room again (see `_store_failed`).
+        self.store_problem: StoreUnwritable | None = None
+        self._store_failures = 0  # in a row, for the retry backoff
+        self._store_retry_at = float("inf")
+        self._degraded_since = 0.0
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
         # A node that ran before starts from the epoch it last ran in: a clock more than an
         # epoch ahead of it at start-up is a jump like any other (`_follow_clock`).
         last = self.store.get_state("epoch")
-        self._set_epoch(int.from_bytes(last, "big") if last else self._epoch)
-        self._follow_clock(now)
-        self._check_roster_version()
+        failed: StoreUnwritable | None = None
+        try:
+            self._set_epoch(int.from_bytes(last, "big") if last else self._epoch)
+            self._follow_clock(now)
+            self._check_roster_version()
+        except StoreUnwritable as exc:  # started on a full disk: up, taking no custody
+            failed = exc
         self._restore(now)
+        if failed is not None:
+            self._store_failed(failed, now)
 
     # =============================================================== time and identity
     def _mission_seconds(self, now: float) -> int:
@@ -166,15 +192,84 @@ class Engine(ControlPlane, CustodyRule):
         if marks:
             self.guard.load_marks(marks, self._epoch)
         self._restore_notices()
-        for msg, hop in self.store.pending():
-            self._enqueue(hop, msg)
+        self._requeue_custody()
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
         self._advert_sent: tuple[tuple[int, int], ...] | None = None
 
+    def _requeue_custody(self) -> None:
+        """Queue every message in custody for each next hop it still waits for."""
+        for msg, hop in self.store.pending():
+            self._enqueue(hop, msg)
+
+    # =============================================================== a store that cannot write
+    def _store_failed(self, exc: StoreUnwritable, now: float) -> None:
+        """The store could not write and rolled back: nothing since the last commit is on
+        disk. What the engine holds in memory about it (queues, acknowledgements due,
+        messages delivered) is rebuilt from the store, as after a restart, so nothing that
+        failed to commit is ever acknowledged. Then no new custody until a retry succeeds."""
+        first = self.store_problem is None
+        self.store_problem = exc
+        self.stats.store_failures += 1
+        self._store_failures += 1
+        backoff = STORE_RETRY_FLOOR * 2 ** min(self._store_failures - 1, 16)
+        self._store_retry_at = now + min(STORE_RETRY_CEILING, backoff)
+        self._dirty_since = None
+        self.tx.drop_all()
+        self.lifecycle.states.clear()
+        self.store.attach(self.lifecycle)
+        self._mine.clear()
+        self._requeue_custody()
+        if first:
+            self._degraded_since = now
+            self._events.append(StoreDegraded(exc.reason, str(exc)))
+
+    def _may_commit(self, now: float) -> bool:
+        """Commits wait for the retry time while the store cannot write: a failed commit
+        costs a rebuild, which must not happen per frame."""
+        return self.store_problem is None or now >= self._store_retry_at
+
+    def _retry_store(self, now: float) -> None:
+        """Commit what is pending, then check for room; custody resumes if both work."""
+        self._commit()
+        self.store.check_room(ROOM_PROBE_BYTES)
+        self.store_problem = None
+        self._store_failures = 0
+        self._store_retry_at = float("inf")
+        self._events.append(StoreRecovered(now - self._degraded_since))
+
+    def _refuse_unwritable(self) -> bool:
+        """True (and counted) while the store cannot take new custody."""
+        if self.store_problem is None:
+            return False
+        self.stats.refused_unwritable += 1
+        return True
+
     # =============================================================== application side
     def submit(self, submission: Submission, now: float) -> MessageId:
-        """Seal a message from the application and take custody of it."""
+        """Seal a message from the application and take custody of it.
+
+        Refused (SubmitError) while the store cannot write: the application keeps it."""
         self._now = now
+        if self.store_problem is not None:
+            raise SubmitError(_refusal(self.store_problem))
+        try:
+            return self._submit(submission, now)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, now)
+            raise SubmitError(_refusal(exc)) from None
+
+    def _submit(self, submission: Submission, now: float) -> MessageId:
+        digest = _digest(submission) if submission.ref is not None else b""
+        if submission.ref is not None:
+            earlier = self.store.ref_of(submission.ref, self._mission_seconds(now))
+            if earlier is not None:
+                if earlier.digest != digest:
+                    raise SubmitError(
+                        f"ref {submission.ref!r}: already used for message "
+                        f"{'.'.join(map(str, earlier.mid))}, a different submission "
+                        "(another destination, payload, precedence, ttl or option)"
+                    )
+                return earlier.mid  # a retry: answered, not sent twice
         dst, ttl = submission.dst, submission.ttl
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
@@ -192,6 +287,8 @@ class Engine(ControlPlane, CustodyRule):
         if not self._take_custody(msg, None, now, local=True):
             raise SubmitError(f"message refused, the store is full: {self.refusal}")
         mid = msg.mid(self.keys.epoch_seconds)
+        if submission.ref is not None:  # in the message's own transaction: durable together
+            self.store.put_ref(submission.ref, SubmissionRef(mid, digest, msg.expires))
         self.store.mark_seen(mid, msg.expires)  # echoes: dups (and never delivered here)
         if submission.receipt:
             # Remembered as long as a receipt may still come: a receipt lives max(60, ttl)
@@ -226,14 +323,23 @@ class Engine(ControlPlane, CustodyRule):
     def peer_down(self, link: str, peer: str, now: float) -> None:
         """The transport lost a connection: fail over without waiting for hellos to lapse."""
         self._now = now
-        for adj in self.neighbours.on_link(link):
-            if adj.peer == peer:
-                adj.transport_up = False
-                self._set_up(adj, False)
+        try:
+            for adj in self.neighbours.on_link(link):
+                if adj.peer == peer:
+                    adj.transport_up = False
+                    self._set_up(adj, False)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, now)
 
     def receive(self, link: str, peer: str, data: bytes, now: float) -> None:
         """One frame from the network. Bad input is counted and dropped, never raised."""
         self._now = now
+        try:
+            self._receive(link, peer, data, now)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, now)
+
+    def _receive(self, link: str, peer: str, data: bytes, now: float) -> None:
         state = self.tx.links.get(link)
         if state is None:
             return
@@ -250,7 +356,9 @@ class Engine(ControlPlane, CustodyRule):
         if self.guard.marks_dirty:
             # The frame lies above the last saved receive mark: the new mark is on disk
             # before the frame has any effect, so no power cut reopens it to a replay.
-            self.commit(sync=True)
+            if not self._may_commit(now):
+                return  # dropped: its sender sends it again
+            self._commit(sync=True)
         adj = self.neighbours.get(frame.sender, link)
         if adj is None:
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
@@ -312,6 +420,8 @@ class Engine(ControlPlane, CustodyRule):
             self._reject_from(adj, "hop-limit", f"message {mid} looped")
             self._ack(sender, mid, now)
             return
+        if self._refuse_unwritable():
+            return  # not acknowledged: the sender keeps it until this store writes again
         msg = msg.with_hops(msg.hops + 1)
         opened = None
         if local:
@@ -566,6 +676,8 @@ class Engine(ControlPlane, CustodyRule):
             if frame.index == frame.count - 1:  # answer the probe: we have it from them
                 self._ack(sender, mid, now)
             return
+        if self._refuse_unwritable():
+            return  # nothing stored, nothing reported: the sender probes again later
         result = self.reassembly.add(frame, neighbour=sender, now=now)
         self._housekeeping_soon(now)  # a partial message to age out
         if result.refused is not None:
@@ -703,25 +815,53 @@ class Engine(ControlPlane, CustodyRule):
         acknowledgements (the message must be on disk before the sender may forget it), and
         new blocks of sequence numbers or link counters. Other writes wait at most
         `commit_interval`, so one commit covers many messages (group commit).
+
+        A commit that fails acknowledges nothing it carried (`_store_failed`). While the
+        store cannot write, commits wait for the retry time; acknowledgements still go (no
+        custody is taken meanwhile, so each is for a message on disk before), and frames
+        that would need a new block of link counters wait too (sent again on their timers).
         """
+        try:
+            return self._transmit(now)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, now)
+            return []
+
+    def _transmit(self, now: float) -> list[Transmit]:
         if (self.store.dirty or self.guard.marks_dirty) and self._dirty_since is None:
             self._dirty_since = now
         pending = self.numbering.reservation_pending
-        if pending or self.tx.acks_due(now) or self._commit_overdue(now):
-            self.commit()
+        due = pending or self.tx.acks_due(now) or self._commit_overdue(now)
+        if due and self._may_commit(now):
+            self._commit()
         if self.refusals:
             self._signal_room(now)
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
-            self.commit()  # a new block of link counters: on disk before any frame leaves
+            if not self._may_commit(now):
+                return []  # no frame leaves numbered from a block not on disk
+            self._commit()  # a new block of link counters: on disk before any frame leaves
         return frames
 
     def _commit_overdue(self, now: float) -> bool:
         since = self._dirty_since
         return since is not None and now >= since + self.config.commit_interval
 
-    def commit(self, *, sync: bool = False) -> None:
-        """Make everything accepted so far durable (the API calls it before answering).
+    def commit(self, *, sync: bool = False) -> bool:
+        """Make everything accepted so far durable (the API calls it before answering);
+        False when it is not: the store could not write (everything since the last commit
+        is gone, see `_store_failed`), or cannot and its retry is not due yet."""
+        if not self._may_commit(self._now):
+            return not (self.store.dirty or self.guard.marks_dirty)
+        try:
+            self._commit(sync=sync)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, self._now)
+            return False
+        return True
+
+    def _commit(self, *, sync: bool = False) -> None:
+        """Commit, raising StoreUnwritable when the store could not write.
 
         Reservations of sequence numbers and link counters are written here, at the commit
         itself, and forced to disk (`sync`) whatever the store's durability: a power cut
@@ -749,7 +889,9 @@ class Engine(ControlPlane, CustodyRule):
     # =============================================================== timers
     def get_timer(self) -> float | None:
         deadlines = [self._next_hello, self._next_housekeeping, *self.tx.deadlines()]
-        if self._dirty_since is not None:
+        if self.store_problem is not None:
+            deadlines.append(self._store_retry_at)  # commits wait for it (`_may_commit`)
+        elif self._dirty_since is not None:
             deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)
@@ -759,6 +901,14 @@ class Engine(ControlPlane, CustodyRule):
 
     def handle_timer(self, now: float) -> None:
         self._now = now
+        try:
+            self._handle_timer(now)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, now)
+
+    def _handle_timer(self, now: float) -> None:
+        if self.store_problem is not None and now >= self._store_retry_at:
+            self._retry_store(now)
         self.tx.retransmit_due(now)
         if now >= self._next_hello:
             self._send_hellos(now)
@@ -784,6 +934,7 @@ class Engine(ControlPlane, CustodyRule):
             self._forget_queued(stored.mid, Input.EXPIRED)
             self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
         self.store.forget_seen_before(mission_now)
+        self.store.forget_refs_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)
         self._follow_clock(now)
         if now >= self._next_advert + self.config.advert_interval:
@@ -835,6 +986,7 @@ class Engine(ControlPlane, CustodyRule):
         return snapshot.take(
             self.me, self.keys.roster, self.tx.specs(), self.neighbours.adjacencies.values(),
             self.queues.values(), self.store, self.stats, self.router_table(), now,
+            None if self.store_problem is None else str(self.store_problem),
         )  # fmt: skip
 
     def status(self, now: float) -> dict[str, object]:
@@ -844,8 +996,43 @@ class Engine(ControlPlane, CustodyRule):
         """Destination -> next hop, for every destination reachable now."""
         return {dst: hop for dst in self.router.reachable() if (hop := self.router.next_hop(dst))}
 
+    def update_roster(self, roster: Roster) -> None:
+        try:
+            super().update_roster(roster)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, self._now)
+
+    def apply_revocation(self, notice: Revocation, *, came_from: int | None = None) -> bool:
+        try:
+            return super().apply_revocation(notice, came_from=came_from)
+        except StoreUnwritable as exc:
+            self._store_failed(exc, self._now)
+            return False
+
     def close(self) -> None:
-        self.commit()
+        with contextlib.suppress(StoreUnwritable):  # rolled back, as a crash would leave it
+            self._commit()
+
+
+def _digest(submission: Submission) -> bytes:
+    """What makes two submissions the same one, hashed: everything but the ref."""
+    fields = (
+        submission.dst, int(submission.precedence), submission.ttl, submission.receipt,
+        submission.sign,
+    )  # fmt: skip
+    digest = hashlib.sha256(repr(fields).encode())
+    digest.update(submission.payload)
+    return digest.digest()[:16]
+
+
+def _refusal(problem: StoreUnwritable) -> str:
+    """What the application is told while the store cannot write, in one line."""
+    why = {"full": "the disk or the store's file cap is full", "read-only": "it is read-only"}
+    reason = why.get(problem.reason, problem.reason)
+    return (
+        f"not accepted: the node's store cannot write ({reason}); "
+        "it takes new messages again once there is room"
+    )
 
 
 def _same_message(a: Message, b: Message) -> bool:

@@ -115,6 +115,22 @@ class ClockJumped:
     to_epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoreDegraded:
+    """The store could not write (`reason`: "full", "read-only", ...): the node takes no
+    new custody, and keeps forwarding and delivering what it holds, until writing works."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRecovered:
+    """The store writes again, after `seconds` degraded: the node takes custody again."""
+
+    seconds: float
+
+
 Event = (
     Delivered
     | ReceiptReceived
@@ -125,4 +141,6 @@ Event = (
     | NeighbourChanged
     | RevocationApplied
     | ClockJumped
+    | StoreDegraded
+    | StoreRecovered
 )

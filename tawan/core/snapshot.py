@@ -55,6 +55,7 @@ class StoreView:
     held: int
     messages_by_precedence: Mapping[str, int]
     bytes_by_precedence: Mapping[str, int]
+    problem: str | None = None  # why the store cannot write now; None: it can
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class Counters:
     rejected: Mapping[str, int]
     duplicates: int
     receipts_received: int
+    store_failures: int = 0  # writes or commits the store could not do
+    refused_unwritable: int = 0  # messages and fragments not taken meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class NodeSnapshot:
                 "bytes": self.store.bytes,
                 "max_bytes": self.store.max_bytes,
                 "inbox": self.store.inbox,
+                "writable": self.store.problem is None,
+                "problem": self.store.problem,
             },
             "routes": dict(self.routes),
         }
@@ -124,6 +129,7 @@ def take(
     stats: EngineStats,
     routes: Mapping[int, int],
     now: float,
+    store_problem: str | None = None,
 ) -> NodeSnapshot:
     def name(address: int) -> str:
         entry = roster.by_address(address)
@@ -160,6 +166,7 @@ def take(
             store.held_count(),
             _frozen({p.name.lower(): counts.get(int(p), 0) for p in Precedence}),
             _frozen({p.name.lower(): sizes.get(int(p), 0) for p in Precedence}),
+            store_problem,
         ),
         routes=tuple((name(d), name(h)) for d, h in sorted(routes.items())),
         counters=Counters(
@@ -172,6 +179,8 @@ def take(
             rejected=_frozen(dict(stats.rejected)),
             duplicates=stats.duplicates,
             receipts_received=stats.receipts_received,
+            store_failures=stats.store_failures,
+            refused_unwritable=stats.refused_unwritable,
         ),
     )
 

@@ -32,6 +32,9 @@ class Keys(Protocol):
     def apply_revocation(self, notice: Revocation) -> bool: ...
 
 
+MAX_REF_BYTES = 64
+
+
 class SubmitError(ValueError):
     """The application asked for something the engine cannot send (its fault, not the net's)."""
 
@@ -41,7 +44,11 @@ class Submission:
     """A message the application hands its node: one type from the API to the engine.
 
     Checked when built, so a submission that exists is well formed; whether its
-    destination and ttl suit the mission is the engine's to say (`Engine.submit`)."""
+    destination and ttl suit the mission is the engine's to say (`Engine.submit`).
+
+    `ref`, the client's own reference (1..MAX_REF_BYTES bytes): a submission carrying the
+    ref of an earlier one that has not expired is that one again, answered with its
+    message id and not sent twice (`tawan.core.store_refs`)."""
 
     dst: int
     payload: bytes
@@ -49,8 +56,11 @@ class Submission:
     ttl: int = 3600
     receipt: bool = False
     sign: bool = False
+    ref: bytes | None = None
 
     def __post_init__(self) -> None:
+        ref = self.ref
+        ref_ok = ref is None or (isinstance(ref, bytes) and 1 <= len(ref) <= MAX_REF_BYTES)
         checks = (
             (type(self.dst) is int and 1 <= self.dst <= 0xFFFF, "dst", "an address 1..65535"),
             (isinstance(self.payload, bytes), "payload", "bytes"),
@@ -58,6 +68,7 @@ class Submission:
             (type(self.ttl) is int and self.ttl >= 1, "ttl", "an integer >= 1 (seconds)"),
             (type(self.receipt) is bool, "receipt", "a bool"),
             (type(self.sign) is bool, "sign", "a bool"),
+            (ref_ok, "ref", f"None or 1..{MAX_REF_BYTES} bytes"),
         )
         for ok, field_name, expected in checks:
             if not ok:

@@ -35,6 +35,8 @@ class EngineStats:
     notices_sent: int = 0  # notices of eviction sent to origins (each for one or more ids)
     notices_unsent: int = 0  # evictions never told: no room for the notice even in reserve
     room_signals: int = 0  # HELLOs with ROOM sent to neighbours refused for want of room
+    store_failures: int = 0  # writes or commits the store could not do (full, read-only)
+    refused_unwritable: int = 0  # messages and fragments not taken: the store cannot write
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

@@ -14,7 +14,8 @@ runs on ":memory:" so the emulator can hold hundreds of nodes in one process.
 - `store_seen.Seen`: duplicate memory and the messages sent asking for a receipt;
 - `store_mailbox.Mailbox`: the inbox and the receipts waiting for the application;
 - `store_fragments.Fragments`: fragments of messages being reassembled;
-- `store_state.EngineState`: the engine's own key/value state.
+- `store_state.EngineState`: the engine's own key/value state;
+- `store_refs.Refs`: clients' references of submissions, so a retried send is not sent twice.
 
 Every SQL statement lives in `store_sql` (the pragmas of `store_tx` aside); the types the
 store hands out and raises in `store_types`, re-exported here.
@@ -25,6 +26,7 @@ from __future__ import annotations
 from tawan.core.store_custody import Custody
 from tawan.core.store_fragments import Fragments
 from tawan.core.store_mailbox import Mailbox
+from tawan.core.store_refs import Refs, SubmissionRef
 from tawan.core.store_seen import Seen
 from tawan.core.store_state import EngineState
 from tawan.core.store_tx import APPLICATION_ID, DEFAULT_MAX_BYTES, SCHEMA_VERSION
@@ -38,6 +40,7 @@ from tawan.core.store_types import (
     StoreError,
     StoreFull,
     StoreShareExceeded,
+    StoreUnwritable,
     custody_slot,
     wire_id,
 )
@@ -55,13 +58,15 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreShareExceeded",
+    "StoreUnwritable",
     "StoredMessage",
+    "SubmissionRef",
     "custody_slot",
     "wire_id",
 ]
 
 
-class Store(Custody, Seen, Mailbox, Fragments, EngineState):
+class Store(Custody, Seen, Mailbox, Fragments, EngineState, Refs):
     """The durable store of one node. Not thread-safe: one engine owns it."""
 
     @classmethod

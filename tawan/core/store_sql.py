@@ -29,6 +29,15 @@ CREATE TABLE sent (
 CREATE INDEX sent_by_expiry ON sent (expires);
 """
 
+# A client's own reference for a submission, and the message it became (`store_refs`).
+REFS_TABLE: Final = """
+CREATE TABLE refs (
+    ref BLOB PRIMARY KEY, src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    digest BLOB NOT NULL, expires INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX refs_by_expiry ON refs (expires);
+"""
+
 # Columns added since version 1 come last and carry the default the migration gives old rows,
 # so a new store and an upgraded one have the same tables, column for column. (The f-strings
 # here join constants of this module, never data: S608 does not apply.)
@@ -69,6 +78,7 @@ CREATE TABLE receipts (
 ) STRICT;
 {FRAGMENTS_TABLE}
 CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
+{REFS_TABLE}
 """  # noqa: S608
 
 # Version 1 to 2: messages learn their previous hop (0: as if submitted here), receipts their
@@ -85,6 +95,9 @@ INSERT INTO fragments (hop, src, epoch, seq, idx, count, chunk, received_at)
     SELECT 0, src, epoch, seq, idx, count, chunk, 0.0 FROM fragments_v1 ORDER BY rowid;
 DROP TABLE fragments_v1;
 """  # noqa: S608
+
+# Version 2 to 3: submissions remember the client's reference.
+MIGRATE_2_TO_3: Final = REFS_TABLE
 
 # Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the eleven
 # message columns are always in the order `store_types.stored_message` unpacks.
@@ -194,4 +207,10 @@ ACK_INBOX: Final = "DELETE FROM inbox WHERE id <= ?"
 COUNT_INBOX: Final = "SELECT count(*) FROM inbox"
 ACK_RECEIPTS: Final = "DELETE FROM receipts WHERE id <= ?"
 GET_STATE: Final = "SELECT value FROM state WHERE key = ?"
+INSERT_REF: Final = "INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?)"
+REF_AT: Final = "SELECT src, epoch, seq, digest, expires FROM refs WHERE ref = ?"
+DELETE_REF: Final = "DELETE FROM refs WHERE ref = ?"
+ANY_REF_BEFORE: Final = "SELECT 1 FROM refs WHERE expires < ? LIMIT 1"
+DELETE_REFS_BEFORE: Final = "DELETE FROM refs WHERE expires < ?"
 SET_STATE: Final = "INSERT OR REPLACE INTO state VALUES (?, ?)"
+DELETE_STATE: Final = "DELETE FROM state WHERE key = ?"

@@ -16,39 +16,119 @@ synchronous inside a transaction ("Safety level may not be changed inside a tran
 the transaction is open from the first write, so the store commits and then fsyncs the WAL
 file: what synchronous=FULL does at a WAL commit, and it covers every earlier commit too.
 
-A commit that fails may leave the transaction open (retry) or rolled back by SQLite; in the
-second case, as after `rollback()`, every write since the last commit is gone, the parts'
-in-memory tallies are reloaded from the file (`_load_counters`, which the composed `Store`
-defines) and `rollbacks` goes up by one, so a caller can tell that state it wrote
-(reservations, counters) must be written again.
+A write or a commit that fails for want of room (a full disk, or the file cap below), a
+read-only file or a failing device raises `StoreUnwritable`, and the store rolls the open
+transaction back itself (SQLite may or may not have done so: rolling back always makes the
+outcome one thing). As after `rollback()`, every write since the last commit is gone, the
+parts' in-memory tallies are reloaded from the file (`_load_counters`, which the composed
+`Store` defines) and `rollbacks` goes up by one, so a caller can tell that state it wrote
+(reservations, counters) must be written again. Any other failed commit does the same and
+raises StoreError. `check_room` tells when writing works again.
+
+Disk use. `max_bytes` counts the encoded messages in custody (what eviction and fair share
+weigh). The files hold more: indexes, duplicate memory, the inbox, receipts, fragments. So
+that the store's disk use is bounded all the same, the database file is capped at
+`file_limit(max_bytes)` (PRAGMA max_page_count; reaching it is a full disk), and the WAL at
+about `wal_limit(max_bytes)`: checkpointed every that many bytes and truncated back to it
+(wal_autocheckpoint, journal_size_limit), beyond which it only grows for the duration of one
+transaction larger than that. docs/operators.md states the totals.
+
+A store file is checked when opened (PRAGMA quick_check): a corrupted one is refused with
+what the check found, never served half-readable.
 
 Schema versions: 1 (the first), 2 (previous hops, receipt reporters, sent messages, fragments
-by neighbour). A version 1 file is upgraded in one transaction when opened.
+by neighbour), 3 (clients' references of submissions). An older file is upgraded in one
+transaction when opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NoReturn
 
 from tawan.core import store_sql as sql
-from tawan.core.store_types import Durability, StoreError
+from tawan.core.store_types import Durability, StoreError, StoreUnwritable
 
-__all__ = ["APPLICATION_ID", "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "StoreBase"]
+__all__ = [
+    "APPLICATION_ID",
+    "DEFAULT_MAX_BYTES",
+    "SCHEMA_VERSION",
+    "StoreBase",
+    "file_limit",
+    "unwritable_reason",
+    "wal_limit",
+]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
-_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2}
+_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2, 2: sql.MIGRATE_2_TO_3}
 """Script upgrading a store from the version of the key to the next one."""
+
+FILE_FACTOR: Final = 3
+FILE_SLACK: Final = 4 * 1024 * 1024
+WAL_MIN: Final = 256 * 1024
+WAL_MAX: Final = 16 * 1024 * 1024
+INTEGRITY_LINES: Final = 5  # of quick_check's findings, quoted in the refusal
+_UNWRITABLE: Final = {13: "full", 8: "read-only", 10: "i/o error", 11: "corrupt"}
+"""SQLite primary result codes (SQLITE_FULL, _READONLY, _IOERR, _CORRUPT) that mean the
+store cannot write now, whatever was asked of it."""
+
+
+def file_limit(max_bytes: int) -> int:
+    """Most bytes the database file may reach: messages in custody take up to about twice
+    their encoded size with indexes and duplicate memory; the rest leaves room for the
+    inbox, receipts and fragments. Reaching it is handled as a full disk."""
+    return FILE_FACTOR * max_bytes + FILE_SLACK
+
+
+def wal_limit(max_bytes: int) -> int:
+    """Bytes of WAL between checkpoints, and what it is truncated back to."""
+    return min(WAL_MAX, max(WAL_MIN, max_bytes // 8))
+
+
+def unwritable_reason(exc: sqlite3.Error) -> str | None:
+    """Why `exc` means the store cannot write ("full", "read-only", ...); None otherwise."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else _UNWRITABLE.get(code & 0xFF)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor that hands failures to write (`unwritable_reason`) to its store, which rolls
+    back and raises StoreUnwritable: every statement of every part is covered, so none can
+    leave the store half written with its tallies believing otherwise."""
+
+    on_unwritable: Callable[[str, str, sqlite3.Error], NoReturn] | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            self._failed(sql, exc)
+            raise
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> _Cursor:
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            self._failed(sql, exc)
+            raise
+
+    def _failed(self, statement: str, exc: sqlite3.Error) -> None:
+        reason = unwritable_reason(exc)
+        if reason is not None and self.on_unwritable is not None:
+            what = "commit" if statement == "COMMIT" else "write"
+            self.on_unwritable(reason, what, exc)
 
 
 class StoreBase:
     """Opens the file and owns its transaction; the parts of the store write through
     `_begin()` and `_cur`. Not thread-safe: one engine owns a store."""
 
-    _cur: sqlite3.Cursor
+    _cur: _Cursor
 
     def __init__(
         self,
@@ -62,6 +142,11 @@ class StoreBase:
         if max_bytes <= 0:
             raise StoreError(f"max_bytes must be positive, found {max_bytes}")
         self.path = os.fspath(path)
+        if self.path not in ("", ":memory:") and _read_only(self.path):
+            raise StoreError(
+                f"cannot open store {self.path!r}: the file (or its folder) is read-only; "
+                "a node needs to write its store"
+            )
         self.durability: Durability = durability
         self.max_bytes = max_bytes
         self.rollbacks = 0
@@ -96,8 +181,10 @@ class StoreBase:
 
     def _open(self) -> None:
         """Check the file is ours, create or upgrade the schema, then set WAL and durability."""
-        self._cur = self._conn.cursor()
+        self._cur = self._conn.cursor(factory=_Cursor)
         app_id, version, tables = self._identify()
+        if self._file_backed and tables:
+            self._check_integrity()
         if app_id == 0 and tables == 0:
             self._create_schema()
         elif app_id != APPLICATION_ID:
@@ -112,10 +199,43 @@ class StoreBase:
             raise StoreError(f"store {self.path!r}: expected journal_mode wal, found {mode}")
         sync = "FULL" if self.durability == "power" else "NORMAL"
         self._cur.execute(f"PRAGMA synchronous={sync}")
-        self._cur.execute("PRAGMA journal_size_limit=16777216")
         self._cur.execute("PRAGMA secure_delete=ON")  # freed pages hold no old plaintext
+        self._limit_files()
         self._wal_path = os.path.abspath(self.path) + "-wal"
         self._load_counters()
+        self._cur.on_unwritable = self._unwritable  # from now on: roll back and say so
+
+    def _limit_files(self) -> None:
+        """Bound the database file and the WAL by `max_bytes` (see the module's doc)."""
+        page = self._pragma("page_size")
+        wal = wal_limit(self.max_bytes)
+        self._cur.execute(f"PRAGMA journal_size_limit={wal}")
+        self._cur.execute(f"PRAGMA wal_autocheckpoint={max(1, wal // page)}")
+        self.set_file_limit(file_limit(self.max_bytes))
+
+    def set_file_limit(self, limit: int) -> int:
+        """Cap the database file at `limit` bytes (rounded down to pages, never below what it
+        holds now); returns the cap in force. Tests fill a store for real this way."""
+        pages = max(1, limit // self._pragma("page_size"))
+        return self._pragma(f"max_page_count={pages}") * self._pragma("page_size")
+
+    def _check_integrity(self) -> None:
+        """Refuse a corrupted file, naming it and quoting what SQLite found."""
+        try:
+            rows = self._cur.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            rows = [(str(exc),)]
+        found = [str(row[0]) for row in rows]
+        if found == ["ok"]:
+            return
+        shown = "; ".join(found[:INTEGRITY_LINES])
+        more = (
+            f" (and {len(found) - INTEGRITY_LINES} more)" if len(found) > INTEGRITY_LINES else ""
+        )
+        raise StoreError(
+            f"store {self.path!r} is corrupted: PRAGMA quick_check found: {shown}{more}; "
+            "move the file aside (and its -wal) to start with an empty store"
+        )
 
     def _identify(self) -> tuple[int, int, int]:
         """(application_id, user_version, schema objects); StoreError on a non-database."""
@@ -126,6 +246,11 @@ class StoreBase:
         except sqlite3.OperationalError:
             raise  # locked, unreadable, ...: not a statement about the contents
         except sqlite3.DatabaseError as exc:
+            if unwritable_reason(exc) == "corrupt":
+                raise StoreError(
+                    f"store {self.path!r} is corrupted: reading its schema failed: {exc}; "
+                    "move the file aside (and its -wal) to start with an empty store"
+                ) from exc
             raise StoreError(
                 f"{self.path!r} is not a tawan store: expected an SQLite database, "
                 f"found other data ({exc})"
@@ -191,17 +316,15 @@ class StoreBase:
         """Make every write so far durable (as chosen by `durability`); no-op when clean.
 
         `sync=True` forces the commit, and every earlier one, to stable storage even at
-        durability "process" (also when clean). Raises StoreError when the commit failed:
-        `dirty` tells whether the transaction is still open (retry) or was rolled back
-        (`rollbacks` went up, the writes are gone).
+        durability "process" (also when clean). A commit that failed was rolled back
+        (`rollbacks` went up, the writes are gone, `dirty` is False): StoreUnwritable when
+        the store cannot write now (full, read-only), StoreError otherwise.
         """
         if self._dirty:
             try:
                 self._cur.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if not self._conn.in_transaction:
-                    # SQLite rolled the transaction back: the tallies must follow the file.
-                    self._lost()
+            except sqlite3.Error as exc:  # StoreUnwritable has rolled back already
+                self._abandon()
                 raise StoreError(f"store {self.path!r}: commit failed: {exc}") from exc
             self._dirty = False
             self._unsynced = self._file_backed and self.durability == "process"
@@ -211,6 +334,38 @@ class StoreBase:
             self._truncate_wal()
         if sync and self._unsynced:
             self._sync_wal()
+
+    def _abandon(self) -> None:
+        """Roll back whatever SQLite left open, and forget it."""
+        if self._conn.in_transaction:
+            # SQLite may have rolled back meanwhile: "no transaction is active"
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+        if self._dirty:
+            self._lost()
+
+    def _unwritable(self, reason: str, what: str, exc: sqlite3.Error) -> NoReturn:
+        """A statement could not write: roll back, so that the file and the tallies agree on
+        one outcome, and raise StoreUnwritable."""
+        self._cur.on_unwritable = None  # reloading the tallies must not come back here
+        try:
+            self._abandon()
+        finally:
+            self._cur.on_unwritable = self._unwritable
+        raise StoreUnwritable(
+            reason, f"store {self.path!r}: {what} failed ({reason}): {exc}; rolled back"
+        ) from exc
+
+    def check_room(self, size: int) -> None:
+        """Write `size` bytes, commit, delete them, commit: StoreUnwritable unless there is
+        room for at least that much now. Commits what was written before, too."""
+        self.commit()
+        self._begin()
+        self._cur.execute(sql.SET_STATE, ("room-probe", bytes(size)))
+        self.commit()
+        self._begin()
+        self._cur.execute(sql.DELETE_STATE, ("room-probe",))
+        self.commit()
 
     def _lost(self) -> None:
         """The open transaction is gone: forget what it wrote."""
@@ -225,8 +380,8 @@ class StoreBase:
         if not self._file_backed:
             self._scrub_wal = False
             return
-        try:
-            busy = self._cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        try:  # the connection, not the cursor: a failure here rolls nothing back
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         except sqlite3.Error:
             return  # the commit itself succeeded; try again with the next one
         if busy == 0:
@@ -253,7 +408,7 @@ class StoreBase:
         kill nodes this way without a process to kill); counts in `rollbacks`."""
         if not self._dirty:
             return
-        self._cur.execute("ROLLBACK")
+        self._conn.execute("ROLLBACK")
         self._lost()
 
     def close(self) -> None:
@@ -269,6 +424,14 @@ class StoreBase:
         if rowid is None:
             raise StoreError(f"store {self.path!r}: insert into {table} returned no rowid")
         return rowid
+
+
+def _read_only(path: str) -> bool:
+    """The store file, or the folder its WAL goes in, cannot be written (a read-only mount
+    says so even to root)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    exists = os.path.exists(path)
+    return (exists and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK)
 
 
 def _fsync(path: str) -> None:

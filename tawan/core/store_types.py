@@ -17,6 +17,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreShareExceeded",
+    "StoreUnwritable",
     "StoredMessage",
     "custody_slot",
     "wire_id",
@@ -54,6 +55,19 @@ def wire_id(mid: MessageId) -> MessageId:
 
 class StoreError(Exception):
     """The store cannot do what was asked: misuse, or a file that is not a usable store."""
+
+
+class StoreUnwritable(Exception):
+    """The store could not write: the disk (or the store's file cap) is full, the file is
+    read-only, or the device failed. Everything written since the last commit was rolled
+    back. Not a StoreError on purpose: code that takes "already stored" StoreErrors in its
+    stride must never take this one for a duplicate and acknowledge what is not on disk.
+
+    `reason` is one of "full", "read-only", "i/o error", "corrupt"."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StoreFull(StoreError):

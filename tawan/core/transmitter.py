@@ -114,6 +114,18 @@ class Transmitter:
         for queue in self.queues.values():
             queue.remove(mid, why)
 
+    def drop_all(self) -> None:
+        """Forget every queue, acknowledgement due and retransmission (the store rolled
+        back: the engine queues again what it holds). Control frames already queued on
+        links stay: none of them acknowledges custody."""
+        self.queues.clear()
+        self._ready = {name: set() for name in self.links}
+        self._ready_on.clear()
+        self.retransmit.clear()
+        self._acks.clear()
+        self._frag_reports.clear()
+        self._ack_due = None
+
     def _refresh(self, neighbour: int) -> None:
         """Recompute where `neighbour` is ready: a head waiting on the link, window open."""
         queue = self.queues[neighbour]

@@ -34,6 +34,7 @@ from crypto.roster import GroupEntry
 from tawan.core.engine import Submission, SubmitError
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import KINDS
+from tawan.core.specs import MAX_REF_BYTES
 from tawan.core.store import InboxEntry, Receipt
 from tawan.node.client import UNIX_PREFIX
 from tawan.node.runtime import Pulse, Runtime, format_mid, kv
@@ -161,20 +162,32 @@ def op_send(runtime: Runtime, request: Request) -> Json:
         payload = base64.b64decode(request.text("payload_b64"), validate=True)
     except binascii.Error:
         raise request.fail("payload_b64", "base64 text") from None
+    ref = _ref(request)
     request.done()
+    submission = Submission(entry.address, payload, precedence, ttl, receipt, sign, ref)
     try:
-        mid = runtime.submit(Submission(entry.address, payload, precedence, ttl, receipt, sign))
+        mid = runtime.submit(submission)
     except SubmitError as exc:
         raise RequestError(f"send: {exc}") from None
     kind = "group" if isinstance(entry, GroupEntry) else "node"
     return {"mid": format_mid(mid), "to": to, "to_kind": kind}
 
 
+def _ref(request: Request) -> bytes | None:
+    """The client's reference of a send: text of 1..MAX_REF_BYTES bytes (UTF-8), or none."""
+    if request.get("ref", None) is None:
+        return None
+    ref = request.text("ref").encode()
+    if not 1 <= len(ref) <= MAX_REF_BYTES:
+        raise request.fail("ref", f"text of 1..{MAX_REF_BYTES} bytes (UTF-8)")
+    return ref
+
+
 def op_ack(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_inbox(up_to)
-    runtime.store.commit()
+    _durable_or_refuse(runtime, "ack")
     return {"freed": freed}
 
 
@@ -182,8 +195,13 @@ def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
     freed = runtime.store.ack_receipts(up_to)
-    runtime.store.commit()
+    _durable_or_refuse(runtime, "ack_receipts")
     return {"freed": freed}
+
+
+def _durable_or_refuse(runtime: Runtime, op: str) -> None:
+    if not runtime.durable():
+        raise RequestError(f"{op}: not done, try again: {runtime.store_problem()}")
 
 
 def op_revoke(runtime: Runtime, request: Request) -> Json:
@@ -226,7 +244,7 @@ def _listing(request: Request) -> tuple[int, int, bool]:
 
 
 def inbox_page(runtime: Runtime, after: int, limit: int) -> list[Json]:
-    runtime.store.commit()  # never show the application a message a crash could still lose
+    runtime.durable()  # never show the application a message a crash could still lose
     return [message_json(runtime, e) for e in runtime.store.inbox(after, limit)]
 
 
@@ -249,6 +267,20 @@ LISTINGS: Final = {
 }
 
 
+WRITES: Final = frozenset({"send", "ack", "ack_receipts", "revoke"})
+"""Ops whose success rests on the commit made before the batch is answered."""
+
+
+def _undo_writes(answers: list[tuple[str, Json]], problem: str) -> None:
+    """The batch's commit failed and rolled back: every write in it is undone, and says so."""
+    for i, (op, response) in enumerate(answers):
+        if op in WRITES and response.get("ok") is True:
+            undone: Json = {"ok": False, "error": f"{op}: not done: {problem}"}
+            if "id" in response:
+                undone["id"] = response["id"]
+            answers[i] = (op, undone)
+
+
 # ---- connections ----------------------------------------------------------------------------
 
 
@@ -266,7 +298,7 @@ class Connection:
                 # Every request already received is answered together: one commit makes
                 # all of their submissions durable before any of them is acknowledged.
                 batch = [line, *self._buffered_lines()]
-                answers: list[bytes] = []
+                answers: list[tuple[str, Json]] = []
                 for request in batch:
                     if request.strip():
                         await self._answer(request, answers)
@@ -300,17 +332,20 @@ class Connection:
     async def _send(self, response: Json) -> None:
         await self.stream.send_all(encode(response))
 
-    async def _flush_answers(self, answers: list[bytes]) -> None:
+    async def _flush_answers(self, answers: list[tuple[str, Json]]) -> None:
         if answers:
-            self.runtime.durable()
-            await self.stream.send_all(b"".join(answers))
+            if not self.runtime.durable():
+                _undo_writes(answers, self.runtime.store_problem() or "store cannot write")
+            await self.stream.send_all(b"".join(encode(answer) for _, answer in answers))
             answers.clear()
 
-    async def _answer(self, line: bytes, answers: list[bytes]) -> None:
+    async def _answer(self, line: bytes, answers: list[tuple[str, Json]]) -> None:
         request_id: object = None
+        op = ""
         try:
             request = parse_line(line)
             request_id = request.data.get("id")
+            op = request.op
             handler = HANDLERS[request.op]
             if handler is None:
                 await self._flush_answers(answers)  # keep responses in request order
@@ -326,7 +361,7 @@ class Connection:
             response = {"ok": False, "error": f"internal error: {exc!r}"}
         if request_id is not None:
             response["id"] = request_id
-        answers.append(encode(response))
+        answers.append((op, response))
 
     async def _listing(self, request: Request, request_id: object) -> None:
         key, page = LISTINGS[request.op]

@@ -49,9 +49,11 @@ def check_response(line: bytes, address: str) -> Json:
 
 
 def send_fields(
-    to: str, payload: bytes, *, precedence: str, ttl: int | None, receipt: bool, sign: bool
-) -> dict[str, object]:
+    to: str, payload: bytes, *, precedence: str, ttl: int | None, receipt: bool, sign: bool,
+    ref: str | None = None,
+) -> dict[str, object]:  # fmt: skip
     return {
+        "ref": ref,
         "to": to,
         "precedence": precedence,
         "ttl": ttl,
@@ -135,10 +137,16 @@ class Client:
         ttl: int | None = None,
         receipt: bool = False,
         sign: bool = False,
+        ref: str | None = None,
     ) -> str:
-        """Submit a message; returns its message id."""
+        """Submit a message; returns its message id.
+
+        `ref`: the client's own reference of this submission (up to 64 bytes of text). If
+        the answer is lost (the node died mid-request, the connection broke), sending again
+        with the same ref and the same message returns the first one's id and sends nothing
+        twice; the same ref with a different message is refused (ClientError)."""
         fields = send_fields(
-            to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign
+            to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign, ref=ref
         )
         return str(self.request("send", **fields)["mid"])
 
@@ -229,9 +237,10 @@ class AsyncClient:
         ttl: int | None = None,
         receipt: bool = False,
         sign: bool = False,
+        ref: str | None = None,
     ) -> str:
         fields = send_fields(
-            to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign
+            to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign, ref=ref
         )
         return str((await self.request("send", **fields))["mid"])
 

@@ -116,6 +116,12 @@ METRICS: Final = (
     MetricSpec("tawan_store_messages", "gauge", _P, "Messages in custody."),
     MetricSpec("tawan_store_bytes", "gauge", _P, "Bytes of messages in custody.", "bytes"),
     MetricSpec("tawan_store_max_bytes", "gauge", (), "Capacity of the store.", "bytes"),
+    MetricSpec("tawan_store_writable", "gauge", (),
+               "1 when the store writes; 0 when it cannot (disk full, read-only): no custody."),
+    MetricSpec("tawan_store_write_failures", "counter", (),
+               "Store writes or commits that failed (full, read-only) and were rolled back."),
+    MetricSpec("tawan_refused_unwritable", "counter", (),
+               "Messages and fragments not taken because the store could not write."),
     MetricSpec("tawan_inbox_messages", "gauge", (),
                "Delivered messages the application has not acknowledged yet."),
     MetricSpec("tawan_queue_messages", "gauge", _P,
@@ -287,6 +293,8 @@ def snapshot_samples(view: NodeSnapshot) -> list[_Sample]:
     samples += (("tawan_frames_rejected", (r,), counters.rejected.get(r, 0)) for r in reasons)
     samples.append(("tawan_duplicates", (), counters.duplicates))
     samples.append(("tawan_receipts_received", (), counters.receipts_received))
+    samples.append(("tawan_store_write_failures", (), counters.store_failures))
+    samples.append(("tawan_refused_unwritable", (), counters.refused_unwritable))
     samples += _store_samples(view.store)
     samples += (("tawan_queue_messages", (p,), view.queued[p]) for p in PRECEDENCES)
     samples += _link_samples(view)
@@ -299,6 +307,7 @@ def _store_samples(store: StoreView) -> Iterator[_Sample]:
         yield "tawan_store_messages", label, store.messages_by_precedence[precedence]
         yield "tawan_store_bytes", label, store.bytes_by_precedence[precedence]
     yield "tawan_store_max_bytes", (), store.max_bytes
+    yield "tawan_store_writable", (), 1.0 if store.problem is None else 0.0
     yield "tawan_inbox_messages", (), store.inbox
 
 

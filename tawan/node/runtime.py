@@ -39,6 +39,8 @@ from tawan.core.events import (
     NeighbourChanged,
     ReceiptReceived,
     RevocationApplied,
+    StoreDegraded,
+    StoreRecovered,
     Transmit,
 )
 from tawan.core.frames import MessageId
@@ -315,10 +317,17 @@ class Runtime:
             self._receipts_news = False
             self.receipts_changed.fire()
 
-    def durable(self) -> None:
-        """Commit what was accepted, e.g. before the API acknowledges submissions."""
-        self.engine.commit()
+    def durable(self) -> bool:
+        """Commit what was accepted, e.g. before the API acknowledges submissions; False
+        when it is not on disk (the store cannot write: `store_problem`)."""
+        done = self.engine.commit()
         self._tell_followers()
+        return done
+
+    def store_problem(self) -> str | None:
+        """Why the store cannot write now, in one line; None when it can."""
+        problem = self.engine.store_problem
+        return None if problem is None else str(problem)
 
     def _send_at_once(self, transmit: Transmit) -> bool:
         """Datagram links send without a hop through the sender task."""
@@ -365,7 +374,12 @@ class Runtime:
                 return
             log.info(kv(**self._fields(event), skipped=skipped))
             return
-        elif isinstance(event, MessageRefused):
+        if isinstance(event, StoreDegraded | StoreRecovered):
+            # Once per change of state, not per frame refused meanwhile (those are counted).
+            degraded = isinstance(event, StoreDegraded)
+            log.log(logging.WARNING if degraded else logging.INFO, kv(**self._fields(event)))
+            return
+        if isinstance(event, MessageRefused):
             # A refused neighbour retries: one line per reason and precedence per interval
             # (bounded keys), not one per attempt; the metrics count every refusal.
             key = f"refused/{event.reason}/{event.precedence.name.lower()}"
@@ -403,6 +417,12 @@ class Runtime:
             return {"event": "revocation_applied", "version": event.version,
                     "revoked": ",".join(self.name_of(a) for a in event.revoked),
                     "from": came}  # fmt: skip
+        if isinstance(event, StoreDegraded):
+            return {"event": "store_unwritable", "reason": event.reason,
+                    "custody": "refused until there is room", "detail": event.detail}  # fmt: skip
+        if isinstance(event, StoreRecovered):
+            return {"event": "store_writable", "custody": "taken again",
+                    "after_s": f"{event.seconds:.1f}"}  # fmt: skip
         if isinstance(event, ClockJumped):
             return {"event": "clock_jumped", "from_epoch": event.from_epoch,
                     "to_epoch": event.to_epoch, "erasure": "held for an epoch"}  # fmt: skip

@@ -37,10 +37,10 @@ from tawan.core.store_types import Durability, StoreError
 
 __all__ = ["APPLICATION_ID", "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "StoreBase"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
-_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2}
+_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2, 2: sql.MIGRATE_2_TO_3}
 """Script upgrading a store from the version of the key to the next one."""
 
 

@@ -117,7 +117,7 @@ class Engine(ControlPlane):
         store.attach(self.lifecycle)
         self.tx = Transmitter(
             self.me, links, self.neighbours, self._best_link, self.lifecycle, self.guard,
-            self.stats, config, self._epoch_at,
+            self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
@@ -167,8 +167,8 @@ class Engine(ControlPlane):
         if marks:
             self.guard.load_marks(marks, self._epoch)
         self._restore_notices()
-        for msg, hop in self.store.pending():
-            self._enqueue(hop, msg)
+        for hop in self.store.pending_hops():
+            self.tx.restore(hop)  # the queue reads its first turns; the rest stays on disk
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
         self._advert_sent: tuple[tuple[int, int], ...] | None = None
 
@@ -646,12 +646,13 @@ class Engine(ControlPlane):
         for hop, queue in list(self.queues.items()):
             if self.forwarding.best(hop) is not None:
                 continue
-            for item in queue.all_items():
-                stored = self.store.get_message(item.mid)
-                queue.remove(item.mid, Input.MOVED)
-                if stored is None:
-                    continue
+            # Everything pending for it, in memory or on disk only, is read from the store.
+            queue.forget_disk()
+            for stored in self.store.pending_rows_for(hop):
+                queue.remove(stored.mid, Input.MOVED)
                 self._place(stored, hop)
+            for item in queue.all_items():  # none is left unless the store lost its row
+                queue.remove(item.mid, Input.MOVED)
         for stored in self.store.held_for(self._released_destinations()):
             self._place(stored, HELD)
 

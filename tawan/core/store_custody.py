@@ -345,6 +345,10 @@ class Custody(StoreBase):
         return [((src, epoch, seq), created, size, rowid) for src, epoch, seq, created, size,
                 rowid in rows]  # fmt: skip
 
+    def pending_hops(self) -> list[int]:
+        """Every next hop some message is pending for (held aside), lowest first."""
+        return [hop for (hop,) in self._cur.execute(sql.PENDING_HOPS)]
+
     def pending_counts_for(self, hop: int) -> dict[int, int]:
         """Messages pending for `hop`, by precedence (a scan: for status, not per frame)."""
         return dict(self._cur.execute(sql.PENDING_COUNTS_FOR, (hop,)).fetchall())

@@ -172,6 +172,7 @@ PENDING_COUNTS_FOR: Final = (
     "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq WHERE h.hop = ? "
     "GROUP BY m.precedence"
 )
+PENDING_HOPS: Final = "SELECT DISTINCT hop FROM next_hops WHERE hop != 0 ORDER BY hop"
 BODY_OF: Final = "SELECT body FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 DESTINATION_OF: Final = "SELECT dst FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 BYTES_BY_SOURCE: Final = "SELECT src, sum(size) FROM messages GROUP BY src HAVING sum(size) > 0"

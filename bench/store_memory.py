@@ -67,7 +67,9 @@ def build(base: Path, mode: str, max_bytes: int) -> tuple[Engine, int]:
 
     def engine(name: str, peer: int, peer_name: str, store: Store, seed: int) -> Engine:
         link = LinkSpec("ab", IP, (PeerSpec(peer, peer_name),))
-        return Engine(Keyring(keys[name], roster), store, config, [link], random.Random(seed), START)
+        return Engine(
+            Keyring(keys[name], roster), store, config, [link], random.Random(seed), START
+        )
 
     store = Store(base / "alpha.db", durability="process", max_bytes=max_bytes)
     node = engine("alpha", bravo.address, "bravo", store, 1)

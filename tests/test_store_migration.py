@@ -1,5 +1,5 @@
-"""A store written by schema version 1 opens, upgraded to the current version in one transaction, with
-everything it held; an upgraded store and a new one have the same tables."""
+"""A store written by schema version 1 opens, upgraded to the current version in one
+transaction, with everything it held; an upgraded store and a new one have the same tables."""
 
 from __future__ import annotations
 

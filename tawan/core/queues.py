@@ -15,9 +15,9 @@ would not is left on disk, or the last one kept goes back there to make room for
 next turn is always in memory; when fewer than half of `limit` wait, the next ones are read
 back (`refill`). A body is read from the store when its message's turn comes; the body of a
 fragmented message is dropped once every piece is on the air (a retransmission reads it
-again), so a window of large messages in flight does not pin them in memory. Messages that were sent
-(in flight, or back for another attempt) always stay in memory; there are at most a window
-of them.
+again), so a window of large messages in flight does not pin them in memory. Messages that
+were sent (in flight, or back for another attempt) always stay in memory; there are at most
+a window of them.
 """
 
 from __future__ import annotations
@@ -155,9 +155,9 @@ class NeighbourQueue:
     def _add(self, item: Outgoing, via: str) -> None:
         item.via = via
         self.waiting[item.mid] = item
-        if item.fresh and self._worst_known:
-            if self._worst is None or item.turn >= self._worst.turn:
-                self._worst = item
+        later = self._worst is None or item.turn >= self._worst.turn
+        if item.fresh and self._worst_known and later:
+            self._worst = item
         rank = (-item.precedence, item.created, next(self._order), item.mid)
         heapq.heappush(self._heaps.setdefault(via, []), rank)
         self.on_change(self.neighbour)

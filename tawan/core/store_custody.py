@@ -359,7 +359,7 @@ class Custody(StoreBase):
         last = 0
         while True:
             rows = self._conn.execute(sql.HOP_ROWS_PAGE, (hop, last, _PAGE_ROWS)).fetchall()
-            for rowid, *cols in rows:
+            for _rowid, *cols in rows:
                 yield stored_message(tuple(cols))
             if len(rows) < _PAGE_ROWS:
                 return

@@ -73,11 +73,11 @@ class Transmitter:
         config: EngineConfig,
         epoch_at: Callable[[float], int],
         source: TurnSource | None = None,
-        queue_limit: int = DEFAULT_LIMIT,
+        queue_limit: int | None = None,
     ) -> None:
         self.me = me
         self.source = source  # the store: what the queues do not keep in memory
-        self.queue_limit = queue_limit
+        self.queue_limit = DEFAULT_LIMIT if queue_limit is None else queue_limit
         self.links = {spec.name: _LinkState(spec) for spec in links}
         self.neighbours = neighbours
         self.best_link = best_link

@@ -1,5 +1,5 @@
-"""A store written by schema version 1 opens, upgraded to version 2 in one transaction, with
-everything it held; an upgraded store and a new one have the same tables."""
+"""A store written by schema version 1 opens, upgraded to the current version in one
+transaction, with everything it held; an upgraded store and a new one have the same tables."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_a_failed_upgrade_leaves_the_version_1_file_as_it_was(tmp_path: Path) ->
     # A table in the way of the migration makes its CREATE TABLE fail halfway through.
     write_v1_store(path, rows=V1_ROWS + "CREATE TABLE sent (x);")
     before = shape(path)
-    with pytest.raises(StoreError, match=r"node\.db.*upgrade from schema version 1 to 3 failed"):
+    with pytest.raises(StoreError, match=r"node\.db.*upgrade from schema version 1 to 4 failed"):
         Store(path)
     assert shape(path) == before
     conn = sqlite3.connect(path)
@@ -167,5 +167,5 @@ def test_an_older_unknown_version_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 0")
     conn.close()
-    with pytest.raises(StoreError, match=r"schema version 0, older than the version 3"):
+    with pytest.raises(StoreError, match=r"schema version 0, older than the version 4"):
         Store(path)

@@ -129,7 +129,7 @@ class Engine(ControlPlane, CustodyRule):
         store.attach(self.lifecycle)
         self.tx = Transmitter(
             self.me, links, self.neighbours, self._best_link, self.lifecycle, self.guard,
-            self.stats, config, self._epoch_at,
+            self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
@@ -197,9 +197,10 @@ class Engine(ControlPlane, CustodyRule):
         self._advert_sent: tuple[tuple[int, int], ...] | None = None
 
     def _requeue_custody(self) -> None:
-        """Queue every message in custody for each next hop it still waits for."""
-        for msg, hop in self.store.pending():
-            self._enqueue(hop, msg)
+        """Queue what custody waits for, per next hop: each queue reads its first turns
+        from the store; the rest stays on disk until their turn comes."""
+        for hop in self.store.pending_hops():
+            self.tx.restore(hop)
 
     # =============================================================== a store that cannot write
     def _store_failed(self, exc: StoreUnwritable, now: float) -> None:
@@ -737,12 +738,13 @@ class Engine(ControlPlane, CustodyRule):
         for hop, queue in list(self.queues.items()):
             if self.forwarding.best(hop) is not None:
                 continue
-            for item in queue.all_items():
-                stored = self.store.get_message(item.mid)
-                queue.remove(item.mid, Input.MOVED)
-                if stored is None:
-                    continue
+            # Everything pending for it, in memory or on disk only, is read from the store.
+            queue.forget_disk()
+            for stored in self.store.pending_rows_for(hop):
+                queue.remove(stored.mid, Input.MOVED)
                 self._place(stored, hop)
+            for item in queue.all_items():  # none is left unless the store lost its row
+                queue.remove(item.mid, Input.MOVED)
         for stored in self.store.held_for(self._released_destinations()):
             self._place(stored, HELD)
 

@@ -6,6 +6,18 @@ transfer goes next, at the next fragment boundary, and the transfer then resumes
 as the doctrine asks). A message leaves the queue once every piece is on the air, and waits
 in flight for the neighbour's custody acknowledgement; a timeout or a report of missing
 fragments puts it back.
+
+Memory does not grow with the store. A queue given a `TurnSource` (the store) keeps at most
+`limit` messages waiting in memory, as small references without their bodies once they are
+off the air; the rest wait only on disk, where the store's turn index keeps them in the same
+order. Every message kept in memory ranks ahead of every one left on disk (a new message that
+would not is left on disk, or the last one kept goes back there to make room for it), so the
+next turn is always in memory; when fewer than half of `limit` wait, the next ones are read
+back (`refill`). A body is read from the store when its message's turn comes; the body of a
+fragmented message is dropped once every piece is on the air (a retransmission reads it
+again), so a window of large messages in flight does not pin them in memory. Messages that
+were sent (in flight, or back for another attempt) always stay in memory; there are at most
+a window of them.
 """
 
 from __future__ import annotations
@@ -14,10 +26,26 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
-from tawan.core.states import Input, Lifecycle
+from tawan.core.states import Input, Lifecycle, State
+from tawan.core.store_types import wire_id
+
+DEFAULT_LIMIT: Final = 1024  # messages waiting in memory per neighbour, beyond: on disk only
+
+
+class TurnSource(Protocol):
+    """Where the messages a queue does not keep in memory wait: the store (store_custody)."""
+
+    def pending_for(
+        self, hop: int, precedence: int, after: tuple[int, int], limit: int
+    ) -> list[tuple[MessageId, int, int, int]]: ...
+
+    def pending_counts_for(self, hop: int) -> dict[int, int]: ...
+
+    def body_of(self, mid: MessageId) -> bytes | None: ...
 
 
 def _ignore(neighbour: int) -> None:
@@ -31,7 +59,7 @@ class Outgoing:
     mid: MessageId
     precedence: Precedence
     created: int
-    encoded: bytes
+    encoded: bytes | None  # None: not in memory, read from the store when its turn comes
     chunk_size: int = 0  # 0: whole message in one DATA frame
     to_send: list[int] = field(default_factory=list)  # fragment indices still to put on air
     attempts: int = 0
@@ -40,25 +68,46 @@ class Outgoing:
     link: str = ""  # the link the current plan was made for ("": not planned yet)
     via: str = ""  # the link the forwarding decision gave it for its next turn
     wire: MessageId | None = None  # its id on the wire, when kept under another (a slot)
+    size: int = 0  # bytes of the encoded message (taken from `encoded` when given)
+
+    def __post_init__(self) -> None:
+        if self.encoded is not None:
+            self.size = len(self.encoded)
 
     @property
     def wire_mid(self) -> MessageId:
         return self.wire or self.mid
 
     @property
+    def fresh(self) -> bool:
+        """Never put on the air: it may wait on disk instead of in memory."""
+        return self.attempts == 0 and not self.link
+
+    @property
+    def turn(self) -> tuple[int, int]:
+        """Its place in the queue: lower goes first (highest precedence, then oldest)."""
+        return (-self.precedence, self.created)
+
+    @property
     def fragment_count(self) -> int:
         if self.chunk_size == 0:
             return 1
-        return -(-len(self.encoded) // self.chunk_size)
+        return -(-self.size // self.chunk_size)
 
     def plan(self, chunk_size: int) -> None:
         """(Re)start the transfer for a link whose MTU allows `chunk_size` bytes a piece."""
         self.chunk_size = chunk_size
         self.to_send = list(range(self.fragment_count)) if chunk_size else [0]
 
+    def loaded(self) -> bytes:
+        """The encoded message, read into memory for its turn (`NeighbourQueue.body`)."""
+        if self.encoded is None:
+            raise ValueError(f"message {self.mid}: expected its body loaded, found none")
+        return self.encoded
+
     def chunk(self, index: int) -> bytes:
         start = index * self.chunk_size
-        return self.encoded[start : start + self.chunk_size]
+        return self.loaded()[start : start + self.chunk_size]
 
 
 @dataclass(slots=True)
@@ -78,6 +127,14 @@ class NeighbourQueue:
     # Copies kept off the heaps while their twin flies: wire id -> them, back when it lands.
     _parked: dict[MessageId, list[Outgoing]] = field(default_factory=dict)
     _order: itertools.count[int] = field(default_factory=itertools.count)
+    source: TurnSource | None = None  # None: every message waits in memory
+    limit: int = DEFAULT_LIMIT
+    # Precedence -> (created, rowid) from which messages of that precedence wait on disk
+    # only (inclusive; those in memory are skipped when read back).
+    _disk: dict[int, tuple[int, int]] = field(default_factory=dict)
+    _worst: Outgoing | None = None  # the fresh waiting message with the last turn, if known
+    _worst_known: bool = True
+    _refilling: bool = False
 
     def push(self, item: Outgoing, via: str) -> None:
         """Wait for a turn on link `via` ("": no link reaches the neighbour now)."""
@@ -85,11 +142,122 @@ class NeighbourQueue:
         if self.waiting.get(item.mid) is item and item.via == via:
             return
         self.lifecycle.move((item.mid, self.neighbour), Input.REQUEUED if again else Input.QUEUED)
+        if not again and item.fresh and self.waiting.get(item.mid) is None and self._full():
+            worst = self._last_fresh()
+            if worst is not None and item.turn >= worst.turn:
+                self._to_disk(item)
+                return
+            if worst is not None:
+                self._drop_waiting(worst)
+                self._to_disk(worst)
+        self._add(item, via)
+
+    def _add(self, item: Outgoing, via: str) -> None:
         item.via = via
         self.waiting[item.mid] = item
+        later = self._worst is None or item.turn >= self._worst.turn
+        if item.fresh and self._worst_known and later:
+            self._worst = item
         rank = (-item.precedence, item.created, next(self._order), item.mid)
         heapq.heappush(self._heaps.setdefault(via, []), rank)
         self.on_change(self.neighbour)
+
+    # ---- what waits on disk ----------------------------------------------------------------
+
+    def _full(self) -> bool:
+        return self.source is not None and len(self.waiting) >= self.limit
+
+    def _last_fresh(self) -> Outgoing | None:
+        """The fresh waiting message whose turn comes last (a scan only when not known)."""
+        if not self._worst_known or (self._worst is not None and not self._worst.fresh):
+            fresh = [item for item in self.waiting.values() if item.fresh]
+            self._worst = max(fresh, key=lambda item: item.turn, default=None)
+            self._worst_known = True
+        return self._worst
+
+    def _drop_waiting(self, item: Outgoing) -> None:
+        """`item` leaves the waiting set (its heap entry dies lazily)."""
+        if self.waiting.get(item.mid) is item:
+            del self.waiting[item.mid]
+        if item is self._worst:
+            self._worst, self._worst_known = None, False
+
+    def _to_disk(self, item: Outgoing) -> None:
+        """`item` waits on disk only (the store holds it pending for this neighbour)."""
+        start = (item.created, 0)
+        resume = self._disk.get(item.precedence)
+        self._disk[item.precedence] = start if resume is None else min(resume, start)
+
+    def on_disk(self) -> bool:
+        """Some messages for this neighbour wait on disk only."""
+        return bool(self._disk)
+
+    def all_on_disk(self) -> None:
+        """After a restart: everything pending for this neighbour is on disk, none in memory."""
+        self._disk = {int(p): (-(1 << 62), 0) for p in Precedence}
+
+    def forget_disk(self) -> None:
+        """What waited on disk for this neighbour went elsewhere (routes changed)."""
+        self._disk.clear()
+
+    def wants_refill(self) -> bool:
+        return bool(self._disk) and not self._refilling and len(self.waiting) < self.limit // 2
+
+    def refill(self, via: str) -> None:
+        """Read the next turns back from disk, up to `limit` waiting, onto link `via`."""
+        source = self.source
+        if source is None:
+            return
+        self._refilling = True
+        try:
+            for precedence in sorted(self._disk, reverse=True):
+                want = self.limit - len(self.waiting)
+                if want <= 0:
+                    break
+                self._refill_one(source, precedence, want, via)
+        finally:
+            self._refilling = False
+
+    def _refill_one(self, source: TurnSource, precedence: int, want: int, via: str) -> None:
+        asked = want + len(self.waiting) + len(self.in_flight)  # those are skipped
+        rows = source.pending_for(self.neighbour, precedence, self._disk[precedence], asked)
+        last = None
+        for mid, created, size, rowid in rows:
+            if mid in self.waiting or mid in self.in_flight:
+                continue
+            item = Outgoing(mid, Precedence(precedence), created, None, wire=wire_id(mid),
+                            size=size)  # fmt: skip
+            self.lifecycle.move((mid, self.neighbour), Input.QUEUED)
+            self._add(item, via)
+            last = (created, rowid)
+            want -= 1
+            if want == 0:
+                break
+        if len(rows) < asked and want > 0:
+            del self._disk[precedence]  # all of it is in memory now
+        elif last is not None:
+            self._disk[precedence] = last
+
+    def counts_by_precedence(self) -> dict[str, int]:
+        """Messages waiting or in flight, by precedence name (read from disk when some wait
+        there only)."""
+        counts = {p.name.lower(): 0 for p in Precedence}
+        if self.source is not None and self._disk:
+            for precedence, count in self.source.pending_counts_for(self.neighbour).items():
+                counts[Precedence(precedence).name.lower()] += count
+            return counts
+        for item in self.all_items():
+            counts[item.precedence.name.lower()] += 1
+        return counts
+
+    def body(self, item: Outgoing) -> bytes | None:
+        """`item`'s encoded message, read from the store when not in memory; None: it is
+        no longer stored."""
+        if item.encoded is None and self.source is not None:
+            item.encoded = self.source.body_of(item.mid)
+        return item.encoded
+
+    # ---- turns ---------------------------------------------------------------------------
 
     def peek(self, via: str) -> Outgoing | None:
         """The message that should get the next turn on link `via`."""
@@ -109,7 +277,9 @@ class NeighbourQueue:
 
     def sent_all(self, item: Outgoing, now: float, deadline: float) -> None:
         """Every piece of `item` is on the air: wait for the acknowledgement."""
-        self.waiting.pop(item.mid, None)
+        self._drop_waiting(item)
+        if self.source is not None and item.chunk_size:
+            item.encoded = None  # a large one is read again if it must be sent again
         item.sent_at = now
         item.deadline = deadline
         item.attempts += 1
@@ -122,8 +292,12 @@ class NeighbourQueue:
         """Acknowledged, moved, expired, evicted or dropped (`why`): forget it (heap
         entries die lazily)."""
         item = self.in_flight.pop(mid, None)
-        waiting = self.waiting.pop(mid, None)
+        waiting = self.waiting.get(mid)
+        if waiting is not None:
+            self._drop_waiting(waiting)
         gone = item or waiting
+        if gone is None and self.lifecycle.state((mid, self.neighbour)) is State.WAITING:
+            self.lifecycle.move((mid, self.neighbour), why)  # it waited on disk only
         if gone is not None:
             self.lifecycle.move((mid, self.neighbour), why)
             if self.flying.get(gone.wire_mid) == mid:
@@ -150,10 +324,4 @@ class NeighbourQueue:
         return [*self.waiting.values(), *self.in_flight.values()]
 
     def __len__(self) -> int:
-        return len(self.waiting) + len(self.in_flight)
-
-    def counts_by_precedence(self) -> dict[str, int]:
-        counts = {p.name.lower(): 0 for p in Precedence}
-        for item in self.all_items():
-            counts[item.precedence.name.lower()] += 1
-        return counts
+        return sum(self.counts_by_precedence().values())

@@ -4,9 +4,15 @@ Next hops. A message in custody has one row per neighbour it still has to be han
 reserved address `HELD` (0) marks a message held with no route yet: it is never a real next
 hop, `pending()` skips it and `messages_without_next_hop()` lists it. Adding a real next hop
 clears the mark; `hold()` puts a message back to held when its routes are lost. When the last
-row goes (the last neighbour acknowledged it), the message leaves the store. The held rows
-are mirrored in memory (destination by message, and in the engine's `Lifecycle`), so what a
-change of routes may release is found without reading every held message.
+row goes (the last neighbour acknowledged it), the message leaves the store. Only a count of
+the held rows per destination is kept in memory, so what a change of routes may release is
+found without reading every held message, and memory does not grow with what is held (a
+store of 256 MiB holds two million short messages); the held messages themselves are read
+from the file when a destination is released (`held_for`).
+
+Transmit turns. The engine's transmit queues keep a bounded number of messages in memory;
+`pending_for` reads a queue's next turns from the file (highest precedence, then oldest, by
+the turn index), without their bodies, and `body_of` reads a body when its turn comes.
 
 Fair share. OVERRIDE is never evicted (nothing ranks above it), so one insider sending
 OVERRIDE traffic to an unreachable node could fill a relay until it refuses everyone's FLASH
@@ -89,9 +95,9 @@ class Custody(StoreBase):
         self._bytes_used = sum(self._bytes.values())
         self._by_source: dict[int, int] = dict(cur.execute(sql.BYTES_BY_SOURCE).fetchall())
         self._by_prev_hop: dict[int, int] = dict(cur.execute(sql.BYTES_BY_PREV_HOP).fetchall())
-        self._held: dict[MessageId, int] = {
-            (src, epoch, seq): dst for src, epoch, seq, dst in cur.execute(sql.HELD_MESSAGES)
-        }
+        # destination -> messages held for it (never zero), and their total
+        self._held: dict[int, int] = dict(cur.execute(sql.HELD_BY_DESTINATION).fetchall())
+        self._held_total = sum(self._held.values())
         self.attach(self._lifecycle)  # the rows held now (at open, and after a rollback)
 
     # ---- taking and giving up custody ----------------------------------------------------
@@ -142,7 +148,8 @@ class Custody(StoreBase):
         else:
             cur.executemany(sql.INSERT_HOP, [(src, epoch, seq, hop) for hop in hops])
         if HELD in hops:
-            self._set_held(msg.mid, msg.dst)
+            self._lifecycle.move((msg.mid, HELD), Input.NO_ROUTE)
+            self._count_held(msg.dst)
         self._tally(msg.precedence, src, msg.prev_hop, size, 1)
         return evicted
 
@@ -212,9 +219,11 @@ class Custody(StoreBase):
         )
 
     def _delete_row(self, rowid: int) -> StoredMessage:
+        held = self._cur.execute(sql.IS_HELD_ROW, (rowid,)).fetchone() is not None
         gone = stored_message(self._cur.execute(sql.DELETE_ROW, (rowid,)).fetchone())
         self._untally(gone)
-        self._unhold(gone.mid, Input.EVICTED)
+        if held:
+            self._unhold(gone.mid, gone.dst, Input.EVICTED)
         return gone
 
     def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
@@ -243,7 +252,7 @@ class Custody(StoreBase):
         if cur.rowcount == 0:
             return False
         if next_hop == HELD:
-            self._unhold(mid, Input.ROUTE_FOUND)
+            self._unhold(mid, self._destination(mid), Input.ROUTE_FOUND)
         row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
             precedence, size, prev_hop = row
@@ -253,12 +262,14 @@ class Custody(StoreBase):
     def delete_message(self, mid: MessageId) -> bool:
         """Drop a message and its next hops (e.g. revoked sender); False when not stored."""
         self._begin()
+        held = self._is_held(mid)
         row = self._cur.execute(sql.DELETE_MESSAGE, mid).fetchone()
         if row is None:
             return False
-        precedence, size, prev_hop = row
+        precedence, size, prev_hop, dst = row
         self._tally(precedence, mid[0], prev_hop, size, -1)
-        self._unhold(mid, Input.DROPPED)
+        if held:
+            self._unhold(mid, dst, Input.DROPPED)
         return True
 
     def expire(self, now_mission_seconds: int) -> list[StoredMessage]:
@@ -267,11 +278,13 @@ class Custody(StoreBase):
         if cur.execute(sql.ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
             return []
         self._begin()
+        held = {(s, e, q) for s, e, q in cur.execute(sql.HELD_EXPIRING, (now_mission_seconds,))}
         rows = cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))
         gone = [stored_message(row) for row in rows]
         for msg in gone:
             self._untally(msg)
-            self._unhold(msg.mid, Input.EXPIRED)
+            if msg.mid in held:
+                self._unhold(msg.mid, msg.dst, Input.EXPIRED)
         return gone
 
     # ---- next hops and the held index ----------------------------------------------------
@@ -287,8 +300,9 @@ class Custody(StoreBase):
             return
         self._begin()
         self._cur.execute(sql.DELETE_HOP, (*mid, HELD))
+        if self._cur.rowcount:
+            self._unhold(mid, self._destination(mid), Input.ROUTE_FOUND)
         self._cur.executemany(sql.INSERT_HOP, [(*mid, hop) for hop in hops])
-        self._unhold(mid, Input.ROUTE_FOUND)
 
     def also_hold(self, mid: MessageId) -> None:
         """Keep custody for a route still missing, beside the next hops already pending: a
@@ -306,39 +320,96 @@ class Custody(StoreBase):
         self._cur.execute(sql.INSERT_HOP, (*mid, HELD))
 
     def _mark_held(self, mid: MessageId) -> None:
+        self._set_held(mid, self._destination(mid))
+
+    def _destination(self, mid: MessageId) -> int:
         row = self._cur.execute(sql.DESTINATION_OF, mid).fetchone()
         if row is None:
             raise StoreError(f"message {mid} is not in the store")
-        self._set_held(mid, row[0])
+        return int(row[0])
+
+    def _is_held(self, mid: MessageId) -> bool:
+        return self._cur.execute(sql.IS_HELD, mid).fetchone() is not None
 
     def attach(self, lifecycle: Lifecycle) -> None:
         """Report the held rows' changes to `lifecycle` (tawan.core.states), starting from
-        the rows held now."""
+        the rows held now (read only for a strict lifecycle: only it follows states)."""
         self._lifecycle = lifecycle
-        for mid in self._held:
-            lifecycle.states[(mid, HELD)] = State.HELD
+        if lifecycle.strict:
+            for src, epoch, seq in self._cur.execute(sql.HELD_MESSAGES).fetchall():
+                lifecycle.states[((src, epoch, seq), HELD)] = State.HELD
 
     def _set_held(self, mid: MessageId, dst: int) -> None:
+        """Mark `mid` (for `dst`) held; the caller then writes its HELD row."""
         self._lifecycle.move((mid, HELD), Input.NO_ROUTE)
-        self._held[mid] = dst
+        if not self._is_held(mid):
+            self._count_held(dst)
 
-    def _unhold(self, mid: MessageId, why: Input) -> None:
-        if self._held.pop(mid, None) is not None:
-            self._lifecycle.move((mid, HELD), why)
+    def _count_held(self, dst: int) -> None:
+        self._held[dst] = self._held.get(dst, 0) + 1
+        self._held_total += 1
+
+    def _unhold(self, mid: MessageId, dst: int, why: Input) -> None:
+        """`mid`'s HELD row is gone (the caller knew it was there)."""
+        self._lifecycle.move((mid, HELD), why)
+        self._held_total -= 1
+        left = self._held.get(dst, 0) - 1
+        if left > 0:
+            self._held[dst] = left
+        else:
+            self._held.pop(dst, None)
 
     def held_count(self) -> int:
         """Messages held: no route yet, or kept for members a route does not reach yet."""
-        return len(self._held)
+        return self._held_total
 
     def held_destinations(self) -> set[int]:
         """Destinations of the messages held (no route yet, or kept for more members)."""
-        return set(self._held.values())
+        return set(self._held)
 
     def held_for(self, destinations: Collection[int]) -> list[StoredMessage]:
-        """The messages held for any of `destinations`, oldest first."""
-        mids = [mid for mid, dst in self._held.items() if dst in destinations]
-        found = (self.get_message(mid) for mid in mids)
-        return sorted((m for m in found if m is not None), key=lambda m: m.received_at)
+        """The messages held for any of `destinations`, oldest first (read from the file)."""
+        found = [
+            stored_message(row)
+            for dst in destinations
+            if dst in self._held
+            for row in self._cur.execute(sql.HELD_FOR, (dst,)).fetchall()
+        ]
+        return sorted(found, key=lambda m: m.received_at)
+
+    def pending_for(
+        self, hop: int, precedence: int, after: tuple[int, int], limit: int
+    ) -> list[tuple[MessageId, int, int, int]]:
+        """Up to `limit` messages of `precedence` pending for `hop` from `after` = (created,
+        rowid) on, inclusive, in turn order: (id, created, size, rowid), no body."""
+        rows = self._cur.execute(sql.PENDING_FOR, (hop, precedence, *after, limit)).fetchall()
+        return [((src, epoch, seq), created, size, rowid) for src, epoch, seq, created, size,
+                rowid in rows]  # fmt: skip
+
+    def pending_hops(self) -> list[int]:
+        """Every next hop some message is pending for (held aside), lowest first."""
+        return [hop for (hop,) in self._cur.execute(sql.PENDING_HOPS)]
+
+    def pending_counts_for(self, hop: int) -> dict[int, int]:
+        """Messages pending for `hop`, by precedence (a scan: for status, not per frame)."""
+        return dict(self._cur.execute(sql.PENDING_COUNTS_FOR, (hop,)).fetchall())
+
+    def pending_rows_for(self, hop: int) -> Iterator[StoredMessage]:
+        """Every message pending for `hop`, in stored order, read in pages (the caller may
+        write between items)."""
+        last = 0
+        while True:
+            rows = self._conn.execute(sql.HOP_ROWS_PAGE, (hop, last, _PAGE_ROWS)).fetchall()
+            for _rowid, *cols in rows:
+                yield stored_message(tuple(cols))
+            if len(rows) < _PAGE_ROWS:
+                return
+            last = rows[-1][0]
+
+    def body_of(self, mid: MessageId) -> bytes | None:
+        """The encoded message kept under `mid`, None when it is no longer stored."""
+        row = self._cur.execute(sql.BODY_OF, mid).fetchone()
+        return None if row is None else bytes(row[0])
 
     # ---- reading -------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ CREATE TABLE refs (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX refs_by_expiry ON refs (expires);
 """
+# The order messages take their turn in a transmit queue (highest precedence, then oldest):
+# a queue longer than it keeps in memory reads its next messages from here (`PENDING_FOR`).
+TURN_INDEX: Final = "CREATE INDEX messages_by_turn ON messages (precedence, created);"
 
 # Columns added since version 1 come last and carry the default the migration gives old rows,
 # so a new store and an upgraded one have the same tables, column for column. (The f-strings
@@ -51,6 +54,7 @@ CREATE TABLE messages (
     UNIQUE (src, epoch, seq)
 ) STRICT;
 CREATE INDEX messages_by_eviction ON messages (precedence, expires);
+{TURN_INDEX}
 CREATE TABLE next_hops (
     src INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, hop INTEGER NOT NULL,
     PRIMARY KEY (src, epoch, seq, hop)
@@ -98,6 +102,8 @@ DROP TABLE fragments_v1;
 
 # Version 2 to 3: submissions remember the client's reference.
 MIGRATE_2_TO_3: Final = REFS_TABLE
+# Version 3 to 4: the index of transmit turns (nothing else changes).
+MIGRATE_3_TO_4: Final = TURN_INDEX
 
 # Statements are literals, so each reads whole. A message id binds as ?1 ?2 ?3; the eleven
 # message columns are always in the order `store_types.stored_message` unpacks.
@@ -110,7 +116,7 @@ MESSAGE_AT: Final = (
 MESSAGE_EXISTS: Final = "SELECT 1 FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 DELETE_MESSAGE: Final = (
     "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 "
-    "RETURNING precedence, size, prev_hop"
+    "RETURNING precedence, size, prev_hop, dst"
 )
 DELETE_ROW: Final = (
     "DELETE FROM messages WHERE rowid = ? RETURNING src, epoch, seq, dst, precedence, "
@@ -143,10 +149,48 @@ DELETE_EXPIRED: Final = (
 BYTES_BY_PRECEDENCE: Final = (
     "SELECT precedence, count(*), sum(size) FROM messages GROUP BY precedence"
 )
+HELD_BY_DESTINATION: Final = (
+    "SELECT m.dst, count(*) FROM messages AS m JOIN next_hops AS h "
+    "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq WHERE h.hop = 0 GROUP BY m.dst"
+)
 HELD_MESSAGES: Final = (
-    "SELECT m.src, m.epoch, m.seq, m.dst FROM messages AS m JOIN next_hops AS h "
+    "SELECT m.src, m.epoch, m.seq FROM messages AS m JOIN next_hops AS h "
     "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq WHERE h.hop = 0"
 )
+IS_HELD_ROW: Final = (
+    "SELECT 1 FROM messages AS m JOIN next_hops AS h ON h.src = m.src AND h.epoch = m.epoch "
+    "AND h.seq = m.seq WHERE m.rowid = ? AND h.hop = 0"
+)
+IS_HELD: Final = "SELECT 1 FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = 0"
+HELD_EXPIRING: Final = (
+    "SELECT m.src, m.epoch, m.seq FROM messages AS m WHERE precedence IN (0, 1, 2, 3, 4) "
+    "AND expires <= ? AND "
+    "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch "
+    "AND h.seq = m.seq AND h.hop = 0)"
+)
+# The held messages for one destination, in the order they arrived (rowid: stored order).
+HELD_FOR: Final = (
+    "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, m.expires, m.body, "
+    "m.local_origin, m.received_at, m.prev_hop FROM messages AS m WHERE m.dst = ? AND "
+    "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch "
+    "AND h.seq = m.seq AND h.hop = 0) ORDER BY m.received_at, m.rowid"
+)
+# A transmit queue's next turns: messages of one precedence pending for hop ?1, from
+# (created, rowid) >= (?3, ?4) on, in the order of the turn index. No body: it is read when
+# the message's turn comes (`BODY_OF`).
+PENDING_FOR: Final = (
+    "SELECT m.src, m.epoch, m.seq, m.created, m.size, m.rowid FROM messages AS m "
+    "INDEXED BY messages_by_turn WHERE m.precedence = ?2 AND (m.created, m.rowid) >= (?3, ?4) "
+    "AND EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch "
+    "AND h.seq = m.seq AND h.hop = ?1) ORDER BY m.created, m.rowid LIMIT ?5"
+)
+PENDING_COUNTS_FOR: Final = (
+    "SELECT m.precedence, count(*) FROM messages AS m JOIN next_hops AS h "
+    "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq WHERE h.hop = ? "
+    "GROUP BY m.precedence"
+)
+PENDING_HOPS: Final = "SELECT DISTINCT hop FROM next_hops WHERE hop != 0 ORDER BY hop"
+BODY_OF: Final = "SELECT body FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 DESTINATION_OF: Final = "SELECT dst FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 BYTES_BY_SOURCE: Final = "SELECT src, sum(size) FROM messages GROUP BY src HAVING sum(size) > 0"
 BYTES_BY_PREV_HOP: Final = (
@@ -165,6 +209,14 @@ HOP_PAGE: Final = (
     "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq "
     "WHERE m.rowid >= ?1 AND (m.rowid > ?1 OR h.hop > ?2) AND (h.hop = 0) = ?3 "
     "ORDER BY m.rowid, h.hop LIMIT ?4"
+)
+# The same over the rows pending for one hop ?1, from message rowid ?2 on.
+HOP_ROWS_PAGE: Final = (
+    "SELECT m.rowid, m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, "
+    "m.expires, m.body, m.local_origin, m.received_at, m.prev_hop "
+    "FROM messages AS m JOIN next_hops AS h "
+    "ON h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq "
+    "WHERE h.hop = ?1 AND m.rowid > ?2 ORDER BY m.rowid LIMIT ?3"
 )
 SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 INSERT_SEEN: Final = "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)"

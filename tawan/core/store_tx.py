@@ -62,10 +62,10 @@ __all__ = [
     "wal_limit",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 APPLICATION_ID: Final = 0x7461776E  # b"tawn": marks the file as a tawan store
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
-_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2, 2: sql.MIGRATE_2_TO_3}
+_MIGRATIONS: Final = {1: sql.MIGRATE_1_TO_2, 2: sql.MIGRATE_2_TO_3, 3: sql.MIGRATE_3_TO_4}
 """Script upgrading a store from the version of the key to the next one."""
 
 FILE_FACTOR: Final = 3

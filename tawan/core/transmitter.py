@@ -32,7 +32,7 @@ from tawan.core.frames import (
 from tawan.core.linkauth import LinkGuard, LinkReject
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.precedence import Precedence
-from tawan.core.queues import NeighbourQueue, Outgoing
+from tawan.core.queues import DEFAULT_LIMIT, NeighbourQueue, Outgoing, TurnSource
 from tawan.core.specs import EngineConfig, LinkSpec
 from tawan.core.states import Input, Lifecycle
 from tawan.core.stats import EngineStats
@@ -72,8 +72,12 @@ class Transmitter:
         stats: EngineStats,
         config: EngineConfig,
         epoch_at: Callable[[float], int],
+        source: TurnSource | None = None,
+        queue_limit: int | None = None,
     ) -> None:
         self.me = me
+        self.source = source  # the store: what the queues do not keep in memory
+        self.queue_limit = DEFAULT_LIMIT if queue_limit is None else queue_limit
         self.links = {spec.name: _LinkState(spec) for spec in links}
         self.neighbours = neighbours
         self.best_link = best_link
@@ -101,9 +105,18 @@ class Transmitter:
     def queue(self, neighbour: int) -> NeighbourQueue:
         queue = self.queues.get(neighbour)
         if queue is None:
-            queue = NeighbourQueue(neighbour, self._refresh, self.lifecycle)
+            queue = NeighbourQueue(
+                neighbour, self._refresh, self.lifecycle, source=self.source,
+                limit=self.queue_limit,
+            )  # fmt: skip
             self.queues[neighbour] = queue
         return queue
+
+    def restore(self, neighbour: int) -> None:
+        """After a restart: messages are pending for `neighbour` in the store; its queue
+        reads the first of them back."""
+        self.queue(neighbour).all_on_disk()
+        self._refresh(neighbour)
 
     def waiting(self, neighbour: int) -> list[Outgoing]:
         queue = self.queues.get(neighbour)
@@ -129,6 +142,9 @@ class Transmitter:
     def _refresh(self, neighbour: int) -> None:
         """Recompute where `neighbour` is ready: a head waiting on the link, window open."""
         queue = self.queues[neighbour]
+        if queue.wants_refill():
+            adj = self.best_link(neighbour)
+            queue.refill(adj.link if adj is not None else "")
         now_ready = set()
         for via in queue.links():
             head = queue.peek(via) if via in self._ready else None
@@ -222,6 +238,9 @@ class Transmitter:
             if picked is None:
                 return
             adj, queue, item = picked
+            if queue.body(item) is None:
+                queue.remove(item.mid, Input.DROPPED)  # no longer stored: nothing to send
+                continue
             self._emit_piece(state, adj, queue, item, now, out)
 
     def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
@@ -253,13 +272,13 @@ class Transmitter:
         mtu = state.spec.profile.mtu
         if item.link != adj.link or not item.to_send:  # first turn, or the link changed
             item.link = adj.link
-            fits = len(item.encoded) + DATA_OVERHEAD <= mtu
+            fits = item.size + DATA_OVERHEAD <= mtu
             item.plan(0 if fits else mtu - FRAG_OVERHEAD)
         index = item.to_send.pop(0)
         if item.attempts:
             self.stats.link(adj.link).retransmissions += 1
         if item.chunk_size == 0:
-            size = self._emit(state, adj, self._encode_data, item.encoded, now, out)
+            size = self._emit(state, adj, self._encode_data, item.loaded(), now, out)
         else:
             frame = FragFrame(
                 self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)

@@ -33,7 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from tawan.core.events import Delivered, Event
 from tawan.core.snapshot import NodeSnapshot
-from tawan.node.metrics import LATENCY_BUCKETS, METRICS, PRECEDENCES, snapshot_samples
+from tawan.node.metrics import LATENCY_BUCKETS, PRECEDENCES, empty_families, snapshot_samples
 
 __all__ = [
     "EMULATION_METRICS",
@@ -47,7 +47,6 @@ Snapshots = Callable[[], Mapping[str, NodeSnapshot]]
 """Every running node's snapshot, by node name (a destroyed node is simply absent)."""
 _Scalar = CounterMetricFamily | GaugeMetricFamily
 
-_LATENCY: Final = "tawan_delivery_latency_seconds"
 
 EMULATION_METRICS: Final = (
     ("tawan_emulation_virtual_time_seconds", "Virtual time of the run, from its start."),
@@ -128,25 +127,7 @@ class EmulationMetrics(Collector):
     ) -> tuple[
         list[Metric], dict[str, CounterMetricFamily | GaugeMetricFamily], HistogramMetricFamily
     ]:
-        scalars: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
-        latency = HistogramMetricFamily(_LATENCY, "", labels=[])
-        ordered: list[Metric] = []
-        for spec in METRICS:
-            labels = ["node", *spec.labels]
-            family: Metric
-            if spec.kind == "counter":
-                family = scalars[spec.name] = CounterMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            elif spec.kind == "gauge":
-                family = scalars[spec.name] = GaugeMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            else:
-                family = latency = HistogramMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            ordered.append(family)
+        ordered, scalars, latency = empty_families(labelled=True)
         for name, help_text in EMULATION_METRICS:
             unit = "seconds" if name.endswith("_seconds") else ""
             ordered.append(

@@ -390,27 +390,7 @@ class _NodesCollector(Collector):
     def _families(
         self,
     ) -> tuple[Iterator[Metric], dict[str, _Scalar], HistogramMetricFamily]:
-        """Empty families in METRICS order, with the scalar ones and the histogram by name."""
-        node = ["node"] if self.labelled else []
-        scalars: dict[str, _Scalar] = {}
-        latency = HistogramMetricFamily(_LATENCY, "", labels=[])
-        ordered: list[Metric] = []
-        for spec in METRICS:
-            labels = [*node, *spec.labels]
-            family: Metric
-            if spec.kind == "counter":
-                family = scalars[spec.name] = CounterMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            elif spec.kind == "gauge":
-                family = scalars[spec.name] = GaugeMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            else:
-                family = latency = HistogramMetricFamily(
-                    spec.name, spec.help, labels=labels, unit=spec.unit
-                )
-            ordered.append(family)
+        ordered, scalars, latency = empty_families(labelled=self.labelled)
         return iter(ordered), scalars, latency
 
 
@@ -460,3 +440,31 @@ def stop_metrics_server(
     server.shutdown()
     server.server_close()
     thread.join(timeout)
+
+
+def empty_families(
+    *, labelled: bool
+) -> tuple[list[Metric], dict[str, _Scalar], HistogramMetricFamily]:
+    """Empty families in METRICS order, with the scalar ones and the histogram by name;
+    `labelled`: each with a `node` label first (several nodes from one endpoint)."""
+    node = ["node"] if labelled else []
+    scalars: dict[str, _Scalar] = {}
+    latency = HistogramMetricFamily(_LATENCY, "", labels=[])
+    ordered: list[Metric] = []
+    for spec in METRICS:
+        labels = [*node, *spec.labels]
+        family: Metric
+        if spec.kind == "counter":
+            family = scalars[spec.name] = CounterMetricFamily(
+                spec.name, spec.help, labels=labels, unit=spec.unit
+            )
+        elif spec.kind == "gauge":
+            family = scalars[spec.name] = GaugeMetricFamily(
+                spec.name, spec.help, labels=labels, unit=spec.unit
+            )
+        else:
+            family = latency = HistogramMetricFamily(
+                spec.name, spec.help, labels=labels, unit=spec.unit
+            )
+        ordered.append(family)
+    return ordered, scalars, latency

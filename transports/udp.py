@@ -17,9 +17,10 @@ A UDP port is open to anyone who can reach it, so receiving is built to survive 
 - The node's screen (`set_screen`) looks at each datagram in the receive buffer, before any
   copy, queueing or crypto, and drops what cannot be a frame of a known sender.
 - A screen that knows how frames begin (`transports.link.PrefixScreen`) is also compiled
-  into a kernel filter on each configured peer's socket (`transports.sockfilter`, Linux): junk that spoofs a
-  peer's address is then dropped before it takes room in that peer's buffer, where it would
-  otherwise crowd out the peer's genuine frames faster than the node can read and refuse it.
+  into a kernel filter on each configured peer's socket (`transports.sockfilter`, Linux):
+  junk that spoofs a peer's address is then dropped before it takes room in that peer's
+  buffer, where it would otherwise crowd out the peer's genuine frames faster than the node
+  can read and refuse it.
 - Every drop is counted by reason (`drops`), and `drop_counts()` adds the datagrams the
   kernel dropped (Linux, SO_MEMINFO): for a full receive buffer, or on a socket with the
   kernel filter, refused by it or for a full buffer (the kernel counts both as one).

@@ -11,6 +11,8 @@ import random
 import socket
 from collections.abc import Iterator
 
+import msgpack
+import pytest
 import trio
 from prometheus_client.registry import CollectorRegistry
 
@@ -34,7 +36,8 @@ from tawan.node.metrics import NodeMetrics
 from tawan.node.runtime import Runtime
 from transports.link import format_endpoint
 from transports.profile import BearerProfile
-from transports.udp import UdpLink
+from transports.sockfilter import attach_prefix_filter, prefix_program
+from transports.udp import UdpLink, _kernel_drops
 
 ROSTER, KEYS = build_mission({"alpha": [], "bravo": []}, random.Random(11), t0=0)
 PROFILE = BearerProfile("ip", rate_bps=10_000_000, delay_s=0.001, mtu=1400, cost=1.0)
@@ -102,6 +105,9 @@ async def test_the_screen_passes_genuine_frames_and_names_what_it_drops() -> Non
     for frame in frames:  # hellos, adverts, the message: every kind alpha sends passes
         assert check(screen, a_end, frame) is None
         assert check(screen, None, frame) is None  # from an unknown address too: it may roam
+        # The kernel filter's prefixes take every one of them, from alpha's address or any.
+        assert any(frame.startswith(p) for p in screen.prefixes(a_end))
+        assert any(frame.startswith(p) for p in screen.prefixes(None))
         # At alpha, from bravo's address, a frame naming alpha: spoofed.
         assert check(screen_of(alpha), b_end, frame) == WRONG_SENDER
     frame = frames[0]
@@ -166,3 +172,75 @@ async def test_junk_from_a_stranger_is_dropped_before_crypto_while_a_peer_gets_t
                                      {"link": "ip0", "reason": BAD_VERSION})  # fmt: skip
     assert registry.get_sample_value("tawan_link_receive_buffer_bytes", {"link": "ip0"})
     metrics.close()
+
+
+# ================================================================== in the kernel
+def test_the_prefix_filter_keeps_only_datagrams_with_a_listed_prefix() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        assert attach_prefix_filter(receiver, [b"\x10\x9a\x01", b"\x12\x94"])
+        sent = [b"\x10\x9a\x01 data", b"\x12\x94ack", b"\x10\x9a\x02 other sender",
+                b"\x12", b"\x10\x9a", b"", b"\x13\x94hello", b"\x12\x94"]  # fmt: skip
+        for data in sent:
+            sender.sendto(data, receiver.getsockname())
+        kept = []
+        while True:
+            try:
+                kept.append(receiver.recv(100))
+            except BlockingIOError:
+                break
+        assert kept == [b"\x10\x9a\x01 data", b"\x12\x94ack", b"\x12\x94"]
+        assert _kernel_drops(receiver) == len(sent) - len(kept)
+
+
+@pytest.mark.parametrize("node", [1, 127, 128, 255, 256, 40000, 65535])
+def test_a_prefix_names_the_sender_as_msgpack_writes_it(node: int) -> None:
+    screen = FrameScreen(lambda _: True, {"10.0.0.1:5000": node})
+    head = bytes((0x10 | 2, 0x94))  # an ACK's kind and field array
+    assert head + msgpack.packb(node) in screen.prefixes("10.0.0.1:5000")
+    assert head in screen.prefixes("10.0.0.9:5000")  # a peer of unknown node: any sender
+
+
+def test_the_prefix_program_is_bounded() -> None:
+    with pytest.raises(ValueError, match="at least one prefix"):
+        prefix_program([])
+    with pytest.raises(ValueError, match=r"1\.\.127 bytes, found 128"):
+        prefix_program([bytes(128)])
+
+
+async def test_junk_spoofing_a_peer_is_dropped_in_the_kernel_while_its_frames_get_through() -> (
+    None
+):
+    """Junk from the peer's own address and port (a socket sharing alpha's port, as a spoofer
+    would without needing root) lands on bravo's socket for alpha: the kernel refuses it."""
+    a_end, b_end = free_udp_endpoints(2)
+    alpha = make_runtime("alpha", "bravo", a_end, b_end)
+    bravo = make_runtime("bravo", "alpha", b_end, a_end)
+    prefixes = screen_of(bravo).prefixes(a_end)
+    assert prefixes and all(p.endswith(bytes([address("alpha")])) for p in prefixes)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(alpha.run)
+            await nursery.start(bravo.run)
+            host, port = a_end.rsplit(":", 1)
+            b_host, b_port = b_end.rsplit(":", 1)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:
+                spoofer.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                spoofer.bind((host, int(port)))
+                for index, data in enumerate(junk(7, JUNK)):
+                    spoofer.sendto(data, (b_host, int(b_port)))
+                    if index % 30 == 0:
+                        alpha.submit(Submission(address("bravo"), b"report %d" % index,
+                                                Precedence.ROUTINE))  # fmt: skip
+                while bravo.store.inbox_count() < JUNK // 30:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    link = bravo.links["ip0"]
+    counts = link.drop_counts()
+    assert counts["kernel-screen"] == JUNK  # none of it was read by the node
+    assert sum(link.drops[r] for r in SCREEN_REASONS) == 0
+    assert bravo.engine.stats.rejected.total() == 0

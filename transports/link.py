@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias, runtime_checkable
 
 import trio
 
@@ -50,6 +50,19 @@ Screen: TypeAlias = Callable[[str | None, bytearray, int], str | None]
 any other sender, buffer, size) -> None to take it, or a short drop reason (a metric label).
 The node supplies it, since only it knows what a frame looks like; it must not keep the
 buffer, which is reused for the next datagram."""
+
+
+@runtime_checkable
+class PrefixScreen(Protocol):
+    """A screen that can also say how every datagram it might take begins, so that a link
+    able to filter in the kernel (Linux UDP) drops the rest before it takes buffer room."""
+
+    def __call__(self, peer: str | None, buffer: bytearray, size: int, /) -> str | None: ...
+
+    def prefixes(self, peer: str | None, /) -> Collection[bytes]:
+        """The prefixes for datagrams from configured peer `peer` (None: anyone else)."""
+        ...
+
 
 DROP_CLOSED = "closed"
 """Frames that arrived after the consumer closed `events`: nobody is listening."""

@@ -16,8 +16,14 @@ A UDP port is open to anyone who can reach it, so receiving is built to survive 
   the node. They may also fill at most part of the event buffer.
 - The node's screen (`set_screen`) looks at each datagram in the receive buffer, before any
   copy, queueing or crypto, and drops what cannot be a frame of a known sender.
+- A screen that knows how frames begin (`transports.link.PrefixScreen`) is also compiled
+  into a kernel filter on each configured peer's socket (`transports.sockfilter`, Linux):
+  junk that spoofs a peer's address is then dropped before it takes room in that peer's
+  buffer, where it would otherwise crowd out the peer's genuine frames faster than the node
+  can read and refuse it.
 - Every drop is counted by reason (`drops`), and `drop_counts()` adds the datagrams the
-  kernel dropped for a full receive buffer (Linux, SO_MEMINFO).
+  kernel dropped (Linux, SO_MEMINFO): for a full receive buffer, or on a socket with the
+  kernel filter, refused by it or for a full buffer (the kernel counts both as one).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import logging
 import socket
 import struct
 import sys
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -42,11 +49,13 @@ from transports.link import (
     PeerDown,
     PeerUnavailable,
     PeerUp,
+    PrefixScreen,
     Screen,
     format_endpoint,
     parse_endpoint,
 )
 from transports.profile import BearerProfile
+from transports.sockfilter import attach_prefix_filter, detach_filter
 
 _log = logging.getLogger("tawan.transports.udp")
 
@@ -72,6 +81,7 @@ DROP_STRANGER_LIMIT = "stranger-limit"
 DROP_STRANGER_BACKLOG = "stranger-backlog"
 DROP_EVENT_BUFFER_FULL = "event-buffer-full"
 DROP_KERNEL = "kernel-buffer-full"
+DROP_KERNEL_SCREEN = "kernel-screen"
 
 _SO_MEMINFO = 55  # Linux: per-socket memory figures, the last of them the drops
 _MEMINFO = struct.Struct("9I")
@@ -90,7 +100,7 @@ class UdpLink(Link):
 
     DROP_REASONS: ClassVar[tuple[str, ...]] = (
         DROP_CLOSED, DROP_OVERSIZE, DROP_STRANGER_LIMIT, DROP_STRANGER_BACKLOG,
-        DROP_EVENT_BUFFER_FULL, DROP_KERNEL,
+        DROP_EVENT_BUFFER_FULL, DROP_KERNEL, DROP_KERNEL_SCREEN,
     )  # fmt: skip
 
     def __init__(
@@ -123,18 +133,38 @@ class UdpLink(Link):
         self._demultiplex = demultiplex and hasattr(socket, "SO_REUSEPORT")
         self._nursery: trio.Nursery | None = None
         self._own_sockets: dict[str, tuple[socket.socket, trio.CancelScope]] = {}
-        self._retired_kernel_drops = 0
+        self._retired_kernel_drops = {DROP_KERNEL: 0, DROP_KERNEL_SCREEN: 0}
+        self._kernel_screened: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
     def set_screen(self, screen: Screen | None) -> None:
         self._screen = screen
+        for own_peer, (own, _) in self._own_sockets.items():
+            self._kernel_screen(own, own_peer)
 
     def drop_counts(self) -> dict[str, int]:
         counts = super().drop_counts()
         sockets = [own for own, _ in self._own_sockets.values()]
         if self._raw is not None:
             sockets.append(self._raw)
-        counts[DROP_KERNEL] = self._retired_kernel_drops + sum(map(_kernel_drops, sockets))
+        counts.update(self._retired_kernel_drops)
+        for sock in sockets:
+            counts[self._kernel_reason(sock)] += _kernel_drops(sock)
         return counts
+
+    def _kernel_reason(self, sock: socket.socket) -> str:
+        return DROP_KERNEL_SCREEN if sock in self._kernel_screened else DROP_KERNEL
+
+    def _kernel_screen(self, sock: socket.socket, peer: str | None) -> None:
+        """Put the screen's prefixes in the kernel for a configured peer's socket (or take
+        them off). Not on the strangers' socket: reading it is budgeted already, so its junk
+        costs the node little, and the screen there names what the junk is."""
+        screen = self._screen
+        prefixes = screen.prefixes(peer) if isinstance(screen, PrefixScreen) else ()
+        if prefixes and attach_prefix_filter(sock, prefixes):
+            self._kernel_screened.add(sock)
+        elif sock in self._kernel_screened:
+            detach_filter(sock)
+            self._kernel_screened.discard(sock)
 
     @property
     def demultiplexing(self) -> bool:
@@ -290,18 +320,19 @@ class UdpLink(Link):
         owner = self._addr_peer.setdefault((addr[0], addr[1]), peer)
         nursery = self._nursery
         wanted = owner == peer and self._demultiplex and peer not in self._own_sockets
-        if wanted and nursery is not None and (own := self._connected_socket(addr)):
+        if wanted and nursery is not None and (own := self._connected_socket(peer, addr)):
             scope = await nursery.start(self._serve_own_socket, peer, own)
             self._own_sockets[peer] = (own, scope)
         await self._emit(PeerUp(peer))
 
-    def _connected_socket(self, addr: _SockAddr) -> socket.socket | None:
+    def _connected_socket(self, peer: str, addr: _SockAddr) -> socket.socket | None:
         """A socket on our port that the kernel gives only `addr`'s datagrams."""
         own = socket.socket(self._family, socket.SOCK_DGRAM)
         try:
             own.setblocking(False)
             own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             _size_buffers(own)
+            self._kernel_screen(own, peer)
             own.bind(self._bound)
             own.connect(addr)
         except OSError as exc:
@@ -321,7 +352,7 @@ class UdpLink(Link):
             try:
                 await self._receive_loop(own, peer, paced=False)
             finally:
-                self._retired_kernel_drops += _kernel_drops(own)
+                self._retired_kernel_drops[self._kernel_reason(own)] += _kernel_drops(own)
                 trio.lowlevel.notify_closing(own)
                 own.close()
 

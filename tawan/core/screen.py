@@ -75,6 +75,33 @@ class FrameScreen:
             return WRONG_SENDER
         return None
 
+    def prefixes(self, peer: str | None) -> frozenset[bytes]:
+        """What every frame our encoder writes begins with, for a kernel-side filter
+        (`transports.sockfilter`): the kind byte and the field array header, and where
+        `peer` is a configured endpoint of known node, that node as the sender (msgpack's
+        shortest form, which is what the encoder writes). Stricter than the screen itself,
+        which also takes a longer integer form, so that the kernel refuses the same junk
+        with a few byte comparisons and the screen remains the one that counts reasons."""
+        sender = b""
+        if peer is not None and (node := self.expected.get(peer)) is not None:
+            sender = _shortest_uint(node)
+        found: set[bytes] = set()
+        for kind, count in enumerate(_COUNTS):
+            if count:
+                head = VERSION << 4 | kind
+                found.add(bytes((head, 0x90 | count)) + sender)
+                found.add(bytes((head, 0xDC, 0, count)) + sender)
+        return frozenset(found)
+
+
+def _shortest_uint(value: int) -> bytes:
+    """A node address as msgpack writes it: a fixint, or the narrowest unsigned form."""
+    if value < 0x80:
+        return bytes((value,))
+    if value <= 0xFF:
+        return bytes((0xCC, value))
+    return b"\xcd" + value.to_bytes(2, "big")
+
 
 def _address_at(buffer: bytearray, at: int, size: int) -> int | None:
     """The msgpack integer at `at` if it is a node address (1..65535), else None."""

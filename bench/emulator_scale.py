@@ -26,7 +26,7 @@ from emulator.run import Emulation
 from topologies.generate import brigade
 
 VIRTUAL_S = 3600.0
-STEP_S = 10.0
+STEP_S = 1.0  # virtual seconds between checks of the wall budget
 
 
 def one_size(nodes: int, budget_s: float, virtual_s: float, seed: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
+import sqlite3
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 
@@ -78,6 +79,7 @@ from tawan.core.store import (
     HELD,
     Store,
     StoredMessage,
+    StoreError,
     StoreUnwritable,
     SubmissionRef,
     custody_slot,
@@ -157,6 +159,14 @@ class Engine(ControlPlane, CustodyRule):
         self._store_failures = 0  # in a row, for the retry backoff
         self._store_retry_at = float("inf")
         self._degraded_since = 0.0
+        self._rollbacks_seen = store.rollbacks  # rollbacks handled (`_notice_rollbacks`)
+        self._rollbacks_at_commit = store.rollbacks  # as of the last commit that worked
+        self._rebuild_due = False  # the rebuild after a failure could not read the store
+        # While degraded, what forwarding changed that the store could not record: next
+        # hops that acknowledged custody, and held messages handed to next hops in memory
+        # (new hops, old hop). Written at the first retry that can write (`_write_unsaved`).
+        self._unsaved_acks: dict[MessageId, set[int]] = {}
+        self._unsaved_places: dict[MessageId, tuple[frozenset[int], int]] = {}
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
         # A node that ran before starts from the epoch it last ran in: a clock more than an
@@ -209,40 +219,100 @@ class Engine(ControlPlane, CustodyRule):
         messages delivered) is rebuilt from the store, as after a restart, so nothing that
         failed to commit is ever acknowledged. Then no new custody until a retry succeeds."""
         first = self.store_problem is None
+        self._back_off(exc, now)
+        self._dirty_since = None
+        try:
+            self._rebuild()
+        except (StoreError, StoreUnwritable, sqlite3.Error):  # a failing device fails reads
+            self._rebuild_due = True
+            self._rollbacks_seen = self.store.rollbacks
+        if first:
+            self._degraded_since = now
+            self._events.append(StoreDegraded(exc.reason, str(exc)))
+
+    def _back_off(self, exc: StoreUnwritable, now: float) -> None:
         self.store_problem = exc
         self.stats.store_failures += 1
         self._store_failures += 1
         backoff = STORE_RETRY_FLOOR * 2 ** min(self._store_failures - 1, 16)
         self._store_retry_at = now + min(STORE_RETRY_CEILING, backoff)
-        self._dirty_since = None
+        self._rollbacks_seen = self.store.rollbacks
+
+    def _rebuild(self) -> None:
+        """Queues and states again from the store, as after a restart; held messages are
+        placed again (in memory while degraded), what was acknowledged stays forgotten."""
+        self._rebuild_due = True
         self.tx.drop_all()
         self.lifecycle.states.clear()
         self.store.attach(self.lifecycle)
         self._mine.clear()
         self._requeue_custody()
-        if first:
-            self._degraded_since = now
-            self._events.append(StoreDegraded(exc.reason, str(exc)))
+        self._reached = set()
+        self._reroute()
+        for mid, hops in self._unsaved_acks.items():
+            for hop in hops:
+                if (queue := self.queues.get(hop)) is not None:
+                    queue.remove(mid, Input.ACKNOWLEDGED)
+        self._rebuild_due = False
+        self._rollbacks_seen = self.store.rollbacks
+
+    def _notice_rollbacks(self, now: float) -> None:
+        """A write made outside the engine (the API's `ack`) failed and rolled back what
+        the engine wrote too: handled as if the engine's own write had failed."""
+        if self.store.rollbacks != self._rollbacks_seen:
+            problem = self.store.last_failure or StoreUnwritable(
+                "i/o error", f"store {self.store.path!r}: a transaction was rolled back"
+            )
+            self._store_failed(problem, now)
 
     def _may_commit(self, now: float) -> bool:
         """Commits wait for the retry time while the store cannot write: a failed commit
         costs a rebuild, which must not happen per frame."""
-        return self.store_problem is None or now >= self._store_retry_at
+        return self.store_problem is None
 
     def _retry_store(self, now: float) -> None:
-        """Commit what is pending, then check for room; custody resumes if both work."""
-        self._commit()
-        self.store.check_room(ROOM_PROBE_BYTES)
+        """Commit what is pending, write what forwarding could not record, then check for
+        room; custody resumes if all of it works. The store is clean before the second
+        step, so a failure there or later loses nothing: no rebuild, only a later retry."""
+        if self.store.dirty:
+            self._commit()
+        if self._rebuild_due:
+            self._rebuild()
+        try:
+            self._write_unsaved()
+            self._commit()
+            self._unsaved_acks.clear()
+            self._unsaved_places.clear()
+            self.store.check_room(ROOM_PROBE_BYTES)
+        except StoreUnwritable as exc:
+            self._back_off(exc, now)
+            return
         self.store_problem = None
         self._store_failures = 0
         self._store_retry_at = float("inf")
         self._events.append(StoreRecovered(now - self._degraded_since))
 
-    def _refuse_unwritable(self) -> bool:
-        """True (and counted) while the store cannot take new custody."""
+    def _write_unsaved(self) -> None:
+        """Record what forwarding did while the store could not write: the placements
+        first (they add the next hops that the acknowledgements then remove)."""
+        for mid, (hops, old_hop) in self._unsaved_places.items():
+            if not self.store.next_hops_of(mid):
+                continue  # gone meanwhile (expired)
+            self.store.add_next_hops(mid, hops)
+            if old_hop != HELD:
+                self.store.remove_next_hop(mid, old_hop)
+        for mid, acked in self._unsaved_acks.items():
+            for hop in acked:
+                self.store.remove_next_hop(mid, hop)
+
+    def _refuse_unwritable(self, neighbour: int | None = None) -> bool:
+        """True (and counted) while the store cannot take new custody; a refused neighbour
+        is owed a ROOM hello once the store writes again."""
         if self.store_problem is None:
             return False
         self.stats.refused_unwritable += 1
+        if neighbour:
+            self.refusals.refused(neighbour, 1)
         return True
 
     # =============================================================== application side
@@ -251,26 +321,34 @@ class Engine(ControlPlane, CustodyRule):
 
         Refused (SubmitError) while the store cannot write: the application keeps it."""
         self._now = now
-        if self.store_problem is not None:
-            raise SubmitError(_refusal(self.store_problem))
+        self._notice_rollbacks(now)
         try:
+            if (earlier := self._earlier(submission, now)) is not None:
+                return earlier  # a retry: answered (a read, so also while degraded)
+            if self.store_problem is not None:
+                raise SubmitError(_refusal(self.store_problem))
             return self._submit(submission, now)
         except StoreUnwritable as exc:
             self._store_failed(exc, now)
             raise SubmitError(_refusal(exc)) from None
 
+    def _earlier(self, submission: Submission, now: float) -> MessageId | None:
+        """The message an earlier submission with this one's ref became, if any."""
+        if submission.ref is None:
+            return None
+        earlier = self.store.ref_of(submission.ref, self._mission_seconds(now))
+        if earlier is None:
+            return None
+        if earlier.digest != _digest(submission):
+            raise SubmitError(
+                f"ref {submission.ref!r}: already used for message "
+                f"{'.'.join(map(str, earlier.mid))}, a different submission "
+                "(another destination, payload, precedence, ttl or option)"
+            )
+        return earlier.mid
+
     def _submit(self, submission: Submission, now: float) -> MessageId:
         digest = _digest(submission) if submission.ref is not None else b""
-        if submission.ref is not None:
-            earlier = self.store.ref_of(submission.ref, self._mission_seconds(now))
-            if earlier is not None:
-                if earlier.digest != digest:
-                    raise SubmitError(
-                        f"ref {submission.ref!r}: already used for message "
-                        f"{'.'.join(map(str, earlier.mid))}, a different submission "
-                        "(another destination, payload, precedence, ttl or option)"
-                    )
-                return earlier.mid  # a retry: answered, not sent twice
         dst, ttl = submission.dst, submission.ttl
         entry = self.keys.roster.by_address(dst)
         if entry is None or dst == self.me:
@@ -336,6 +414,7 @@ class Engine(ControlPlane, CustodyRule):
         """One frame from the network. Bad input is counted and dropped, never raised."""
         self._now = now
         try:
+            self._notice_rollbacks(now)
             self._receive(link, peer, data, now)
         except StoreUnwritable as exc:
             self._store_failed(exc, now)
@@ -357,9 +436,13 @@ class Engine(ControlPlane, CustodyRule):
         if self.guard.marks_dirty:
             # The frame lies above the last saved receive mark: the new mark is on disk
             # before the frame has any effect, so no power cut reopens it to a replay.
-            if not self._may_commit(now):
+            # While the store cannot write, acknowledgements, hellos and adverts go through
+            # all the same: no custody rests on them, a replayed acknowledgement repeats
+            # what is true, and adverts carry their own sequence numbers.
+            if self._may_commit(now):
+                self._commit(sync=True)
+            elif not isinstance(frame, (AckFrame, HelloFrame, RouteFrame)):
                 return  # dropped: its sender sends it again
-            self._commit(sync=True)
         adj = self.neighbours.get(frame.sender, link)
         if adj is None:
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
@@ -421,7 +504,7 @@ class Engine(ControlPlane, CustodyRule):
             self._reject_from(adj, "hop-limit", f"message {mid} looped")
             self._ack(sender, mid, now)
             return
-        if self._refuse_unwritable():
+        if self._refuse_unwritable(sender):
             return  # not acknowledged: the sender keeps it until this store writes again
         msg = msg.with_hops(msg.hops + 1)
         opened = None
@@ -677,7 +760,7 @@ class Engine(ControlPlane, CustodyRule):
             if frame.index == frame.count - 1:  # answer the probe: we have it from them
                 self._ack(sender, mid, now)
             return
-        if self._refuse_unwritable():
+        if self._refuse_unwritable(sender):
             return  # nothing stored, nothing reported: the sender probes again later
         result = self.reassembly.add(frame, neighbour=sender, now=now)
         self._housekeeping_soon(now)  # a partial message to age out
@@ -719,7 +802,10 @@ class Engine(ControlPlane, CustodyRule):
             item = queue.remove(mid)
             if item is None:
                 continue
-            self.store.remove_next_hop(mid, adj.neighbour)
+            if self.store_problem is None:
+                self.store.remove_next_hop(mid, adj.neighbour)
+            else:  # recorded once the store writes again (`_write_unsaved`)
+                self._unsaved_acks.setdefault(mid, set()).add(adj.neighbour)
             if item.attempts == 1 and item.link == adj.link:  # Karn: never a resent one
                 adj.add_rtt_sample(now - item.sent_at)
         for state in frame.partial:
@@ -736,8 +822,8 @@ class Engine(ControlPlane, CustodyRule):
     def _reroute(self) -> None:
         """Routes changed: move messages off unreachable neighbours, place held ones."""
         for hop, queue in list(self.queues.items()):
-            if self.forwarding.best(hop) is not None:
-                continue
+            if self.forwarding.best(hop) is not None or self.store_problem is not None:
+                continue  # degraded: they stay pending for it, to go when it is back
             # Everything pending for it, in memory or on disk only, is read from the store.
             queue.forget_disk()
             for stored in self.store.pending_rows_for(hop):
@@ -775,6 +861,9 @@ class Engine(ControlPlane, CustodyRule):
         views differ, each may believe another covers a member, and a copy must outlast
         that disagreement."""
         msg = decode_message(stored.body)
+        if self.store_problem is not None:
+            self._place_in_memory(stored, msg, old_hop)
+            return
         pending = self.store.next_hops_of(stored.mid)
         others = pending - {old_hop, HELD}
         hops = self._next_hops(msg, None) - others - {old_hop}
@@ -794,6 +883,17 @@ class Engine(ControlPlane, CustodyRule):
             self.store.remove_next_hop(stored.mid, old_hop)
         elif not hold and not hops and HELD in pending:
             self.store.remove_next_hop(stored.mid, HELD)  # others remain: it stays
+
+    def _place_in_memory(self, stored: StoredMessage, msg: Message, old_hop: int) -> None:
+        """`_place` while the store cannot write: a unicast message goes to its next hop
+        in memory, the store unchanged until a retry writes it; a group message waits."""
+        if self.keys.roster.is_group(msg.dst):
+            return
+        hops = self._next_hops(msg, None) - {old_hop}
+        if hops:
+            for hop in hops:
+                self._enqueue(hop, stored)
+            self._unsaved_places[stored.mid] = (frozenset(hops), old_hop)
 
     def _settle(self) -> None:
         """Place once more the group messages whose settling time is over."""
@@ -824,6 +924,7 @@ class Engine(ControlPlane, CustodyRule):
         that would need a new block of link counters wait too (sent again on their timers).
         """
         try:
+            self._notice_rollbacks(now)
             return self._transmit(now)
         except StoreUnwritable as exc:
             self._store_failed(exc, now)
@@ -836,7 +937,7 @@ class Engine(ControlPlane, CustodyRule):
         due = pending or self.tx.acks_due(now) or self._commit_overdue(now)
         if due and self._may_commit(now):
             self._commit()
-        if self.refusals:
+        if self.refusals and self.store_problem is None:
             self._signal_room(now)
         frames = self.tx.transmit(now)
         if self.guard.reservation_dirty:
@@ -849,18 +950,22 @@ class Engine(ControlPlane, CustodyRule):
         since = self._dirty_since
         return since is not None and now >= since + self.config.commit_interval
 
-    def commit(self, *, sync: bool = False) -> bool:
+    def commit(self, *, sync: bool = False, since: int | None = None) -> bool:
         """Make everything accepted so far durable (the API calls it before answering);
         False when it is not: the store could not write (everything since the last commit
-        is gone, see `_store_failed`), or cannot and its retry is not due yet."""
-        if not self._may_commit(self._now):
-            return not (self.store.dirty or self.guard.marks_dirty)
+        is gone, see `_store_failed`), or cannot and its retry is not due yet. `since`:
+        the store's `rollbacks` when the caller's writes began (a batch of the API); any
+        rollback since took them with it, whatever the store says now."""
         try:
-            self._commit(sync=sync)
+            self._notice_rollbacks(self._now)
+            if self._may_commit(self._now):
+                self._commit(sync=sync)
         except StoreUnwritable as exc:
             self._store_failed(exc, self._now)
             return False
-        return True
+        clean = not (self.store.dirty or self.guard.marks_dirty)
+        lost = self.store.rollbacks != (self._rollbacks_at_commit if since is None else since)
+        return clean and not lost
 
     def _commit(self, *, sync: bool = False) -> None:
         """Commit, raising StoreUnwritable when the store could not write.
@@ -887,6 +992,7 @@ class Engine(ControlPlane, CustodyRule):
             self.numbering.committed(seq_state)
         self.guard.committed(links, marks)
         self._dirty_since = None
+        self._rollbacks_at_commit = self.store.rollbacks
 
     # =============================================================== timers
     def get_timer(self) -> float | None:
@@ -904,6 +1010,7 @@ class Engine(ControlPlane, CustodyRule):
     def handle_timer(self, now: float) -> None:
         self._now = now
         try:
+            self._notice_rollbacks(now)
             self._handle_timer(now)
         except StoreUnwritable as exc:
             self._store_failed(exc, now)
@@ -932,11 +1039,12 @@ class Engine(ControlPlane, CustodyRule):
             if adj.up and now - adj.last_heard > self.config.dead_interval:
                 self._set_up(adj, False)
         mission_now = self._mission_seconds(now)
-        for stored in self.store.expire(mission_now):
-            self._forget_queued(stored.mid, Input.EXPIRED)
-            self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
-        self.store.forget_seen_before(mission_now)
-        self.store.forget_refs_before(mission_now)
+        if self.store_problem is None:  # deletes wait for a store that writes again
+            for stored in self.store.expire(mission_now):
+                self._forget_queued(stored.mid, Input.EXPIRED)
+                self._expired(decode_message(stored.body), wire_id(stored.mid), "store", now)
+            self.store.forget_seen_before(mission_now)
+            self.store.forget_refs_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)
         self._follow_clock(now)
         if now >= self._next_advert + self.config.advert_interval:

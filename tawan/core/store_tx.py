@@ -152,6 +152,8 @@ class StoreBase:
         self.rollbacks = 0
         """Transactions lost since opening: each `rollback()` that dropped writes, and each
         failed commit that SQLite rolled back."""
+        self.last_failure: StoreUnwritable | None = None  # the latest, for whoever notices
+        self._stale = False  # the tallies could not be reloaded after a rollback
         self._dirty = False
         self._closed = False
         self._file_backed = self.path not in ("", ":memory:")
@@ -350,15 +352,24 @@ class StoreBase:
         self._cur.on_unwritable = None  # reloading the tallies must not come back here
         try:
             self._abandon()
+        except sqlite3.Error:
+            # A failing device may fail the reload too: the caller gets StoreUnwritable all
+            # the same, and the tallies are read again before the next check of room.
+            self._stale = True
         finally:
             self._cur.on_unwritable = self._unwritable
-        raise StoreUnwritable(
+        failure = StoreUnwritable(
             reason, f"store {self.path!r}: {what} failed ({reason}): {exc}; rolled back"
-        ) from exc
+        )
+        self.last_failure = failure
+        raise failure from exc
 
     def check_room(self, size: int) -> None:
         """Write `size` bytes, commit, delete them, commit: StoreUnwritable unless there is
         room for at least that much now. Commits what was written before, too."""
+        if self._stale:
+            self._load_counters()
+            self._stale = False
         self.commit()
         self._begin()
         self._cur.execute(sql.SET_STATE, ("room-probe", bytes(size)))

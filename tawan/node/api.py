@@ -35,7 +35,7 @@ from tawan.core.engine import Submission, SubmitError
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import KINDS
 from tawan.core.specs import MAX_REF_BYTES
-from tawan.core.store import InboxEntry, Receipt
+from tawan.core.store import InboxEntry, Receipt, StoreUnwritable
 from tawan.node.client import UNIX_PREFIX
 from tawan.node.runtime import Pulse, Runtime, format_mid, kv
 from transports.link import parse_endpoint
@@ -186,7 +186,10 @@ def _ref(request: Request) -> bytes | None:
 def op_ack(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
-    freed = runtime.store.ack_inbox(up_to)
+    try:
+        freed = runtime.store.ack_inbox(up_to)
+    except StoreUnwritable as exc:  # rolled back: the engine notices at its next call
+        raise RequestError(f"ack: not done, try again: {exc}") from None
     _durable_or_refuse(runtime, "ack")
     return {"freed": freed}
 
@@ -194,7 +197,10 @@ def op_ack(runtime: Runtime, request: Request) -> Json:
 def op_ack_receipts(runtime: Runtime, request: Request) -> Json:
     up_to = request.integer("up_to", 0, 2**63 - 1)
     request.done()
-    freed = runtime.store.ack_receipts(up_to)
+    try:
+        freed = runtime.store.ack_receipts(up_to)
+    except StoreUnwritable as exc:
+        raise RequestError(f"ack_receipts: not done, try again: {exc}") from None
     _durable_or_refuse(runtime, "ack_receipts")
     return {"freed": freed}
 
@@ -291,6 +297,9 @@ class Connection:
         self.runtime = runtime
         self.stream = stream
         self.buffer = bytearray()
+        # The store's rollbacks when the answers now gathered began: a rollback since then
+        # (a later write of the batch failed) undid every write among them.
+        self.since = runtime.store.rollbacks
 
     async def serve(self) -> None:
         try:
@@ -299,6 +308,7 @@ class Connection:
                 # all of their submissions durable before any of them is acknowledged.
                 batch = [line, *self._buffered_lines()]
                 answers: list[tuple[str, Json]] = []
+                self.since = self.runtime.store.rollbacks
                 for request in batch:
                     if request.strip():
                         await self._answer(request, answers)
@@ -334,8 +344,9 @@ class Connection:
 
     async def _flush_answers(self, answers: list[tuple[str, Json]]) -> None:
         if answers:
-            if not self.runtime.durable():
+            if not self.runtime.durable(since=self.since):
                 _undo_writes(answers, self.runtime.store_problem() or "store cannot write")
+            self.since = self.runtime.store.rollbacks
             await self.stream.send_all(b"".join(encode(answer) for _, answer in answers))
             answers.clear()
 

@@ -317,10 +317,11 @@ class Runtime:
             self._receipts_news = False
             self.receipts_changed.fire()
 
-    def durable(self) -> bool:
+    def durable(self, since: int | None = None) -> bool:
         """Commit what was accepted, e.g. before the API acknowledges submissions; False
-        when it is not on disk (the store cannot write: `store_problem`)."""
-        done = self.engine.commit()
+        when it is not on disk (the store cannot write: `store_problem`). `since`: the
+        store's `rollbacks` when the writes to answer for began (`Engine.commit`)."""
+        done = self.engine.commit(since=since)
         self._tell_followers()
         return done
 

@@ -153,20 +153,7 @@ class Engine(ControlPlane, CustodyRule):
         self._told_restart: dict[int, float] = {}  # neighbour -> last RESTARTED answer
         self._deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]] = {}  # by origin
         self._reached: set[int] = set()  # destinations routes reached at the last reroute
-        # The store could not write (full, read-only): no new custody until a retry at
-        # `_store_retry_at` shows room again (see `_store_failed`).
-        self.store_problem: StoreUnwritable | None = None
-        self._store_failures = 0  # in a row, for the retry backoff
-        self._store_retry_at = float("inf")
-        self._degraded_since = 0.0
-        self._rollbacks_seen = store.rollbacks  # rollbacks handled (`_notice_rollbacks`)
-        self._rollbacks_at_commit = store.rollbacks  # as of the last commit that worked
-        self._rebuild_due = False  # the rebuild after a failure could not read the store
-        # While degraded, what forwarding changed that the store could not record: next
-        # hops that acknowledged custody, and held messages handed to next hops in memory
-        # (new hops, old hop). Written at the first retry that can write (`_write_unsaved`).
-        self._unsaved_acks: dict[MessageId, set[int]] = {}
-        self._unsaved_places: dict[MessageId, tuple[frozenset[int], int]] = {}
+        self._init_degraded()
         # Ratchet to the current epoch, erasing roots older than the grace period; the
         # driver saves the key file when the keyring's oldest epoch moves (tawan.node.daemon).
         # A node that ran before starts from the epoch it last ran in: a clock more than an
@@ -213,6 +200,22 @@ class Engine(ControlPlane, CustodyRule):
             self.tx.restore(hop)
 
     # =============================================================== a store that cannot write
+    def _init_degraded(self) -> None:
+        # The store could not write (full, read-only): no new custody until a retry at
+        # `_store_retry_at` shows room again (see `_store_failed`).
+        self.store_problem: StoreUnwritable | None = None
+        self._store_failures = 0  # in a row, for the retry backoff
+        self._store_retry_at = float("inf")
+        self._degraded_since = 0.0
+        self._failure_seen = self.store.last_failure  # handled (`_notice_rollbacks`)
+        self._rollbacks_at_commit = self.store.rollbacks  # as of the last commit that worked
+        self._rebuild_due = False  # the rebuild after a failure could not read the store
+        # While degraded, what forwarding changed that the store could not record: next
+        # hops that acknowledged custody, and held messages handed to next hops in memory
+        # (new hops, old hop). Written at the first retry that can write (`_write_unsaved`).
+        self._unsaved_acks: dict[MessageId, set[int]] = {}
+        self._unsaved_places: dict[MessageId, tuple[frozenset[int], int]] = {}
+
     def _store_failed(self, exc: StoreUnwritable, now: float) -> None:
         """The store could not write and rolled back: nothing since the last commit is on
         disk. What the engine holds in memory about it (queues, acknowledgements due,
@@ -225,7 +228,7 @@ class Engine(ControlPlane, CustodyRule):
             self._rebuild()
         except (StoreError, StoreUnwritable, sqlite3.Error):  # a failing device fails reads
             self._rebuild_due = True
-            self._rollbacks_seen = self.store.rollbacks
+            self._failure_seen = self.store.last_failure
         if first:
             self._degraded_since = now
             self._events.append(StoreDegraded(exc.reason, str(exc)))
@@ -236,7 +239,7 @@ class Engine(ControlPlane, CustodyRule):
         self._store_failures += 1
         backoff = STORE_RETRY_FLOOR * 2 ** min(self._store_failures - 1, 16)
         self._store_retry_at = now + min(STORE_RETRY_CEILING, backoff)
-        self._rollbacks_seen = self.store.rollbacks
+        self._failure_seen = self.store.last_failure
 
     def _rebuild(self) -> None:
         """Queues and states again from the store, as after a restart; held messages are
@@ -254,15 +257,12 @@ class Engine(ControlPlane, CustodyRule):
                 if (queue := self.queues.get(hop)) is not None:
                     queue.remove(mid, Input.ACKNOWLEDGED)
         self._rebuild_due = False
-        self._rollbacks_seen = self.store.rollbacks
 
     def _notice_rollbacks(self, now: float) -> None:
         """A write made outside the engine (the API's `ack`) failed and rolled back what
         the engine wrote too: handled as if the engine's own write had failed."""
-        if self.store.rollbacks != self._rollbacks_seen:
-            problem = self.store.last_failure or StoreUnwritable(
-                "i/o error", f"store {self.store.path!r}: a transaction was rolled back"
-            )
+        problem = self.store.last_failure
+        if problem is not None and problem is not self._failure_seen:
             self._store_failed(problem, now)
 
     def _may_commit(self, now: float) -> bool:

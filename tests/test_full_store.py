@@ -22,7 +22,7 @@ from tawan.core.events import MessageEvicted, MessageRefused, ReceiptReceived
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
-from tawan.core.specs import SubmitError
+from tawan.core.specs import Submission, SubmitError
 from tawan.core.store import Store
 from tawan.node.runtime import THROTTLE_SECONDS, Runtime
 
@@ -204,3 +204,65 @@ def test_refusal_lines_are_throttled_like_rejected_frames(
     texts = [r.getMessage() for r in caplog.records if "event=refused" in r.getMessage()]
     assert len(texts) == 3 and "skipped=499" in texts[1]
     assert all(r.levelno == logging.WARNING for r in caplog.records if "refused" in r.msg)
+
+
+def full_relay_for_d(seed: int) -> tuple[Net, list[FakeLink]]:
+    """o -> r -> d (down), r full of o's ROUTINE and PRIORITY messages held for d."""
+    links = chain("o", "r", "d")
+    net = Net({"o": [], "r": [], "d": []}, links, seed=seed)
+    small_relay(net, "r")
+    via_relay(net, "o", "d", "r")
+    destination_down(net, links[1])
+    for i in range(60):
+        net.submit("o", "d", payload(i), precedence=(P.ROUTINE, P.PRIORITY)[i % 2], ttl=3600)
+        net.run(0.05)
+    net.run(10)
+    return net, links
+
+
+def evict_once(net: Net) -> MessageId:
+    """The relay's own OVERRIDE submissions until one evicts (no transmit between)."""
+    r = net.engines["r"]
+    for i in range(200, 260):
+        r.submit(Submission(net.address("d"), payload(i), P.OVERRIDE, 3600), net.now)
+        while (event := r.next_event()) is not None:
+            net.events["r"].append(event)
+            if isinstance(event, MessageEvicted):
+                return event.mid
+    raise AssertionError("expected an eviction at the relay, found none")
+
+
+def evicted_told(net: Net) -> set[MessageId]:
+    return {e.mid for e in events_of(net, "o", ReceiptReceived) if e.kind == "evicted"}
+
+
+def test_an_eviction_rolled_back_is_never_told_to_its_origin() -> None:
+    net, links = full_relay_for_d(seed=11)
+    gone = evict_once(net)
+    assert net.engines["r"].eviction_notices  # pending, in the open transaction
+    net.stores["r"].rollback()  # the transaction fails: the eviction never happened
+    net.run(10)
+    assert gone not in evicted_told(net)
+    assert net.stores["r"].get_message(gone) is not None  # still in custody
+    assert not net.engines["r"].eviction_notices
+
+
+def test_a_notice_pending_at_a_crash_is_sent_after_the_restart() -> None:
+    net, links = full_relay_for_d(seed=12)
+    gone = evict_once(net)
+    assert net.engines["r"].commit()  # the eviction is on disk; its notice waits its second
+    net.crash("r")
+    net.run(20)
+    assert gone in evicted_told(net)
+    assert len([e for e in events_of(net, "o", ReceiptReceived) if e.mid == gone]) == 1
+
+
+def test_pending_notices_round_trip_through_their_state_row() -> None:
+    notices = EvictionNotices(delay=1.0)
+    assert notices.add((5, 1, 2), P.ROUTINE, 60, now=3.0)
+    assert notices.add((5, 1, 3), P.FLASH, 90, now=3.5)
+    assert notices.add((6, 2, 1), P.PRIORITY, 120, now=4.0)
+    again = EvictionNotices.from_bytes(notices.to_bytes(), 1.0)
+    assert again.deadline() == notices.deadline() == 4.0
+    assert again.take(10.0) == notices.take(10.0)
+    assert not EvictionNotices.from_bytes(None, 1.0)

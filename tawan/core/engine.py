@@ -900,7 +900,7 @@ class Engine(ControlPlane, CustodyRule):
             deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)
-        if (notices_due := self.eviction_notices.deadline()) is not None:
+        if (notices_due := self._notices_deadline()) is not None:
             deadlines.append(notices_due)
         return min(deadlines)
 
@@ -921,7 +921,7 @@ class Engine(ControlPlane, CustodyRule):
             self._housekeeping(now)
         if self._advert_pending and now >= self._next_advert:
             self._send_advert(now)
-        due = self.eviction_notices.deadline()
+        due = self._notices_deadline()
         if due is not None and now >= due:
             self._send_notices(now)
 

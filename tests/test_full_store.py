@@ -206,7 +206,7 @@ def test_refusal_lines_are_throttled_like_rejected_frames(
     assert all(r.levelno == logging.WARNING for r in caplog.records if "refused" in r.msg)
 
 
-def full_relay_for_d(seed: int) -> tuple[Net, list[FakeLink]]:
+def full_relay_for_d(seed: int) -> Net:
     """o -> r -> d (down), r full of o's ROUTINE and PRIORITY messages held for d."""
     links = chain("o", "r", "d")
     net = Net({"o": [], "r": [], "d": []}, links, seed=seed)
@@ -217,7 +217,7 @@ def full_relay_for_d(seed: int) -> tuple[Net, list[FakeLink]]:
         net.submit("o", "d", payload(i), precedence=(P.ROUTINE, P.PRIORITY)[i % 2], ttl=3600)
         net.run(0.05)
     net.run(10)
-    return net, links
+    return net
 
 
 def evict_once(net: Net) -> MessageId:
@@ -237,7 +237,7 @@ def evicted_told(net: Net) -> set[MessageId]:
 
 
 def test_an_eviction_rolled_back_is_never_told_to_its_origin() -> None:
-    net, links = full_relay_for_d(seed=11)
+    net = full_relay_for_d(seed=11)
     gone = evict_once(net)
     assert net.engines["r"].eviction_notices  # pending, in the open transaction
     net.stores["r"].rollback()  # the transaction fails: the eviction never happened
@@ -248,7 +248,7 @@ def test_an_eviction_rolled_back_is_never_told_to_its_origin() -> None:
 
 
 def test_a_notice_pending_at_a_crash_is_sent_after_the_restart() -> None:
-    net, links = full_relay_for_d(seed=12)
+    net = full_relay_for_d(seed=12)
     gone = evict_once(net)
     assert net.engines["r"].commit()  # the eviction is on disk; its notice waits its second
     net.crash("r")

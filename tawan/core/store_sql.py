@@ -39,7 +39,11 @@ CREATE INDEX refs_by_expiry ON refs (expires);
 """
 # The order messages take their turn in a transmit queue (highest precedence, then oldest):
 # a queue longer than it keeps in memory reads its next messages from here (`PENDING_FOR`).
-TURN_INDEX: Final = "CREATE INDEX messages_by_turn ON messages (precedence, created);"
+# IF NOT EXISTS: a file that has it already (made by a build that had it at version 3)
+# still migrates.
+TURN_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS messages_by_turn ON messages (precedence, created);"
+)
 
 # Columns added since version 1 come last and carry the default the migration gives old rows,
 # so a new store and an upgraded one have the same tables, column for column. (The f-strings

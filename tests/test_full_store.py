@@ -23,7 +23,7 @@ from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
 from tawan.core.specs import Submission, SubmitError
-from tawan.core.store import Store
+from tawan.core.store import Store, StoreUnwritable
 from tawan.node.runtime import THROTTLE_SECONDS, Runtime
 
 P = Precedence
@@ -271,3 +271,20 @@ def test_pending_notices_round_trip_through_their_state_row() -> None:
     assert again.deadline() == notices.deadline() == 4.0
     assert again.take(10.0) == notices.take(10.0)
     assert not EvictionNotices.from_bytes(None, 1.0)
+
+
+def test_notices_wait_while_the_store_cannot_write_and_go_once_it_can() -> None:
+    net = full_relay_for_d(seed=13)
+    gone = evict_once(net)
+    r = net.engines["r"]
+    assert r.commit()
+    # The store turns unwritable before the notice's second is up (as `_store_failed` sets).
+    r.store_problem = StoreUnwritable("full", "database or disk is full")
+    r._store_retry_at = net.now + 5.0
+    assert r._notices_deadline() == r._store_retry_at  # due, but waits: no spinning timer
+    net.run(3.0)
+    assert gone not in evicted_told(net)
+    assert r.eviction_notices and r.stats.notices_unsent == 0  # held, not dropped
+    net.run(20.0)  # the retry succeeds: the notice goes
+    assert r.store_problem is None
+    assert gone in evicted_told(net) and r.stats.notices_unsent == 0

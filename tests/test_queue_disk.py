@@ -147,6 +147,7 @@ def test_a_held_backlog_released_by_a_new_route_is_queued_as_references_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("tawan.core.transmitter.DEFAULT_LIMIT", 1000)  # all of it in memory
+    monkeypatch.setattr("tawan.core.store_custody._PAGE_ROWS", 7)  # many pages, written between
     links = chain("a", "b", "c")
     net = Net({"a": [], "b": [], "c": []}, links)
     net.run(5)

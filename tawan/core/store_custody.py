@@ -371,21 +371,21 @@ class Custody(StoreBase):
         return set(self._held)
 
     def held_for(self, destinations: Collection[int]) -> Iterator[MessageRef]:
-        """The messages held for any of `destinations`, oldest first, without their bodies,
-        read from the file in pages (the caller may write between items): releasing a full
-        store's backlog holds a page in memory, never the backlog."""
+        """The messages held for any of `destinations`, in stored order (oldest first),
+        without their bodies, read from the file in pages (the caller may write between
+        items): releasing a full store's backlog holds a page in memory, never the backlog."""
         pages = [self._held_pages(dst) for dst in sorted(destinations) if dst in self._held]
-        return heapq.merge(*pages, key=lambda ref: ref.received_at)
+        return (ref for _, ref in heapq.merge(*pages, key=lambda row: row[0]))
 
-    def _held_pages(self, dst: int) -> Iterator[MessageRef]:
-        after: tuple[float, int] = (float("-inf"), 0)
+    def _held_pages(self, dst: int) -> Iterator[tuple[int, MessageRef]]:
+        last = 0
         while True:
-            rows = self._conn.execute(sql.HELD_FOR_PAGE, (dst, *after, _PAGE_ROWS)).fetchall()
-            for *cols, _rowid in rows:
-                yield message_ref(tuple(cols))
+            rows = self._conn.execute(sql.HELD_FOR_PAGE, (dst, last, _PAGE_ROWS)).fetchall()
+            for *cols, rowid in rows:
+                yield rowid, message_ref(tuple(cols))
             if len(rows) < _PAGE_ROWS:
                 return
-            after = (rows[-1][7], rows[-1][8])
+            last = rows[-1][8]
 
     def pending_for(
         self, hop: int, precedence: int, after: tuple[int, int], limit: int

@@ -173,14 +173,14 @@ HELD_EXPIRING: Final = (
     "AND h.seq = m.seq AND h.hop = 0)"
 )
 # The held messages for one destination, in the order they arrived (rowid: stored order).
-# A page of the messages held for destination ?1 after (received_at, rowid) = (?2, ?3), no
-# body: (src, epoch, seq, dst, precedence, created, size, received_at, rowid).
+# A page of the messages held for destination ?1 stored after rowid ?2, in stored order, no
+# body: (src, epoch, seq, dst, precedence, created, size, received_at, rowid). By rowid, so
+# each page starts where the last ended (a page by arrival time would sort the table again).
 HELD_FOR_PAGE: Final = (
     "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, length(m.body), "
-    "m.received_at, m.rowid FROM messages AS m WHERE m.dst = ?1 AND "
+    "m.received_at, m.rowid FROM messages AS m WHERE m.dst = ?1 AND m.rowid > ?2 AND "
     "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch "
-    "AND h.seq = m.seq AND h.hop = 0) AND (m.received_at, m.rowid) > (?2, ?3) "
-    "ORDER BY m.received_at, m.rowid LIMIT ?4"
+    "AND h.seq = m.seq AND h.hop = 0) ORDER BY m.rowid LIMIT ?3"
 )
 # A transmit queue's next turns: messages of one precedence pending for hop ?1, from
 # (created, rowid) >= (?3, ?4) on, in the order of the turn index. No body: it is read when

@@ -15,6 +15,13 @@ Counted, by the number each message carries in its payload:
   because its acknowledgement died with charlie is the same entry, not a duplicate);
 - in_doubt: the request was written, and the connection died before the answer (alpha was
   killed mid-request); `in_doubt_delivered` says how many of those arrived anyway;
+- resolved: in-doubt sends settled by a retry. Every send carries a client reference
+  (`ref`, docs/operators.md "Sends in doubt"), so the sender sends an in-doubt one again,
+  the same message under the same reference, once alpha answers again (before anything
+  new, and once more after the traffic stops): the answer is the first message's id when
+  alpha had taken it, a new id when it had not, never a second copy. A resolved send that
+  got an id counts as accepted, so lost and duplicated cover it; `unresolved` is what no
+  retry settled;
 - refused: the API answered with an error (a full store, say): the client knows.
 
 Durability. `--durability power` runs the nodes with `durability = "power"` (every commit
@@ -22,7 +29,7 @@ synced). The kill is a process death either way: what a power cut adds, and why 
 simulated here, is in docs/operators.md ("Durability").
 
 The last line printed is one JSON object: kills, accepted, lost, duplicated, in_doubt,
-in_doubt_delivered, refused, delivered, seconds, seed, durability.
+in_doubt_delivered, resolved, unresolved, refused, delivered, seconds, seed, durability.
 """
 
 from __future__ import annotations
@@ -141,7 +148,9 @@ class Chain:
 @dataclass
 class Tally:
     accepted: dict[int, str] = field(default_factory=dict)  # number -> message id
-    in_doubt: set[int] = field(default_factory=set)
+    in_doubt: set[int] = field(default_factory=set)  # every send that was once in doubt
+    unsettled: dict[int, str] = field(default_factory=dict)  # in doubt now -> precedence
+    resolved: set[int] = field(default_factory=set)  # in doubt once, then answered
     refused: set[int] = field(default_factory=set)
     deliveries: dict[int, set[int]] = field(default_factory=dict)  # number -> inbox ids
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -162,6 +171,10 @@ def sender(api: str, tally: Tally, stop: threading.Event, rate: float, seed: int
                 except OSError:
                     continue  # alpha is down: nothing was sent
                 sock.settimeout(5)
+            if not _retry_in_doubt(sock, tally):
+                sock.close()
+                sock = None
+                continue
             number += 1
             if not _send_one(sock, number, rng.choice(PRECEDENCES), tally):
                 sock.close()
@@ -171,10 +184,35 @@ def sender(api: str, tally: Tally, stop: threading.Event, rate: float, seed: int
             sock.close()
 
 
+def _retry_in_doubt(sock: socket.socket, tally: Tally) -> bool:
+    """Send every in-doubt message again under its reference; False when the connection
+    died meanwhile (what is still in doubt stays so)."""
+    with tally.lock:
+        unsettled = sorted(tally.unsettled.items())
+    return all(_send_one(sock, number, precedence, tally) for number, precedence in unsettled)
+
+
+def settle(api: str, tally: Tally, attempts: int = 20) -> None:
+    """After the traffic: retry what is still in doubt until answered (bounded)."""
+    host, port = api.rsplit(":", 1)
+    for _ in range(attempts):
+        with tally.lock:
+            if not tally.unsettled:
+                return
+        try:
+            with socket.create_connection((host, int(port)), timeout=1) as sock:
+                sock.settimeout(5)
+                if _retry_in_doubt(sock, tally):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+
+
 def _send_one(sock: socket.socket, number: int, precedence: str, tally: Tally) -> bool:
     """One request on `sock`; False when the connection died before its answer."""
     text = f"crash {number} ".ljust(100, ".").encode()
-    fields = {"to": "charlie", "precedence": precedence, "ttl": 3600,
+    fields = {"to": "charlie", "precedence": precedence, "ttl": 3600, "ref": f"crash-{number}",
               "payload_b64": base64.b64encode(text).decode()}  # fmt: skip
     line = b""
     try:
@@ -188,11 +226,15 @@ def _send_one(sock: socket.socket, number: int, precedence: str, tally: Tally) -
     with tally.lock:
         if answer is None:
             tally.in_doubt.add(number)
-        elif answer:
+            tally.unsettled[number] = precedence
+            return False
+        if tally.unsettled.pop(number, None) is not None:
+            tally.resolved.add(number)
+        if answer:
             tally.accepted[number] = answer
         else:
             tally.refused.add(number)
-    return answer is not None
+    return True
 
 
 def _answer(line: bytes) -> str | None:
@@ -261,6 +303,7 @@ def run(
             print(f"  kill {kill + 1}/{kills}: {victim}", flush=True)
         stop_sending.set()
         threads[0].join(timeout=10)
+        settle(chain.api["alpha"], tally)
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline:
             with tally.lock:
@@ -289,6 +332,8 @@ def run(
             "duplicated": sum(len(ids) > 1 for ids in tally.deliveries.values()),
             "in_doubt": len(tally.in_doubt),
             "in_doubt_delivered": len(tally.in_doubt & delivered),
+            "resolved": len(tally.resolved),
+            "unresolved": len(tally.unsettled),
             "refused": len(tally.refused),
             "delivered": len(delivered),
             "seconds": round(time.monotonic() - started, 1),

@@ -13,9 +13,16 @@ Two ways the neighbour is down:
   adjacency is still up, so every message waits in its transmit queue behind a full window
   (a node with a backlog in front of a link that carries nothing).
 
+In `held` mode the bench then lets bravo be heard (its hello): a route appears and the whole
+held backlog is released at once into the transmit queue for bravo. The resident set is read
+again after that (`rss_mb_route_appeared`) and the peak over that step alone
+(`route_peak_rss_mb`, VmHWM after resetting it through /proc/self/clear_refs), since loading
+the backlog at that moment is where memory could spike.
+
 With --tracemalloc, also prints the 10 source lines that hold the most memory at the end (it
 slows the fill several times over; use a smaller --max-bytes). The last line printed is one
-JSON object: rss_mb_full_store, peak_rss_mb, messages, store_bytes, mode, max_bytes.
+JSON object: rss_mb_full_store, peak_rss_mb, messages, store_bytes, mode, max_bytes, and in
+`held` mode rss_mb_route_appeared, route_peak_rss_mb, queued_in_memory.
 """
 
 from __future__ import annotations
@@ -56,8 +63,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(base: Path, mode: str, max_bytes: int) -> tuple[Engine, int]:
-    """The engine of "alpha" with a full-featured link to "bravo" (down); bravo's address."""
+def reset_peak() -> None:
+    """Start VmHWM (the peak resident set) again from now (Linux: clear_refs value 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def step_peak_mb() -> float:
+    """The peak resident set since `reset_peak`, from /proc/self/status (kB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status: expected a VmHWM line, found none")
+
+
+def build(base: Path, mode: str, max_bytes: int) -> tuple[Engine, Engine, int]:
+    """The engine of "alpha" with a full-featured link to "bravo" (down), bravo's engine
+    (silent), bravo's address."""
     roster, keys = build_mission({"alpha": [], "bravo": []}, random.Random(7), t0=T0)
     bravo = roster.by_name("bravo")
     alpha = roster.by_name("alpha")
@@ -73,15 +94,21 @@ def build(base: Path, mode: str, max_bytes: int) -> tuple[Engine, int]:
 
     store = Store(base / "alpha.db", durability="process", max_bytes=max_bytes)
     node = engine("alpha", bravo.address, "bravo", store, 1)
+    other = engine("bravo", alpha.address, "alpha", Store.memory(), 2)
     if mode == "queued":
-        other = engine("bravo", alpha.address, "alpha", Store.memory(), 2)
-        other.peer_up("ab", "alpha", START)
-        for frame in other.transmit(START):
-            node.receive("ab", "bravo", frame.data, START)
-        node.transmit(START)  # its answer goes nowhere: bravo is silent from now on
-        if node.router.next_hop(bravo.address) is None:
-            raise RuntimeError("queued mode: expected a route to bravo after its hello")
-    return node, bravo.address
+        hear(node, other, bravo.address, START)
+    return node, other, bravo.address
+
+
+def hear(node: Engine, other: Engine, dst: int, now: float) -> None:
+    """`other` says hello to `node` once: a route to it appears. `node`'s answer goes
+    nowhere: `other` is silent from now on."""
+    other.peer_up("ab", "alpha", now)
+    for frame in other.transmit(now):
+        node.receive("ab", "bravo", frame.data, now)
+    node.transmit(now)
+    if node.router.next_hop(dst) is None:
+        raise RuntimeError("expected a route to bravo after its hello")
 
 
 def fill(node: Engine, dst: int, *, report_every: int) -> int:
@@ -121,7 +148,7 @@ def main() -> None:
         tracemalloc.start()
     with tempfile.TemporaryDirectory(prefix="tawan-memory-") as tmp:
         before = rss_mb()
-        node, dst = build(Path(tmp), args.mode, args.max_bytes)
+        node, other, dst = build(Path(tmp), args.mode, args.max_bytes)
         print(f"mode {args.mode}, max_bytes {args.max_bytes}: {before:.0f} MB before the engine")
         count = fill(node, dst, report_every=100_000)
         gc.collect()
@@ -132,7 +159,7 @@ def main() -> None:
             top = tracemalloc.take_snapshot().statistics("lineno")[:10]
             for stat in top:
                 print(f"  {stat}")
-        result = {
+        result: dict[str, object] = {
             "rss_mb_full_store": round(resident, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "messages": count,
@@ -140,6 +167,23 @@ def main() -> None:
             "mode": args.mode,
             "max_bytes": args.max_bytes,
         }
+        if args.mode == "held":
+            gc.collect()
+            reset_peak()
+            hear(node, other, dst, START + 1.0)  # the whole held backlog is released
+            gc.collect()
+            appeared = rss_mb()
+            queue = node.queues.get(dst)
+            in_memory = 0 if queue is None else len(queue.waiting) + len(queue.in_flight)
+            print(
+                f"  route appeared: {appeared:.0f} MB resident, {step_peak_mb():.0f} MB peak,"
+                f" {in_memory} messages queued in memory"
+            )
+            result |= {
+                "rss_mb_route_appeared": round(appeared, 1),
+                "route_peak_rss_mb": round(step_peak_mb(), 1),
+                "queued_in_memory": in_memory,
+            }
         node.close()
         node.store.close()
     print(json.dumps(result))

@@ -22,8 +22,8 @@ from tawan.core.events import MessageEvicted, MessageRefused, ReceiptReceived
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import EVICTED, MAX_NOTICE_MIDS
-from tawan.core.specs import SubmitError
-from tawan.core.store import Store
+from tawan.core.specs import Submission, SubmitError
+from tawan.core.store import Store, StoreUnwritable
 from tawan.node.runtime import THROTTLE_SECONDS, Runtime
 
 P = Precedence
@@ -97,7 +97,9 @@ def test_a_full_relay_refuses_what_can_wait_and_resumes_at_once_when_room_return
     got = {e.mid: e.precedence for e in net.delivered("d")}
     assert got == sent  # all of it, each once, in a bounded short time
     assert len(net.delivered("d")) == len(sent)
-    assert net.engines["r"].stats.room_signals > 0
+    signals = net.engines["r"].stats.room_signals
+    store = net.engines["r"].status(net.now)["store"]
+    assert signals > 0 and isinstance(store, dict) and store["room_signals"] == signals
     last = max(e.latency + e.created for e in net.delivered("d"))  # mission seconds
     assert last - (back - T0) < bound
 
@@ -138,7 +140,11 @@ def test_evictions_take_the_lowest_first_and_each_reaches_the_origin_once() -> N
     rows = [r for r in net.stores["o"].receipts(limit=1000) if r.kind == EVICTED]
     assert sorted(r.mid for r in rows) == sorted(gone)
     # Gathered: a few notice messages for many evictions.
-    assert net.engines["r"].stats.notices_sent <= len(gone) // 8 + 3
+    sent = net.engines["r"].stats.notices_sent
+    assert 0 < sent <= len(gone) // 8 + 3
+    store = net.engines["r"].status(net.now)["store"]
+    assert isinstance(store, dict)
+    assert store["notices_sent"] == sent and store["notices_unsent"] == 0
     # Nothing else lost: what was not evicted reaches d once it is back.
     links[1].up = True
     net.run(20)
@@ -204,3 +210,82 @@ def test_refusal_lines_are_throttled_like_rejected_frames(
     texts = [r.getMessage() for r in caplog.records if "event=refused" in r.getMessage()]
     assert len(texts) == 3 and "skipped=499" in texts[1]
     assert all(r.levelno == logging.WARNING for r in caplog.records if "refused" in r.msg)
+
+
+def full_relay_for_d(seed: int) -> Net:
+    """o -> r -> d (down), r full of o's ROUTINE and PRIORITY messages held for d."""
+    links = chain("o", "r", "d")
+    net = Net({"o": [], "r": [], "d": []}, links, seed=seed)
+    small_relay(net, "r")
+    via_relay(net, "o", "d", "r")
+    destination_down(net, links[1])
+    for i in range(60):
+        net.submit("o", "d", payload(i), precedence=(P.ROUTINE, P.PRIORITY)[i % 2], ttl=3600)
+        net.run(0.05)
+    net.run(10)
+    return net
+
+
+def evict_once(net: Net) -> MessageId:
+    """The relay's own OVERRIDE submissions until one evicts (no transmit between)."""
+    r = net.engines["r"]
+    for i in range(200, 260):
+        r.submit(Submission(net.address("d"), payload(i), P.OVERRIDE, 3600), net.now)
+        while (event := r.next_event()) is not None:
+            net.events["r"].append(event)
+            if isinstance(event, MessageEvicted):
+                return event.mid
+    raise AssertionError("expected an eviction at the relay, found none")
+
+
+def evicted_told(net: Net) -> set[MessageId]:
+    return {e.mid for e in events_of(net, "o", ReceiptReceived) if e.kind == "evicted"}
+
+
+def test_an_eviction_rolled_back_is_never_told_to_its_origin() -> None:
+    net = full_relay_for_d(seed=11)
+    gone = evict_once(net)
+    assert net.engines["r"].eviction_notices  # pending, in the open transaction
+    net.stores["r"].rollback()  # the transaction fails: the eviction never happened
+    net.run(10)
+    assert gone not in evicted_told(net)
+    assert net.stores["r"].get_message(gone) is not None  # still in custody
+    assert not net.engines["r"].eviction_notices
+
+
+def test_a_notice_pending_at_a_crash_is_sent_after_the_restart() -> None:
+    net = full_relay_for_d(seed=12)
+    gone = evict_once(net)
+    assert net.engines["r"].commit()  # the eviction is on disk; its notice waits its second
+    net.crash("r")
+    net.run(20)
+    assert gone in evicted_told(net)
+    assert len([e for e in events_of(net, "o", ReceiptReceived) if e.mid == gone]) == 1
+
+
+def test_pending_notices_round_trip_through_their_state_row() -> None:
+    notices = EvictionNotices(delay=1.0)
+    assert notices.add((5, 1, 2), P.ROUTINE, 60, now=3.0)
+    assert notices.add((5, 1, 3), P.FLASH, 90, now=3.5)
+    assert notices.add((6, 2, 1), P.PRIORITY, 120, now=4.0)
+    again = EvictionNotices.from_bytes(notices.to_bytes(), 1.0)
+    assert again.deadline() == notices.deadline() == 4.0
+    assert again.take(10.0) == notices.take(10.0)
+    assert not EvictionNotices.from_bytes(None, 1.0)
+
+
+def test_notices_wait_while_the_store_cannot_write_and_go_once_it_can() -> None:
+    net = full_relay_for_d(seed=13)
+    gone = evict_once(net)
+    r = net.engines["r"]
+    assert r.commit()
+    # The store turns unwritable before the notice's second is up (as `_store_failed` sets).
+    r.store_problem = StoreUnwritable("full", "database or disk is full")
+    r._store_retry_at = net.now + 5.0
+    assert r._notices_deadline() == r._store_retry_at  # due, but waits: no spinning timer
+    net.run(3.0)
+    assert gone not in evicted_told(net)
+    assert r.eviction_notices and r.stats.notices_unsent == 0  # held, not dropped
+    net.run(20.0)  # the retry succeeds: the notice goes
+    assert r.store_problem is None
+    assert gone in evicted_told(net) and r.stats.notices_unsent == 0

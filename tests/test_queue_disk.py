@@ -9,6 +9,7 @@ restart and a change of routes, and the counts status reports.
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 from harness import Net, chain
@@ -140,3 +141,52 @@ def test_a_message_gone_from_the_store_is_not_sent_from_the_queue() -> None:
     net.run(30)
     mids = [e.mid for e in net.delivered("b")]
     assert len(mids) == 19 and unread[0] not in mids
+
+
+def test_a_held_backlog_released_by_a_new_route_is_queued_as_references_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tawan.core.transmitter.DEFAULT_LIMIT", 1000)  # all of it in memory
+    monkeypatch.setattr("tawan.core.store_custody._PAGE_ROWS", 7)  # many pages, written between
+    links = chain("a", "b", "c")
+    net = Net({"a": [], "b": [], "c": []}, links)
+    net.run(5)
+    links[0].up = False
+    rng = random.Random(9)
+    count, size = 120, 2000
+    engine, store = net.engines["a"], net.stores["a"]
+    for index in range(count):
+        payload = b"%04d" % index + rng.randbytes(size)  # incompressible
+        engine.submit(Submission(net.address("c"), payload, Precedence.ROUTINE, 3600), net.now)
+    net.run(20)  # b is declared dead: the whole backlog is held
+    assert store.held_count() == count
+    links[0].up = True
+    peaks: list[int] = []
+    reroute = engine._reroute
+
+    def measured() -> None:  # the traced peak of each change of routes alone
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        reroute()
+        peaks.append(tracemalloc.get_traced_memory()[1] - base)
+
+    monkeypatch.setattr(engine, "_reroute", measured)
+    tracemalloc.start()
+    try:
+        queue = None
+        for _ in range(200):  # until the route appears and the backlog is released
+            net.run(0.05)
+            queue = engine.queues.get(net.address("b"))
+            if queue is not None and queue.waiting:
+                break
+    finally:
+        tracemalloc.stop()
+    peak = max(peaks)
+    assert queue is not None and store.held_count() == 0
+    waiting = [item for item in queue.waiting.values() if item.fresh]
+    assert len(waiting) > count // 2  # most have not had their turn yet
+    assert all(item.encoded is None for item in waiting)  # references, no bodies
+    assert peak < count * size // 2  # never the bodies of the backlog at once
+    net.run(120)
+    got = [int(e.payload[:4]) for e in net.delivered("c")]
+    assert got == list(range(count))  # every one, once, in order

@@ -1,4 +1,4 @@
-"""A store written by schema version 1 opens, upgraded to the current version in one
+"""A store written by schema version 1, 2 or 3 opens, upgraded to the current version in one
 transaction, with everything it held; an upgraded store and a new one have the same tables."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tawan.core.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoredMessage, StoreError
+from tawan.core.store_sql import MIGRATE_1_TO_2, MIGRATE_2_TO_3, TURN_INDEX
 
 # The schema of version 1, as tawan 0.1 created it (tawan/core/store_sql.py before version 2).
 SCHEMA_V1 = """
@@ -169,3 +170,36 @@ def test_an_older_unknown_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=r"schema version 0, older than the version 4"):
         Store(path)
+
+
+def write_store_at(path: Path, version: int, *, turn_index: bool = False) -> None:
+    """A store of schema `version` (2 or 3), as the migrations up to it leave one, holding
+    the rows of version 1; `turn_index`: with the index of version 4 made already."""
+    write_v1_store(path)
+    scripts = [(MIGRATE_1_TO_2, 2), (MIGRATE_2_TO_3, 3)][: version - 1]
+    conn = sqlite3.connect(path, isolation_level=None)
+    extra = TURN_INDEX if turn_index else ""
+    body = " ".join(script for script, _ in scripts)
+    conn.executescript(f"BEGIN; {body} {extra} PRAGMA user_version={version}; COMMIT;")
+    conn.close()
+
+
+@pytest.mark.parametrize(("version", "turn_index"), [(2, False), (3, False), (3, True)])
+def test_a_version_2_or_3_store_is_upgraded_with_everything_it_held(
+    tmp_path: Path, version: int, turn_index: bool
+) -> None:
+    path, new = tmp_path / "node.db", tmp_path / "new.db"
+    write_store_at(path, version, turn_index=turn_index)
+    with Store(path) as store:
+        assert store.next_hops_of((5, 1, 7)) == {3, 4}
+        assert [m.mid for m in store.messages_without_next_hop()] == [(6, 1, 8)]
+        assert (store.message_count(), store.bytes_used()) == (2, 7)
+        assert store.get_state("seq") == b"\x01"
+        assert [(e.mid, e.payload) for e in store.inbox()] == [((4, 1, 2), b"hi")]
+        # The turn index of version 4 serves a queue's next turns.
+        assert store.pending_for(3, 3, (-(1 << 62), 0), 10)[0][0] == (5, 1, 7)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+    Store(new).close()
+    assert shape(path) == shape(new)  # the same tables and indexes as a new store

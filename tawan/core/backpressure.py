@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import msgpack
+
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import MAX_NOTICE_MIDS
@@ -95,6 +97,25 @@ class EvictionNotices:
             pending.ttl = max(pending.ttl, ttl)
         self._count += 1
         return True
+
+    def to_bytes(self) -> bytes:
+        """What waits, for the store's state row (written with the evictions it reports)."""
+        return msgpack.packb(
+            [[p.since, [list(m) for m in p.mids], int(p.precedence), p.ttl]
+             for p in self._pending.values()]
+        )  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None, delay: float) -> EvictionNotices:
+        """The notices `to_bytes` wrote (None: none wait)."""
+        notices = cls(delay)
+        for since, mids, precedence, ttl in msgpack.unpackb(data) if data else ():
+            pending = _Pending(
+                since, [(m[0], m[1], m[2]) for m in mids], Precedence(precedence), ttl
+            )
+            notices._pending[pending.mids[0][0]] = pending
+            notices._count += len(pending.mids)
+        return notices
 
     def deadline(self) -> float | None:
         """When the next notice is due: `delay` after its first eviction, or at once when

@@ -149,7 +149,7 @@ class ControlPlane:
             for adj in self.neighbours.of(address):
                 self._set_up(adj, False)
         doomed = {msg.mid for msg, _ in self.store.pending() if self._touches(msg, revoked)}
-        held = self.store.messages_without_next_hop()
+        held = self.store.held_messages()  # in pages: a full store's backlog never at once
         doomed |= {stored.mid for stored in held if self._touches(stored, revoked)}
         for mid in doomed:
             self._forget_queued(mid, Input.DROPPED)

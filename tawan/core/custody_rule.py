@@ -40,12 +40,14 @@ from tawan.core.store import (
     StoreError,
     StoreFull,
     StoreShareExceeded,
+    StoreUnwritable,
     wire_id,
 )
 from tawan.core.store_custody import Victims
 from tawan.core.transmitter import Transmitter
 
 NOTICE_DELAY: Final = 1.0  # seconds evictions are gathered per origin before one notice
+NOTICES_STATE: Final = "eviction-notices"  # store state row: the notices not yet sent
 NOTICE_RESERVE_SHARE: Final = 64  # notices may use max_bytes // this beyond max_bytes
 MIN_NOTICE_TTL: Final = 60
 
@@ -63,6 +65,9 @@ class CustodyRule:
     _events: deque[Event]
     refusals: Refusals
     eviction_notices: EvictionNotices
+    store_problem: StoreUnwritable | None
+    _store_retry_at: float
+    _notices_rollbacks: int
     refusal: str  # why the latest `_take_custody` that returned False refused
 
     if TYPE_CHECKING:  # the rest of the engine, which this part calls
@@ -81,8 +86,36 @@ class CustodyRule:
 
     def _init_custody_rule(self) -> None:
         self.refusals = Refusals()
-        self.eviction_notices = EvictionNotices(NOTICE_DELAY)
         self.refusal = ""
+        self._load_notices()
+
+    # ---- notices of eviction, kept with the evictions they report -------------------------
+    # The pending notices are a state row written in the transaction of each eviction and of
+    # each notice taken into custody: a rolled-back eviction is never told, a notice whose
+    # own custody rolled back is told again, and a crash within the gathering delay loses
+    # none (reloaded at start and after every rollback, which `store.rollbacks` shows).
+
+    def _load_notices(self) -> None:
+        data = self.store.get_state(NOTICES_STATE)
+        self.eviction_notices = EvictionNotices.from_bytes(data, NOTICE_DELAY)
+        self._notices_rollbacks = self.store.rollbacks
+
+    def _pending_notices(self) -> EvictionNotices:
+        """The pending notices as the store holds them (reloaded after a rollback)."""
+        if self.store.rollbacks != self._notices_rollbacks:
+            self._load_notices()
+        return self.eviction_notices
+
+    def _save_notices(self) -> None:
+        self.store.set_state(NOTICES_STATE, self.eviction_notices.to_bytes())
+
+    def _notices_deadline(self) -> float | None:
+        """When notices are due; while the store cannot write, not before its retry time
+        (they wait, held, rather than being dropped or spinning the timer)."""
+        due = self._pending_notices().deadline()
+        if due is not None and self.store_problem is not None:
+            return max(due, self._store_retry_at)
+        return due
 
     def _take_custody(
         self, msg: Message, came_from: int | None, now: float, *, local: bool,
@@ -152,13 +185,20 @@ class CustodyRule:
             self.stats.receipts_received += 1
             self._events.append(ReceiptReceived(mid, self.me, "evicted", at))
             return
-        if not self.eviction_notices.add(mid, precedence, msg.ttl, now):
+        if self._pending_notices().add(mid, precedence, msg.ttl, now):
+            self._save_notices()  # in the eviction's own transaction
+        else:
             self.stats.notices_unsent += 1
 
     def _send_notices(self, now: float) -> None:
         """Seal and take custody of the notices of eviction due now."""
+        if self.store_problem is not None:
+            return  # held until the store can write (`_notices_deadline`)
         at = self._mission_seconds(now)
-        for notice in self.eviction_notices.take(now):
+        due = self._pending_notices().take(now)
+        if due:
+            self._save_notices()  # with the custody of the notices below
+        for notice in due:
             first, *more = notice.mids
             body = encode_receipt(ReceiptBody(EVICTED, first, at, tuple(more)))
             ttl = max(MIN_NOTICE_TTL, notice.ttl)

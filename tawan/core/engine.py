@@ -77,6 +77,7 @@ from tawan.core.states import Input, Lifecycle
 from tawan.core.stats import EngineStats
 from tawan.core.store import (
     HELD,
+    MessageRef,
     Store,
     StoredMessage,
     StoreError,
@@ -655,12 +656,14 @@ class Engine(ControlPlane, CustodyRule):
         """True for a group whose other members are all reachable (through other nodes)."""
         return self.keys.roster.is_group(dst) and not self._still_unreached(dst)
 
-    def _enqueue(self, hop: int, stored: StoredMessage) -> None:
+    def _enqueue(self, hop: int, stored: StoredMessage | MessageRef) -> None:
+        """Queue a reference only: the queue reads the body from the store (its source)
+        when the message's turn comes, so a backlog costs no bodies in memory."""
         if hop == HELD:
             return
         item = Outgoing(
-            stored.mid, Precedence(stored.precedence), stored.created, stored.body,
-            wire=wire_id(stored.mid),
+            stored.mid, Precedence(stored.precedence), stored.created, None,
+            wire=wire_id(stored.mid), size=stored.size,
         )  # fmt: skip
         self.forwarding.hand(hop, item)
 
@@ -831,8 +834,8 @@ class Engine(ControlPlane, CustodyRule):
                 self._place(stored, hop)
             for item in queue.all_items():  # none is left unless the store lost its row
                 queue.remove(item.mid, Input.MOVED)
-        for stored in self.store.held_for(self._released_destinations()):
-            self._place(stored, HELD)
+        for ref in self.store.held_for(self._released_destinations()):
+            self._place(ref, HELD)
 
     def _released_destinations(self) -> set[int]:
         """Destinations of held messages that the routes of now may let go: a node a next
@@ -851,7 +854,7 @@ class Engine(ControlPlane, CustodyRule):
                 released.add(dst)
         return released
 
-    def _place(self, stored: StoredMessage, old_hop: int) -> None:
+    def _place(self, stored: StoredMessage | MessageRef, old_hop: int) -> None:
         """Hand a message that was waiting for `old_hop` (unreachable, or HELD) to the next
         hops the routes give now; other pending next hops of a group message stay as they
         are. What cannot go on yet is held, never dropped.
@@ -860,19 +863,19 @@ class Engine(ControlPlane, CustodyRule):
         again at every change of routes meanwhile and once at the end: while the nodes'
         views differ, each may believe another covers a member, and a copy must outlast
         that disagreement."""
-        msg = decode_message(stored.body)
+        src, dst = stored.mid[0], stored.dst
         if self.store_problem is not None:
-            self._place_in_memory(stored, msg, old_hop)
+            self._place_in_memory(stored, src, dst, old_hop)
             return
         pending = self.store.next_hops_of(stored.mid)
         others = pending - {old_hop, HELD}
-        hops = self._next_hops(msg, None) - others - {old_hop}
-        is_group = self.keys.roster.is_group(msg.dst)
+        hops = self.forwarding.next_hops(self.keys.roster, src, dst, None) - others - {old_hop}
+        is_group = self.keys.roster.is_group(dst)
         if is_group and old_hop != HELD:
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
             self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
-        hold = settling or self._still_unreached(msg.dst) or not (hops or others)
+        hold = settling or self._still_unreached(dst) or not (hops or others)
         if hops:
             self.store.add_next_hops(stored.mid, hops)  # clears HELD
             for hop in hops:
@@ -884,12 +887,14 @@ class Engine(ControlPlane, CustodyRule):
         elif not hold and not hops and HELD in pending:
             self.store.remove_next_hop(stored.mid, HELD)  # others remain: it stays
 
-    def _place_in_memory(self, stored: StoredMessage, msg: Message, old_hop: int) -> None:
+    def _place_in_memory(
+        self, stored: StoredMessage | MessageRef, src: int, dst: int, old_hop: int
+    ) -> None:
         """`_place` while the store cannot write: a unicast message goes to its next hop
         in memory, the store unchanged until a retry writes it; a group message waits."""
-        if self.keys.roster.is_group(msg.dst):
+        if self.keys.roster.is_group(dst):
             return
-        hops = self._next_hops(msg, None) - {old_hop}
+        hops = self.forwarding.next_hops(self.keys.roster, src, dst, None) - {old_hop}
         if hops:
             for hop in hops:
                 self._enqueue(hop, stored)
@@ -1003,7 +1008,7 @@ class Engine(ControlPlane, CustodyRule):
             deadlines.append(self._dirty_since + self.config.commit_interval)
         if self._advert_pending:
             deadlines.append(self._next_advert)
-        if (notices_due := self.eviction_notices.deadline()) is not None:
+        if (notices_due := self._notices_deadline()) is not None:
             deadlines.append(notices_due)
         return min(deadlines)
 
@@ -1025,7 +1030,7 @@ class Engine(ControlPlane, CustodyRule):
             self._housekeeping(now)
         if self._advert_pending and now >= self._next_advert:
             self._send_advert(now)
-        due = self.eviction_notices.deadline()
+        due = self._notices_deadline()
         if due is not None and now >= due:
             self._send_notices(now)
 

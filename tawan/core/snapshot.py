@@ -71,6 +71,9 @@ class Counters:
     receipts_received: int
     store_failures: int = 0  # writes or commits the store could not do
     refused_unwritable: int = 0  # messages and fragments not taken meanwhile
+    notices_sent: int = 0  # notices of eviction taken into custody for their origins
+    notices_unsent: int = 0  # evictions never told (too many pending, or no key for the origin)
+    room_signals: int = 0  # HELLOs with ROOM sent to refused neighbours
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,9 @@ class NodeSnapshot:
                 "inbox": self.store.inbox,
                 "writable": self.store.problem is None,
                 "problem": self.store.problem,
+                "notices_sent": self.counters.notices_sent,
+                "notices_unsent": self.counters.notices_unsent,
+                "room_signals": self.counters.room_signals,
             },
             "routes": dict(self.routes),
         }
@@ -181,6 +187,9 @@ def take(
             receipts_received=stats.receipts_received,
             store_failures=stats.store_failures,
             refused_unwritable=stats.refused_unwritable,
+            notices_sent=stats.notices_sent,
+            notices_unsent=stats.notices_unsent,
+            room_signals=stats.room_signals,
         ),
     )
 

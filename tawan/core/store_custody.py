@@ -41,6 +41,7 @@ acknowledged. The engine's custody rule (docs/operators.md) chooses `victims`.
 
 from __future__ import annotations
 
+import heapq
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
@@ -55,10 +56,12 @@ from tawan.core.store_types import (
     PRECEDENCES,
     Durability,
     MessageId,
+    MessageRef,
     StoredMessage,
     StoreError,
     StoreFull,
     StoreShareExceeded,
+    message_ref,
     stored_message,
 )
 
@@ -367,15 +370,22 @@ class Custody(StoreBase):
         """Destinations of the messages held (no route yet, or kept for more members)."""
         return set(self._held)
 
-    def held_for(self, destinations: Collection[int]) -> list[StoredMessage]:
-        """The messages held for any of `destinations`, oldest first (read from the file)."""
-        found = [
-            stored_message(row)
-            for dst in destinations
-            if dst in self._held
-            for row in self._cur.execute(sql.HELD_FOR, (dst,)).fetchall()
-        ]
-        return sorted(found, key=lambda m: m.received_at)
+    def held_for(self, destinations: Collection[int]) -> Iterator[MessageRef]:
+        """The messages held for any of `destinations`, in stored order (oldest first),
+        without their bodies, read from the file in pages (the caller may write between
+        items): releasing a full store's backlog holds a page in memory, never the backlog."""
+        pages = [self._held_pages(dst) for dst in sorted(destinations) if dst in self._held]
+        return (ref for _, ref in heapq.merge(*pages, key=lambda row: row[0]))
+
+    def _held_pages(self, dst: int) -> Iterator[tuple[int, MessageRef]]:
+        last = 0
+        while True:
+            rows = self._conn.execute(sql.HELD_FOR_PAGE, (dst, last, _PAGE_ROWS)).fetchall()
+            for *cols, rowid in rows:
+                yield rowid, message_ref(tuple(cols))
+            if len(rows) < _PAGE_ROWS:
+                return
+            last = rows[-1][8]
 
     def pending_for(
         self, hop: int, precedence: int, after: tuple[int, int], limit: int
@@ -432,7 +442,11 @@ class Custody(StoreBase):
 
     def messages_without_next_hop(self) -> list[StoredMessage]:
         """Messages held with no route yet, oldest first (a scan: for restarts, not per frame)."""
-        return [msg for msg, _ in self._pages(held=True)]
+        return list(self.held_messages())
+
+    def held_messages(self) -> Iterator[StoredMessage]:
+        """Messages held, oldest first, read in pages (writing between items is safe)."""
+        return (msg for msg, _ in self._pages(held=True))
 
     def _pages(self, *, held: bool) -> Iterator[tuple[StoredMessage, int]]:
         last_rowid, last_hop = 0, -1

@@ -39,7 +39,11 @@ CREATE INDEX refs_by_expiry ON refs (expires);
 """
 # The order messages take their turn in a transmit queue (highest precedence, then oldest):
 # a queue longer than it keeps in memory reads its next messages from here (`PENDING_FOR`).
-TURN_INDEX: Final = "CREATE INDEX messages_by_turn ON messages (precedence, created);"
+# IF NOT EXISTS: a file that has it already (made by a build that had it at version 3)
+# still migrates.
+TURN_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS messages_by_turn ON messages (precedence, created);"
+)
 
 # Columns added since version 1 come last and carry the default the migration gives old rows,
 # so a new store and an upgraded one have the same tables, column for column. (The f-strings
@@ -169,11 +173,14 @@ HELD_EXPIRING: Final = (
     "AND h.seq = m.seq AND h.hop = 0)"
 )
 # The held messages for one destination, in the order they arrived (rowid: stored order).
-HELD_FOR: Final = (
-    "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, m.expires, m.body, "
-    "m.local_origin, m.received_at, m.prev_hop FROM messages AS m WHERE m.dst = ? AND "
+# A page of the messages held for destination ?1 stored after rowid ?2, in stored order, no
+# body: (src, epoch, seq, dst, precedence, created, size, received_at, rowid). By rowid, so
+# each page starts where the last ended (a page by arrival time would sort the table again).
+HELD_FOR_PAGE: Final = (
+    "SELECT m.src, m.epoch, m.seq, m.dst, m.precedence, m.created, length(m.body), "
+    "m.received_at, m.rowid FROM messages AS m WHERE m.dst = ?1 AND m.rowid > ?2 AND "
     "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch "
-    "AND h.seq = m.seq AND h.hop = 0) ORDER BY m.received_at, m.rowid"
+    "AND h.seq = m.seq AND h.hop = 0) ORDER BY m.rowid LIMIT ?3"
 )
 # A transmit queue's next turns: messages of one precedence pending for hop ?1, from
 # (created, rowid) >= (?3, ?4) on, in the order of the turn index. No body: it is read when

@@ -37,8 +37,8 @@ A store file is checked when opened (PRAGMA quick_check): a corrupted one is ref
 what the check found, never served half-readable.
 
 Schema versions: 1 (the first), 2 (previous hops, receipt reporters, sent messages, fragments
-by neighbour), 3 (clients' references of submissions). An older file is upgraded in one
-transaction when opened.
+by neighbour), 3 (clients' references of submissions), 4 (the index of transmit turns,
+`messages_by_turn`). An older file is upgraded in one transaction when opened.
 """
 
 from __future__ import annotations

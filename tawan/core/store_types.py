@@ -108,6 +108,25 @@ class StoredMessage:
         return len(self.body)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message in custody without its body: what placing it on a next hop and queueing
+    it needs (the queue reads the body from the store when its turn comes)."""
+
+    mid: MessageId
+    dst: int
+    precedence: int
+    created: int
+    size: int
+    received_at: float
+
+
+def message_ref(row: tuple[Any, ...]) -> MessageRef:
+    """Build a MessageRef from (src, epoch, seq, dst, precedence, created, size, received)."""
+    src, epoch, seq, dst, prec, created, size, received = row
+    return MessageRef((src, epoch, seq), dst, prec, created, size, received)
+
+
 def stored_message(row: tuple[Any, ...]) -> StoredMessage:
     """Build a StoredMessage from the eleven message columns, in schema order."""
     src, epoch, seq, dst, prec, created, expires, body, local, received, prev_hop = row

@@ -122,6 +122,12 @@ METRICS: Final = (
                "Store writes or commits that failed (full, read-only) and were rolled back."),
     MetricSpec("tawan_refused_unwritable", "counter", (),
                "Messages and fragments not taken because the store could not write."),
+    MetricSpec("tawan_notices_sent", "counter", (),
+               "Notices of eviction sent to the origins of evicted messages."),
+    MetricSpec("tawan_notices_unsent", "counter", (),
+               "Evictions never told to their origin (too many pending, origin revoked)."),
+    MetricSpec("tawan_room_signals", "counter", (),
+               "HELLOs with ROOM sent to neighbours refused while the store was full."),
     MetricSpec("tawan_inbox_messages", "gauge", (),
                "Delivered messages the application has not acknowledged yet."),
     MetricSpec("tawan_queue_messages", "gauge", _P,
@@ -295,6 +301,9 @@ def snapshot_samples(view: NodeSnapshot) -> list[_Sample]:
     samples.append(("tawan_receipts_received", (), counters.receipts_received))
     samples.append(("tawan_store_write_failures", (), counters.store_failures))
     samples.append(("tawan_refused_unwritable", (), counters.refused_unwritable))
+    samples.append(("tawan_notices_sent", (), counters.notices_sent))
+    samples.append(("tawan_notices_unsent", (), counters.notices_unsent))
+    samples.append(("tawan_room_signals", (), counters.room_signals))
     samples += _store_samples(view.store)
     samples += (("tawan_queue_messages", (p,), view.queued[p]) for p in PRECEDENCES)
     samples += _link_samples(view)

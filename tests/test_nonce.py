@@ -135,13 +135,16 @@ def test_a_failed_commit_swallowed_by_the_api_reuses_no_nonce() -> None:
     store.fail_next = True
     with contextlib.suppress(StoreError):
         store.commit()
-    net._flush()  # the engine sends what it sealed, on the same clock tick
-    assert len(sent) == 3
+    net._flush()  # on the same clock tick
+    # The queues read a message's body from the store when its turn comes, and the rollback
+    # took the bodies: nothing sealed in the lost transaction goes on air, so nothing
+    # numbered from it can meet a reused number later.
+    assert sent == []
     store.rollback()  # and the node dies
     net.restart("a")
     submit_batch(net, 3, rng)
     net.run(5)
-    assert len(sent) >= 6
+    assert len(sent) >= 3
     assert keystream_reuses(net, "b", sent) == []
 
 

@@ -1,9 +1,10 @@
 """The `tawan` command line: a small dispatcher; each command family registers itself.
 
 A family module provides ``add_<family>_commands(subparsers)``, which adds its parsers and
-sets ``run=<function(args) -> int>`` on each. Families outside tawan/ (the emulator, the
-topology tools) register through the ``tawan.commands`` entry-point group, so tawan never
-imports them. Errors the user can fix (`UserError`, the
+sets ``run=<function(args) -> int>`` on each, or ``run="module:function"``, imported only
+when that command runs, so a heavy command costs the others nothing. Families outside
+tawan/ (the emulator, the topology tools) register through the ``tawan.commands``
+entry-point group, so tawan never imports them. Errors the user can fix (`UserError`, the
 crypto package's errors, files that cannot be read or written) print one line to stderr
 and exit with status 2; no traceback.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from crypto.errors import CryptoError
@@ -50,6 +52,16 @@ def _plugin_families() -> list[Registrar]:
     return [entry.load() for entry in found]
 
 
+def command_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int] | None:
+    """The function a parsed command line runs (a "module:function" is imported now)."""
+    run: Callable[[argparse.Namespace], int] | str | None = getattr(args, "run", None)
+    if isinstance(run, str):
+        module, _, function = run.partition(":")
+        found: Callable[[argparse.Namespace], int] = getattr(import_module(module), function)
+        return found
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
     parser = build_parser()
@@ -57,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return exc.code if isinstance(exc.code, int) else USAGE_ERROR
-    run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+    run = command_of(args)
     if run is None:
         parser.print_usage(sys.stderr)
         return USAGE_ERROR

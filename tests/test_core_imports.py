@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -36,3 +37,25 @@ def test_the_node_does_load_trio() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "True"
+
+
+HEAVY = ("scapy", "matplotlib", "pydantic", "networkx", "emulator.run", "topologies.scenario")
+
+
+def loaded_by(code: str) -> list[str]:
+    probe = (
+        f"import json, sys\n{code}\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    found: list[str] = json.loads(result.stdout)
+    return found
+
+
+def test_a_daemons_command_line_loads_no_emulator_nor_its_libraries() -> None:
+    """`tawan node run` builds every family's parser; emulate and topo load theirs on use."""
+    assert loaded_by("import tawan.cli\ntawan.cli.build_parser()") == []
+    # The check can fail: running the emulate command's module loads them.
+    assert "matplotlib" in loaded_by("import emulator.commands")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tawan.cli import UserError
+from tawan.cli import UserError, command_of
 from topologies.cli import add_topo_commands
 from topologies.generate import brigade
 from topologies.load import dump_scenario, load_scenario, parse_scenario
@@ -18,8 +18,9 @@ def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="tawan")
     add_topo_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["topo", *argv])
-    code: int = args.run(args)
-    return code
+    command = command_of(args)
+    assert command is not None
+    return command(args)
 
 
 def test_generate_brigade_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,25 +1,21 @@
-"""`tawan topo ...`: make scenario files and see how robust their network is."""
+"""`tawan topo ...`: make scenario files and see how robust their network is.
+
+Only the parsers live here: every `tawan` command line builds them, a daemon's too, so the
+work (pydantic, networkx, matplotlib) is in `topologies.commands`, loaded when a topo
+command runs (`tawan.cli` resolves a `run` given as "module:function")."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tawan.cli import UserError
-from topologies import generate
-from topologies.analyze import analysis_json, analyze, draw, render_analysis
 from topologies.bearers import BEARERS
-from topologies.load import ScenarioError, dump_scenario, load_scenario
-from topologies.scenario import Scenario
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 KINDS = ("brigade", "battalion", "mesh", "graphml")
+DEFAULT_DURATION_S = 3600.0  # topologies.generate.DEFAULT_DURATION_S, without importing it
 MESH_NODES = 20
 
 
@@ -46,7 +42,7 @@ def add_topo_commands(subparsers: Subparsers) -> None:
     gen.add_argument(
         "--duration",
         type=float,
-        default=generate.DEFAULT_DURATION_S,
+        default=DEFAULT_DURATION_S,
         metavar="S",
         help="run length in seconds (default 3600)",
     )
@@ -78,7 +74,7 @@ def add_topo_commands(subparsers: Subparsers) -> None:
         "--bearer", default="uhf", choices=sorted(BEARERS), help="mesh: the bearer (default uhf)"
     )
     gen.add_argument("--out", default=None, metavar="FILE", help="write here, not to stdout")
-    gen.set_defaults(run=run_generate)  # fmt: skip
+    gen.set_defaults(run="topologies.commands:run_generate")  # fmt: skip
 
     ana = commands.add_parser("analyze", help="components, weak points and path depth")
     ana.add_argument("scenario", metavar="SCENARIO", help="a scenario TOML file")
@@ -89,62 +85,6 @@ def add_topo_commands(subparsers: Subparsers) -> None:
         help="also draw the network to FILE (.png or .svg)",
     )
     ana.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    ana.set_defaults(run=run_analyze)  # fmt: skip
+    ana.set_defaults(run="topologies.commands:run_analyze")  # fmt: skip
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    try:
-        scenario = _generated(args)
-    except ScenarioError as exc:
-        raise UserError(str(exc)) from None
-    except ValueError as exc:
-        raise UserError(f"topo generate {args.kind}: {exc}") from None
-    text = dump_scenario(scenario)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"{args.out}: {scenario.run.name}, {len(scenario.nodes)} nodes, "
-              f"{len(scenario.links)} links, {len(scenario.nets)} nets")  # fmt: skip
-    return 0
-
-
-def _generated(args: argparse.Namespace) -> Scenario:
-    common = {"traffic": not args.no_traffic, "duration_s": args.duration}
-    if args.kind == "brigade":
-        return generate.brigade(args.seed, args.nodes, args.battalions, args.companies,
-                                args.platoons, **common)  # fmt: skip
-    if args.kind == "battalion":
-        companies, platoons = args.companies, args.platoons
-        if args.nodes is not None:
-            # A battalion is a one-battalion brigade without the brigade HQ.
-            _, companies, platoons = generate.brigade_shape(args.nodes + 1, 1, companies, platoons)
-        return generate.battalion(args.seed, companies or 4, platoons or 3, **common)
-    if args.kind == "mesh":
-        nodes = args.nodes or MESH_NODES
-        reach = BEARERS[args.bearer].range_km or 10.0
-        area = args.area_km or round(reach * math.sqrt(nodes) / 2.5, 1)
-        return generate.mesh(args.seed, nodes, area, args.bearer, **common)
-    if args.source is None:
-        raise UserError("topo generate graphml: expected --from FILE, found none")
-    return generate.from_graphml(args.source, seed=args.seed, **common)
-
-
-def run_analyze(args: argparse.Namespace) -> int:
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        raise UserError(str(exc)) from None
-    analysis = analyze(scenario)
-    if args.picture is not None:
-        try:
-            draw(scenario, args.picture)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if args.json:
-        print(json.dumps(analysis_json(analysis), indent=2))
-    else:
-        sys.stdout.write(render_analysis(analysis))
-        if args.picture is not None:
-            print(f"picture: {args.picture}")
-    return 0

@@ -324,4 +324,10 @@ class NeighbourQueue:
         return [*self.waiting.values(), *self.in_flight.values()]
 
     def __len__(self) -> int:
+        """Messages waiting or in flight: a scan of the store when some wait only there,
+        so for status, never per frame."""
         return sum(self.counts_by_precedence().values())
+
+    def __bool__(self) -> bool:
+        # A queue exists or not; `if queue:` must never cost a scan of the store (__len__).
+        return True

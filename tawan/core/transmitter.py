@@ -342,7 +342,7 @@ class Transmitter:
         while self.retransmit and self.retransmit[0][0] <= now:
             deadline, neighbour, mid = heapq.heappop(self.retransmit)
             queue = self.queues.get(neighbour)
-            item = queue.in_flight.get(mid) if queue else None
+            item = queue.in_flight.get(mid) if queue is not None else None
             if queue is None or item is None or item.deadline != deadline:
                 continue  # acknowledged, dropped or re-sent since
             # A fragmented transfer is probed with its last piece: the receiver answers with

@@ -86,5 +86,3 @@ def add_topo_commands(subparsers: Subparsers) -> None:
     )
     ana.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ana.set_defaults(run="topologies.commands:run_analyze")  # fmt: skip
-
-

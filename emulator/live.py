@@ -13,8 +13,6 @@ threads) between two ticks, never while one runs.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -29,11 +27,10 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.utils import floatToGoString
 
 from tawan.core.events import Delivered, Event
 from tawan.core.snapshot import NodeSnapshot
-from tawan.node.metrics import LATENCY_BUCKETS, PRECEDENCES, empty_families, snapshot_samples
+from tawan.node.metrics import PRECEDENCES, LatencyHistogram, empty_families, snapshot_samples
 
 __all__ = [
     "EMULATION_METRICS",
@@ -56,24 +53,6 @@ EMULATION_METRICS: Final = (
 """Figures of the emulation as a whole, without a `node` label."""
 
 
-class _Latency:
-    """Delivery latency of one node and precedence: counts per bucket, and their sum."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-
-    def buckets(self) -> list[tuple[str, float]]:
-        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
-        return list(zip(bounds, map(float, itertools.accumulate(self.counts)), strict=True))
-
-
 # ================================================================== many nodes, one registry
 class EmulationMetrics(Collector):
     """Every node of a run in `registry`, labelled `node`, read from `snapshots` per scrape.
@@ -86,7 +65,7 @@ class EmulationMetrics(Collector):
         self.snapshots = snapshots
         self.virtual_time = 0.0
         self.speed = 1.0
-        self._latency: dict[tuple[str, str], _Latency] = {}
+        self._latency: dict[tuple[str, str], LatencyHistogram] = {}
         registry.register(self)
 
     def set_clock(self, virtual_time: float, speed: float) -> None:
@@ -98,7 +77,7 @@ class EmulationMetrics(Collector):
             key = (node, event.precedence.name.lower())
             latency = self._latency.get(key)
             if latency is None:
-                latency = self._latency[key] = _Latency()
+                latency = self._latency[key] = LatencyHistogram()
             latency.observe(event.latency)
 
     def describe(self) -> Iterator[Metric]:
@@ -112,8 +91,8 @@ class EmulationMetrics(Collector):
             for name, values, value in snapshot_samples(views[node]):
                 scalars[name].add_metric([node, *values], value)
             for precedence in PRECEDENCES:
-                histogram = self._latency.get((node, precedence)) or _Latency()
-                latency.add_metric([node, precedence], histogram.buckets(), histogram.total)
+                histogram = self._latency.get((node, precedence)) or LatencyHistogram()
+                latency.add_metric([node, precedence], *histogram.snapshot())
         for name, value in zip(
             (name for name, _ in EMULATION_METRICS),
             (self.virtual_time, self.speed, float(len(views))),

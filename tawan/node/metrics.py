@@ -204,8 +204,9 @@ def run_in_trio(token: trio.lowlevel.TrioToken | None = None) -> RunInOwner:
 
 
 # ================================================================== one node
-class _Latency:
-    """Delivery latency of one precedence: counts per bucket (not cumulative) and their sum."""
+class LatencyHistogram:
+    """Delivery latency of one precedence (of one node): counts per bucket (not cumulative)
+    and their sum; the emulator keeps one per node and precedence too."""
 
     __slots__ = ("counts", "total")
 
@@ -253,7 +254,7 @@ class NodeMetrics:
         self.node_label = node_label
         self.run_in_owner = run_in_owner
         self.link_io = link_io
-        self._latency = {p: _Latency() for p in Precedence}
+        self._latency = {p: LatencyHistogram() for p in Precedence}
         self._collector = _collector_for(registry, labelled=node_label is not None)
         self._collector.add(self)
 

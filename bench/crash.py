@@ -49,6 +49,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import CONFIG  # the same node file; crash.py's own links are slower
+
 from crypto.mission import add_node, init_mission
 from tawan.core.precedence import Precedence
 from tawan.demo import free_port, wait_for
@@ -57,19 +60,6 @@ from tawan.node.client import Client, ClientError, build_request, payload_of
 TAWAN = Path(sys.executable).parent / "tawan"
 NAMES = ("alpha", "relay", "charlie")
 PRECEDENCES = tuple(p.name.lower() for p in Precedence)
-
-CONFIG = """
-[node]
-name = "{name}"
-key_file = "mission/nodes/{name}.key"
-roster = "mission/roster.tawan"
-store = "{name}.db"
-durability = "{durability}"
-
-[api]
-address = "127.0.0.1:{api}"
-{links}
-"""
 
 LINK = """
 [[links]]

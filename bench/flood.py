@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import has_route, start, throughput, write_configs
+from throughput import has_route, start, stop, throughput, write_configs
 
 from tawan.demo import wait_for
 from tawan.node.client import Client
@@ -208,13 +207,7 @@ def main() -> None:
         }
         print(json.dumps(result))
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 

@@ -96,6 +96,17 @@ def start(base: Path) -> dict[str, subprocess.Popen[bytes]]:
     return procs
 
 
+def stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every daemon, then SIGKILL whichever has not stopped within 10 s."""
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def has_route(api: str, to: str) -> bool:
     with Client(api, timeout=2) as client:
         routes = client.status().get("routes")
@@ -232,13 +243,7 @@ def main() -> None:
         }
         print(json.dumps(result))
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 

@@ -231,20 +231,39 @@ def is_data(frame: bytes) -> bool:
 
 
 def test_failover_to_a_second_bearer() -> None:
+    """Idle, a dead 16 kbit/s link is seen after its own dead interval (hellos there are
+    rare: their share of the rate is bounded); with a message waiting, its unanswered
+    resends declare the link lost well before that, and the message takes the satellite."""
     vhf = FakeLink("a", "b", profile(rate_bps=16_000))
     vhf_name = vhf.name
     sat = FakeLink("b", "a", SATCOM)
     net = Net({"a": [], "b": []}, [vhf, sat])
     net.run(5)
+    dead_s = net.engines["a"]._link_timers[vhf_name].dead_s
+    assert dead_s > 30  # 0.6 % of 16 kbit/s: a 64-byte hello each way every 10.7 s
     vhf.up = False
-    net.run(10)
-    assert any(
-        isinstance(e, NeighbourChanged) and e.link == vhf_name and not e.up
-        for e in net.events["a"]
-    )
     net.submit("a", "b", b"after the jamming", precedence=Precedence.FLASH, ttl=600)
-    net.run(5)
+    net.run(12)
+    lost = [e for e in net.events["a"] if isinstance(e, NeighbourChanged) and e.link == vhf_name]
+    assert [e.up for e in lost] == [True, False]
+    assert net.engines["a"].stats.suspected_links == 1
     assert [e.payload for e in net.delivered("b")] == [b"after the jamming"]
+
+
+def test_idle_dead_link_is_seen_after_its_dead_interval() -> None:
+    vhf = FakeLink("a", "b", profile(rate_bps=16_000))
+    sat = FakeLink("b", "a", SATCOM)
+    net = Net({"a": [], "b": []}, [vhf, sat])
+    net.run(5)
+    dead_s = net.engines["a"]._link_timers[vhf.name].dead_s
+    vhf.up = False
+    net.run(dead_s - 12)  # the last hello may have come up to a hello interval late
+    changes = [e for e in net.events["a"] if isinstance(e, NeighbourChanged)]
+    assert all(e.up for e in changes)
+    net.run(15)
+    changes = [e for e in net.events["a"] if isinstance(e, NeighbourChanged)]
+    assert (vhf.name, False) in [(e.link, e.up) for e in changes]
+    assert net.engines["a"].stats.suspected_links == 0
 
 
 SATCOM = BearerProfile(name="satcom", rate_bps=64_000, delay_s=0.3, mtu=1200, cost=10.0)

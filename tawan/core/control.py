@@ -27,6 +27,7 @@ from tawan.core.frames import (
     advert_signed_bytes,
 )
 from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
+from tawan.core.liveness import LinkTimers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.queues import NeighbourQueue
 from tawan.core.routing import Router, seq_newer
@@ -63,6 +64,8 @@ class ControlPlane:
     _advert_pending: bool
     _next_advert: float
     _next_hello: float
+    _hello_due: dict[str, float]
+    _link_timers: dict[str, LinkTimers]
     _epoch: int
     _jump: tuple[int, float] | None
 
@@ -299,11 +302,28 @@ class ControlPlane:
         return [adj for adj in best if adj is not None]
 
     def _send_hellos(self, now: float) -> None:
-        interval = self.config.hello_interval
-        self._next_hello = now + interval * (0.9 + 0.2 * self.rng.random())
-        for adj in self.neighbours.adjacencies.values():
-            if adj.peer is not None and adj.transport_up:
-                self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+        """Hellos on every link whose turn it is, each link at its own interval (jittered,
+        so that the members of a net do not all speak at once)."""
+        for link, due in self._hello_due.items():
+            if due > now:
+                continue
+            interval = self._link_timers[link].hello_s
+            self._hello_due[link] = now + interval * (0.9 + 0.2 * self.rng.random())
+            for adj in self.neighbours.on_link(link):
+                if adj.peer is not None and adj.transport_up:
+                    self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+        self._next_hello = min(self._hello_due.values(), default=now + self.config.hello_ceiling)
+
+    def _dead_after(self, adj: Adjacency) -> float:
+        """How long `adj` may stay silent before its neighbour is lost there."""
+        timers = self._link_timers.get(adj.link)
+        return timers.dead_s if timers is not None else self.config.dead_interval
+
+    def _link_lost(self, adj: Adjacency) -> None:
+        """The transmitter saw a message go unanswered again and again over `adj`, with not
+        a frame heard from its neighbour there since: lost now, not a dead interval later."""
+        self.stats.suspected_links += 1
+        self._set_up(adj, False)
 
     def _unaware(self, adj: Adjacency, now: float) -> bool:
         """The neighbour may not know we restarted: no frame of it accepted since, in a

@@ -54,6 +54,7 @@ from tawan.core.frames import (
     decode_message,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
+from tawan.core.liveness import link_timers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.numbering import STATE_KEY as SEQ_STATE_KEY
 from tawan.core.numbering import Numbering, NumberingExhausted
@@ -134,9 +135,12 @@ class Engine(ControlPlane, CustodyRule):
             self.me, links, self.neighbours, self._best_link, self.lifecycle, self.guard,
             self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
+        self.tx.link_lost = self._link_lost
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
         self._init_custody_rule()
+        self._link_timers = {spec.name: link_timers(spec, config) for spec in links}
+        self._hello_due = dict.fromkeys(self._link_timers, now)
         self._next_hello = now
         self._next_housekeeping = now + config.housekeeping_interval
         self._next_advert = now
@@ -1041,7 +1045,7 @@ class Engine(ControlPlane, CustodyRule):
             self._on_advert(frame, adj, now, deferred=True)
         self._settle()
         for adj in list(self.neighbours.adjacencies.values()):
-            if adj.up and now - adj.last_heard > self.config.dead_interval:
+            if adj.up and now - adj.last_heard > self._dead_after(adj):
                 self._set_up(adj, False)
         mission_now = self._mission_seconds(now)
         if self.store_problem is None:  # deletes wait for a store that writes again
@@ -1073,7 +1077,7 @@ class Engine(ControlPlane, CustodyRule):
             return now + interval
         due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
         adjacencies = self.neighbours.adjacencies.values()
-        due += (a.last_heard + self.config.dead_interval for a in adjacencies if a.up)
+        due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
         due += (
             a.received_at + 3 * self.config.advert_interval for a in self.router.adverts.values()
         )

@@ -66,6 +66,8 @@ class Outgoing:
     deadline: float = 0.0  # retransmission deadline while in flight
     sent_at: float = 0.0  # when its last piece went on the air
     link: str = ""  # the link the current plan was made for ("": not planned yet)
+    tries_here: int = 0  # times sent whole over `link` since it was planned for it
+    first_here: float = 0.0  # when the first of those began
     via: str = ""  # the link the forwarding decision gave it for its next turn
     wire: MessageId | None = None  # its id on the wire, when kept under another (a slot)
     size: int = 0  # bytes of the encoded message (taken from `encoded` when given)
@@ -283,6 +285,7 @@ class NeighbourQueue:
         item.sent_at = now
         item.deadline = deadline
         item.attempts += 1
+        item.tries_here += 1
         self.lifecycle.move((item.mid, self.neighbour), Input.ALL_SENT)
         self.in_flight[item.mid] = item
         self.flying[item.wire_mid] = item.mid

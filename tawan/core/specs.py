@@ -94,8 +94,10 @@ class LinkSpec:
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    hello_interval: float = 2.0
-    dead_interval: float = 7.0
+    hello_interval: float = 2.0  # the shortest; slow links say hello less (core/liveness.py)
+    dead_interval: float = 7.0  # per link, in the same ratio to that link's hello interval
+    hello_share: float = 0.006  # the most of a link's nominal rate its hellos may take
+    hello_ceiling: float = 1800.0  # the longest between hellos, however slow the link
     ack_delay: float = 0.005
     commit_interval: float = 0.01  # longest a write waits for a group commit
     retransmit_floor: float = 0.2
@@ -114,6 +116,10 @@ class EngineConfig:
     # is clocked by its neighbour's acknowledgements instead of overrunning it.
     window: int = 256
     static_routes: Mapping[int, int] = field(default_factory=dict)
+    # The signal plan: each node's planned neighbours and their link costs. Nodes take the
+    # planned links for up until an advert says otherwise, and advertise only where they
+    # differ from it (core/routing.py); empty, every node advertises all its links.
+    planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key, ok, expected in _engine_checks(self):
@@ -152,6 +158,10 @@ def _engine_checks(c: EngineConfig) -> Iterator[Check]:
                    "unnoticed for an hour")
     yield _seconds("dead_interval", c, "hello_interval", DAY,
                    "a neighbour is gone only once it missed a hello", above=True)
+    yield ("hello_share", type(c.hello_share) in (int, float) and 0 < c.hello_share <= 1,
+           "a share of the link rate, 0 < hello_share <= 1")
+    yield _seconds("hello_ceiling", c, "hello_interval", DAY,
+                   "the longest gap between hellos on the slowest link")
     yield _seconds("retransmit_floor", c, 0.01, HOUR,
                    "a shorter timer resends before an acknowledgement can come back")
     yield _seconds("retransmit_ceiling", c, "retransmit_floor", HOUR,

@@ -37,6 +37,7 @@ class EngineStats:
     room_signals: int = 0  # HELLOs with ROOM sent to neighbours refused for want of room
     store_failures: int = 0  # writes or commits the store could not do (full, read-only)
     refused_unwritable: int = 0  # messages and fragments not taken: the store cannot write
+    suspected_links: int = 0  # adjacencies lost because messages went unanswered over them
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

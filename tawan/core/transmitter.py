@@ -30,6 +30,7 @@ from tawan.core.frames import (
     encode_frame,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
+from tawan.core.liveness import suspect
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.precedence import Precedence
 from tawan.core.queues import DEFAULT_LIMIT, NeighbourQueue, Outgoing, TurnSource
@@ -89,6 +90,8 @@ class Transmitter:
         self.stats = stats
         self.config = config
         self.epoch_at = epoch_at
+        # Told of an adjacency whose messages go unanswered (tawan.core.liveness.suspect).
+        self.link_lost: Callable[[Adjacency], None] = _ignore_adjacency
         self.retransmit: list[tuple[float, int, MessageId]] = []
         self._acks: dict[int, list[MessageId]] = {}
         self._frag_reports: dict[int, list[FragState]] = {}
@@ -271,6 +274,8 @@ class Transmitter:
         """One turn on the link: the whole message, or its next fragment."""
         mtu = state.spec.profile.mtu
         if item.link != adj.link or not item.to_send:  # first turn, or the link changed
+            if item.link != adj.link:
+                item.tries_here, item.first_here = 0, now
             item.link = adj.link
             fits = item.size + DATA_OVERHEAD <= mtu
             item.plan(0 if fits else mtu - FRAG_OVERHEAD)
@@ -345,8 +350,15 @@ class Transmitter:
             item = queue.in_flight.get(mid) if queue is not None else None
             if queue is None or item is None or item.deadline != deadline:
                 continue  # acknowledged, dropped or re-sent since
+            went = self.neighbours.get(neighbour, item.link)
+            if went is not None and suspect(went, item.tries_here, item.first_here):
+                self.link_lost(went)  # before the choice below, which then passes it over
             # A fragmented transfer is probed with its last piece: the receiver answers with
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
             best = self.best_link(neighbour)  # the forwarding decision of now, not of then
             queue.push(item, best.link if best is not None else "")
+
+
+def _ignore_adjacency(adj: Adjacency) -> None:
+    """The default for `Transmitter.link_lost`: a transmitter without an engine."""

@@ -50,8 +50,10 @@ class OfferRecord:
 class BearerTally:
     frames: int = 0
     bytes: int = 0
-    control_bytes: int = 0
+    control_bytes: int = 0  # hellos, adverts, setup and revocation frames
     message_bytes: int = 0
+    ack_bytes: int = 0  # acknowledgements: custody handed back, not control
+    advert_bytes: int = 0  # of control_bytes: link-state adverts
     air_s: float = 0.0
     dropped: Counter[str] = field(default_factory=Counter)
 
@@ -63,6 +65,7 @@ class Recorder:
         self.offers: dict[MessageId, OfferRecord] = {}
         self.refusals: list[tuple[float, Offer, str]] = []
         self.bearers: dict[str, BearerTally] = defaultdict(BearerTally)
+        self.links: dict[str, BearerTally] = defaultdict(BearerTally)  # by link name
         self.duration = emulation.duration
         self.window_bytes: dict[tuple[int, str], int] = defaultdict(int)
         self.window_control: dict[tuple[int, str], int] = defaultdict(int)
@@ -82,28 +85,37 @@ class Recorder:
 
     # ------------------------------------------------------------------ hot path
     def frame(self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent) -> None:
-        tally = self.bearers[model.bearer.name]
+        bearer = self.bearers[model.bearer.name]
         size = len(data)
         if sent.dropped is not None:
-            tally.dropped[sent.dropped] += 1
+            bearer.dropped[sent.dropped] += 1
             if sent.start == sent.end:
                 return  # never on the air (mtu, queue, silenced)
-        tally.frames += 1
-        tally.bytes += size
+        kind = data[0] & 0xF
         # air time within the run: a frame still queued at the end has not used the link yet
-        tally.air_s += max(0.0, min(sent.end, self.duration) - sent.start)
+        air = max(0.0, min(sent.end, self.duration) - sent.start)
+        for tally in (bearer, self.links[model.name]):
+            tally.air_s += air
+            tally.frames += 1
+            tally.bytes += size
+            if kind in _MESSAGE_TYPES:
+                tally.message_bytes += size
+            elif kind == FrameType.ACK:
+                tally.ack_bytes += size
+            else:
+                tally.control_bytes += size
+                if kind == FrameType.ROUTE:
+                    tally.advert_bytes += size
         window = int(sent.start // self.window_s), model.bearer.name
         self.window_bytes[window] += size
-        if data[0] & 0xF in _MESSAGE_TYPES:
-            tally.message_bytes += size
+        if kind in _MESSAGE_TYPES:
             pair = sender, receiver
             last = self._last_link.get(pair)
             if last != model.name:
                 if last is not None:
                     self.link_changes.append((sent.start, sender, receiver, last, model.name))
                 self._last_link[pair] = model.name
-        else:
-            tally.control_bytes += size
+        elif kind != FrameType.ACK:
             self.window_control[window] += size
 
     def event(self, node: str, event: Event, t: float) -> None:

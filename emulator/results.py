@@ -248,8 +248,14 @@ def _win(t: float, window: float, windows: int) -> int:
     return min(int(t // window), windows - 1)
 
 
+def _load(control_bytes: int, em: Emulation, rate_bps: float) -> float:
+    """Control bits per second over the run, as a share of `rate_bps` (the budget's unit)."""
+    return _round(control_bytes * 8 / (em.duration * rate_bps))
+
+
 def _bearers(em: Emulation) -> dict[str, Any]:
     channels: Counter[str] = Counter()
+    rates = {link.bearer.name: link.bearer.rate_bps for link in em.links.values()}
     for link in em.links.values():
         # a radio net is one channel; a point-to-point link one per direction
         channels[link.bearer.name] += 1 if link.shared else 2
@@ -259,7 +265,8 @@ def _bearers(em: Emulation) -> dict[str, Any]:
         if tally is None:
             out[name] = {
                 "frames": 0, "bytes": 0, "control_bytes": 0, "message_bytes": 0,
-                "control_share": None, "utilisation": 0.0, "dropped_frames": 0,
+                "ack_bytes": 0, "advert_bytes": 0, "control_share": None,
+                "control_load": 0.0, "utilisation": 0.0, "dropped_frames": 0,
             }  # fmt: skip
             continue
         out[name] = {
@@ -267,7 +274,10 @@ def _bearers(em: Emulation) -> dict[str, Any]:
             "bytes": tally.bytes,
             "control_bytes": tally.control_bytes,
             "message_bytes": tally.message_bytes,
+            "ack_bytes": tally.ack_bytes,
+            "advert_bytes": tally.advert_bytes,
             "control_share": _ratio(tally.control_bytes, tally.bytes),
+            "control_load": _load(tally.control_bytes, em, rates[name] * channels[name]),
             "utilisation": _round(tally.air_s / (em.duration * channels[name])),
             "dropped_frames": sum(tally.dropped.values()),
             "dropped_by_reason": dict(sorted(tally.dropped.items())),
@@ -338,8 +348,12 @@ def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
             for i in d["intervals"]
             if not i["up"] or i["loss"] >= 1
         )
+        model, tally = em.links[name], em.record.links.get(name)
+        rate = model.bearer.rate_bps * (1 if model.shared else 2)
         out[name] = {
             "bearer": entry["bearer"],
+            "control_bytes": tally.control_bytes if tally else 0,
+            "control_load": _load(tally.control_bytes, em, rate) if tally else 0.0,
             "failures": len(spans),
             "detection_s": detection,
             "failover_s": failover,

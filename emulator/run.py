@@ -14,11 +14,12 @@ Virtual time `t` is seconds from the start of the run; an engine's clock reads
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from crypto.keyring import Keyring
@@ -79,6 +80,9 @@ class Emulation:
             name: Store.memory(max_bytes=self.options.store_max_bytes) for name in names
         }
         self._specs = {name: self._link_specs(name) for name in names}
+        if scenario.engine.planned and not self.engine_config.planned:
+            planned = signal_plan(self.links.values(), self.addresses)
+            self.engine_config = dataclasses.replace(self.engine_config, planned=planned)
         self.engines: dict[str, Engine] = {}
         self.alive: dict[str, bool] = {}
         self.destroyed: set[str] = set()
@@ -341,3 +345,20 @@ class Emulation:
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
+
+
+def signal_plan(
+    links: Iterable[LinkModel], addresses: Mapping[str, int]
+) -> dict[int, dict[int, int]]:
+    """The planned network as the engines take it: every two members of a link or net
+    neighbours, at the cost of the cheapest bearer between them (as `Adjacency.cost` with
+    no loss measured)."""
+    plan: dict[int, dict[int, int]] = {address: {} for address in addresses.values()}
+    for model in links:
+        cost = max(1, round(model.bearer.cost))
+        for name in model.members:
+            mine = plan[addresses[name]]
+            for peer in model.peers_of(name):
+                other = addresses[peer]
+                mine[other] = min(mine.get(other, cost), cost)
+    return plan

@@ -28,7 +28,7 @@ from crypto.mission import build_mission
 from crypto.plan import MissionPlan
 from crypto.roster import Roster
 from tawan.core.engine import EngineConfig
-from tawan.node.config import ConfigError, load_config
+from tawan.node.config import ENGINE_RESERVED, ConfigError, load_config
 from transports.profile import BearerProfile
 from transports.tcp import TcpLink
 
@@ -158,7 +158,7 @@ def test_minus_one_and_zero_get_the_same_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "field", [f.name for f in dataclasses.fields(EngineConfig) if f.name != "static_routes"]
+    "field", [f.name for f in dataclasses.fields(EngineConfig) if f.name not in ENGINE_RESERVED]
 )
 @pytest.mark.parametrize("wrong", ["-1", "1e12", '"soon"', "nan"])
 def test_every_engine_setting_is_bounded(tmp_path: Path, field: str, wrong: str) -> None:

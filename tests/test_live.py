@@ -125,7 +125,9 @@ def test_one_family_each_and_one_series_per_node_and_label_set() -> None:
         if name == "tawan_link_up" and value == 1
         for labels in [dict(pairs)]
     }
-    assert up == {("alpha", "alpha-bravo"), ("bravo", "alpha-bravo"), ("bravo", "bravo-charlie"),
+    # bravo's resends over the cut link went unanswered, and its probe too: lost for it;
+    # charlie, with nothing to send, has not missed enough hellos yet
+    assert up == {("alpha", "alpha-bravo"), ("bravo", "alpha-bravo"),
                   ("charlie", "bravo-charlie")}  # fmt: skip
 
 

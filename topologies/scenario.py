@@ -197,13 +197,19 @@ class Engine(_Strict):
     hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
     dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
     advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    hello_share: Annotated[float, Field(gt=0, le=1)] = 0.006
+    planned: bool = True
+    """The nodes know the signal plan (this file's links and nets) and advertise only
+    where their links differ from it; false, every node advertises all its links."""
 
     def config(self) -> EngineConfig:
-        """The engines' configuration: the daemon's defaults with these timers."""
+        """The engines' configuration: the daemon's defaults with these timers (the plan
+        is added by the emulator, which knows the nodes' addresses)."""
         return EngineConfig(
             hello_interval=self.hello_interval_s,
             dead_interval=self.dead_interval_s,
             advert_interval=self.advert_interval_s,
+            hello_share=self.hello_share,
         )
 
 

@@ -27,10 +27,10 @@ from tawan.core.frames import (
     advert_signed_bytes,
 )
 from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
-from tawan.core.liveness import LinkTimers
+from tawan.core.liveness import HELLO_WIRE_BYTES, PROBE_WAITS, LinkTimers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.queues import NeighbourQueue
-from tawan.core.routing import Router, seq_newer
+from tawan.core.routing import Router, differs, seq_newer
 from tawan.core.specs import EngineConfig, Keys
 from tawan.core.states import Input
 from tawan.core.stats import EngineStats
@@ -62,6 +62,10 @@ class ControlPlane:
     _advert_seq: int
     _advert_sent: tuple[tuple[int, int], ...] | None
     _advert_pending: bool
+    _advert_forced: bool  # our own advert came back newer than ours: outbid it
+    _advert_sent_at: float
+    _ever_up: set[int]  # neighbours up at some time since start
+    _excused_until: dict[int, float]  # planned neighbours not missing before then
     _next_advert: float
     _next_hello: float
     _hello_due: dict[str, float]
@@ -215,6 +219,7 @@ class ControlPlane:
         adj.up = up
         self._events.append(NeighbourChanged(adj.link, adj.neighbour, up))
         if up:
+            self._ever_up.add(adj.neighbour)
             self._housekeeping_soon(self.last_time)  # its liveness is watched from now
             self._sync_adverts(adj)
             for notice in self._notices:
@@ -281,7 +286,7 @@ class ControlPlane:
             # Our own advert from before a restart (or replayed) outbids ours: answer it
             # with a newer one, so that no old view of us can stand.
             self._advert_seq = seq
-            self._advert_pending = True
+            self._advert_pending = self._advert_forced = True
             return
         if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
             onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
@@ -319,11 +324,28 @@ class ControlPlane:
         timers = self._link_timers.get(adj.link)
         return timers.dead_s if timers is not None else self.config.dead_interval
 
-    def _link_lost(self, adj: Adjacency) -> None:
+    def _link_suspect(self, adj: Adjacency, now: float) -> None:
         """The transmitter saw a message go unanswered again and again over `adj`, with not
-        a frame heard from its neighbour there since: lost now, not a dead interval later."""
-        self.stats.suspected_links += 1
-        self._set_up(adj, False)
+        a frame heard from its neighbour there since: ask it to answer at once. Silent
+        for a few round trips more, it is lost then, not a dead interval later
+        (`_probe_settled`); a busy shared channel that only delayed its answers is not."""
+        if adj.probed_at is not None:
+            return
+        adj.probed_at = now
+        adj.probe_until = now + PROBE_WAITS * adj.retransmit_timeout(
+            HELLO_WIRE_BYTES, self.config.retransmit_floor
+        )
+        self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+        self._housekeeping_soon(now)
+
+    def _probe_settled(self, adj: Adjacency, now: float) -> None:
+        assert adj.probed_at is not None
+        if adj.last_heard >= adj.probed_at:
+            adj.probed_at = None  # it answered: only slow
+        elif now >= adj.probe_until:
+            adj.probed_at = None
+            self.stats.suspected_links += 1
+            self._set_up(adj, False)
 
     def _unaware(self, adj: Adjacency, now: float) -> bool:
         """The neighbour may not know we restarted: no frame of it accepted since, in a
@@ -366,7 +388,15 @@ class ControlPlane:
             self.store.set_state("epoch", epoch.to_bytes(8, "big"))
 
     def _send_advert(self, now: float) -> None:
-        self._advert_pending = False
+        wanted = self._advert_wanted(now)
+        if wanted is not True:
+            if wanted is None:
+                self._advert_pending = False
+                self._next_advert = now  # the next refresh check an interval from now
+            else:
+                self._next_advert = wanted  # a planned neighbour not up yet: not lost yet
+            return
+        self._advert_pending = self._advert_forced = False
         self._next_advert = now + self.config.advert_min_interval
         # Sequence numbers follow the mission clock, so a node whose store rolled back (or
         # that lost it) still outbids every advert it made before; serial arithmetic
@@ -379,9 +409,33 @@ class ControlPlane:
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
         signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
         frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)
-        self._advert_sent = adjacency
+        self._advert_sent, self._advert_sent_at = adjacency, now
         for adj in self._up_adjacencies():
             self.tx.control(adj, frame)
+
+    def _advert_wanted(self, now: float) -> bool | float | None:
+        """Whether to flood an advert now: True; None, not at all; a time, not before then.
+
+        Without a plan for this node, always. With one, only where the network would
+        otherwise take a wrong view of our links: they differ (`differs`) from what it
+        holds of us (our last advert, or else the plan), or our last advert differed from
+        the plan and is due for its refresh. A planned neighbour never heard since start
+        is not missing until its link's dead interval has passed."""
+        planned = self.config.planned.get(self.me)
+        if planned is None or self._advert_forced:
+            return True
+        mine = self.router.my_adjacency
+        sent = None if self._advert_sent is None else dict(self._advert_sent)
+        if not differs(mine, planned if sent is None else sent):
+            refresh = now >= self._advert_sent_at + self.config.advert_interval
+            return True if sent is not None and differs(sent, planned) and refresh else None
+        missing = planned.keys() - mine.keys()
+        present = {n: planned[n] for n in mine.keys() & planned.keys()}
+        if sent is None and missing and not differs(mine, present):
+            waits = [self._excused_until.get(n, now) for n in missing if n not in self._ever_up]
+            if len(waits) == len(missing) and max(waits) > now:
+                return max(waits)
+        return True
 
 
 def _skip_gap(adj: Adjacency) -> float:

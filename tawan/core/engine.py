@@ -120,7 +120,7 @@ class Engine(ControlPlane, CustodyRule):
         for spec in links:
             for peer in spec.peers:
                 self.neighbours.add(peer.node, spec.name, spec.profile, peer.endpoint)
-        self.router = Router(self.me, dict(config.static_routes))
+        self.router = Router(self.me, dict(config.static_routes), config.planned)
         self.guard = LinkGuard(self.me, keyring.link_key)
         self.reassembly = Reassembly(store, config.max_reassembly_bytes)
         self.numbering = Numbering(store, keyring.epoch_seconds)
@@ -135,16 +135,12 @@ class Engine(ControlPlane, CustodyRule):
             self.me, links, self.neighbours, self._best_link, self.lifecycle, self.guard,
             self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
-        self.tx.link_lost = self._link_lost
+        self.tx.link_suspect = self._link_suspect
         self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
         self._events: deque[Event] = deque()
         self._init_custody_rule()
-        self._link_timers = {spec.name: link_timers(spec, config) for spec in links}
-        self._hello_due = dict.fromkeys(self._link_timers, now)
-        self._next_hello = now
+        self._init_control(links, now)
         self._next_housekeeping = now + config.housekeeping_interval
-        self._next_advert = now
-        self._advert_pending = True
         self._dirty_since: float | None = None
         self._now = now  # the latest time given to any entry point
         # Group messages re-routed after losing a branch, held until views have settled.
@@ -174,6 +170,28 @@ class Engine(ControlPlane, CustodyRule):
         self._restore(now)
         if failed is not None:
             self._store_failed(failed, now)
+
+    def _init_control(self, links: Sequence[LinkSpec], now: float) -> None:
+        """Hellos per link, and the first advert (due now, sent if the plan wants it)."""
+        self._link_timers = {spec.name: link_timers(spec, self.config) for spec in links}
+        self._hello_due = dict.fromkeys(self._link_timers, now)
+        self._next_hello = now
+        self._next_advert = now
+        self._advert_pending = True
+        self._advert_forced = False
+        self._advert_sent_at = now
+        self._ever_up: set[int] = set()
+        self._excused_until = self._planned_grace(links, now)
+
+    def _planned_grace(self, links: Sequence[LinkSpec], now: float) -> dict[int, float]:
+        """Until when each neighbour, not yet heard, is not missing from the plan: the dead
+        interval of its fastest link from start."""
+        until: dict[int, float] = {}
+        for spec in links:
+            dead = now + self._link_timers[spec.name].dead_s
+            for peer in spec.peers:
+                until[peer.node] = min(until.get(peer.node, dead), dead)
+        return until
 
     # =============================================================== time and identity
     def _mission_seconds(self, now: float) -> int:
@@ -1047,6 +1065,8 @@ class Engine(ControlPlane, CustodyRule):
         for adj in list(self.neighbours.adjacencies.values()):
             if adj.up and now - adj.last_heard > self._dead_after(adj):
                 self._set_up(adj, False)
+            elif adj.probed_at is not None:
+                self._probe_settled(adj, now)
         mission_now = self._mission_seconds(now)
         if self.store_problem is None:  # deletes wait for a store that writes again
             for stored in self.store.expire(mission_now):
@@ -1078,6 +1098,7 @@ class Engine(ControlPlane, CustodyRule):
         due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
         adjacencies = self.neighbours.adjacencies.values()
         due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
+        due += (a.probe_until for a in adjacencies if a.probed_at is not None)
         due += (
             a.received_at + 3 * self.config.advert_interval for a in self.router.adverts.values()
         )

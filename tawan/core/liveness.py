@@ -11,8 +11,9 @@ On a 9.6 kbit/s VHF net of five members that is a hello every 3 minutes or so; o
 2.4 kbit/s HF net of six, one every 18 minutes. Waiting that long to see a dead link is too
 slow while messages are flowing, so traffic speaks too: every frame heard from a neighbour
 keeps it alive (`Adjacency.heard`), and a message sent `SUSPECT_ATTEMPTS` times over a link
-on which nothing at all was heard from the neighbour since its first try declares that
-adjacency lost at once (`suspect`), and the message moves to the next best link.
+on which nothing at all was heard from the neighbour since its first try makes the
+adjacency suspect (`suspect`): a hello asks the neighbour to answer, and if it does not
+within a few round trips it is lost there and its messages move to the next best link.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ frames of an idle network average 64 bytes on HF, where nearly all are hellos)."
 
 SUSPECT_ATTEMPTS: Final = 3
 """Sends of one message, none of them answered by any frame, after which the link it went
-over is taken as lost (as TCP gives up on a path after R1 retransmissions)."""
+over is suspect (as TCP suspects a path after R1 retransmissions): a hello asks the
+neighbour to answer, and it is lost if nothing comes within `PROBE_WAITS` retransmission
+timeouts of a hello."""
+
+PROBE_WAITS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class Adjacency:
     transport_up: bool = True
     moved_at: float = float("-inf")  # when `peer` last moved to another endpoint
     skipped_at: float = float("-inf")  # when our counters last skipped past its marks
+    probed_at: float | None = None  # when a hello asked it to answer, its messages unanswered
+    probe_until: float = 0.0  # lost if nothing is heard from it by then
 
     def heard(self, now: float, counter: int, epoch: int) -> None:
         if epoch != self.epoch:

@@ -1,29 +1,33 @@
-"""Routing for now: shortest paths over a flooded link-state database, plus static routes.
+"""Routing: shortest paths over the signal plan, corrected by flooded link-state adverts,
+plus static routes.
 
-Every node floods a link-state advert (its reachable neighbours and their costs); each node
-builds the same graph from the same adverts and runs Dijkstra (networkx). Unicast goes to the
-first hop of the shortest path; a group message follows the shortest-path tree rooted at its
-source, so each branch gets one copy however many members lie beyond it. The `Router`
-interface (`next_hop`, `group_next_hops`, `update_*`) is what a later, bearer-aware router
-replaces.
+Every node knows the planned network (`EngineConfig.planned`, the mission's signal plan),
+and takes each planned link for up until an advert of one of its ends says otherwise. A node
+floods a signed advert of its reachable neighbours and their costs only where they differ
+from the plan (tawan.core.control), so a network that runs as planned sends none. With no
+plan, every node advertises all its links. Each node builds the same graph from the plan and
+the adverts and runs Dijkstra. Unicast goes to the first hop of the shortest path; a group
+message follows the shortest-path tree rooted at its source, so each branch gets one copy
+however many members lie beyond it.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import networkx as nx
+Graph = dict[int, dict[int, int]]
+"""node -> neighbour -> cost, both ways."""
 
 
-def _networkx() -> Any:
-    """networkx, imported on first use: it pulls in much of the standard library (email,
-    socket) through importlib.metadata, which the core must not load just by being imported."""
-    import networkx  # noqa: PLC0415
-
-    return networkx
+def differs(a: Mapping[int, int], b: Mapping[int, int]) -> bool:
+    """Whether two views of a node's links differ enough to tell the network: another set of
+    neighbours, or a cost that halved or doubled (loss measured on a jammed link moves the
+    cost a little all the time; flooding each move would cost more than it gains)."""
+    if a.keys() != b.keys():
+        return True
+    return any(max(cost, b[n]) >= 2 * min(cost, b[n]) for n, cost in a.items())
 
 
 @dataclass(slots=True)
@@ -44,12 +48,13 @@ def seq_newer(a: int, b: int) -> bool:
 class Router:
     address: int
     static_routes: Mapping[int, int] = field(default_factory=dict)  # destination -> via
+    planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)  # the signal plan
     adverts: dict[int, Advert] = field(default_factory=dict)
     my_adjacency: dict[int, int] = field(default_factory=dict)
     version: int = 0
-    _graph: nx.Graph | None = None
+    _graph: Graph | None = None
     _first_hops: dict[int, int] | None = None
-    _trees: dict[int, dict[int, list[int]]] = field(default_factory=dict)
+    _trees: dict[int, dict[int, int]] = field(default_factory=dict)  # src -> node -> parent
 
     # ------------------------------------------------------------------ updates
     def update_local(self, adjacency: Mapping[int, int]) -> bool:
@@ -98,23 +103,31 @@ class Router:
         self._trees.clear()
 
     # ------------------------------------------------------------------ queries
-    def graph(self) -> nx.Graph:
-        """Edges both ends advertise (our own edges we know first-hand), in a fixed order."""
+    def view(self, origin: int) -> Mapping[int, int]:
+        """What this node takes `origin`'s links to be: its advert, else the plan."""
+        advert = self.adverts.get(origin)
+        if advert is not None:
+            return advert.adjacency
+        return self.planned.get(origin, {})
+
+    def graph(self) -> Graph:
+        """Edges both ends claim (our own edges we know first-hand)."""
         if self._graph is not None:
             return self._graph
-        nx = _networkx()
-        graph = nx.Graph()
-        graph.add_node(self.address)
-        for nbr, cost in sorted(self.my_adjacency.items()):
-            graph.add_edge(self.address, nbr, weight=cost)
-        for origin in sorted(self.adverts):
-            for nbr, cost in sorted(self.adverts[origin].adjacency.items()):
-                if self.address in (nbr, origin):
+        graph: Graph = {self.address: dict(self.my_adjacency)}
+        for nbr, cost in self.my_adjacency.items():
+            graph.setdefault(nbr, {})[self.address] = cost
+        for origin in self.adverts.keys() | self.planned.keys():
+            if origin == self.address:
+                continue
+            for nbr, cost in self.view(origin).items():
+                if nbr == self.address:
                     continue
-                back = self.adverts.get(nbr)
-                if back is not None and origin in back.adjacency:
-                    weight = max(cost, back.adjacency[origin])
-                    graph.add_edge(min(origin, nbr), max(origin, nbr), weight=weight)
+                back = self.view(nbr).get(origin)
+                if back is not None:
+                    weight = max(cost, back)
+                    graph.setdefault(origin, {})[nbr] = weight
+                    graph.setdefault(nbr, {})[origin] = weight
         self._graph = graph
         return graph
 
@@ -130,24 +143,37 @@ class Router:
     def _hops(self) -> dict[int, int]:
         """First hop to every reachable destination, computed once per change of view."""
         if self._first_hops is None:
-            paths = _networkx().single_source_dijkstra_path(self.graph(), self.address)
-            self._first_hops = {dst: path[1] for dst, path in paths.items() if len(path) > 1}
+            parents = self._tree(self.address)
+            hops: dict[int, int] = {}
+            for dst in parents:
+                if dst != self.address:
+                    hops[dst] = self._first_hop(parents, dst, hops)
+            self._first_hops = hops
         return self._first_hops
+
+    def _first_hop(self, parents: Mapping[int, int], dst: int, known: dict[int, int]) -> int:
+        trail = []
+        node = dst
+        while parents[node] != self.address and node not in known:
+            trail.append(node)
+            node = parents[node]
+        hop = known.get(node, node)
+        for passed in trail:
+            known[passed] = hop
+        return hop
 
     def group_next_hops(self, src: int, members: Iterable[int], came_from: int | None) -> set[int]:
         """Neighbours to copy a group message to: our children in the tree rooted at `src`
         that lead to members. Off the tree (inconsistent views), fall back to our own
         shortest paths, never back to where it came from."""
-        tree = self._tree(src)
+        parents = self._tree(src)
         hops: set[int] = set()
         for member in members:
             if member == self.address:
                 continue
-            path = tree.get(member)
-            if path is not None and self.address in path:
-                position = path.index(self.address)
-                if position + 1 < len(path):
-                    hops.add(path[position + 1])
+            child = self._child_towards(parents, member) if member in parents else None
+            if child is not None:
+                hops.add(child)
                 continue
             hop = self.next_hop(member)
             if hop is not None:
@@ -157,12 +183,25 @@ class Router:
             hops.discard(came_from)
         return hops
 
-    def _tree(self, src: int) -> dict[int, list[int]]:
+    def _child_towards(self, parents: Mapping[int, int], member: int) -> int | None:
+        """Our child on the tree path from its root to `member`, or None when we are not
+        on that path."""
+        node = member
+        while node in parents:
+            parent = parents[node]
+            if parent == self.address:
+                return node
+            if parent == node:
+                return None  # the root, reached without passing us
+            node = parent
+        return None
+
+    def _tree(self, src: int) -> dict[int, int]:
+        """Shortest-path tree rooted at `src`: node -> parent (the root its own parent).
+        Ties go to the lower (cost, address), so every node computes the same tree."""
         tree = self._trees.get(src)
         if tree is None:
-            graph = self.graph()
-            dijkstra = _networkx().single_source_dijkstra_path
-            tree = dijkstra(graph, src) if src in graph else {}
+            tree = _dijkstra(self.graph(), src)
             self._trees[src] = tree
         return tree
 
@@ -175,3 +214,25 @@ class Router:
     def reachable(self) -> Collection[int]:
         """Destinations a route reaches now (a view, not a copy: cheap per message)."""
         return self._hops().keys()
+
+
+def _dijkstra(graph: Graph, src: int) -> dict[int, int]:
+    """node -> parent on the shortest paths from `src` (src -> src); none: unreachable."""
+    if src not in graph:
+        return {}
+    parents = {src: src}
+    best = {src: 0}
+    heap = [(0, src, src)]
+    done: set[int] = set()
+    while heap:
+        dist, node, parent = heapq.heappop(heap)
+        if node in done:
+            continue
+        done.add(node)
+        parents[node] = parent
+        for nbr, cost in graph.get(node, {}).items():
+            total = dist + cost
+            if nbr not in done and total < best.get(nbr, total + 1):
+                best[nbr] = total
+                heapq.heappush(heap, (total, nbr, node))
+    return parents

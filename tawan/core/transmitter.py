@@ -91,7 +91,7 @@ class Transmitter:
         self.config = config
         self.epoch_at = epoch_at
         # Told of an adjacency whose messages go unanswered (tawan.core.liveness.suspect).
-        self.link_lost: Callable[[Adjacency], None] = _ignore_adjacency
+        self.link_suspect: Callable[[Adjacency, float], None] = _ignore_adjacency
         self.retransmit: list[tuple[float, int, MessageId]] = []
         self._acks: dict[int, list[MessageId]] = {}
         self._frag_reports: dict[int, list[FragState]] = {}
@@ -352,7 +352,7 @@ class Transmitter:
                 continue  # acknowledged, dropped or re-sent since
             went = self.neighbours.get(neighbour, item.link)
             if went is not None and suspect(went, item.tries_here, item.first_here):
-                self.link_lost(went)  # before the choice below, which then passes it over
+                self.link_suspect(went, now)
             # A fragmented transfer is probed with its last piece: the receiver answers with
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
@@ -360,5 +360,5 @@ class Transmitter:
             queue.push(item, best.link if best is not None else "")
 
 
-def _ignore_adjacency(adj: Adjacency) -> None:
-    """The default for `Transmitter.link_lost`: a transmitter without an engine."""
+def _ignore_adjacency(adj: Adjacency, now: float) -> None:
+    """The default for `Transmitter.link_suspect`: a transmitter without an engine."""

@@ -84,6 +84,16 @@ class _SessionEnded(Exception):
     """The server closed, unbound us, or stopped answering; the text says which."""
 
 
+_LOST = (
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    PeerUnavailable,
+    _SessionEnded,
+)
+"""How a session ends: the socket failed or closed, or the server unbound us."""
+
+
 @dataclass(eq=False)
 class _Session:
     """One bound connection; gone (and `closed`) as soon as the connection is."""
@@ -232,13 +242,7 @@ class S5066Link(Link):
             started = trio.current_time()
             try:
                 await self._session_once(host, port)
-            except (
-                OSError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-                PeerUnavailable,
-                _SessionEnded,
-            ) as exc:
+            except _LOST as exc:
                 _log.info("link %s: SIS session to %s:%d ended: %s", self.name, host, port, exc)
             if trio.current_time() - started >= self._backoff[1]:
                 backoff.reset()  # a session that held was no flapping server
@@ -312,9 +316,10 @@ class S5066Link(Link):
                 if self._keepalive_s is not None:
                     nursery.start_soon(self._keep_alive, session, self._keepalive_s)
                 try:
-                    await self._read(session)
+                    reason = await self._read_until_end(session)
                 finally:
                     nursery.cancel_scope.cancel()
+            raise _SessionEnded(reason)  # outside the nursery: no exception group
         finally:
             self._session = None
             session.closed = True
@@ -342,6 +347,13 @@ class S5066Link(Link):
                 left = session.decoder.buffered
                 raise _SessionEnded(f"closed by the server ({left} bytes of a primitive left)")
             session.decoder.feed(data)
+
+    async def _read_until_end(self, session: _Session) -> str:
+        try:
+            await self._read(session)
+        except _LOST as exc:
+            return str(exc) or type(exc).__name__
+        return "reader stopped"  # not reached: _read returns only by raising
 
     async def _read(self, session: _Session) -> None:
         while True:
@@ -389,8 +401,11 @@ class S5066Link(Link):
             self._count_drop(DROP_UNKNOWN_SOURCE)
             return
         await self._emit_all(self._book.heard_from(peer))
-        if await self._emit(FrameReceived(peer, indication.data)):
-            self._count_received(indication.data)
+        # Counted first: a consumer woken by the event may read the counters before we resume.
+        self._count_received(indication.data)
+        if not await self._emit(FrameReceived(peer, indication.data)):
+            self.frames_received -= 1  # nobody listens: a drop, counted by _emit, not a frame
+            self.bytes_received -= len(indication.data)
 
     def _ignore(self, primitive: Primitive) -> None:
         """Management, hard links, availability, unknown types: tolerated, counted."""
@@ -417,7 +432,10 @@ class S5066Link(Link):
             await trio.sleep(interval)
             answered = trio.Event()
             session.keepalive_answered = answered
-            await self._write(session, encode(KeepAlive()), None)
+            try:
+                await self._write(session, encode(KeepAlive()), None)
+            except PeerUnavailable:
+                return  # the reader sees the socket closed
             self.keepalives_sent += 1
             with trio.move_on_after(KEEP_ALIVE_ANSWER_S):
                 await answered.wait()

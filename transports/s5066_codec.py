@@ -435,7 +435,7 @@ def _subnet_availability(b: bytes, name: str) -> Primitive:
 
 
 def _unidata_request(b: bytes, name: str) -> Primitive:
-    _need(b, 12, name, "header")
+    _need(b, 11, name, "header")  # 12 with the TYPE byte
     mode = ServiceType.decode(b[5:7], name)
     ttl = (b[6] & 15) << 16 | int.from_bytes(b[7:9], "big")
     data = _sized(b, 9, name)

@@ -70,10 +70,6 @@ from transports.tcp import Backoff
 _log = logging.getLogger("tawan.transports.s5066")
 
 _READ_SIZE = 65536
-KEEP_ALIVE_ANSWER_S = 10.0
-"""A.2.1.17: a keep-alive must be answered within 10 s, or not at all."""
-KEEP_ALIVE_MIN_INTERVAL_S = 120.0
-"""A.2.1.17: never send keep-alives to the same peer more often than this."""
 
 DROP_UNKNOWN_SOURCE = "unknown_source"
 DROP_WRONG_SAP = "wrong_sap"
@@ -104,7 +100,6 @@ class _Session:
     flow_changed: trio.Event = field(default_factory=trio.Event)
     send_lock: trio.Lock = field(default_factory=trio.Lock)  # UNIDATA in order, flow honoured
     write_lock: trio.Lock = field(default_factory=trio.Lock)  # whole primitives on the socket
-    keepalive_answered: trio.Event | None = None
     closed: bool = False
 
     def set_flow(self, on: bool) -> None:
@@ -133,7 +128,6 @@ class S5066Link(Link):
         ttl_s: float = 600.0,
         broadcast_retx: int = 1,
         peer_retry_s: float = 120.0,
-        keepalive_s: float | None = None,
         rng: random.Random | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
@@ -153,11 +147,6 @@ class S5066Link(Link):
                 f"{where}: ttl_s: expected 0 (server default) or 2..{TTL_MAX_UNITS * 2} s, "
                 f"found {ttl_s}"
             )
-        if keepalive_s is not None and keepalive_s < KEEP_ALIVE_MIN_INTERVAL_S:
-            raise ValueError(
-                f"{where}: keepalive_s: expected None or >= {KEEP_ALIVE_MIN_INTERVAL_S} "
-                f"(A.2.1.17), found {keepalive_s}"
-            )
         unicast = _addresses(where, "peers", peers, group=False)
         multicast = _addresses(where, "groups", groups or {}, group=True)
         _check_distinct(where, unicast, multicast)
@@ -166,7 +155,6 @@ class S5066Link(Link):
         self._ttl_units = ttl_units
         self._unicast_mode = ServiceType(TxMode.ARQ, Confirm.NODE)
         self._group_mode = ServiceType(TxMode.NON_ARQ, Confirm.NONE, min_retx=broadcast_retx)
-        self._keepalive_s = keepalive_s
         self._rng = rng if rng is not None else random.Random()
         Backoff(self._rng, backoff_initial, backoff_max)  # validate now, not at first failure
         self._backoff = (backoff_initial, backoff_max)
@@ -184,7 +172,6 @@ class S5066Link(Link):
         self.unbinds: Counter[str] = Counter()
         self.flow_offs = 0
         self.keepalives_answered = 0
-        self.keepalives_sent = 0
         self.ignored_primitives: Counter[str] = Counter()
         self.padded_indications = 0
 
@@ -313,8 +300,6 @@ class S5066Link(Link):
             await self._emit_all(self._book.bound())
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._retry_peers)
-                if self._keepalive_s is not None:
-                    nursery.start_soon(self._keep_alive, session, self._keepalive_s)
                 try:
                     reason = await self._read_until_end(session)
                 finally:
@@ -419,29 +404,10 @@ class S5066Link(Link):
     # -- keep-alive, peer retries ---------------------------------------------------------
 
     async def _keepalive_received(self, session: _Session) -> None:
-        waiting = session.keepalive_answered
-        if waiting is not None:
-            waiting.set()  # the answer to ours: answering it would ping-pong forever
-            session.keepalive_answered = None
-            return
+        """Answered at once (A.2.1.17 allows 10 s). This client never sends keep-alives of
+        its own, so every KEEP_ALIVE it gets is a question, never an answer to echo back."""
         await self._write(session, encode(KeepAlive()), None)
         self.keepalives_answered += 1
-
-    async def _keep_alive(self, session: _Session, interval: float) -> None:
-        while True:
-            await trio.sleep(interval)
-            answered = trio.Event()
-            session.keepalive_answered = answered
-            try:
-                await self._write(session, encode(KeepAlive()), None)
-            except PeerUnavailable:
-                return  # the reader sees the socket closed
-            self.keepalives_sent += 1
-            with trio.move_on_after(KEEP_ALIVE_ANSWER_S):
-                await answered.wait()
-            if not answered.is_set():
-                await trio.aclose_forcefully(session.stream)  # the reader sees it closed
-                return
 
     async def _retry_peers(self) -> None:
         while True:

@@ -215,6 +215,8 @@ class S5066Link(Link):
         async with session.send_lock:
             while not session.flow_on and not session.closed:
                 await session.flow_changed.wait()  # DATA_FLOW_OFF: the server would drop it
+            if session.closed:
+                raise PeerUnavailable(self.name, peer, "SIS session ended while flow was off")
             if not address.group:
                 self._book.sent(peer, data, trio.current_time())  # before a fast answer
             await self._write(session, encode(request), peer)

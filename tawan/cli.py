@@ -18,6 +18,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from crypto.errors import CryptoError
+from tawan.cli_contacts import add_contacts_commands
 from tawan.cli_mission import add_mission_commands
 from tawan.cli_node import add_node_commands
 
@@ -25,7 +26,11 @@ USAGE_ERROR = 2
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMAND_FAMILIES: list[Registrar] = [add_mission_commands, add_node_commands]
+COMMAND_FAMILIES: list[Registrar] = [
+    add_mission_commands,
+    add_node_commands,
+    add_contacts_commands,
+]
 """Registration functions, in the order their commands appear in --help."""
 
 

@@ -192,18 +192,14 @@ def parse_hdtn_json(
         where = f"contacts[{index}]"
         if not isinstance(item, dict):
             raise ContactPlanError(f"{where}: expected an object, found {_kind(item)}")
+        # Fields read in the order HDTN's files list them, so the first error is reported.
+        sender = _name(_hdtn_node(item, "source", where), names, f"{where}: source")
+        receiver = _name(_hdtn_node(item, "dest", where), names, f"{where}: dest")
+        start = _field(item, "startTime", where) - epoch
+        end = _field(item, "endTime", where) - epoch
         rate = _hdtn_rate(item, where, unlimited_rate_bps)
-        built.append(
-            _contact(
-                where,
-                _field(item, "startTime", where) - epoch,
-                _field(item, "endTime", where) - epoch,
-                _name(_hdtn_node(item, "source", where), names, f"{where}: source"),
-                _name(_hdtn_node(item, "dest", where), names, f"{where}: dest"),
-                rate,
-                _field(item, "owlt", where, default=0.0),
-            )
-        )
+        owlt = _field(item, "owlt", where, default=0.0)
+        built.append(_contact(where, start, end, sender, receiver, rate, owlt))
     return _plan(built)
 
 

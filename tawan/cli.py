@@ -90,4 +90,8 @@ def _one_line(exc: Exception) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m tawan.cli`, this file is __main__, a second copy of the module whose
+    # UserError is not the one the commands raise: call the imported module's main.
+    from tawan.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -97,8 +97,8 @@ def test_a_transmission_must_finish_by_the_contact_end() -> None:
     assert route(plan(window), "a", "b", 0, KB + 1) is None  # one byte more ends past 1.0
     assert route(plan(window), "a", "b", 0.5, KB) is None  # ready late: would end at 1.5
     later = Contact(10, 20, "a", "b", rate_bps=8000)
-    assert route(plan(window, later), "a", "b", 0, KB + 1) is not None
-    assert route(plan(window, later), "a", "b", 0, KB + 1).arrival_s == 10 + 1.001  # type: ignore[union-attr]
+    waited = route(plan(window, later), "a", "b", 0, KB + 1)
+    assert waited == Route((Hop(later, 10.0, 10 + 1.001),), 10 + 1.001)
 
 
 def test_an_empty_message_still_needs_the_contact_open() -> None:
@@ -470,3 +470,19 @@ def test_cli_broken_plan_is_one_line_and_exit_2(
     assert "plan.rc: line 2: a contact: expected START STOP FROM TO RATE" in captured.err
     missing = str(tmp_path / "none.toml")
     assert main(["contacts", "route", missing, "--from", "1", "--to", "2", "--size", "1"]) == 2
+
+
+def test_the_documented_example_routes_as_docs_contacts_md_says() -> None:
+    example = Path(__file__).parent.parent / "examples" / "contacts" / "leo-relay.rc"
+    p = load_plan(example)
+    best, courier = routes(p, "1", "3", 0, 100_000, k=2)
+    assert [(h.depart_s, h.arrive_s) for h in best.hops] == [
+        (600, 600 + 800_000 / 96_000 + 1),
+        (700, 700 + 800_000 / 96_000 + 1),
+    ]
+    assert courier.arrival_s == 1200 + 0.1 + 3600
+    late = route(p, "1", "3", 900, 100_000)
+    assert late is not None and late.arrival_s == courier.arrival_s
+    assert route(p, "3", "1", 0, 100) is None
+    docs = (example.parent.parent.parent / "docs" / "contacts.md").read_text(encoding="utf-8")
+    assert f'"arrival_s": {best.arrival_s!r}' in docs

@@ -137,7 +137,9 @@ def test_booked_volume_shrinks_the_window() -> None:
     assert booked == {window: KB}
     second = route(p, "a", "b", 0, KB, booked=booked)
     assert second is not None and second.arrival_s == 2.0  # after the first kB drains
-    assert route(p, "a", "b", 0, KB, booked=book(booked, second, KB)) is None
+    full = book(booked, second, KB)
+    assert route(p, "a", "b", 0, KB, booked=full) is None
+    assert route(p, "a", "b", 0, 0, booked=full) is None  # not even empty: it opens at end
 
 
 def test_alternatives_leave_on_different_first_contacts() -> None:

@@ -36,4 +36,6 @@ def add_contacts_commands(subparsers: Subparsers) -> None:
                        "times; default 0)")  # fmt: skip
     route.add_argument("--unlimited-rate", type=float, default=None, metavar="BPS",
                        help="rate to count for HDTN's rate 0 ('unlimited')")  # fmt: skip
+    route.add_argument("--skip-empty-windows", action="store_true",
+                       help="HDTN: leave out windows ending at or before their start")  # fmt: skip
     route.set_defaults(run="tawan.contacts_commands:run_route")

@@ -21,6 +21,7 @@ def load_plan(
     names: Mapping[int, str] | None = None,
     epoch: float = 0.0,
     unlimited_rate_bps: float | None = None,
+    skip_empty_windows: bool = False,
 ) -> ContactPlan:
     """The plan in `path`; a ContactPlanError names the file, an OSError if it can't be read."""
     where = Path(path)
@@ -34,7 +35,11 @@ def load_plan(
     try:
         if suffix == ".json":
             return parse_json_plan(
-                text, names=names, epoch=epoch, unlimited_rate_bps=unlimited_rate_bps
+                text,
+                names=names,
+                epoch=epoch,
+                unlimited_rate_bps=unlimited_rate_bps,
+                skip_empty_windows=skip_empty_windows,
             )
         if suffix == ".toml":
             return parse_native_toml(text)

@@ -18,7 +18,12 @@ def run_route(args: argparse.Namespace) -> int:
     if args.alternatives < 1:
         raise UserError(f"--alternatives: expected 1 or more, found {args.alternatives}")
     try:
-        plan = load_plan(args.plan, epoch=args.epoch, unlimited_rate_bps=args.unlimited_rate)
+        plan = load_plan(
+            args.plan,
+            epoch=args.epoch,
+            unlimited_rate_bps=args.unlimited_rate,
+            skip_empty_windows=args.skip_empty_windows,
+        )
     except ContactPlanError as exc:
         raise UserError(str(exc)) from None
     found = routes(plan, args.source, args.dest, args.at, args.size, k=args.alternatives)

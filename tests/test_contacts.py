@@ -358,6 +358,20 @@ def test_hdtn_unlimited_rate_needs_a_stand_in() -> None:
     assert parse_hdtn_json(text, unlimited_rate_bps=1e9).contacts[0].rate_bps == 1e9
 
 
+def test_hdtn_quoted_numbers_and_empty_windows() -> None:
+    """Both seen in HDTN's own plans: quoted numbers, and windows ending before they start."""
+    text = (
+        '{"contacts": [{"source": "1", "dest": 2, "startTime": 10, "endTime": 20, '
+        '"rateBitsPerSec": "1000000000", "owlt": 1}, {"source": 3, "dest": 2, '
+        '"startTime": 46812, "endTime": 39588, "rateBitsPerSec": 8, "owlt": 1}]}'
+    )
+    with pytest.raises(ContactPlanError, match=r"contacts\[1\]: end: expected greater"):
+        parse_hdtn_json(text)
+    assert parse_hdtn_json(text, skip_empty_windows=True).contacts == (
+        Contact(10, 20, "1", "2", rate_bps=1e9, owlt_s=1),
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [

@@ -179,8 +179,13 @@ def parse_hdtn_json(
     names: Mapping[int, str] | None = None,
     epoch: float = 0.0,
     unlimited_rate_bps: float | None = None,
+    skip_empty_windows: bool = False,
 ) -> ContactPlan:
-    """The contacts of an HDTN contact plan (times minus `epoch`; see the module doc)."""
+    """The contacts of an HDTN contact plan (times minus `epoch`; see the module doc).
+
+    Numbers may be quoted ("1000000000"): HDTN's reader takes every value as text. Some of
+    HDTN's generated plans hold windows that end at or before they start; they are refused
+    (naming the first) unless `skip_empty_windows` leaves them out."""
     data = _json(text)
     items = data.get("contacts") if isinstance(data, dict) else None
     if not isinstance(items, list):
@@ -195,18 +200,20 @@ def parse_hdtn_json(
         # Fields read in the order HDTN's files list them, so the first error is reported.
         sender = _name(_hdtn_node(item, "source", where), names, f"{where}: source")
         receiver = _name(_hdtn_node(item, "dest", where), names, f"{where}: dest")
-        start = _field(item, "startTime", where) - epoch
-        end = _field(item, "endTime", where) - epoch
+        start = _hdtn_number(item, "startTime", where) - epoch
+        end = _hdtn_number(item, "endTime", where) - epoch
         rate = _hdtn_rate(item, where, unlimited_rate_bps)
-        owlt = _field(item, "owlt", where, default=0.0)
+        owlt = _hdtn_number(item, "owlt", where, default=0.0)
+        if skip_empty_windows and end <= start:
+            continue
         built.append(_contact(where, start, end, sender, receiver, rate, owlt))
     return _plan(built)
 
 
 def _hdtn_rate(item: Mapping[str, object], where: str, unlimited: float | None) -> float:
     if "rateBitsPerSec" not in item and "rate" in item:
-        return _field(item, "rate", where) * 1e6  # HDTN's older key, in Mbit/s
-    rate = _field(item, "rateBitsPerSec", where)
+        return _hdtn_number(item, "rate", where) * 1e6  # HDTN's older key, in Mbit/s
+    rate = _hdtn_number(item, "rateBitsPerSec", where)
     if rate == 0:
         if unlimited is None:
             raise ContactPlanError(
@@ -219,9 +226,20 @@ def _hdtn_rate(item: Mapping[str, object], where: str, unlimited: float | None) 
 
 def _hdtn_node(item: Mapping[str, object], key: str, where: str) -> int:
     value = item.get(key)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ContactPlanError(f"{where}: {key}: expected a node number, found {value!r}")
     return value
+
+
+def _hdtn_number(
+    item: Mapping[str, object], key: str, where: str, *, default: float | None = None
+) -> float:
+    value = item.get(key)
+    if isinstance(value, str):
+        return _number(value, f"{where}: {key}")
+    return _field(item, key, where, default=default)
 
 
 # ---------------------------------------------------------------------------- ours
@@ -280,12 +298,19 @@ def parse_json_plan(
     names: Mapping[int, str] | None = None,
     epoch: float = 0.0,
     unlimited_rate_bps: float | None = None,
+    skip_empty_windows: bool = False,
 ) -> ContactPlan:
     """JSON of either kind: ours if it says `format`, HDTN's otherwise."""
     data = _json(text)
     if isinstance(data, dict) and "format" in data:
         return parse_native(data)
-    return parse_hdtn_json(text, names=names, epoch=epoch, unlimited_rate_bps=unlimited_rate_bps)
+    return parse_hdtn_json(
+        text,
+        names=names,
+        epoch=epoch,
+        unlimited_rate_bps=unlimited_rate_bps,
+        skip_empty_windows=skip_empty_windows,
+    )
 
 
 def plan_to_native(plan: ContactPlan) -> dict[str, object]:

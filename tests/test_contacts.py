@@ -502,3 +502,19 @@ def test_the_documented_example_routes_as_docs_contacts_md_says() -> None:
     assert route(p, "3", "1", 0, 100) is None
     docs = (example.parent.parent.parent / "docs" / "contacts.md").read_text(encoding="utf-8")
     assert f'"arrival_s": {best.arrival_s!r}' in docs
+
+
+def test_of_equal_arrivals_the_route_with_fewer_hops_wins() -> None:
+    """x is settled (t=3) before y (t=4), and offers d first, with more hops: y's direct
+    contact to d arrives at the same time with fewer, and replaces it."""
+    p = plan(
+        Contact(0, 100, "a", "p", rate_bps=8000),  # p at 1
+        Contact(0, 100, "p", "q", rate_bps=8000),  # q at 2
+        Contact(0, 100, "q", "x", rate_bps=8000),  # x at 3, three hops
+        Contact(3, 4, "x", "d", rate_bps=8000, owlt_s=1),  # d at 5 via x: four hops
+        Contact(3, 100, "a", "y", rate_bps=8000),  # y at 4, one hop
+        Contact(4, 100, "y", "d", rate_bps=8000),  # d at 5 via y: two hops
+    )
+    chosen = route(p, "a", "d", 0, KB)
+    assert chosen is not None and chosen.arrival_s == 5
+    assert [h.contact.sender for h in chosen.hops] == ["a", "y"]

@@ -196,7 +196,7 @@ def route(
         return Route((), at)
     excluded = set(exclude)
     load = booked or {}
-    best: dict[str, float] = {source: at}
+    best: dict[str, tuple[float, int]] = {source: (at, 0)}  # (arrival, hops) per node
     came_by: dict[str, Hop] = {}
     settled: set[str] = set()
     heap: list[tuple[float, int, int, str]] = [(at, 0, 0, source)]
@@ -212,9 +212,12 @@ def route(
             if contact.receiver in settled or contact in excluded:
                 continue
             hop = hop_over(contact, ready, size_bytes, load.get(contact, 0))
-            if hop is None or hop.arrive_s >= best.get(contact.receiver, math.inf):
+            if hop is None:
                 continue
-            best[contact.receiver] = hop.arrive_s
+            label = (hop.arrive_s, hops + 1)
+            if label >= best.get(contact.receiver, (math.inf, 0)):
+                continue
+            best[contact.receiver] = label
             came_by[contact.receiver] = hop
             heapq.heappush(heap, (hop.arrive_s, hops + 1, pushed, contact.receiver))
             pushed += 1

@@ -18,6 +18,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from crypto.errors import CryptoError
+from tawan.cli_contacts import add_contacts_commands
 from tawan.cli_mission import add_mission_commands
 from tawan.cli_node import add_node_commands
 
@@ -25,7 +26,11 @@ USAGE_ERROR = 2
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMAND_FAMILIES: list[Registrar] = [add_mission_commands, add_node_commands]
+COMMAND_FAMILIES: list[Registrar] = [
+    add_mission_commands,
+    add_node_commands,
+    add_contacts_commands,
+]
 """Registration functions, in the order their commands appear in --help."""
 
 
@@ -85,4 +90,8 @@ def _one_line(exc: Exception) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m tawan.cli`, this file is __main__, a second copy of the module whose
+    # UserError is not the one the commands raise: call the imported module's main.
+    from tawan.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -153,15 +153,17 @@ def test_oversize_frames_are_dropped_with_bounded_memory() -> None:
     assert decoder.drops == {"oversize": 3}
 
 
+ESCAPE_HEAVY = st.lists(st.sampled_from([0xC0, 0xDB, 0xDC, 0xDD, 0x00]), max_size=40).map(bytes)
+
+
 @given(
-    payloads=st.lists(st.binary(max_size=40), max_size=6),
+    payloads=st.lists(st.one_of(st.binary(max_size=40), ESCAPE_HEAVY), max_size=6),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=5),
     fill=st.sampled_from([b"", b"\xc0", b"\xc0\xc0\xc0"]),
 )
 def test_any_payloads_any_chunking_round_trip(
     payloads: list[bytes], cuts: list[int], fill: bytes
 ) -> None:
-    # Payloads drawn from C0/DB-heavy bytes as well as anything.
     wire = fill + fill.join(kiss_encode(p) for p in payloads)
     decoder = KissDecoder()
     got = []
@@ -374,8 +376,9 @@ async def running(*links: Link) -> AsyncIterator[None]:
 @asynccontextmanager
 async def on_air(tnc: FakeTnc, *links: KissLink) -> AsyncIterator[Air]:
     """The links running, once every one of them has joined the air."""
+    expected = tnc.air.station_count + len(links)  # counted before any of them can join
     async with running(*links):
-        await tnc.air.wait_stations(tnc.air.station_count + len(links))
+        await tnc.air.wait_stations(expected)
         yield tnc.air
 
 

@@ -9,6 +9,8 @@ that joins stations like a radio channel. Socket and pty tests run in real time 
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -632,3 +634,15 @@ async def test_pty_master_sees_the_link_close_its_slave() -> None:
             assert air.station_count == 1
             await runner.stop()
             await air.wait_stations(0)
+
+
+def test_framer_and_ax25_are_free_of_io() -> None:
+    # Sans-I/O like the engine: the emulator or a fuzzer can drive them without trio.
+    code = (
+        "import sys, transports.kiss, transports.ax25\n"
+        "print(sorted(m for m in ('trio', 'socket') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -1085,17 +1085,18 @@ class Engine(ControlPlane, CustodyRule):
 
     def _housekeeping_due(self, now: float) -> float:
         """When housekeeping must run next. Every `housekeeping_interval` while anything is
-        held, reassembled, settling or deferred here; an idle node sleeps until the first
-        neighbour may be declared dead, the next epoch, or an advert refresh or expiry is
-        due (at most ten intervals), so it wakes for hellos and little else."""
+        settling or deferred here; otherwise when the first thing it looks after is due:
+        a held message's expiry, a neighbour that may be declared dead or a probe's end,
+        the next epoch, an advert refresh or expiry, and at most ten intervals from now
+        (partial messages and dedup records wait that long at most to be swept)."""
         interval = self.config.housekeeping_interval
-        busy = (
-            self.store.message_count() or self.store.fragment_bytes() or self._settling
-            or self._deferred_adverts or self._jump is not None
-        )  # fmt: skip
-        if busy:
+        if self._settling or self._deferred_adverts or self._jump is not None:
             return now + interval
         due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
+        if self.store.message_count():
+            expiry = self.store.next_expiry()
+            if expiry is not None:  # `store.expire` takes it once the clock reaches it
+                due.append(self.keys.t0 + expiry)
         adjacencies = self.neighbours.adjacencies.values()
         due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
         due += (a.probe_until for a in adjacencies if a.probed_at is not None)

@@ -275,6 +275,16 @@ class Custody(StoreBase):
             self._unhold(mid, dst, Input.DROPPED)
         return True
 
+    def next_expiry(self) -> int | None:
+        """The earliest expiry (mission seconds) of any message held, None when none is."""
+        found = [
+            row[0]
+            for precedence in range(5)
+            if (row := self._cur.execute(sql.EARLIEST_EXPIRY, (precedence,)).fetchone())[0]
+            is not None
+        ]
+        return min(found, default=None)
+
     def expire(self, now_mission_seconds: int) -> list[StoredMessage]:
         """Delete and return every message whose expiry is at or before `now`."""
         cur = self._cur

@@ -141,6 +141,9 @@ EVICTION_ORDER_HELD: Final = (
     "ORDER BY precedence, expires, rowid"
 )
 # "precedence IN (...)" lets expiry use the eviction index: five range scans, no extra index.
+EARLIEST_EXPIRY: Final = "SELECT min(expires) FROM messages WHERE precedence = ?"
+"""Per precedence: an index seek each (messages_by_eviction), where one query over all five
+would scan the index."""
 ANY_EXPIRED: Final = (
     "SELECT 1 FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? LIMIT 1"
 )

@@ -28,6 +28,7 @@ span), which for the usual node without down spans is one label per node.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from bisect import bisect_left, bisect_right
@@ -36,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.stats import PRECEDENCES, latency_summary, ratio
+from tawan.core.pace import PacePolicy
+from tawan.core.precedence import Precedence
 
 FORMAT = "tawan-timeline/1"
 _EPS = 1e-9
@@ -107,6 +110,7 @@ class _Direction:
     max_rate: float
     min_delay: float
     """Over usable pieces: no copy crosses faster than bits/max_rate + min_delay."""
+    bearer: str = ""
 
     def arrival(self, t0: float, bits: float, leave_before: float) -> float | None:
         """The earliest arrival of `bits` handed to this direction at t0, or None.
@@ -163,13 +167,19 @@ class _Network:
 def earliest_arrivals(timeline: Mapping[str, Any]) -> dict[tuple[str, str], float | None]:
     """For every (message id, destination): the oracle's earliest arrival, or None."""
     net = _network(timeline)
+    pace = pace_of(timeline)
+    bearers = {d.bearer for directions in net.out for d in directions}
     bounds: dict[int, tuple[list[float], list[float]]] = {}
-    cache: dict[tuple[int, float, float, float, frozenset[int]], dict[int, float]] = {}
+    cache: dict[_Key, dict[int, float]] = {}
     found: dict[tuple[str, str], float | None] = {}
     for message in parse_messages(timeline, net.index):
         deadline = min(message.expiry, net.duration_s)
         targets = frozenset(net.index[d] for d in message.dst)
-        key = (net.index[message.src], message.size * 8.0, message.time, deadline, targets)
+        precedence = Precedence[message.precedence]
+        barred = frozenset(b for b in bearers if not pace.allows(b, precedence, message.size))
+        key = (
+            net.index[message.src], message.size * 8.0, message.time, deadline, targets, barred
+        )  # fmt: skip
         reached = cache.get(key)
         if reached is None:
             floor = None
@@ -184,6 +194,26 @@ def earliest_arrivals(timeline: Mapping[str, Any]) -> dict[tuple[str, str], floa
         for d in message.dst:
             found[message.id, d] = reached.get(net.index[d])
     return found
+
+
+_Key = tuple[int, float, float, float, frozenset[int], frozenset[str]]
+
+
+def pace_of(timeline: Mapping[str, Any]) -> PacePolicy:
+    """The PACE policy the nodes applied (timeline "pace"; none given: no restriction)."""
+    raw = timeline.get("pace")
+    if raw is None:
+        return PacePolicy(largest={})
+    try:
+        return PacePolicy(
+            bearers={Precedence[p]: frozenset(names) for p, names in raw["bearers"].items()},
+            largest=dict(raw["largest"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TimelineError(
+            f"timeline pace: expected {{'bearers': {{PRECEDENCE: [bearer, ...]}}, "
+            f"'largest': {{bearer: bytes}}}}, found {raw!r} ({exc})"
+        ) from None
 
 
 def _static_bound(net: _Network, target: int) -> tuple[list[float], list[float]]:
@@ -254,6 +284,7 @@ def _search(
     t: float,
     deadline: float,
     targets: frozenset[int],
+    barred: frozenset[str],
     floor: Sequence[float] | None,
 ) -> dict[int, float]:
     """Earliest arrival at each target reachable by `deadline`, from src at time t.
@@ -278,6 +309,8 @@ def _search(
                 break
         leave_before = net.up[u].ends[k]
         for direction in net.out[u]:
+            if direction.bearer in barred:
+                continue  # the PACE policy keeps this message off that bearer
             v = direction.to
             soonest = a + bits / direction.max_rate + direction.min_delay
             if soonest + floor[v] > deadline:
@@ -384,7 +417,8 @@ def _network(timeline: Mapping[str, Any]) -> _Network:
             intervals = _intervals(_field(raw, "intervals", list, where), duration, where)
             direction = _direction(ends[1], intervals, up[ends[0]], up[ends[1]])
             if direction is not None:
-                out[ends[0]].append(direction)
+                bearer = link.get("bearer", "") if isinstance(link, Mapping) else ""
+                out[ends[0]].append(dataclasses.replace(direction, bearer=str(bearer)))
     into: list[list[tuple[int, _Direction]]] = [[] for _ in names]
     for u, directions in enumerate(out):
         for d in directions:

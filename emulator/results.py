@@ -18,6 +18,7 @@ from emulator.record import OfferRecord
 from emulator.stats import PRECEDENCES, latency_summary, percentile, ratio
 from emulator.timeline import link_timeline, node_timeline
 from tawan.core.frames import MessageId
+from tawan.core.pace import PacePolicy
 from tawan.core.store import wire_id
 
 if TYPE_CHECKING:
@@ -54,6 +55,15 @@ def timeline(em: Emulation) -> dict[str, Any]:
         "nodes": node_timeline([n.name for n in em.scenario.nodes], em.plan, em.duration),
         "links": link_timeline(em.links, em.plan, em.duration),
         "messages": messages,
+        "pace": pace_entry(em.engine_config.pace),
+    }
+
+
+def pace_entry(pace: PacePolicy) -> dict[str, Any]:
+    """The PACE policy as timeline.json gives it, for the oracle to apply as the nodes did."""
+    return {
+        "bearers": {p.name: sorted(names) for p, names in sorted(pace.bearers.items())},
+        "largest": dict(sorted(pace.largest.items())),
     }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
 from tawan.core.specs import EngineConfig
 
@@ -189,6 +190,20 @@ class Run(_Strict):
     description: str = ""
 
 
+class Pace(_Strict):
+    """The PACE policy of every node (tawan.core.pace): per precedence the bearers it may
+    use (not listed: all), and per bearer the largest message it carries."""
+
+    bearers: dict[PrecedenceName, tuple[str, ...]] = {}
+    largest: dict[str, Annotated[int, Field(ge=1)]] = {"hf": HF_LARGEST}
+
+    def policy(self) -> PacePolicy:
+        return PacePolicy(
+            bearers={p: frozenset(names) for p, names in self.bearers.items()},
+            largest=dict(self.largest),
+        )
+
+
 class Engine(_Strict):
     """The engines' protocol timers, the same for every node of the run (the daemon's
     defaults unless set): how often hellos and adverts go out, when a silent neighbour
@@ -199,6 +214,7 @@ class Engine(_Strict):
     advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
     hello_share: Annotated[float, Field(gt=0, le=1)] = 0.006
     planned: bool = True
+    pace: Pace = Pace()
     """The nodes know the signal plan (this file's links and nets) and advertise only
     where their links differ from it; false, every node advertises all its links."""
 
@@ -210,6 +226,7 @@ class Engine(_Strict):
             dead_interval=self.dead_interval_s,
             advert_interval=self.advert_interval_s,
             hello_share=self.hello_share,
+            pace=self.pace.policy(),
         )
 
 

@@ -136,7 +136,8 @@ class Engine(ControlPlane, CustodyRule):
             self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
         self.tx.link_suspect = self._link_suspect
-        self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx)
+        self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx, config.pace)
+        self.tx.link_for = self.forwarding.link_for
         self._events: deque[Event] = deque()
         self._init_custody_rule()
         self._init_control(links, now)

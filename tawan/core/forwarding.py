@@ -3,16 +3,17 @@
 This is the one place that decides where a message goes from this node (docs/engine.md,
 "Forwarding"). The router says which neighbours lead to a destination; this module picks
 the link to each of them per message, and hands the message to the transmitter, which only
-paces and sends what it is handed. Today the link is the neighbour's best up link (lowest
+paces and sends what it is handed. The link is the neighbour's best up link (lowest
 cost, then highest rate), cached per neighbour and recomputed when one of its links changes
-or it reports its loss; measured quality, PACE policies per precedence and size, and contact
-plans belong here too.
+or it reports its loss, unless the PACE policy (tawan.core.pace) keeps the message off that
+bearer: then the best link the policy allows, and none up, the message waits for one.
 """
 
 from __future__ import annotations
 
 from crypto.roster import Roster
 from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.queues import Outgoing
 from tawan.core.routing import Router
 from tawan.core.transmitter import Transmitter
@@ -20,9 +21,11 @@ from tawan.core.transmitter import Transmitter
 
 class Forwarding:
     def __init__(
-        self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter
-    ) -> None:
+        self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter,
+        pace: PacePolicy = DEFAULT_PACE,
+    ) -> None:  # fmt: skip
         self.me = me
+        self.pace = pace
         self.router = router
         self.neighbours = neighbours
         self.tx = tx
@@ -52,9 +55,21 @@ class Forwarding:
         return self._best[neighbour]
 
     def link_for(self, neighbour: int, item: Outgoing) -> str:
-        """The link `item` takes to `neighbour` ("": none up now, it waits)."""
+        """The link `item` takes to `neighbour` ("": none up now that the policy allows, it
+        waits)."""
         adj = self.best(neighbour)
-        return "" if adj is None else adj.link
+        if adj is None:
+            return ""
+        allows = self.pace.allows
+        if allows(adj.profile.name, item.precedence, item.size):
+            return adj.link
+        allowed = [
+            a for a in self.neighbours.of(neighbour)
+            if a.up and a.peer is not None and allows(a.profile.name, item.precedence, item.size)
+        ]  # fmt: skip
+        if not allowed:
+            return ""
+        return min(allowed, key=lambda a: (a.cost, -a.profile.rate_bps, a.link)).link
 
     def hand(self, neighbour: int, item: Outgoing) -> None:
         """Give `item` to the transmitter, on the link chosen for it."""
@@ -64,7 +79,7 @@ class Forwarding:
         """A link to `neighbour` went up or down, or its measured cost moved: choose again
         for what waits (what is in flight goes on as it went, until it needs a new turn)."""
         old = self._best.pop(neighbour, None)
-        if self.best(neighbour) is old:
-            return
+        same = self.best(neighbour) is old
         for item in self.tx.waiting(neighbour):
-            self.hand(neighbour, item)
+            if not same or not item.via:  # a changed best, or one the policy kept waiting
+                self.hand(neighbour, item)

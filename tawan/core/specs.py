@@ -10,6 +10,7 @@ from typing import Final, Protocol
 from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES
+from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.precedence import Precedence
 from transports.profile import BearerProfile
 
@@ -120,6 +121,7 @@ class EngineConfig:
     # planned links for up until an advert says otherwise, and advertise only where they
     # differ from it (core/routing.py); empty, every node advertises all its links.
     planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
+    pace: PacePolicy = DEFAULT_PACE  # which bearers each precedence and size may take
 
     def __post_init__(self) -> None:
         for key, ok, expected in _engine_checks(self):

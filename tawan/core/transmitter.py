@@ -92,6 +92,8 @@ class Transmitter:
         self.epoch_at = epoch_at
         # Told of an adjacency whose messages go unanswered (tawan.core.liveness.suspect).
         self.link_suspect: Callable[[Adjacency, float], None] = _ignore_adjacency
+        # The forwarding decision's link for a message (tawan.core.forwarding.link_for).
+        self.link_for: Callable[[int, Outgoing], str] = self._best_link_for
         self.retransmit: list[tuple[float, int, MessageId]] = []
         self._acks: dict[int, list[MessageId]] = {}
         self._frag_reports: dict[int, list[FragState]] = {}
@@ -343,6 +345,10 @@ class Transmitter:
                 item.deadline = now
                 heapq.heappush(self.retransmit, (now, neighbour, item.mid))
 
+    def _best_link_for(self, neighbour: int, item: Outgoing) -> str:
+        best = self.best_link(neighbour)
+        return best.link if best is not None else ""
+
     def retransmit_due(self, now: float) -> None:
         while self.retransmit and self.retransmit[0][0] <= now:
             deadline, neighbour, mid = heapq.heappop(self.retransmit)
@@ -356,8 +362,7 @@ class Transmitter:
             # A fragmented transfer is probed with its last piece: the receiver answers with
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
-            best = self.best_link(neighbour)  # the forwarding decision of now, not of then
-            queue.push(item, best.link if best is not None else "")
+            queue.push(item, self.link_for(neighbour, item))  # the decision of now, not then
 
 
 def _ignore_adjacency(adj: Adjacency, now: float) -> None:

@@ -1,0 +1,100 @@
+"""PACE policy: the forwarding decision keeps each message to the bearers its precedence
+and size may use, and a message with no such link up waits for one."""
+
+from __future__ import annotations
+
+import pytest
+from harness import FakeLink, Net
+from test_engine import is_data, noise
+
+from tawan.core.engine import EngineConfig
+from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
+from tawan.core.precedence import Precedence
+from transports.profile import BearerProfile
+
+VHF = BearerProfile(name="vhf", rate_bps=16_000, delay_s=0.05, mtu=512, cost=4.0)
+HF = BearerProfile(name="hf", rate_bps=2_400, delay_s=0.5, mtu=256, cost=10.0)
+NO_ROUTINE_ON_HF = PacePolicy(
+    bearers={Precedence.ROUTINE: frozenset({"vhf", "satcom"})}, largest={"hf": 1000}
+)
+
+
+def test_names_cover_their_dashed_kinds() -> None:
+    assert covers("satcom", "satcom-geo") and covers("hf", "hf")
+    assert not covers("satcom", "satcomx") and not covers("hf", "vhf")
+
+
+def test_defaults_keep_large_messages_off_hf_only() -> None:
+    assert DEFAULT_PACE.allows("hf", Precedence.ROUTINE, 4096)
+    assert not DEFAULT_PACE.allows("hf", Precedence.FLASH, 4097)
+    assert DEFAULT_PACE.allows("satcom-geo", Precedence.ROUTINE, 1 << 20)
+
+
+@pytest.mark.parametrize("bad", [{"hf": 0}, {"hf": 1.5}])
+def test_a_size_limit_must_be_a_size(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="PacePolicy.largest"):
+        PacePolicy(largest=bad)
+
+
+def two_bearers() -> tuple[Net, FakeLink, list[str]]:
+    vhf, hf = FakeLink("a", "b", VHF), FakeLink("b", "a", HF)  # two names: a-b, b-a
+    net = Net({"a": [], "b": []}, [vhf, hf], config=EngineConfig(pace=NO_ROUTINE_ON_HF))
+    net.run(5)
+    data_links: list[str] = []
+    net.tap(lambda sender, link, data: data_links.append(link) if is_data(data) else None)
+    return net, vhf, data_links
+
+
+def test_flash_fails_over_to_hf_and_routine_waits_for_vhf() -> None:
+    net, vhf, data_links = two_bearers()
+    vhf.up = False
+    net.engines["a"]._set_up(net.engines["a"].neighbours.get(net.address("b"), vhf.name), False)
+    net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=600)
+    net.submit("a", "b", b"routine", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(20)
+    assert [e.payload for e in net.delivered("b")] == [b"flash"]
+    assert data_links and vhf.name not in data_links
+    vhf.up = True
+    net.run(60)  # b's hellos on the VHF link bring it back
+    assert sorted(e.payload for e in net.delivered("b")) == [b"flash", b"routine"]
+    assert data_links.count(vhf.name) == 1  # the routine one, once VHF was back
+
+
+def test_a_message_too_large_for_hf_waits_whatever_its_precedence() -> None:
+    net, vhf, data_links = two_bearers()
+    vhf.up = False
+    engine = net.engines["a"]
+    engine._set_up(engine.neighbours.get(net.address("b"), vhf.name), False)
+    on_hf: list[int] = []  # every frame of a on HF, by size: hellos and acknowledgements only
+    net.tap(lambda sender, link, data: on_hf.append(len(data)) if link == "b-a" else None)
+    net.submit("a", "b", noise(1500), precedence=Precedence.FLASH, ttl=600)
+    net.run(30)
+    assert net.delivered("b") == []
+    assert data_links == [] and max(on_hf, default=0) < 100
+    vhf.up = True
+    net.run(60)
+    assert [len(e.payload) for e in net.delivered("b")] == [1500]
+
+
+def test_the_oracle_keeps_a_message_off_the_bearers_the_policy_bars() -> None:
+    from emulator.oracle import earliest_arrivals
+
+    def timeline(pace: dict[str, object] | None) -> dict[str, object]:
+        up = [{"start": 0.0, "end": 100.0, "up": True, "rate_bps": 2400.0, "delay_s": 0.5,
+               "loss": 0.0}]  # fmt: skip
+        tl: dict[str, object] = {
+            "format": "tawan-timeline/1", "duration_s": 100.0,
+            "nodes": [{"name": "a", "down": []}, {"name": "b", "down": []}],
+            "links": [{"name": "a-b-hf", "bearer": "hf", "directions": [
+                {"from": "a", "to": "b", "intervals": up},
+                {"from": "b", "to": "a", "intervals": up}]}],
+            "messages": [{"id": "m", "src": "a", "dst": ["b"], "size": 5000,
+                          "precedence": "FLASH", "time": 1.0, "ttl_s": 90.0}],
+        }  # fmt: skip
+        if pace is not None:
+            tl["pace"] = pace
+        return tl
+
+    assert earliest_arrivals(timeline(None))["m", "b"] is not None
+    barred = {"bearers": {}, "largest": {"hf": 4096}}
+    assert earliest_arrivals(timeline(barred))["m", "b"] is None

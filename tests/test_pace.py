@@ -3,10 +3,13 @@ and size may use, and a message with no such link up waits for one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from harness import FakeLink, Net
 from test_engine import is_data, noise
 
+from emulator.oracle import earliest_arrivals
 from tawan.core.engine import EngineConfig
 from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
 from tawan.core.precedence import Precedence
@@ -32,7 +35,7 @@ def test_defaults_keep_large_messages_off_hf_only() -> None:
 
 @pytest.mark.parametrize("bad", [{"hf": 0}, {"hf": 1.5}])
 def test_a_size_limit_must_be_a_size(bad: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match="PacePolicy.largest"):
+    with pytest.raises(ValueError, match=r"PacePolicy\.largest"):
         PacePolicy(largest=bad)
 
 
@@ -77,9 +80,7 @@ def test_a_message_too_large_for_hf_waits_whatever_its_precedence() -> None:
 
 
 def test_the_oracle_keeps_a_message_off_the_bearers_the_policy_bars() -> None:
-    from emulator.oracle import earliest_arrivals
-
-    def timeline(pace: dict[str, object] | None) -> dict[str, object]:
+    def timeline(pace: Mapping[str, object] | None) -> dict[str, object]:
         up = [{"start": 0.0, "end": 100.0, "up": True, "rate_bps": 2400.0, "delay_s": 0.5,
                "loss": 0.0}]  # fmt: skip
         tl: dict[str, object] = {

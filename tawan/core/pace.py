@@ -42,7 +42,7 @@ class PacePolicy:
     def __post_init__(self) -> None:
         for precedence, names in self.bearers.items():
             if not isinstance(precedence, Precedence) or not isinstance(names, frozenset):
-                raise ValueError(
+                raise TypeError(
                     f"PacePolicy.bearers: expected Precedence -> frozenset of bearer names, "
                     f"found {precedence!r} -> {names!r}"
                 )

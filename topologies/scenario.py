@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tawan.core.precedence import Precedence
-from tawan.core.specs import EngineConfig
+from tawan.core.specs import EngineConfig, RoutingMode
 
 
 class _Strict(BaseModel):
@@ -192,18 +192,21 @@ class Run(_Strict):
 class Engine(_Strict):
     """The engines' protocol timers, the same for every node of the run (the daemon's
     defaults unless set): how often hellos and adverts go out, when a silent neighbour
-    counts as gone."""
+    counts as gone; and how they choose next hops."""
 
     hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
     dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
     advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    routing: RoutingMode = "link-state"
+    """"flood": every engine floods instead of routing (the baseline of bench/survival.py)."""
 
     def config(self) -> EngineConfig:
-        """The engines' configuration: the daemon's defaults with these timers."""
+        """The engines' configuration: the daemon's defaults with these settings."""
         return EngineConfig(
             hello_interval=self.hello_interval_s,
             dead_interval=self.dead_interval_s,
             advert_interval=self.advert_interval_s,
+            routing=self.routing,
         )
 
 

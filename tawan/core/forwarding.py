@@ -11,6 +11,8 @@ plans belong here too.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from crypto.roster import Roster
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.queues import Outgoing
@@ -19,6 +21,10 @@ from tawan.core.transmitter import Transmitter
 
 
 class Forwarding:
+    floods: ClassVar[bool] = False
+    """Copies may reach a node by several paths (tawan.core.flooding): a copy seen before
+    is a duplicate, never carried again."""
+
     def __init__(
         self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter
     ) -> None:
@@ -43,6 +49,11 @@ class Forwarding:
             return False
         reached = self.router.reached()
         return any(m != self.me and m not in reached for m in roster.members(dst))
+
+    def covered(self, roster: Roster, dst: int) -> bool:
+        """A copy with no next hop here needs none: a group whose other members all have
+        routes (this node is a leaf of its tree)."""
+        return roster.is_group(dst) and not self.unreached(roster, dst)
 
     # ------------------------------------------------------------------ links
     def best(self, neighbour: int) -> Adjacency | None:

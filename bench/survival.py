@@ -221,8 +221,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per run (default 3)")
     parser.add_argument("--campaigns", nargs="+", choices=list(CAMPAIGNS), default=list(CAMPAIGNS))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--duration-s", type=float, default=None,
-                        help="run length (default the scenario's); faults scaled to fit")  # fmt: skip
+    parser.add_argument(
+        "--duration-s", type=float, default=None,
+        help="run length (default the scenario's); faults scaled to fit",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.jobs < 1:

@@ -12,7 +12,16 @@ from typing import Final
 
 from tawan.core.specs import RoutingMode
 from topologies.load import scenario_from_data
-from topologies.scenario import Cut, Fault, Jam, Latency, LossBurst, SatcomOutage, Scenario, Throttle
+from topologies.scenario import (
+    Cut,
+    Fault,
+    Jam,
+    Latency,
+    LossBurst,
+    SatcomOutage,
+    Scenario,
+    Throttle,
+)
 
 PRIMARY_BEARERS: Final = frozenset({"radio-relay", "vhf", "uhf"})
 """The terrestrial tactical radio network every node of a generated force relies on: radio

@@ -48,10 +48,17 @@ def two_bearers() -> tuple[Net, FakeLink, list[str]]:
     return net, vhf, data_links
 
 
+def lose_vhf(net: Net, vhf: FakeLink) -> None:
+    """a sees the VHF link die at once (as after a probe went unanswered)."""
+    adj = net.engines["a"].neighbours.get(net.address("b"), vhf.name)
+    assert adj is not None
+    net.engines["a"]._set_up(adj, False)
+
+
 def test_flash_fails_over_to_hf_and_routine_waits_for_vhf() -> None:
     net, vhf, data_links = two_bearers()
     vhf.up = False
-    net.engines["a"]._set_up(net.engines["a"].neighbours.get(net.address("b"), vhf.name), False)
+    lose_vhf(net, vhf)
     net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=600)
     net.submit("a", "b", b"routine", precedence=Precedence.ROUTINE, ttl=600)
     net.run(20)
@@ -66,8 +73,7 @@ def test_flash_fails_over_to_hf_and_routine_waits_for_vhf() -> None:
 def test_a_message_too_large_for_hf_waits_whatever_its_precedence() -> None:
     net, vhf, data_links = two_bearers()
     vhf.up = False
-    engine = net.engines["a"]
-    engine._set_up(engine.neighbours.get(net.address("b"), vhf.name), False)
+    lose_vhf(net, vhf)
     on_hf: list[int] = []  # every frame of a on HF, by size: hellos and acknowledgements only
     net.tap(lambda sender, link, data: on_hf.append(len(data)) if link == "b-a" else None)
     net.submit("a", "b", noise(1500), precedence=Precedence.FLASH, ttl=600)

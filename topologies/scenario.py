@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
-from tawan.core.specs import EngineConfig
+from tawan.core.specs import EngineConfig, RoutingMode
 
 
 class _Strict(BaseModel):
@@ -207,19 +207,21 @@ class Pace(_Strict):
 class Engine(_Strict):
     """The engines' protocol timers, the same for every node of the run (the daemon's
     defaults unless set): how often hellos and adverts go out, when a silent neighbour
-    counts as gone."""
+    counts as gone; and how they choose next hops."""
 
     hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
     dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
     advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
     hello_share: Annotated[float, Field(gt=0, le=1)] = 0.006
     planned: bool = True
-    pace: Pace = Pace()
     """The nodes know the signal plan (this file's links and nets) and advertise only
     where their links differ from it; false, every node advertises all its links."""
+    pace: Pace = Pace()
+    routing: RoutingMode = "link-state"
+    """"flood": every engine floods instead of routing (the baseline of bench/survival.py)."""
 
     def config(self) -> EngineConfig:
-        """The engines' configuration: the daemon's defaults with these timers (the plan
+        """The engines' configuration: the daemon's defaults with these settings (the plan
         is added by the emulator, which knows the nodes' addresses)."""
         return EngineConfig(
             hello_interval=self.hello_interval_s,
@@ -227,6 +229,7 @@ class Engine(_Strict):
             advert_interval=self.advert_interval_s,
             hello_share=self.hello_share,
             pace=self.pace.policy(),
+            routing=self.routing,
         )
 
 

@@ -36,6 +36,7 @@ from tawan.core.events import (
     StoreRecovered,
     Transmit,
 )
+from tawan.core.flooding import Flooding
 from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
     TICKS_PER_SECOND,
@@ -136,7 +137,8 @@ class Engine(ControlPlane, CustodyRule):
             self.stats, config, self._epoch_at, source=store,
         )  # fmt: skip
         self.tx.link_suspect = self._link_suspect
-        self.forwarding = Forwarding(self.me, self.router, self.neighbours, self.tx, config.pace)
+        forwarding = Flooding if config.routing == "flood" else Forwarding
+        self.forwarding = forwarding(self.me, self.router, self.neighbours, self.tx, config.pace)
         self.tx.link_for = self.forwarding.link_for
         self._events: deque[Event] = deque()
         self._init_custody_rule()
@@ -566,7 +568,8 @@ class Engine(ControlPlane, CustodyRule):
         """A message this node has handled before. Still in custody here, or for this node
         alone: a duplicate. Otherwise it came back after this node handed it on (views of
         the network differed and a neighbour re-routed it): carry it again, so that no
-        relay's memory of a message ever stops it, but never deliver it twice.
+        relay's memory of a message ever stops it, but never deliver it twice. Under
+        flooding it is a duplicate all the same: the seen table is what ends a flood.
 
         A different message under an id held here (a forgery, or the real one behind a
         forgery) is refused without acknowledgement: its sender keeps it and tries again
@@ -584,7 +587,7 @@ class Engine(ControlPlane, CustodyRule):
             if self._crossed(stored, slot, sender):
                 self._ack(sender, mid, now)
             return
-        if stored is None and msg.hops + 1 < self.config.max_hops:
+        if stored is None and msg.hops + 1 < self.config.max_hops and not self.forwarding.floods:
             problem = self._arrival_problem(msg, now)
             expired = msg.expires <= self._mission_seconds(now)
             if problem is not None or expired:
@@ -613,14 +616,17 @@ class Engine(ControlPlane, CustodyRule):
         drop that next hop and acknowledge (it does the same). A unicast message: one copy
         must go on, so the lower address keeps it: it stops sending to the neighbour, holds
         its copy and places it anew, and acknowledges (the neighbour drops its copy); the
-        higher address refuses, and keeps its copy until that acknowledgement comes."""
+        higher address refuses, and keeps its copy until that acknowledgement comes.
+        Under flooding every message is treated as a group message is: other copies of the
+        flood carry it on."""
         self.stats.duplicates += 1
-        if not self.keys.roster.is_group(stored.dst) and self.me > sender:
+        branches = self.forwarding.floods or self.keys.roster.is_group(stored.dst)
+        if not branches and self.me > sender:
             return False
         queue = self.queues.get(sender)
         if queue is not None:
             queue.remove(slot, Input.MOVED)
-        if self.keys.roster.is_group(stored.dst):
+        if branches:  # flooding: every copy is a branch, each carried on by the others
             self.store.remove_next_hop(slot, sender)  # its branch has it now
             return True
         # Placed as if that neighbour were out of reach: any other next hop, else held (never
@@ -676,8 +682,9 @@ class Engine(ControlPlane, CustodyRule):
         return self.forwarding.next_hops(self.keys.roster, msg.src, msg.dst, came_from)
 
     def _group_covered(self, dst: int) -> bool:
-        """True for a group whose other members are all reachable (through other nodes)."""
-        return self.keys.roster.is_group(dst) and not self._still_unreached(dst)
+        """True for a group whose other members are all reachable (through other nodes);
+        under flooding, for any destination (`Forwarding.covered`)."""
+        return self.forwarding.covered(self.keys.roster, dst)
 
     def _enqueue(self, hop: int, stored: StoredMessage | MessageRef) -> None:
         """Queue a reference only: the queue reads the body from the store (its source)

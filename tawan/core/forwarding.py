@@ -11,6 +11,8 @@ bearer: then the best link the policy allows, and none up, the message waits for
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from crypto.roster import Roster
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
@@ -20,6 +22,10 @@ from tawan.core.transmitter import Transmitter
 
 
 class Forwarding:
+    floods: ClassVar[bool] = False
+    """Copies may reach a node by several paths (tawan.core.flooding): a copy seen before
+    is a duplicate, never carried again."""
+
     def __init__(
         self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter,
         pace: PacePolicy = DEFAULT_PACE,
@@ -46,6 +52,11 @@ class Forwarding:
             return False
         reached = self.router.reached()
         return any(m != self.me and m not in reached for m in roster.members(dst))
+
+    def covered(self, roster: Roster, dst: int) -> bool:
+        """A copy with no next hop here needs none: a group whose other members all have
+        routes (this node is a leaf of its tree)."""
+        return roster.is_group(dst) and not self.unreached(roster, dst)
 
     # ------------------------------------------------------------------ links
     def best(self, neighbour: int) -> Adjacency | None:

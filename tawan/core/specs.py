@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol, get_args
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
@@ -93,6 +93,10 @@ class LinkSpec:
     peers: tuple[PeerSpec, ...] = ()
 
 
+RoutingMode = Literal["link-state", "flood"]
+ROUTING_MODES: Final = get_args(RoutingMode)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     hello_interval: float = 2.0  # the shortest; slow links say hello less (core/liveness.py)
@@ -116,6 +120,10 @@ class EngineConfig:
     # Messages sent to one neighbour and not yet acknowledged: a window, so a fast sender
     # is clocked by its neighbour's acknowledgements instead of overrunning it.
     window: int = 256
+    # How next hops are chosen: "link-state", shortest paths over the flooded adverts
+    # (tawan.core.routing); "flood", every message to every up neighbour but the one it
+    # came from (tawan.core.flooding), a baseline to measure routing against.
+    routing: RoutingMode = "link-state"
     static_routes: Mapping[int, int] = field(default_factory=dict)
     # The signal plan: each node's planned neighbours and their link costs. Nodes take the
     # planned links for up until an advert says otherwise, and advertise only where they
@@ -192,6 +200,9 @@ def _engine_checks(c: EngineConfig) -> Iterator[Check]:
                    "wrong clock, not skew")
     yield "strict_states", type(c.strict_states) is bool, "true or false"
     yield _integer("window", c, 1, 0xFFFF, "messages in flight to one neighbour")
+    yield ("routing", c.routing in ROUTING_MODES,
+           f"one of {', '.join(map(repr, ROUTING_MODES))} (shortest paths, or the flooding "
+           "baseline)")
     # fmt: on
 
 

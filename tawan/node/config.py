@@ -31,7 +31,7 @@ STORE_MIN_BYTES: Final = 1 << 20
 DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
 TRANSPORTS: Final = ("udp", "tcp")
 DURABILITIES: Final = ("process", "power")
-ENGINE_RESERVED: Final = frozenset({"static_routes", "planned"})  # not from [engine]
+ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace"})  # not from [engine]
 
 Transport = Literal["udp", "tcp"]
 Durability = Literal["process", "power"]

@@ -64,6 +64,7 @@ class ControlPlane:
     _advert_pending: bool
     _advert_forced: bool  # our own advert came back newer than ours: outbid it
     _advert_sent_at: float
+    _refresh_s: float  # adverts refreshed this often (and kept for three times as long)
     _ever_up: set[int]  # neighbours up at some time since start
     _excused_until: dict[int, float]  # planned neighbours not missing before then
     _next_advert: float
@@ -427,7 +428,7 @@ class ControlPlane:
         mine = self.router.my_adjacency
         sent = None if self._advert_sent is None else dict(self._advert_sent)
         if not differs(mine, planned if sent is None else sent):
-            refresh = now >= self._advert_sent_at + self.config.advert_interval
+            refresh = now >= self._advert_sent_at + self._refresh_s
             return True if sent is not None and differs(sent, planned) and refresh else None
         missing = planned.keys() - mine.keys()
         present = {n: planned[n] for n in mine.keys() & planned.keys()}

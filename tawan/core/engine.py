@@ -55,7 +55,7 @@ from tawan.core.frames import (
     decode_message,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
-from tawan.core.liveness import link_timers
+from tawan.core.liveness import PLANNED_REFRESH, link_timers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.numbering import STATE_KEY as SEQ_STATE_KEY
 from tawan.core.numbering import Numbering, NumberingExhausted
@@ -183,6 +183,11 @@ class Engine(ControlPlane, CustodyRule):
         self._advert_pending = True
         self._advert_forced = False
         self._advert_sent_at = now
+        # With a plan, only adverts that differ from it are refreshed, and they cross every
+        # link of the network, HF nets too: far less often (receivers keep each for three).
+        self._refresh_s = self.config.advert_interval * (
+            PLANNED_REFRESH if self.config.planned else 1
+        )
         self._ever_up: set[int] = set()
         self._excused_until = self._planned_grace(links, now)
 
@@ -1084,9 +1089,9 @@ class Engine(ControlPlane, CustodyRule):
             self.store.forget_refs_before(mission_now)
         self.reassembly.expire(now - self.config.reassembly_timeout)
         self._follow_clock(now)
-        if now >= self._next_advert + self.config.advert_interval:
+        if now >= self._next_advert + self._refresh_s:
             self._advert_pending = True  # refresh, so the adverts of the living never age out
-        too_old = now - 3 * self.config.advert_interval
+        too_old = now - 3 * self._refresh_s
         if self.router.expire_adverts(too_old):
             self._reroute()
         self._next_housekeeping = self._housekeeping_due(now)
@@ -1100,7 +1105,7 @@ class Engine(ControlPlane, CustodyRule):
         interval = self.config.housekeeping_interval
         if self._settling or self._deferred_adverts or self._jump is not None:
             return now + interval
-        due = [now + 10 * interval, self._next_advert + self.config.advert_interval]
+        due = [now + 10 * interval, self._next_advert + self._refresh_s]
         if self.store.message_count():
             expiry = self.store.next_expiry()
             if expiry is not None:  # `store.expire` takes it once the clock reaches it
@@ -1109,7 +1114,7 @@ class Engine(ControlPlane, CustodyRule):
         due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
         due += (a.probe_until for a in adjacencies if a.probed_at is not None)
         due += (
-            a.received_at + 3 * self.config.advert_interval for a in self.router.adverts.values()
+            a.received_at + 3 * self._refresh_s for a in self.router.adverts.values()
         )
         next_epoch = (self._epoch + 1) * self.keys.epoch_seconds + self.keys.t0
         due.append(next_epoch)

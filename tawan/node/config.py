@@ -404,7 +404,7 @@ def _ttl_s(table: _Table) -> float:
         and (value == 0 or 2 <= value <= TTL_MAX_S)  # nan and inf fail
     ):
         return float(value)
-    expected = f"0 (the server's longest) or seconds 2..{TTL_MAX_S:g} (sent in 2 s units)"
+    expected = f"0 (the server's longest) or seconds 2..{TTL_MAX_S:.0f} (sent in 2 s units)"
     raise table.fail("ttl_s", expected, value)
 
 

@@ -456,7 +456,7 @@ def test_radio_links_take_defaults(tmp_path: Path) -> None:
          "expected a node address (groups go under groups), found string 'group:0.0.0.2'"),
         ('address = "0.0.0.2"\n', "", "links[2].peers[0].address: expected a 5066 node "
          "address 'a.b.c.d' (at most 15.255.255.255) or an integer, found nothing"),
-        ("address = 3", 'address = "0.0.0.2"', "links[2].peers[1].address: expected a address "
+        ("address = 3", 'address = "0.0.0.2"', "links[2].peers[1].address: expected an address "
          "no other station uses (peers[0] is '0.0.0.2')"),
         ("address = 3", 'address = 3\ncallsign = "N0CALL-3"', "links[2].peers[1].callsign: "
          "unknown key"),

@@ -462,7 +462,8 @@ def _check_radio_names(table: _Table, link: LinkConfig) -> None:
     for index, peer in enumerate(link.peers):
         endpoint = peer.address or ""  # never None on a radio link (_peer)
         if endpoint in taken:
-            expected = f"a {key} no other station uses ({taken[endpoint]} is {endpoint!r})"
+            article = "a" if key == "callsign" else "an"
+            expected = f"{article} {key} no other station uses ({taken[endpoint]} is {endpoint!r})"
             raise table.fail(f"peers[{index}].{key}", expected, endpoint)
         taken[endpoint] = f"peers[{index}]"
     for name in link.s5066.groups if link.s5066 is not None else ():

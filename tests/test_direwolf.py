@@ -71,9 +71,9 @@ async def test_frames_both_ways_over_afsk_1200(tmp_path: Path) -> None:
 
 DAEMON_TIMEOUT = 60.0
 CALLSIGNS = {"alpha": "N0CALL-1", "bravo": "N0CALL-2"}
-# A 1200 bit/s net says hello about every 2 min under the default hello_share (0.006), so
-# a neighbour would come up only once its link's first hello crossed; give hellos half the
-# channel here, a hello every 1.7 s, so the test spends its time on messages.
+# PeerUp from the TNC greets the neighbour at once, but under the default hello_share
+# (0.006) a 1200 bit/s link says hello only every 2 min or so: one greeting lost on the air
+# would outlast the test. Half the channel for hellos here, one every 1.7 s.
 ENGINE = "hello_interval = 1.0\ndead_interval = 10.0\nhello_share = 0.5\n"
 
 AFSK_LINK = """

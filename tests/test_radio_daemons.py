@@ -152,5 +152,8 @@ def test_a_wrongly_mapped_callsign_never_comes_up(mission: Path, tnc: FakeTnc) -
         nodes.start()
         with pytest.raises(DemoError, match="gave up after 5 s waiting for bravo to see alpha"):
             nodes.neighbour_up("bravo", "alpha", 5.0)
+        drops = nodes.status("bravo")["drops"]
+        assert isinstance(drops, dict)
+        assert drops["vhf"]["unknown-source"] > 0  # alpha's frames, from "N0CALL-1"
     finally:
         nodes.stop()

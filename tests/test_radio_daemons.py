@@ -18,7 +18,7 @@ from kiss_doubles import Air, FakeTnc
 from radio_nodes import RadioNodes, exchange_every_precedence, make_mission, trio_in_thread
 from sis_server import FakeSisServer
 
-from tawan.demo import DemoError
+from tawan.demo import DemoError, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -143,17 +143,22 @@ def test_every_precedence_both_ways_over_stanag_5066(mission: Path, sis: FakeSis
 
 def test_a_wrongly_mapped_callsign_never_comes_up(mission: Path, tnc: FakeTnc) -> None:
     # bravo takes alpha to be N0CALL-9: alpha's frames come from a callsign bravo does not
-    # know, so the KISS link drops them, and neither node sees the other.
+    # know, so the KISS link drops them, and neither node sees the other. Hellos every
+    # 0.5 s (the whole channel may carry them), so alpha keeps calling while bravo listens.
     wrong = dict(CALLSIGNS, alpha="N0CALL-9")
     links = kiss_links(tnc.address)
     links["bravo"] = kiss_links(tnc.address, wrong)["bravo"]
-    nodes = RadioNodes(mission, links, ENGINE)
+    nodes = RadioNodes(mission, links, ENGINE + "hello_share = 1\n")
     try:
         nodes.start()
-        with pytest.raises(DemoError, match="gave up after 5 s waiting for bravo to see alpha"):
-            nodes.neighbour_up("bravo", "alpha", 5.0)
-        drops = nodes.status("bravo")["drops"]
-        assert isinstance(drops, dict)
-        assert drops["vhf"]["unknown-source"] > 0  # alpha's frames, from "N0CALL-1"
+
+        def dropped_from_alpha() -> int:
+            drops = nodes.status("bravo")["drops"]
+            assert isinstance(drops, dict)
+            return int(drops.get("vhf", {}).get("unknown-source", 0))
+
+        wait_for("bravo to drop alpha's frames as unknown-source", dropped_from_alpha, TIMEOUT)
+        with pytest.raises(DemoError, match="gave up after 3 s waiting for bravo to see alpha"):
+            nodes.neighbour_up("bravo", "alpha", 3.0)
     finally:
         nodes.stop()

@@ -27,15 +27,23 @@ typecheck: $(STAMP)
 unit: $(STAMP) system-deps
 	$(VENV)/bin/pytest -q
 
-# The monitoring tests run a real Prometheus server (Debian package prometheus); installed
-# here when missing and we may (root with apt-get), otherwise those tests say why they skip.
+# Programs some tests run, from Debian packages: a Prometheus server (the monitoring
+# tests), Direwolf (KISS over real AFSK 1200 audio) and tshark (Wireshark's STANAG 5066 SIS
+# dissector). Each package's program has the package's name. Installed here when missing and
+# we may (root with apt-get); otherwise the tests that need them say why they skip.
+SYSTEM_PACKAGES := prometheus direwolf tshark
+
 system-deps:
-	@if ! command -v prometheus >/dev/null 2>&1; then \
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+		command -v $$package >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing prometheus (apt-get)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+			echo "installing$$missing (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "prometheus not installed and not root: its tests will be skipped"; \
+			echo "not installed and not root:$$missing; their tests will be skipped"; \
 		fi; \
 	fi
 

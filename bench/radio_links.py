@@ -1,14 +1,17 @@
-"""Radio links measured on real modems: KISS over Direwolf's AFSK 1200 (and, later, SIS).
+"""Radio links measured: KISS over Direwolf's AFSK 1200, and the STANAG 5066 SIS client.
 
 Two Direwolf soft TNCs are joined by a real-time audio path (tests/direwolf_pair.py); a
 KissLink on each. One sends 100-byte link frames to the other for a bounded run, keeping a
 few frames queued at its TNC so the channel never idles, and the other counts what arrives.
 These are raw link frames, not tawan messages through full nodes: the figure is what the
-bearer carries, before the node's own headers, acknowledgements and hellos.
+bearer carries, before the node's own headers, acknowledgements and hellos. The SIS figure
+comes from bench/sis_bench.py: MTU-sized frames between two S5066Links through the fake
+5066 server, the client's own cost (no HF modem is emulated there).
 
 The last line printed is one JSON object:
 kiss_msgs_per_min (100-byte frames delivered per minute), kiss_goodput_1200 (payload bits
-delivered per second over the 1200 bit/s air rate), and the run's particulars.
+delivered per second over the 1200 bit/s air rate), sis_frames_per_s (2048-byte frames a
+second through the SIS client and the fake server), and the runs' particulars.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from direwolf_pair import direwolf_pair, direwolf_path
+from sis_bench import sis_frames_per_s
 
 from transports.kisslink import VHF_1200, KissLink
 from transports.link import FrameReceived
@@ -100,10 +105,18 @@ async def measure_kiss(seconds: float, workdir: Path) -> dict[str, object]:
     }
 
 
-def sis_figures() -> dict[str, object]:
-    """STANAG 5066 SIS figures go here ("sis_frames_per_s"), measured the same way over the
-    SIS link once it exists; until then, none."""
-    return {}
+SIS_MTU = 2048  # a general-purpose 5066 node's MTU
+SIS_SECONDS = 3.0
+
+
+def sis_figures(mtu: int = SIS_MTU, seconds: float = SIS_SECONDS) -> dict[str, object]:
+    """Frames a second through the STANAG 5066 SIS client (bench/sis_bench.py)."""
+    return {
+        "sis_frames_per_s": round(sis_frames_per_s(mtu, seconds), 1),
+        "sis_mtu": mtu,
+        "sis_run_s": seconds,
+        "sis_server": "tests/sis_server.py on 127.0.0.1 (no HF modem emulated)",
+    }
 
 
 def main() -> None:

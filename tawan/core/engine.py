@@ -1113,9 +1113,7 @@ class Engine(ControlPlane, CustodyRule):
         adjacencies = self.neighbours.adjacencies.values()
         due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
         due += (a.probe_until for a in adjacencies if a.probed_at is not None)
-        due += (
-            a.received_at + 3 * self._refresh_s for a in self.router.adverts.values()
-        )
+        due += (a.received_at + 3 * self._refresh_s for a in self.router.adverts.values())
         next_epoch = (self._epoch + 1) * self.keys.epoch_seconds + self.keys.t0
         due.append(next_epoch)
         return max(now + interval, min(due) + 1e-6)

@@ -8,7 +8,9 @@ the kind of mistake nobody notices until the net is down.
 
 Node names (peers, static routes) stay names here; the runtime resolves them against the
 signed roster when it starts, because the roster, not the config file, is the authority on
-addresses. docs/operators.md describes every key.
+addresses. Each peer's endpoint on its link is kept in the one spelling the link reports it
+by ("host:port", a callsign, a 5066 address), so the node can match what it hears to the
+peer it configured. docs/operators.md describes every key.
 """
 
 from __future__ import annotations
@@ -23,17 +25,29 @@ from typing import Final, Literal
 
 from tawan.core.specs import EngineConfig, EngineConfigError
 from tawan.node.client import DEFAULT_API_ADDRESS, UNIX_PREFIX
+from transports.ax25 import Callsign
+from transports.kiss import PORT_MAX, TncParameters
+from transports.kisslink import KISS_MTU_MAX
 from transports.link import format_endpoint, parse_endpoint
 from transports.profile import COST_MAX, MTU_MAX, MTU_MIN, BearerProfile
+from transports.s5066_codec import TTL_MAX_UNITS, TTL_UNIT_S, parse_address
+from transports.serial_tty import SPEEDS
 
 DEFAULT_STORE_MAX_BYTES: Final = 256 * 1024 * 1024
 STORE_MIN_BYTES: Final = 1 << 20
 DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
-TRANSPORTS: Final = ("udp", "tcp")
+TRANSPORTS: Final = ("udp", "tcp", "kiss", "s5066")
 DURABILITIES: Final = ("process", "power")
 ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace"})  # not from [engine]
+S5066_MTU_MAX: Final = 2048
+"""A general-purpose 5066 node's MTU (Ed.3 A.2.1.3); tawan's unicast is ARQ, which only such
+a node carries (larger MTUs are for broadcast-only nodes)."""
+MTU_LIMITS: Final = {"udp": MTU_MAX, "tcp": MTU_MAX, "kiss": KISS_MTU_MAX, "s5066": S5066_MTU_MAX}
+TTL_MAX_S: Final = TTL_MAX_UNITS * TTL_UNIT_S
+KISS_TIME_MAX_MS: Final = 2550  # one byte of 10 ms units
+DAY_S: Final = 86400.0
 
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "kiss", "s5066"]
 Durability = Literal["process", "power"]
 
 
@@ -43,10 +57,39 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PeerConfig:
-    """A neighbour on a link: its roster name and, where it listens, its endpoint."""
+    """A neighbour on a link: its roster name and its endpoint there, the name the link
+    gives it: "host:port" (udp; tcp where it listens, None where it dials in), its callsign
+    (kiss, as `Callsign` spells it) or its 5066 node address (s5066, "a.b.c.d")."""
 
     node: str
     address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KissSettings:
+    """A kiss link's TNC and station: the TNC at `tnc` ("host:port") or on serial `device`."""
+
+    callsign: str
+    tnc: str | None
+    device: str | None
+    speed: int  # baud, serial only
+    parameters: TncParameters
+    broadcast: str | None
+    port: int  # the TNC port (0-15) frames travel on
+
+
+@dataclass(frozen=True, slots=True)
+class S5066Settings:
+    """An s5066 link's SIS server and the client's bind and delivery settings."""
+
+    server: str
+    sap: int
+    rank: int
+    priority: int
+    ttl_s: float
+    broadcast_retx: int
+    peer_retry_s: float
+    groups: Mapping[str, str]  # name -> group address ("group:a.b.c.d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +100,8 @@ class LinkConfig:
     peers: tuple[PeerConfig, ...]
     bind: str | None = None  # udp: the local endpoint
     listen: str | None = None  # tcp: accept connections here (None: dial only)
+    kiss: KissSettings | None = None
+    s5066: S5066Settings | None = None
 
     @property
     def connect(self) -> tuple[str, ...]:
@@ -137,15 +182,26 @@ class _Table:
         span = f"{low}..{high}" if high is not None else f">= {low}"
         raise self.fail(key, f"an integer {span}", value)
 
-    def number(self, key: str, low: float, high: float, *, above: bool = False) -> float:
+    def number(
+        self, key: str, low: float, high: float, *, above: bool = False,
+        default: float | None = None,
+    ) -> float:  # fmt: skip
         """A finite number in low..high; `above`: low itself refused."""
         value = self.get(key)
+        if value is None and default is not None:
+            return default
         if type(value) in (int, float):
             number = float(value)  # type: ignore[arg-type]  # checked just above
             if (number > low if above else number >= low) and number <= high:
                 return number  # nan and inf fail the comparisons
         start = f"> {low:g} and <=" if above else f"{low:g}.."
         raise self.fail(key, f"a number {start}{'' if not above else ' '}{high:g}", value)
+
+    def boolean(self, key: str) -> bool | None:
+        value = self.get(key)
+        if value is None or type(value) is bool:
+            return value
+        raise self.fail(key, "true or false", value)
 
     def path_value(self, key: str) -> Path:
         path = Path(self.string(key)).expanduser()
@@ -250,20 +306,23 @@ def _api_address(api: _Table) -> str:
 
 def _link(table: _Table) -> LinkConfig:
     transport = table.choice("transport", TRANSPORTS)
+    name = table.string("name")
     profile = table.table("profile")
     link = LinkConfig(
-        name=table.string("name"),
+        name=name,
         transport=transport,  # type: ignore[arg-type]
         profile=BearerProfile(
             name=profile.string("name"),
             rate_bps=profile.integer("rate_bps", 1),
             delay_s=profile.number("delay_s", 0, DELAY_MAX_S),
-            mtu=profile.integer("mtu", MTU_MIN, MTU_MAX),
+            mtu=profile.integer("mtu", MTU_MIN, MTU_LIMITS[transport]),
             cost=profile.number("cost", 0, COST_MAX, above=True),
         ),
-        peers=tuple(_peer(t) for t in table.tables("peers")),
+        peers=tuple(_peer(t, transport) for t in table.tables("peers")),
         bind=table.endpoint("bind") if transport == "udp" else None,
         listen=table.endpoint("listen") if transport == "tcp" and table.has("listen") else None,
+        kiss=_kiss(table) if transport == "kiss" else None,
+        s5066=_s5066(table) if transport == "s5066" else None,
     )
     profile.done()
     table.done()
@@ -272,16 +331,144 @@ def _link(table: _Table) -> LinkConfig:
         raise table.fail(f"peers[{missing}].address", "'host:port' (udp peers need one)", None)
     if transport == "tcp" and link.listen is None and not link.connect:
         raise table.fail("listen", "'host:port', or peers with an address to dial", None)
+    _check_radio_names(table, link)
     return link
 
 
-def _peer(table: _Table) -> PeerConfig:
-    peer = PeerConfig(
-        node=table.string("node"),
-        address=table.endpoint("address") if table.has("address") else None,
-    )
+def _peer(table: _Table, transport: str) -> PeerConfig:
+    node = table.string("node")
+    if transport == "kiss":
+        address: str | None = _callsign(table, "callsign")
+    elif transport == "s5066":
+        address = _node_address(table, "address")
+    else:
+        address = table.endpoint("address") if table.has("address") else None
     table.done()
-    return peer
+    return PeerConfig(node=node, address=address)
+
+
+def _kiss(table: _Table) -> KissSettings:
+    """The TNC (TCP or serial, exactly one), the station, the channel-access parameters."""
+    if not table.has("tnc") and not table.has("device"):
+        raise table.fail("tnc", "'host:port' of a KISS TNC, or device (a serial one)", None)
+    if table.has("tnc") and table.has("device"):
+        raise table.fail("device", "no device when tnc is set (one TNC per link)",
+                         table.get("device"))  # fmt: skip
+    device = table.string("device") if table.has("device") else None
+    speed = table.get("speed")
+    if device is None and speed is not None:
+        raise table.fail("speed", "no speed with tnc (it is a serial device's baud rate)", speed)
+    if speed is not None and (type(speed) is not int or speed not in SPEEDS):
+        raise table.fail("speed", "one of " + ", ".join(map(str, SPEEDS)) + " (baud)", speed)
+    persistence = table.integer("persistence", 0, 255) if table.has("persistence") else None
+    return KissSettings(
+        callsign=_callsign(table, "callsign"),
+        tnc=table.endpoint("tnc") if device is None else None,
+        device=device,
+        speed=9600 if speed is None else speed,
+        parameters=TncParameters(
+            txdelay_ms=_tens_of_ms(table, "txdelay_ms"),
+            persistence=persistence,
+            slot_ms=_tens_of_ms(table, "slot_ms"),
+            txtail_ms=_tens_of_ms(table, "txtail_ms"),
+            full_duplex=table.boolean("full_duplex"),
+        ),
+        broadcast=_callsign(table, "broadcast") if table.has("broadcast") else None,
+        port=table.integer("kiss_port", 0, PORT_MAX, 0),
+    )
+
+
+def _s5066(table: _Table) -> S5066Settings:
+    groups = table.table("groups", required=False)
+    settings = S5066Settings(
+        server=table.endpoint("server"),
+        sap=table.integer("sap", 0, 15, 13),
+        rank=table.integer("rank", 0, 14, 5),
+        priority=table.integer("priority", 0, 15, 7),
+        ttl_s=_ttl_s(table),
+        broadcast_retx=table.integer("broadcast_retx", 0, 15, 1),
+        peer_retry_s=table.number("peer_retry_s", 0, DAY_S, above=True, default=120.0),
+        groups={name: _node_address(groups, name, group=True) for name in list(groups.data)},
+    )
+    groups.done()
+    return settings
+
+
+def _ttl_s(table: _Table) -> float:
+    value = table.get("ttl_s")
+    if value is None:
+        return 600.0
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (value == 0 or 2 <= value <= TTL_MAX_S)  # nan and inf fail
+    ):
+        return float(value)
+    expected = f"0 (the server's longest) or seconds 2..{TTL_MAX_S:.0f} (sent in 2 s units)"
+    raise table.fail("ttl_s", expected, value)
+
+
+def _callsign(table: _Table, key: str) -> str:
+    """A callsign in its one spelling: the one the link names the station by."""
+    value = table.get(key)
+    try:
+        return str(Callsign.parse(value, key))  # type: ignore[arg-type]  # parse checks it
+    except ValueError:
+        expected = "a callsign CALL or CALL-SSID (1-6 upper-case letters or digits, SSID 1..15)"
+        raise table.fail(key, expected, value) from None
+
+
+def _node_address(table: _Table, key: str, *, group: bool = False) -> str:
+    """A 5066 address as the link names it ("a.b.c.d", "group:a.b.c.d")."""
+    value = table.get(key)
+    kind = "group" if group else "node"
+    expected = f"a 5066 {kind} address 'a.b.c.d' (at most 15.255.255.255) or an integer"
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise table.fail(key, expected, value)
+    try:
+        address = parse_address(value, group=group)
+    except ValueError:
+        raise table.fail(key, expected, value) from None
+    if address.group != group:
+        raise table.fail(key, "a node address (groups go under groups)", value)
+    return str(address)
+
+
+def _tens_of_ms(table: _Table, key: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= KISS_TIME_MAX_MS and value % 10 == 0:
+        return value
+    expected = f"a multiple of 10 ms in 0..{KISS_TIME_MAX_MS} (one byte of 10 ms units)"
+    raise table.fail(key, expected, value)
+
+
+def _check_radio_names(table: _Table, link: LinkConfig) -> None:
+    """One station, one name: a callsign or 5066 address names one peer of the link, never
+    this node itself or the broadcast alias, and no group goes by a peer's name."""
+    taken: dict[str, str] = {}
+    if link.kiss is not None:
+        taken[link.kiss.callsign] = "this node's callsign"
+        broadcast = link.kiss.broadcast
+        if broadcast is not None:
+            if broadcast in taken:
+                raise table.fail("broadcast", "an alias other than this node's callsign",
+                                 broadcast)  # fmt: skip
+            taken[broadcast] = "the broadcast alias"
+    elif link.s5066 is None:
+        return
+    key = "callsign" if link.kiss is not None else "address"
+    for index, peer in enumerate(link.peers):
+        endpoint = peer.address or ""  # never None on a radio link (_peer)
+        if endpoint in taken:
+            article = "a" if key == "callsign" else "an"
+            expected = f"{article} {key} no other station uses ({taken[endpoint]} is {endpoint!r})"
+            raise table.fail(f"peers[{index}].{key}", expected, endpoint)
+        taken[endpoint] = f"peers[{index}]"
+    for name in link.s5066.groups if link.s5066 is not None else ():
+        if name in taken:
+            raise table.fail(f"groups.{name}", "a group name no peer address uses", name)
 
 
 def _static_routes(routing: _Table) -> tuple[StaticRoute, ...]:

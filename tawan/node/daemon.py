@@ -41,7 +41,9 @@ from tawan.node.metrics import (
     stop_metrics_server,
 )
 from tawan.node.runtime import Clock, Runtime, kv
+from transports.kisslink import KissLink
 from transports.link import Link
+from transports.s5066 import S5066Link
 from transports.tcp import TcpLink
 from transports.udp import UdpLink
 
@@ -129,7 +131,23 @@ def static_routes(config: NodeConfig, roster: Roster) -> dict[int, int]:
 
 
 def make_link(link: LinkConfig) -> Link:
+    """The link of `link`. Its peers are named by their configured endpoints, the names
+    `link_specs` gives the engine, so what a link reports matches the peer configured."""
     peers = [p.address for p in link.peers if p.address is not None]
+    if link.kiss is not None:
+        kiss = link.kiss
+        return KissLink(
+            link.name, link.profile, callsign=kiss.callsign, peers=peers, tnc=kiss.tnc,
+            device=kiss.device, speed=kiss.speed, parameters=kiss.parameters,
+            broadcast=kiss.broadcast, port=kiss.port,
+        )  # fmt: skip
+    if link.s5066 is not None:
+        hf = link.s5066
+        return S5066Link(
+            link.name, link.profile, hf.server, {address: address for address in peers},
+            groups=hf.groups, sap=hf.sap, rank=hf.rank, priority=hf.priority, ttl_s=hf.ttl_s,
+            broadcast_retx=hf.broadcast_retx, peer_retry_s=hf.peer_retry_s,
+        )  # fmt: skip
     if link.transport == "udp":
         return UdpLink(link.name, link.profile, link.bind or "", peers)
     return TcpLink(link.name, link.profile, link.listen, peers)
@@ -147,6 +165,10 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
         config.engine, static_routes=static_routes(config, keyring.roster)
     )
     specs = link_specs(config, keyring.roster)
+    try:
+        links = {link.name: make_link(link) for link in config.links}
+    except ValueError as exc:  # the config checks every bound; this is the backstop
+        raise ConfigError(f"{config.source}: {exc}") from None
     lock = lock_store(config.store)
     try:
         store = Store(config.store, durability=config.durability, max_bytes=config.store_max_bytes)
@@ -156,7 +178,6 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
     key_state = _key_state(keyring)  # before the engine ratchets the keys to today
     try:
         engine = Engine(keyring, store, engine_config, specs, random.Random(), clock())
-        links = {link.name: make_link(link) for link in config.links}
     except BaseException:
         store.close()
         os.close(lock)

@@ -291,8 +291,13 @@ class ControlPlane:
             return
         if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
             onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
+            # The neighbour it came from floods it to its own neighbours: those need no
+            # copy from us too (on a radio net, every member would otherwise send it to
+            # every other). Views that are wrong are mended by the database exchange when
+            # an adjacency comes up, and by refreshes.
+            covered = self.router.view(adj.neighbour)
             for other in self._up_adjacencies():
-                if other.neighbour != adj.neighbour:
+                if other.neighbour != adj.neighbour and other.neighbour not in covered:
                     self.tx.control(other, onward)
             self._reroute()
 
@@ -333,7 +338,8 @@ class ControlPlane:
         if adj.probed_at is not None:
             return
         adj.probed_at = now
-        adj.probe_until = now + PROBE_WAITS * adj.retransmit_timeout(
+        backlog = max(0.0, self.tx.links[adj.link].busy_until - now)  # ahead of the probe
+        adj.probe_until = now + backlog + PROBE_WAITS * adj.retransmit_timeout(
             HELLO_WIRE_BYTES, self.config.retransmit_floor
         )
         self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))

@@ -96,6 +96,8 @@ ROOM_PROBE_BYTES = 64 * 1024
 """Room a store that could not write must show before the node takes custody again: more
 than one message, so a store on the edge of full does not flap at every message."""
 
+_PRECEDENCES = tuple(Precedence)  # by value: cheaper than Precedence(value) per message
+
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "Submission", "SubmitError"]
 
 
@@ -657,12 +659,15 @@ class Engine(ControlPlane, CustodyRule):
         return self.keys.roster.is_group(dst) and not self._still_unreached(dst)
 
     def _enqueue(self, hop: int, stored: StoredMessage | MessageRef) -> None:
-        """Queue a reference only: the queue reads the body from the store (its source)
-        when the message's turn comes, so a backlog costs no bodies in memory."""
+        """Queue a reference, with the body when at hand: the queue keeps it only for the
+        first few short messages waiting (`queues.BODIES_KEPT`), and reads the others'
+        from the store (its source) when their turn comes, so a backlog costs no bodies in
+        memory."""
         if hop == HELD:
             return
+        body = stored.body if isinstance(stored, StoredMessage) else None
         item = Outgoing(
-            stored.mid, Precedence(stored.precedence), stored.created, None,
+            stored.mid, _PRECEDENCES[stored.precedence], stored.created, body,
             wire=wire_id(stored.mid), size=stored.size,
         )  # fmt: skip
         self.forwarding.hand(hop, item)
@@ -800,12 +805,23 @@ class Engine(ControlPlane, CustodyRule):
         queue = self.queues.get(adj.neighbour)
         if queue is None:
             return
-        for wire in frame.acks:
+        acks = frame.acks
+        released: set[MessageId] = set()
+        if self.store_problem is None and len(set(acks)) == len(acks):
+            # Distinct ids name distinct copies: the store releases them in one write,
+            # before the queue lets them go (so a refill of the queue, which reads the
+            # store, never reads an acknowledged one back).
+            found = [m for w in acks if queue.get(m := queue.flying.get(w, w)) is not None]
+            self.store.remove_next_hops(found, adj.neighbour)
+            released.update(found)
+        for wire in acks:
             mid = queue.flying.get(wire, wire)  # the copy of that id sent to this neighbour
             item = queue.remove(mid)
             if item is None:
                 continue
-            if self.store_problem is None:
+            if mid in released:
+                pass
+            elif self.store_problem is None:
                 self.store.remove_next_hop(mid, adj.neighbour)
             else:  # recorded once the store writes again (`_write_unsaved`)
                 self._unsaved_acks.setdefault(mid, set()).add(adj.neighbour)

@@ -259,6 +259,7 @@ HOP_ROWS_PAGE: Final = (
 )
 SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 INSERT_SEEN: Final = "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)"
+DELETE_SEEN: Final = "DELETE FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 # Both probes use the expiry index: an idle node finds nothing and opens no transaction.
 ANY_SEEN_BEFORE: Final = "SELECT 1 FROM seen WHERE expires < ? LIMIT 1"
 DELETE_SEEN_BEFORE: Final = "DELETE FROM seen WHERE expires < ?"

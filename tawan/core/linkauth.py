@@ -91,12 +91,13 @@ class LinkGuard:
 
     def next_counter(self, peer: int, epoch: int) -> int:
         key = (peer, epoch)
+        reserved = self._reserved_counter(peer, epoch)
         counter = self.counters.get(key)
         if counter is None:
             # After a restart: continue above everything that may already have been sent.
-            counter = self._reserved_counter(peer, epoch)
+            counter = reserved
         self.counters[key] = counter + 1
-        if counter >= self._reserved_counter(peer, epoch):
+        if counter >= reserved:
             self.reserved[peer] = _pack_reservation(epoch, counter + COUNTER_RESERVE)
             self.reservation_dirty = True
         return counter

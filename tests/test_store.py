@@ -97,9 +97,13 @@ def test_acknowledgements_in_one_write_as_one_by_one(count: int) -> None:
         stored.append(m.mid)
         for each in (batch, single):
             each.put_message(m, hops)
-    mids = [*rng.sample(stored, count), (7, 7, 7)]  # and one never stored
+    for each in (batch, single):  # one also held for a route still missing: it stays
+        each.put_message(msg(count + 20, src=1), [3])
+        each.also_hold((1, 1, count + 20))
+    mids = [*rng.sample(stored, count), (7, 7, 7), (1, 1, count + 20)]  # and one never stored
     removed = batch.remove_next_hops(mids, 3)
     assert removed == {mid for mid in mids if single.remove_next_hop(mid, 3)}
+    assert batch.next_hops_of((1, 1, count + 20)) == {HELD} and batch.held_count() == 1
     assert sorted((m.mid, hop) for m, hop in batch.pending()) == sorted(
         (m.mid, hop) for m, hop in single.pending()
     )

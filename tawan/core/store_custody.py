@@ -263,9 +263,10 @@ class Custody(StoreBase):
         return True
 
     def remove_next_hops(self, mids: Sequence[MessageId], next_hop: int) -> set[MessageId]:
-        """`remove_next_hop(mid, next_hop)` for each of `mids` (distinct), in two statements
-        per `sql.ID_BATCH` of them: a frame of acknowledgements costs one write, not two
-        per message. Returns the ids for which that next hop was pending."""
+        """`remove_next_hop(mid, next_hop)` for each of `mids` (distinct), in one statement
+        per `sql.ID_BATCH` of them when `next_hop` is each one's last (a relay's case), two
+        otherwise: a frame of acknowledgements costs one write, not two per message. Returns
+        the ids for which that next hop was pending."""
         if next_hop == HELD:
             return {mid for mid in mids if self.remove_next_hop(mid, HELD)}
         removed: set[MessageId] = set()
@@ -274,16 +275,15 @@ class Custody(StoreBase):
         self._begin()
         cur = self._cur
         for start in range(0, len(mids), sql.ID_BATCH):
-            rows = cur.execute(*_each(sql.delete_hop_each, mids[start : start + sql.ID_BATCH],
-                                      next_hop)).fetchall()  # fmt: skip
-            if not rows:
-                continue
-            hit = [(src, epoch, seq) for src, epoch, seq in rows]
-            removed.update(hit)
-            for src, _, _, precedence, size, prev_hop in cur.execute(
-                *_each(sql.delete_if_no_hops_each, hit)
-            ).fetchall():
+            batch = mids[start : start + sql.ID_BATCH]
+            statement = _each(sql.delete_if_only_hop_each, batch, next_hop)
+            for src, epoch, seq, precedence, size, prev_hop in cur.execute(*statement).fetchall():
+                removed.add((src, epoch, seq))
                 self._tally(precedence, src, prev_hop, size, -1)
+            rest = [mid for mid in batch if mid not in removed]  # other hops still pending
+            if rest:
+                rows = cur.execute(*_each(sql.delete_hop_each, rest, next_hop)).fetchall()
+                removed.update((src, epoch, seq) for src, epoch, seq in rows)
         return removed
 
     def delete_message(self, mid: MessageId) -> bool:

@@ -208,7 +208,7 @@ INSERT_HOP: Final = "INSERT OR IGNORE INTO next_hops VALUES (?, ?, ?, ?)"
 DELETE_HOP: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
 DELETE_HOPS: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 ID_BATCH: Final = 64
-"""Most ids one statement of `delete_hop_each` / `delete_if_no_hops_each` names: a whole
+"""Most ids one statement of `delete_if_only_hop_each` / `delete_hop_each` names: a whole
 acknowledgement frame (transmitter.ACKS_PER_FRAME) in one write."""
 
 
@@ -224,17 +224,20 @@ def delete_hop_each(count: int) -> str:
 
 
 @functools.cache
-def delete_if_no_hops_each(count: int) -> str:
-    """DELETE_IF_NO_HOPS for `count` ids at once (from ?1 on, three parameters each),
-    returning each message deleted: (src, epoch, seq, precedence, size, prev_hop)."""
+def delete_if_only_hop_each(count: int) -> str:
+    """For `count` ids at once (from ?2 on, three parameters each): delete each message whose
+    one pending next hop is ?1 (its row goes with it, `messages_drop_next_hops`), returning
+    (src, epoch, seq, precedence, size, prev_hop) of each. A relay's acknowledgements are all
+    of these: one statement per frame of them."""
     ids = " OR ".join(
         f"(m.src = ?{n} AND m.epoch = ?{n + 1} AND m.seq = ?{n + 2})"
-        for n in range(1, 3 * count, 3)
+        for n in range(2, 3 * count, 3)
     )
     return (
-        f"DELETE FROM messages AS m WHERE ({ids}) AND NOT EXISTS (SELECT 1 FROM next_hops "  # noqa: S608
-        "AS h WHERE h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq) "
-        "RETURNING src, epoch, seq, precedence, size, prev_hop"
+        f"DELETE FROM messages AS m WHERE ({ids}) AND EXISTS (SELECT 1 FROM next_hops AS h "  # noqa: S608
+        "WHERE h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq AND h.hop = ?1) AND NOT "
+        "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch AND "
+        "h.seq = m.seq AND h.hop != ?1) RETURNING src, epoch, seq, precedence, size, prev_hop"
     )
 
 

@@ -76,6 +76,10 @@ def test_a_full_relay_refuses_what_can_wait_and_resumes_at_once_when_room_return
     relay = net.stores["r"]
     assert relay.bytes_used() > RELAY_BYTES - 400  # full
     assert events_of(net, "r", MessageRefused)  # and refusing, not acknowledging
+    # What it refused is not marked seen there: only what the relay took stays seen.
+    refused = {e.mid for e in events_of(net, "r", MessageRefused)}
+    assert any(relay.get_message(mid) is None for mid in refused)
+    assert not any(relay.seen(mid) for mid in refused if relay.get_message(mid) is None)
     # No acknowledged message was dropped, of any precedence: the origins keep the rest.
     assert not any(events_of(net, n, MessageEvicted) for n in net.engines)
     held = sum(net.stores[n].message_count() for n in "opr")

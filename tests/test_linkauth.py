@@ -120,6 +120,39 @@ def test_tag_is_truncated_hmac_over_the_frame() -> None:
     assert a.protect(encoded, B, EPOCH) == encoded + schedule.link_tag(key, encoded)
 
 
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=1, max_size=100), frame=st.binary(max_size=300))
+def test_prepared_mac_is_the_link_tag(key: bytes, frame: bytes) -> None:
+    mac = schedule.LinkMac(key)
+    tag = schedule.link_tag(key, frame)
+    assert mac.tag(frame) == tag
+    assert mac.valid(frame, tag)
+    assert not mac.valid(frame, bytes(x ^ 1 for x in tag))
+
+
+def test_a_key_the_keyring_erased_is_not_used_any_more() -> None:
+    """The guard keeps prepared MACs, but asks for the key every time: once the keyring
+    no longer gives it (erased, revoked), frames under it are neither sent nor taken."""
+    erased: set[int] = set()
+
+    def keys(sender: int, receiver: int, epoch: int) -> bytes | None:
+        return None if epoch in erased else link_key(sender, receiver, epoch)
+
+    a, b = LinkGuard(A, keys), LinkGuard(B, keys)
+    frame = a.protect(encode_frame(hello(), a.next_counter(B, EPOCH)), B, EPOCH)
+    assert b.unprotect(frame, EPOCH).sender == A
+    erased.add(EPOCH)
+    with pytest.raises(LinkReject):
+        a.protect(encode_frame(hello(), a.next_counter(B, EPOCH)), B, EPOCH)
+    again = LinkGuard(A, link_key)
+    late = again.protect(encode_frame(hello(), 7), B, EPOCH)
+    with pytest.raises(LinkReject) as info:
+        b.unprotect(late, EPOCH)
+    assert info.value.reason == "unauthenticated"  # epochs around it still have keys
+    assert all(index[2] != EPOCH for index in a._macs)
+    assert all(index[2] != EPOCH for index in b._macs)
+
+
 def test_protect_without_a_key() -> None:
     a = LinkGuard(A, link_key)
     with pytest.raises(LinkReject) as info:

@@ -15,6 +15,7 @@ import pytest
 from harness import Net, chain
 
 from tawan.core.precedence import Precedence
+from tawan.core.queues import BODIES_KEPT, BODY_KEPT_BYTES, NeighbourQueue, Outgoing
 from tawan.core.specs import Submission
 from tawan.core.store import HELD, Store, StoredMessage
 
@@ -190,3 +191,44 @@ def test_a_held_backlog_released_by_a_new_route_is_queued_as_references_only(
     net.run(120)
     got = [int(e.payload[:4]) for e in net.delivered("c")]
     assert got == list(range(count))  # every one, once, in order
+
+
+def test_bodies_handed_over_are_kept_only_for_the_first_short_ones() -> None:
+    """A message just taken into custody comes with its body: the queue keeps it (no read of
+    the store at its turn) only while fewer than BODIES_KEPT wait and when short, so what a
+    backlog pins in memory stays bounded; the others are read at their turn."""
+
+    class Source:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def pending_for(self, *args: object) -> list[tuple[tuple[int, int, int], int, int, int]]:
+            return []
+
+        def pending_counts_for(self, hop: int) -> dict[int, int]:
+            return {}
+
+        def body_of(self, mid: tuple[int, int, int]) -> bytes | None:
+            self.reads += 1
+            return b"\x98read"
+
+    source = Source()
+    queue = NeighbourQueue(7, source=source, limit=4 * BODIES_KEPT)
+    big = bytes(BODY_KEPT_BYTES + 1)
+    items = [Outgoing((1, 0, 0), Precedence.ROUTINE, 0, big)]
+    items += [Outgoing((1, 0, s), Precedence.ROUTINE, s, b"\x98%d" % s) for s in range(1, 80)]
+    for item in items:
+        queue.push(item, "l")
+    kept = [item for item in items if item.encoded is not None]
+    assert kept == items[1:BODIES_KEPT]  # the large one and those beyond the first few: shed
+    assert all(item.size == len(item.encoded or b"") or item.encoded is None for item in items)
+    assert items[0].size == len(big) and items[-1].size == 3  # the size stays known
+    for item in items:
+        queue.body(item)
+    assert source.reads == len(items) - len(kept)
+    # Without a source (every message in memory), every body is kept.
+    alone = NeighbourQueue(7)
+    many = [Outgoing((2, 0, s), Precedence.ROUTINE, s, big) for s in range(2 * BODIES_KEPT)]
+    for item in many:
+        alone.push(item, "l")
+    assert all(item.encoded is big for item in many)

@@ -84,6 +84,40 @@ def test_last_acknowledgement_removes_the_message(store: Store) -> None:
     assert not store.remove_next_hop((1, 1, 1), 4)
 
 
+@pytest.mark.parametrize("count", [1, 3, 64, 65, 150])
+def test_acknowledgements_in_one_write_as_one_by_one(count: int) -> None:
+    """`remove_next_hops` (a frame of acknowledgements at once) leaves the store, its
+    tallies and its answer exactly as `remove_next_hop` for each id would."""
+    rng = random.Random(count)
+    batch, single = Store.memory(), Store.memory()
+    stored = []
+    for seq in range(count + 20):
+        hops = rng.sample([2, 3, 4], rng.randint(1, 3))  # some have hop 3 and others left
+        m = msg(seq, size=rng.randint(20, 90), src=rng.randint(1, 3), prev_hop=rng.randint(0, 2))
+        stored.append(m.mid)
+        for each in (batch, single):
+            each.put_message(m, hops)
+    for each in (batch, single):  # one also held for a route still missing: it stays
+        each.put_message(msg(count + 20, src=1), [3])
+        each.also_hold((1, 1, count + 20))
+    mids = [*rng.sample(stored, count), (7, 7, 7), (1, 1, count + 20)]  # and one never stored
+    removed = batch.remove_next_hops(mids, 3)
+    assert removed == {mid for mid in mids if single.remove_next_hop(mid, 3)}
+    assert batch.next_hops_of((1, 1, count + 20)) == {HELD} and batch.held_count() == 1
+    assert sorted((m.mid, hop) for m, hop in batch.pending()) == sorted(
+        (m.mid, hop) for m, hop in single.pending()
+    )
+    for read in (
+        Store.message_count, Store.bytes_used, Store.bytes_by_source, Store.bytes_by_prev_hop,
+        Store.counts_by_precedence,
+    ):  # fmt: skip
+        assert read(batch) == read(single)
+    batch.commit()
+    batch._load_counters()  # the tallies agree with the file
+    assert batch.bytes_by_prev_hop() == single.bytes_by_prev_hop()
+    assert batch.remove_next_hops([], 3) == set()
+
+
 def test_held_messages_wait_for_a_route(store: Store) -> None:
     store.put_message(msg(1), [])
     store.put_message(msg(2), [5])

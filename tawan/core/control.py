@@ -339,8 +339,10 @@ class ControlPlane:
             return
         adj.probed_at = now
         backlog = max(0.0, self.tx.links[adj.link].busy_until - now)  # ahead of the probe
-        adj.probe_until = now + backlog + PROBE_WAITS * adj.retransmit_timeout(
-            HELLO_WIRE_BYTES, self.config.retransmit_floor
+        adj.probe_until = (
+            now
+            + backlog
+            + PROBE_WAITS * adj.retransmit_timeout(HELLO_WIRE_BYTES, self.config.retransmit_floor)
         )
         self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
         self._housekeeping_soon(now)

@@ -50,6 +50,7 @@ NOTICE_DELAY: Final = 1.0  # seconds evictions are gathered per origin before on
 NOTICES_STATE: Final = "eviction-notices"  # store state row: the notices not yet sent
 NOTICE_RESERVE_SHARE: Final = 64  # notices may use max_bytes // this beyond max_bytes
 MIN_NOTICE_TTL: Final = 60
+_NAMES: Final = tuple(p.name.lower() for p in Precedence)  # the counters' labels, by value
 
 __all__ = ["NOTICE_DELAY", "CustodyRule"]
 
@@ -152,7 +153,7 @@ class CustodyRule:
         for hop in hops:
             self._enqueue(hop, stored)
         if not local:
-            self.stats.forwarded[msg.precedence.name.lower()] += 1
+            self.stats.forwarded[_NAMES[msg.precedence]] += 1
         self._housekeeping_soon(now)
         return True
 

@@ -98,6 +98,8 @@ ROOM_PROBE_BYTES = 64 * 1024
 """Room a store that could not write must show before the node takes custody again: more
 than one message, so a store on the edge of full does not flap at every message."""
 
+_PRECEDENCES = tuple(Precedence)  # by value: cheaper than Precedence(value) per message
+
 __all__ = ["Engine", "EngineConfig", "Keys", "LinkSpec", "PeerSpec", "Submission", "SubmitError"]
 
 
@@ -510,33 +512,49 @@ class Engine(ControlPlane, CustodyRule):
     # --------------------------------------------------------------- messages
     def _on_message(self, msg: Message, adj: Adjacency, now: float) -> None:
         mid = msg.mid(self.keys.epoch_seconds)
-        sender = adj.neighbour
         local = self._is_for_me(msg.dst)
-        seen = self.store.seen(mid)
+        # One write marks the message seen and tells whether it was: a new message, the
+        # common case, costs no read. One that is not taken after all is unmarked again, so
+        # only what this node took (or delivered) stays seen, as if marked at the end. While
+        # the store cannot write, it is only read.
+        marked = self.store_problem is None and self.store.mark_seen(mid, msg.expires)
+        seen = not marked if self.store_problem is None else self.store.seen(mid)
         if seen and (not local or msg.src == self.me or self.delivered_here(mid, msg.dst)):
             # Handled here before: relayed, or delivered here. Seen only as a copy for
             # another destination, a message for this node is still news: it may be the
             # real one behind a forgery.
             self._on_seen_again(msg, mid, adj, now)
             return
+        taken = self._on_news(msg, mid, adj, now, seen=seen, local=local, marked=marked)
+        if marked and not taken:
+            self.store.unmark_seen(mid)
+
+    def _on_news(
+        self, msg: Message, mid: MessageId, adj: Adjacency, now: float, *, seen: bool,
+        local: bool, marked: bool,
+    ) -> bool:  # fmt: skip
+        """A message not handled here before (or only as a copy for another destination);
+        True when it was taken (or delivered) and stays seen; `marked`: it is marked
+        seen already."""
+        sender = adj.neighbour
         problem = self._arrival_problem(msg, now)
         if problem is not None:
             reason, detail, final = problem
             self._reject_from(adj, reason, f"message {mid}: {detail}")
             if final:  # never acceptable anywhere: the sender may forget it
                 self._ack(sender, mid, now)
-            return
+            return False
         if msg.expires <= self._mission_seconds(now):
             # Not marked seen: a copy expired on purpose must not shadow the real message.
             self._expired(msg, mid, "arrival", now)
             self._ack(sender, mid, now)
-            return
+            return False
         if msg.hops + 1 >= self.config.max_hops:
             self._reject_from(adj, "hop-limit", f"message {mid} looped")
             self._ack(sender, mid, now)
-            return
+            return False
         if self._refuse_unwritable(sender):
-            return  # not acknowledged: the sender keeps it until this store writes again
+            return False  # not acknowledged: the sender keeps it until this store writes again
         msg = msg.with_hops(msg.hops + 1)
         opened = None
         if local:
@@ -547,19 +565,20 @@ class Engine(ControlPlane, CustodyRule):
             except OpenError as exc:
                 self._reject_from(adj, exc.reason, str(exc))
                 self._ack(sender, mid, now)
-                return
+                return False
         if msg.dst != self.me:
             # Never seen: nothing is held under its id (the common case costs no lookup).
             slot, stored = self._custody_slot(msg, mid) if seen else (mid, None)
             if stored is not None and not _same_message(decode_message(stored.body), msg):
                 self._reject_from(adj, "id-clash", f"another message {mid} is in custody here")
-                return
+                return False
             if stored is None and not self._take_custody(msg, sender, now, local=False, slot=slot):
-                return  # refused: no acknowledgement, the sender keeps custody
+                return False  # refused: no acknowledgement, the sender keeps custody
         if opened is not None:
-            self.store.mark_seen_many((mid, custody_slot(mid, msg.dst)), msg.expires)
+            slot = custody_slot(mid, msg.dst)
+            self.store.mark_seen_many((slot,) if marked else (mid, slot), msg.expires)
             self._deliver(msg, opened, mid, now, adj)
-        else:
+        elif not marked:
             self.store.mark_seen(mid, msg.expires)
         if msg.dst == self.me:
             self._mine[mid] = None
@@ -568,6 +587,7 @@ class Engine(ControlPlane, CustodyRule):
         # FLASH and OVERRIDE are acknowledged (and so committed) at once; the rest wait up to
         # `ack_delay` to share one commit and one acknowledgement frame with their neighbours.
         self.tx.ack(sender, mid, now, urgent=msg.precedence >= Precedence.FLASH)
+        return True
 
     def _on_seen_again(self, msg: Message, mid: MessageId, adj: Adjacency, now: float) -> None:
         """A message this node has handled before. Still in custody here, or for this node
@@ -692,12 +712,19 @@ class Engine(ControlPlane, CustodyRule):
         return self.forwarding.covered(self.keys.roster, dst)
 
     def _enqueue(self, hop: int, stored: StoredMessage | MessageRef) -> None:
-        """Queue a reference only: the queue reads the body from the store (its source)
-        when the message's turn comes, so a backlog costs no bodies in memory."""
+        """Queue a reference, with the body when at hand: the queue keeps it only for the
+        first few short messages waiting (`queues.BODIES_KEPT`), and reads the others'
+        from the store (its source) when their turn comes, so a backlog costs no bodies in
+        memory. Never the body of a message sealed here: it goes on air only once read
+        back from the store, so a commit that failed and rolled it back (with the sequence
+        numbers its nonce came from) can never send it (tests/test_nonce.py)."""
         if hop == HELD:
             return
+        body = None
+        if isinstance(stored, StoredMessage) and not stored.local_origin:
+            body = stored.body
         item = Outgoing(
-            stored.mid, Precedence(stored.precedence), stored.created, None,
+            stored.mid, _PRECEDENCES[stored.precedence], stored.created, body,
             wire=wire_id(stored.mid), size=stored.size,
         )  # fmt: skip
         self.forwarding.hand(hop, item)
@@ -835,12 +862,23 @@ class Engine(ControlPlane, CustodyRule):
         queue = self.queues.get(adj.neighbour)
         if queue is None:
             return
-        for wire in frame.acks:
+        acks = frame.acks
+        released: set[MessageId] = set()
+        if self.store_problem is None and len(set(acks)) == len(acks):
+            # Distinct ids name distinct copies: the store releases them in one write,
+            # before the queue lets them go (so a refill of the queue, which reads the
+            # store, never reads an acknowledged one back).
+            found = [m for w in acks if queue.get(m := queue.flying.get(w, w)) is not None]
+            self.store.remove_next_hops(found, adj.neighbour)
+            released.update(found)
+        for wire in acks:
             mid = queue.flying.get(wire, wire)  # the copy of that id sent to this neighbour
             item = queue.remove(mid)
             if item is None:
                 continue
-            if self.store_problem is None:
+            if mid in released:
+                pass
+            elif self.store_problem is None:
                 self.store.remove_next_hop(mid, adj.neighbour)
             else:  # recorded once the store writes again (`_write_unsaved`)
                 self._unsaved_acks.setdefault(mid, set()).add(adj.neighbour)

@@ -97,8 +97,17 @@ class Message:
     def _from_checked(cls, fields: tuple[object, ...]) -> Message:
         """Build from fields already validated by the decoder, without checking twice."""
         message = object.__new__(cls)
-        for name, value in zip(cls.__slots__, fields, strict=True):
-            object.__setattr__(message, name, value)
+        src, dst, seq, precedence, flags, created, ttl, hops, ciphertext = fields
+        put = object.__setattr__  # frozen: every field set as the dataclass's __init__ does
+        put(message, "src", src)
+        put(message, "dst", dst)
+        put(message, "seq", seq)
+        put(message, "precedence", precedence)
+        put(message, "flags", flags)
+        put(message, "created", created)
+        put(message, "ttl", ttl)
+        put(message, "hops", hops)
+        put(message, "ciphertext", ciphertext)
         return message
 
     @property
@@ -306,7 +315,8 @@ def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> byte
     """
     if encoded_message[:1] != b"\x98":
         raise ValueError("encoded message must be a msgpack array of 8 fields")
-    return _DATA_KIND + msgpack.packb(sender) + msgpack.packb(counter) + encoded_message[1:]
+    # Sender and counter packed as an array of two, its one-byte header (0x92) cut off.
+    return _DATA_KIND + msgpack.packb((sender, counter))[1:] + encoded_message[1:]
 
 
 def _body(frame: Frame) -> list[object]:
@@ -450,10 +460,9 @@ def decode_frame(data: bytes) -> Frame:
     kind = data[0]
     if kind >> 4 != VERSION:
         raise FrameDecodeError(f"frame version: expected {VERSION}, found {kind >> 4}")
-    try:
-        ftype = FrameType(kind & 0xF)
-    except ValueError:
-        raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}") from None
+    ftype = _FRAME_TYPES.get(kind & 0xF)
+    if ftype is None:
+        raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}")
     fields = _unpack(data[1:])
     if type(fields) is not list:
         raise FrameDecodeError(f"frame: expected an array, found {type(fields).__name__}")
@@ -549,6 +558,7 @@ def _decode_setup(sender: int, counter: int, f: list[object]) -> SetupFrame:
     )
 
 
+_FRAME_TYPES: Final = {int(t): t for t in FrameType}
 _FIELD_COUNTS: Final = {
     FrameType.DATA: 10,
     FrameType.FRAG: 8,

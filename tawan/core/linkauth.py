@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from crypto.schedule import LINK_TAG_BYTES, link_tag, link_tag_valid
+from crypto.schedule import LINK_TAG_BYTES, LinkMac
 from tawan.core.frames import Frame, FrameDecodeError, decode_frame
 
 REPLAY_WINDOW: Final = 256
@@ -85,15 +85,19 @@ class LinkGuard:
     restored: set[tuple[int, int]] = field(default_factory=set)  # windows from saved marks,
     # no frame accepted in them since the restart
     advanced: bool = False  # the last frame unprotected raised its sender's highest counter
+    # (sender, receiver, epoch) -> (link key, its prepared MAC): only for keys the keyring
+    # still gives, and only of the epochs frames are accepted in (`_mac`)
+    _macs: dict[tuple[int, int, int], tuple[bytes, LinkMac]] = field(default_factory=dict)
 
     def next_counter(self, peer: int, epoch: int) -> int:
         key = (peer, epoch)
+        reserved = self._reserved_counter(peer, epoch)
         counter = self.counters.get(key)
         if counter is None:
             # After a restart: continue above everything that may already have been sent.
-            counter = self._reserved_counter(peer, epoch)
+            counter = reserved
         self.counters[key] = counter + 1
-        if counter >= self._reserved_counter(peer, epoch):
+        if counter >= reserved:
             self.reserved[peer] = _pack_reservation(epoch, counter + COUNTER_RESERVE)
             self.reservation_dirty = True
         return counter
@@ -103,10 +107,30 @@ class LinkGuard:
         return res_counter if res_epoch == epoch else 0
 
     def protect(self, encoded: bytes, receiver: int, epoch: int) -> bytes:
-        key = self.link_key(self.address, receiver, epoch)
-        if key is None:
+        mac = self._mac(self.address, receiver, epoch)
+        if mac is None:
             raise LinkReject("no-key", f"no link key for neighbour {receiver} in epoch {epoch}")
-        return encoded + link_tag(key, encoded)
+        return encoded + mac.tag(encoded)
+
+    def _mac(self, sender: int, receiver: int, epoch: int) -> LinkMac | None:
+        """The prepared MAC of the link key sender -> receiver in `epoch`, None without a
+        key. The key is asked of the keyring every time, so a MAC outlives neither its
+        key's erasure nor a revocation; a new one drops those of epochs more than two older
+        (no frame of those is accepted or sent any more)."""
+        index = (sender, receiver, epoch)
+        key = self.link_key(sender, receiver, epoch)
+        entry = self._macs.get(index)
+        if key is None:
+            if entry is not None:
+                del self._macs[index]
+            return None
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        for old in [k for k in self._macs if k[2] < epoch - 2]:
+            del self._macs[old]
+        mac = LinkMac(key)
+        self._macs[index] = (key, mac)
+        return mac
 
     def unprotect(self, data: bytes, epoch_now: int) -> Frame:
         """Decode, authenticate and replay-check one frame; LinkReject says why not."""
@@ -141,18 +165,21 @@ class LinkGuard:
     def _authentic_epoch(self, sender: int, body: bytes, tag: bytes, epoch_now: int) -> int:
         if sender == self.address:
             raise LinkReject("unauthenticated", "frame claims to come from this node")
-        candidates = [epoch_now, epoch_now - 1, epoch_now + 1]
+        # The epoch the sender's last frame was in first, then the others in reach.
         last = self.last_epoch.get(sender)
-        if last is not None and last in candidates:
-            candidates.remove(last)
-            candidates.insert(0, last)
+        if last == epoch_now + 1:
+            candidates: tuple[int, ...] = (last, epoch_now, epoch_now - 1)
+        elif last == epoch_now - 1:
+            candidates = (last, epoch_now, epoch_now + 1)
+        else:
+            candidates = (epoch_now, epoch_now - 1, epoch_now + 1)
         any_key = False
         for epoch in candidates:
-            key = self.link_key(sender, self.address, epoch) if epoch >= 0 else None
-            if key is None:
+            mac = self._mac(sender, self.address, epoch) if epoch >= 0 else None
+            if mac is None:
                 continue
             any_key = True
-            if link_tag_valid(key, body, tag):
+            if mac.valid(body, tag):
                 return epoch
         if not any_key:
             raise LinkReject("unknown-sender", f"no link key for sender {sender}")
@@ -170,6 +197,8 @@ class LinkGuard:
         for table in (self.counters, self.windows, self.marks):
             for key in [k for k in table if k[0] == peer]:
                 del table[key]
+        for index in [k for k in self._macs if peer in (k[0], k[1])]:
+            del self._macs[index]
         self.last_epoch.pop(peer, None)
 
     def skip(self, peer: int, epoch: int, count: int) -> None:

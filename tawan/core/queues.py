@@ -13,7 +13,10 @@ off the air; the rest wait only on disk, where the store's turn index keeps them
 order. Every message kept in memory ranks ahead of every one left on disk (a new message that
 would not is left on disk, or the last one kept goes back there to make room for it), so the
 next turn is always in memory; when fewer than half of `limit` wait, the next ones are read
-back (`refill`). A body is read from the store when its message's turn comes; the body of a
+back (`refill`). A body is read from the store when its message's turn comes, unless the
+message was handed over with it (just taken into custody) while fewer than `BODIES_KEPT` wait,
+and is short (`BODY_KEPT_BYTES`): a relay that forwards at once reads nothing back, and what
+a backlog keeps of bodies stays bounded (such a queue keeps no more than that many). The body of a
 fragmented message is dropped once every piece is on the air (a retransmission reads it
 again), so a window of large messages in flight does not pin them in memory. Messages that
 were sent (in flight, or back for another attempt) always stay in memory; there are at most
@@ -34,6 +37,8 @@ from tawan.core.states import Input, Lifecycle, State
 from tawan.core.store_types import wire_id
 
 DEFAULT_LIMIT: Final = 1024  # messages waiting in memory per neighbour, beyond: on disk only
+BODIES_KEPT: Final = 32  # fresh messages handed over with their body, kept while fewer wait
+BODY_KEPT_BYTES: Final = 2048  # and only bodies this short: the rest are read at their turn
 
 
 class TurnSource(Protocol):
@@ -143,6 +148,8 @@ class NeighbourQueue:
         again = self.in_flight.pop(item.mid, None) is not None
         if self.waiting.get(item.mid) is item and item.via == via:
             return
+        if item.encoded is not None and not again and self._sheds_body(item):
+            item.encoded = None  # read from the store when its turn comes
         self.lifecycle.move((item.mid, self.neighbour), Input.REQUEUED if again else Input.QUEUED)
         if not again and item.fresh and self.waiting.get(item.mid) is None and self._full():
             worst = self._last_fresh()
@@ -153,6 +160,14 @@ class NeighbourQueue:
                 self._drop_waiting(worst)
                 self._to_disk(worst)
         self._add(item, via)
+
+    def _sheds_body(self, item: Outgoing) -> bool:
+        """A fresh message handed over with its body keeps it only while fewer than
+        `BODIES_KEPT` wait and when short; a queue without a source keeps every body."""
+        return (
+            self.source is not None and item.fresh and self.waiting.get(item.mid) is None
+            and (len(self.waiting) >= BODIES_KEPT or item.size > BODY_KEPT_BYTES)
+        )  # fmt: skip
 
     def _add(self, item: Outgoing, via: str) -> None:
         item.via = via

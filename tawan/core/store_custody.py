@@ -44,7 +44,7 @@ from __future__ import annotations
 import heapq
 import os
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
 from tawan.core import store_sql as sql
@@ -261,6 +261,30 @@ class Custody(StoreBase):
             precedence, size, prev_hop = row
             self._tally(precedence, mid[0], prev_hop, size, -1)
         return True
+
+    def remove_next_hops(self, mids: Sequence[MessageId], next_hop: int) -> set[MessageId]:
+        """`remove_next_hop(mid, next_hop)` for each of `mids` (distinct), in one statement
+        per `sql.ID_BATCH` of them when `next_hop` is each one's last (a relay's case), two
+        otherwise: a frame of acknowledgements costs one write, not two per message. Returns
+        the ids for which that next hop was pending."""
+        if next_hop == HELD:
+            return {mid for mid in mids if self.remove_next_hop(mid, HELD)}
+        removed: set[MessageId] = set()
+        if not mids:
+            return removed
+        self._begin()
+        cur = self._cur
+        for start in range(0, len(mids), sql.ID_BATCH):
+            batch = mids[start : start + sql.ID_BATCH]
+            statement = _each(sql.delete_if_only_hop_each, batch, next_hop)
+            for src, epoch, seq, precedence, size, prev_hop in cur.execute(*statement).fetchall():
+                removed.add((src, epoch, seq))
+                self._tally(precedence, src, prev_hop, size, -1)
+            rest = [mid for mid in batch if mid not in removed]  # other hops still pending
+            if rest:
+                rows = cur.execute(*_each(sql.delete_hop_each, rest, next_hop)).fetchall()
+                removed.update((src, epoch, seq) for src, epoch, seq in rows)
+        return removed
 
     def delete_message(self, mid: MessageId) -> bool:
         """Drop a message and its next hops (e.g. revoked sender); False when not stored."""
@@ -504,6 +528,20 @@ def _add(tally: dict[int, int], key: int, delta: int) -> None:
         tally[key] = value
     else:
         tally.pop(key, None)
+
+
+def _each(
+    statement: Callable[[int], str], mids: Sequence[MessageId], *first: int
+) -> tuple[str, list[int]]:
+    """A statement naming each of `mids` and its parameters (`first`, then the ids). The
+    count is rounded up to a power of two, repeating the last id, so that a handful of
+    statements serve every batch size (each prepared once, cached by sqlite3)."""
+    count = 1 << (len(mids) - 1).bit_length()
+    params = list(first)
+    for src, epoch, seq in mids:
+        params += (src, epoch, seq)
+    params += mids[-1] * (count - len(mids))
+    return statement(count), params
 
 
 def _already_stored(mid: MessageId) -> StoreError:

@@ -21,6 +21,12 @@ class Seen(StoreBase):
         self._cur.execute(sql.INSERT_SEEN, (*mid, expires))
         return self._cur.rowcount == 1
 
+    def unmark_seen(self, mid: MessageId) -> None:
+        """Forget that `mid` arrived (marked by `mark_seen` in this transaction, and then
+        not taken after all)."""
+        self._begin()
+        self._cur.execute(sql.DELETE_SEEN, mid)
+
     def mark_seen_many(self, mids: Iterable[MessageId], expires: int) -> None:
         """`mark_seen` for several ids at once (a delivered message: its id and its slot)."""
         self._begin()

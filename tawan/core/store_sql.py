@@ -7,6 +7,7 @@ Message ids are (src, epoch, seq) and every statement names them ?1, ?2, ?3; a n
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 # Fragments are keyed by the neighbour sending them, so two neighbours' transfers of the same
@@ -209,6 +210,40 @@ BYTES_BY_PREV_HOP: Final = (
 INSERT_HOP: Final = "INSERT OR IGNORE INTO next_hops VALUES (?, ?, ?, ?)"
 DELETE_HOP: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND hop = ?4"
 DELETE_HOPS: Final = "DELETE FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
+ID_BATCH: Final = 64
+"""Most ids one statement of `delete_if_only_hop_each` / `delete_hop_each` names: a whole
+acknowledgement frame (transmitter.ACKS_PER_FRAME) in one write."""
+
+
+@functools.cache
+def delete_hop_each(count: int) -> str:
+    """DELETE_HOP for `count` ids at once, hop ?1 and the ids from ?2 on (three parameters
+    each), returning the ids whose row went. An OR of equalities, not row values IN a list,
+    since only that searches the primary key (SQLite 3.40 scans the table for the other)."""
+    ids = " OR ".join(
+        f"(src = ?{n} AND epoch = ?{n + 1} AND seq = ?{n + 2})" for n in range(2, 3 * count, 3)
+    )
+    return f"DELETE FROM next_hops WHERE hop = ?1 AND ({ids}) RETURNING src, epoch, seq"  # noqa: S608
+
+
+@functools.cache
+def delete_if_only_hop_each(count: int) -> str:
+    """For `count` ids at once (from ?2 on, three parameters each): delete each message whose
+    one pending next hop is ?1 (its row goes with it, `messages_drop_next_hops`), returning
+    (src, epoch, seq, precedence, size, prev_hop) of each. A relay's acknowledgements are all
+    of these: one statement per frame of them."""
+    ids = " OR ".join(
+        f"(m.src = ?{n} AND m.epoch = ?{n + 1} AND m.seq = ?{n + 2})"
+        for n in range(2, 3 * count, 3)
+    )
+    return (
+        f"DELETE FROM messages AS m WHERE ({ids}) AND EXISTS (SELECT 1 FROM next_hops AS h "  # noqa: S608
+        "WHERE h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq AND h.hop = ?1) AND NOT "
+        "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch AND "
+        "h.seq = m.seq AND h.hop != ?1) RETURNING src, epoch, seq, precedence, size, prev_hop"
+    )
+
+
 HOPS_OF: Final = "SELECT hop FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 # Keyset paging over (message rowid, hop), ?3 selecting held (1) or routed (0) rows: each
 # page is read whole before it is handed out, so the caller may write between pages.
@@ -230,6 +265,7 @@ HOP_ROWS_PAGE: Final = (
 )
 SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 INSERT_SEEN: Final = "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)"
+DELETE_SEEN: Final = "DELETE FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 # Both probes use the expiry index: an idle node finds nothing and opens no transaction.
 ANY_SEEN_BEFORE: Final = "SELECT 1 FROM seen WHERE expires < ? LIMIT 1"
 DELETE_SEEN_BEFORE: Final = "DELETE FROM seen WHERE expires < ?"

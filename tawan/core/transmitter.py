@@ -94,6 +94,8 @@ class Transmitter:
         self.link_suspect: Callable[[Adjacency, float], None] = _ignore_adjacency
         # The forwarding decision's link for a message (tawan.core.forwarding.link_for).
         self.link_for: Callable[[int, Outgoing], str] = self._best_link_for
+        self._epoch_time = float("nan")  # the time `_epoch` was found for (nan: none yet)
+        self._epoch = 0
         self.retransmit: list[tuple[float, int, MessageId]] = []
         self._acks: dict[int, list[MessageId]] = {}
         self._frag_reports: dict[int, list[FragState]] = {}
@@ -150,16 +152,21 @@ class Transmitter:
         if queue.wants_refill():
             adj = self.best_link(neighbour)
             queue.refill(adj.link if adj is not None else "")
+        ready = self._ready
         now_ready = set()
         for via in queue.links():
-            head = queue.peek(via) if via in self._ready else None
-            if head is not None and self._window_open(queue, head) and not queue.blocked(head):
-                now_ready.add(via)
-        before = self._ready_on.get(neighbour, set())
+            if via in ready:
+                head = queue.peek(via)  # never a blocked one (`NeighbourQueue.peek`)
+                if head is not None and self._window_open(queue, head):
+                    now_ready.add(via)
+        before = self._ready_on.get(neighbour)
+        if before == now_ready:
+            return  # the common case: a change that leaves the ready sets as they were
+        before = before or set()
         for via in before - now_ready:
-            self._ready[via].discard(neighbour)
+            ready[via].discard(neighbour)
         for via in now_ready - before:
-            self._ready[via].add(neighbour)
+            ready[via].add(neighbour)
         self._ready_on[neighbour] = now_ready
 
     # ------------------------------------------------------------------ what to send
@@ -233,6 +240,8 @@ class Transmitter:
 
     def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
         name = state.spec.name
+        if not state.control and not self._ready[name]:
+            return  # nothing for this link (most turns, on all but one link)
         while state.control:
             neighbour, frame, to = state.control.popleft()
             adj = self.neighbours.get(neighbour, name)
@@ -309,7 +318,9 @@ class Transmitter:
         endpoint = to or adj.peer
         if endpoint is None:
             return 0
-        epoch = self.epoch_at(now)
+        if now != self._epoch_time:  # one epoch lookup per turn, not per frame
+            self._epoch_time, self._epoch = now, self.epoch_at(now)
+        epoch = self._epoch
         counter = self.guard.next_counter(adj.neighbour, epoch)
         try:
             data = self.guard.protect(encoder(frame, counter), adj.neighbour, epoch)

@@ -32,7 +32,7 @@ START_S = 60.0
 def scenario(size: int, count: int, *, lossy: bool, seed: int) -> dict[str, Any]:
     net: dict[str, Any] = {"name": "hf", "bearer": "hf", "members": ["a", "b"]}
     if not lossy:
-        net.update(loss=0.0, jitter_s=0.0, bursts=None)
+        net.update(loss=0.0, jitter_s=0.0, bursts=False)
     return {
         "run": {"name": f"hf-goodput-{size}", "duration_s": START_S + 4 * 3600.0, "seed": seed},
         "nodes": [{"name": "a", "position": [0.0, 0.0]}, {"name": "b", "position": [50.0, 0.0]}],

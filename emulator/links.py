@@ -30,6 +30,7 @@ that differ only in conditions see the same draws frame by frame.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from bisect import bisect_left, bisect_right
@@ -413,7 +414,7 @@ def build_links(scenario: Scenario, seed: int) -> dict[str, LinkModel]:
             name,
             LinkModel(
                 name,
-                base.with_overrides(**numbers, shared=False),
+                _without_bursts(base.with_overrides(**numbers, shared=False), link.bursts),
                 (link.a, link.b),
                 _positions(name, (link.a, link.b), positions),
                 random.Random(link_seed(seed, name)),
@@ -427,7 +428,7 @@ def build_links(scenario: Scenario, seed: int) -> dict[str, LinkModel]:
             net.name,
             LinkModel(
                 net.name,
-                base.with_overrides(**_overrides(net), shared=True),
+                _without_bursts(base.with_overrides(**_overrides(net), shared=True), net.bursts),
                 net.members,
                 _positions(net.name, net.members, positions),
                 random.Random(link_seed(seed, net.name)),
@@ -442,6 +443,10 @@ def _bearer_of(name: str, bearer_name: str) -> Bearer:
         return bearer(bearer_name)
     except KeyError as error:
         raise ValueError(f"link {name!r}: {error.args[0]}") from None
+
+
+def _without_bursts(bearer: Bearer, bursts: bool) -> Bearer:
+    return bearer if bursts else dataclasses.replace(bearer, bursts=None)
 
 
 def _overrides(entry: object) -> dict[str, object]:

@@ -281,13 +281,15 @@ class Tawan(Packet):
 
 
 class TawanMessageId(Packet):
-    """(source, epoch, sequence): a message id inside an ACK."""
+    """(source, epoch, sequence, count): a run of `count` consecutive message ids inside an
+    ACK, from `seq` on."""
 
-    name = "message id"
+    name = "message id run"
     fields_desc = [  # noqa: RUF012
         MsgpackUIntField("src", 1),
         MsgpackUIntField("epoch", 0),
         MsgpackUIntField("seq", 0),
+        MsgpackUIntField("count", 1),
     ]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
@@ -356,10 +358,10 @@ class TawanFrag(Packet):
 class TawanAck(Packet):
     name = "tawan ack"
     fields_desc = [  # noqa: RUF012
-        MsgpackArrayField("acks_items", lambda p: 3 * len(p.acks)),
+        MsgpackArrayField("acks_items", lambda p: 4 * len(p.acks)),
         PacketListField(
             "acks", [], TawanMessageId,
-            count_from=lambda p: _groups(p.acks_items, 3, "acknowledgements"),
+            count_from=lambda p: _groups(p.acks_items, 4, "acknowledgements"),
         ),
         MsgpackArrayField("states_items", lambda p: 4 * len(p.states)),
         PacketListField(

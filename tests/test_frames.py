@@ -473,8 +473,20 @@ MALFORMED = [
     (kind(1) + msgpack.packb([2, 0, 1, -1, 5, 0, 2, b"x"]), "fragment epoch: expected 0..4294"),
     (kind(1) + msgpack.packb([2, 0, 1, 0, True, 0, 2, b"x"]), "fragment sequence: expected an"),
     # ACK
-    (kind(2) + msgpack.packb([2, 0, [1, 0], []]), "acknowledgements: expected a multiple of 3"),
-    (kind(2) + msgpack.packb([2, 0, [0, 0, 5], []]), "acknowledged message source: expected"),
+    (kind(2) + msgpack.packb([2, 0, [1, 0], []]), "acknowledgements: expected a multiple of 4"),
+    (kind(2) + msgpack.packb([2, 0, [0, 0, 5, 1], []]), "acknowledged message source: expected"),
+    (
+        kind(2) + msgpack.packb([2, 0, [1, 0, 5, 0], []]),
+        "acknowledged run length: expected 1..256",
+    ),
+    (
+        kind(2) + msgpack.packb([2, 0, [1, 0, 5, 200, 1, 1, 5, 57], []]),
+        "acknowledged run length: expected 1..56, found 57",  # 256 ids a frame at most
+    ),
+    (
+        kind(2) + msgpack.packb([2, 0, [1, 0, 0xFFFF_FFFF, 2], []]),
+        "acknowledged run: expected seq + length - 1 <= 4294967295",
+    ),
     (kind(2) + msgpack.packb([2, 0, [], [1, 0, 5]]), "fragment states: expected a multiple of 4"),
     (kind(2) + msgpack.packb([2, 0, [], [1, 0, 5, b""]]), "fragment bitmap: expected 1..8192"),
     (
@@ -484,10 +496,10 @@ MALFORMED = [
     (kind(2) + msgpack.packb([2, 0, [], [1, 0, 5, 3]]), "fragment bitmap: expected bytes"),
     (kind(2) + msgpack.packb([2, 0, 7, []]), "acknowledgements: expected an array, found int"),
     (
-        kind(2) + msgpack.packb([2, 0, [1, 0, 5] * 257, []]),
-        "acknowledgements: expected a multiple of 3 items, at most 768, found 771",
+        kind(2) + msgpack.packb([2, 0, [1, 0, 5, 1] * 257, []]),
+        "acknowledgements: expected a multiple of 4 items, at most 1024, found 1028",
     ),
-    (kind(2) + msgpack.packb([2, 0, [[1, 0, 5]], []]), "acknowledgements: expected a multiple"),
+    (kind(2) + msgpack.packb([2, 0, [[1, 0, 5, 1]], []]), "acknowledgements: expected a multiple"),
     # ROUTE
     (kind(4) + msgpack.packb([2, 0, 2, 7, [1], SIG]), "route adjacency: expected a multiple of 2"),
     (kind(4) + msgpack.packb([2, 0, 2, 7, [1, 0], SIG]), "route cost: expected 1..65535, found 0"),
@@ -599,3 +611,14 @@ def test_message_constructor_refuses_bad_values(changes: dict[str, object]) -> N
     with pytest.raises(ValueError) as info:
         Message(**values)  # type: ignore[arg-type]
     assert not isinstance(info.value, FrameDecodeError)
+
+
+def test_consecutive_acknowledgements_travel_as_one_run() -> None:
+    """A queue of messages from one origin is acknowledged in one run, not an id each."""
+    many = AckFrame(2, 0, tuple((1, 0, seq) for seq in range(100, 200)))
+    one = AckFrame(2, 0, ((1, 0, 100),))
+    assert len(encode_frame(many, 0)) - len(encode_frame(one, 0)) <= 1
+    mixed = AckFrame(2, 0, ((3, 0, 7), (1, 0, 5), (1, 0, 6), (1, 1, 7), (1, 0, 9)))
+    decoded = decode_frame(encode_frame(mixed, 0))
+    assert isinstance(decoded, AckFrame)
+    assert decoded.acks == ((1, 0, 5), (1, 0, 6), (1, 0, 9), (1, 1, 7), (3, 0, 7))

@@ -107,7 +107,8 @@ def check_layer_equals_decoded(packet: Packet, data: bytes) -> FrameType:
         assert (body.index, body.count, body.chunk) == (frame.index, frame.count, frame.chunk)
     elif isinstance(frame, AckFrame):
         body = packet[TawanAck]
-        assert tuple((i.src, i.epoch, i.seq) for i in body.acks) == frame.acks
+        ids = ((i.src, i.epoch, i.seq + k) for i in body.acks for k in range(i.count))
+        assert tuple(ids) == frame.acks
         states = tuple(((s.src, s.epoch, s.seq), s.bitmap) for s in body.states)
         assert states == tuple((s.mid, s.bitmap) for s in frame.partial)
     elif isinstance(frame, HelloFrame):
@@ -228,8 +229,8 @@ def test_another_version_or_type_keeps_its_header_and_shows_its_body_as_raw() ->
         assert packet[Tawan].sender == 2
     packet = TawanLink(pseudo_header("l", "a", "b") + trailing)
     assert packet[TawanData].hops == 1 and packet[Raw].load == b"\x07"
-    # acks of 4 items, not a multiple of 3 (the fourth an empty array), then fragment states
-    bad_ack = bytes.fromhex("129402cd03e994010005909000") + bytes(8)
+    # acks of 3 items, not a multiple of 4, then fragment states
+    bad_ack = bytes.fromhex("129402cd03e99301000590") + bytes(8)
     packet = TawanLink(pseudo_header("l", "a", "b") + bad_ack)
     assert packet[Tawan].type == FrameType.ACK and TawanAck not in packet and Raw in packet
     truncated = TawanLink(pseudo_header("l", "a", "b") + VECTOR_DATA[:3])

@@ -66,7 +66,7 @@ DATA = (
     "109a02cd03e80102050bcd0708cd0e1001c41e37aecc7d5045084f4c953882b3fb2147f2b4c6540ede4cb556"
     "c04b15e472d2901e70946f4436"
 )
-ACK = "129402cd03e9930100059063fc41aa3db800f9"
+ACK = "129402cd03e99401000501904304c9573eae9990"
 ACK_PARTIAL = "129402cd03ed9094010006c4010538e1266a1e9e842f"
 HELLO = "139702cd03eace0001e2400000000176aaff87fea5343c"
 HELLO_ROOM = "139702cd03eece0001e2400000000494a55f76c5c6dde6"
@@ -383,7 +383,7 @@ def test_overhead_table() -> None:
     assert (smallest, typical, day, largest) == (137, 143, 155, 160)
     assert signed == 207
     ack = len(encode_frame(AckFrame(2, 1001, ((1, 0, 5),)))) + s.LINK_TAG_BYTES
-    assert ack == 19
+    assert ack == 20
     frag = FragFrame(2, 1003, (1, 0, 5), 0, 2, bytes(200))
     assert len(encode_frame(frag)) + s.LINK_TAG_BYTES - 200 == 21
     frag = FragFrame(U16, U32, (U16, U32, U32), 65533, 65534, bytes(1000))

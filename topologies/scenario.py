@@ -55,6 +55,8 @@ class Numbers(_Strict):
     mtu: Annotated[int, Field(ge=128, le=65507)] | None = None
     queue_bytes: Annotated[int, Field(gt=0)] | None = None
     range_km: Annotated[float, Field(gt=0)] | None = None
+    bursts: bool = True
+    """False: none of the catalogue's Gilbert-Elliott loss bursts (only `loss`, if any)."""
     available: tuple[tuple[Seconds, Seconds], ...] = ()
     """Availability windows [start, end): outside them the link is down (a satellite
     pass, a scheduled HF slot). Empty: always available (faults aside)."""

@@ -41,6 +41,10 @@ from tawan.core.stats import EngineStats
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
 DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
 ACKS_PER_FRAME: Final = 64
+ACK_HOLD_FRAMES: Final = 4.0  # on slow links acknowledgements wait up to this many frame times
+ACK_HOLD_MAX: Final = 4.0  # seconds, and never longer
+ACK_HOLD_BELOW_BPS: Final = 4_800  # slow links: HF. Held acknowledgements lengthen the round
+# trip the retransmission timer learns, so a dead link is suspected later (VHF is not held)
 ACK_ENTRY_BYTES: Final = 15  # widest acknowledged message id: src, epoch, seq
 ACK_FRAME_OVERHEAD: Final = 24  # kind, array, sender, counter, two list headers, link tag
 BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
@@ -176,19 +180,29 @@ class Transmitter:
         if urgent:
             self._ack_due = now
         else:
-            self._arm_ack(now)
+            self._arm_ack(now, neighbour)
 
     def report_fragments(self, neighbour: int, state: FragState, now: float) -> None:
         self._frag_reports.setdefault(neighbour, []).append(state)
-        self._arm_ack(now)
+        self._arm_ack(now, neighbour)
 
     def acks_due(self, now: float) -> bool:
         """Acknowledgements will go out in this turn (the store must be committed first)."""
         return self._ack_due is not None and self._ack_due <= now
 
-    def _arm_ack(self, now: float) -> None:
-        if self._ack_due is None:
-            self._ack_due = now + self.config.ack_delay
+    def _arm_ack(self, now: float, neighbour: int) -> None:
+        """Hold acknowledgements `ack_delay`, and on a link of ACK_HOLD_BELOW_BPS or less up
+        to ACK_HOLD_FRAMES frame times (at most ACK_HOLD_MAX): on 2.4 kbit/s HF a frame of
+        one acknowledgement per message takes 7 % of the rate; held, one frame carries a run
+        of them (bench/hf_goodput.py)."""
+        delay = self.config.ack_delay
+        adj = self.best_link(neighbour)
+        if adj is not None and adj.profile.rate_bps <= ACK_HOLD_BELOW_BPS:
+            frame_s = adj.profile.mtu * 8 / adj.profile.rate_bps
+            delay = max(delay, min(ACK_HOLD_MAX, ACK_HOLD_FRAMES * frame_s))
+        due = now + delay
+        if self._ack_due is None or due < self._ack_due:
+            self._ack_due = due
 
     def control(self, adj: Adjacency, frame: Frame, to: str | None = None) -> None:
         """A control frame for `adj`, sent to its endpoint or to `to`."""

@@ -339,11 +339,13 @@ class ControlPlane:
             return
         adj.probed_at = now
         backlog = max(0.0, self.tx.links[adj.link].busy_until - now)  # ahead of the probe
-        adj.probe_until = (
-            now
-            + backlog
-            + PROBE_WAITS * adj.retransmit_timeout(HELLO_WIRE_BYTES, self.config.retransmit_floor)
+        answer = PROBE_WAITS * adj.retransmit_timeout(
+            HELLO_WIRE_BYTES, self.config.retransmit_floor
         )
+        # On a slow shared net the answer also waits behind the other members' frames,
+        # which this node cannot see: a quarter of a hello interval at least.
+        floor = self._link_timers[adj.link].hello_s / 4 if adj.link in self._link_timers else 0
+        adj.probe_until = now + max(backlog + answer, floor)
         self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
         self._housekeeping_soon(now)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tawan.core.engine import EngineConfig
+from tawan.core.precedence import Precedence
 from tawan.node.config import ConfigError, load_config
 from transports.kiss import TncParameters
 
@@ -115,6 +116,18 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
     assert config.engine == EngineConfig()
 
 
+def test_pace_policy_from_its_table(tmp_path: Path) -> None:
+    text = edited("[routing]", '[pace]\nROUTINE = ["fibre", "vhf"]\n[pace.largest]\n'
+                  'hf = 2048\nvhf = 16000\n[routing]')  # fmt: skip
+    pace = load_config(write(tmp_path, text)).engine.pace
+    assert pace.bearers == {Precedence.ROUTINE: frozenset({"fibre", "vhf"})}
+    assert pace.largest == {"hf": 2048, "vhf": 16000}
+    assert not pace.allows("hf", Precedence.ROUTINE, 100)
+    assert pace.allows("hf", Precedence.FLASH, 2048) and not pace.allows(
+        "hf", Precedence.FLASH, 2049
+    )
+
+
 def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, edited('"127.0.0.1:7471"', '"unix:run/api.sock"')))
     assert config.api_address == f"unix:{tmp_path}/run/api.sock"
@@ -167,6 +180,11 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ("max_hops = 8", "max_hop = 8", "engine.max_hop: unknown key"),
         ("max_hops = 8", "static_routes = 1", "engine.static_routes: unknown key"),
         ("[routing]", "[logging]\nlevel = 1\n[routing]", "logging: unknown key"),
+        ("[routing]", '[pace]\nROUTINE = "vhf"\n[routing]', "pace.ROUTINE: expected an array of "
+         "bearer names, found string 'vhf'"),
+        ("[routing]", "[pace]\nRUSH = []\n[routing]", "pace.RUSH: unknown key"),
+        ("[routing]", "[pace.largest]\nhf = 0\n[routing]", "pace.largest.hf: expected an "
+         "integer >= 1, found integer 0"),
         ('to = "hq", via', 'to = "hq", by = "x", via', "routing.static[0].by: unknown key"),
         # wrong shapes
         ('static = [{ to = "hq", via = "charlie" }]', "static = [1]", "routing.static: "

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from tawan.core.pace import DEFAULT_PACE, PacePolicy
+from tawan.core.precedence import Precedence
 from tawan.core.specs import EngineConfig, EngineConfigError
 from tawan.node.client import DEFAULT_API_ADDRESS, UNIX_PREFIX
 from transports.ax25 import Callsign
@@ -283,7 +285,10 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
         metrics_address=metrics.endpoint("address") if metrics.has("address") else None,
         links=links,
         static_routes=_static_routes(routing),
-        engine=_engine(top.table("engine", required=False)),
+        engine=dataclasses.replace(
+            _engine(top.table("engine", required=False)),
+            pace=_pace(top.table("pace", required=False)),
+        ),
     )
     for table in (node, api, metrics, routing, top):
         table.done()
@@ -477,6 +482,27 @@ def _static_routes(routing: _Table) -> tuple[StaticRoute, ...]:
         routes.append(StaticRoute(to=table.string("to"), via=table.string("via")))
         table.done()
     return tuple(routes)
+
+
+def _pace(table: _Table) -> PacePolicy:
+    """[pace]: per precedence name (FLASH = ["satcom", "hf"]) the bearers it may use, by
+    the link profiles' names; [pace.largest]: per bearer the largest message, in bytes."""
+    bearers: dict[Precedence, frozenset[str]] = {}
+    for precedence in Precedence:
+        if not table.has(precedence.name):
+            continue
+        names = table.get(precedence.name)
+        if type(names) is not list or not all(type(n) is str and n for n in names):
+            raise table.fail(precedence.name, "an array of bearer names", names)
+        bearers[precedence] = frozenset(names)  # checked above
+    largest = dict(DEFAULT_PACE.largest)
+    if table.has("largest"):
+        sizes = table.table("largest")
+        for bearer in sizes.data:
+            largest[bearer] = sizes.integer(bearer, 1, None)
+        sizes.done()
+    table.done()
+    return PacePolicy(bearers, largest)
 
 
 def _engine(table: _Table) -> EngineConfig:

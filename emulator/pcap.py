@@ -192,7 +192,7 @@ class _PrecedenceFlagsField(MsgpackUIntField):
 
 class _HelloFlagsField(MsgpackUIntField):
     def i2repr(self, pkt: Packet | None, x: int) -> str:
-        return f"{x} ({HelloFlags(x & 3).name or 'NONE'})"
+        return f"{x} ({HelloFlags(x & 15).name or 'NONE'})"
 
 
 def _describe_pf(pf: int) -> str:

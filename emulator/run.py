@@ -31,14 +31,17 @@ from emulator.traffic import Offer, Stream, streams
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.events import Event
 from tawan.core.store import Store
-from topologies.scenario import Scenario
+from topologies.scenario import Emcon, Scenario
 
 BASE = MISSION_T0 + LEAD_S
 """An engine's clock at virtual time 0."""
 
 # Heap entry kinds, in the order they run at one instant (then by insertion): what the
 # faults make of the links and nodes first, then frames, timers, traffic, samples.
-_BOUNDARY, _NODE, _ARRIVAL, _TIMER, _STREAM, _SAMPLE = range(6)
+_BOUNDARY, _NODE, _ARRIVAL, _TIMER, _STREAM, _SAMPLE, _EMCON = range(7)
+EMCON_NOTICE_S = 1.0
+"""A node is told of its emission control this long before it starts (an order, given ahead):
+time for the hello that tells its neighbours to go out while it may still speak."""
 
 SPIN_LIMIT = 10_000
 """Timer wake-ups of one engine at one instant beyond which the run stops with an error."""
@@ -101,8 +104,10 @@ class Emulation:
         self.events_handled = 0
         self.engine_s = 0.0  # wall seconds spent inside Engine calls (benchmarks read it)
         carrier_down = [s.link for s in self.plan.apply(0.0) if not s.up]
+        self._silenced: dict[str, frozenset[str]] = {}  # EMCON: node -> its quiet links
         for name in names:
             self._start_engine(name)
+        self._emission_control(0.0)
         for link in carrier_down:  # a wired link cut from the start: both ends know
             self._carrier(link, up=False)
         for index, boundary in enumerate(self.plan.boundaries):
@@ -110,6 +115,9 @@ class Emulation:
                 self._push(boundary, _BOUNDARY, index)
         for event in self.plan.node_events:
             self._push(event.time, _NODE, event)
+        for fault in scenario.faults:
+            if isinstance(fault, Emcon) and fault.at_s > 0:
+                self._push(max(0.0, fault.at_s - EMCON_NOTICE_S), _EMCON, None)
         for index, stream in enumerate(self._streams):
             if not stream.done:
                 self._push(stream.next_at, _STREAM, index)
@@ -167,6 +175,8 @@ class Emulation:
                 self._boundary(t)
             elif kind == _NODE:
                 self._node_event(item)  # type: ignore[arg-type]
+            elif kind == _EMCON:
+                self._emission_control(t)
             else:
                 self.record.sample(t)
                 if progress is not None:
@@ -295,6 +305,31 @@ class Emulation:
     def _boundary(self, t: float) -> None:
         for signal in self.plan.apply(t):
             self._carrier(signal.link, up=signal.up)
+        self._emission_control(t)
+
+    def _emission_control(self, t: float) -> None:
+        """Tell each engine on which links it is under EMCON at `t` or will be within
+        EMCON_NOTICE_S (the fault plan's silenced members): the engine itself then keeps
+        off them, as a node ordered to would. Called at every boundary, and EMCON_NOTICE_S
+        before each EMCON starts."""
+        quiet: dict[str, set[str]] = {name: set() for name in self.engines}
+        for name, model in self.links.items():
+            now, soon = model.state_at(t).silenced, model.state_at(t + EMCON_NOTICE_S).silenced
+            for member in now | soon:
+                quiet[member].add(name)
+        for node, links in quiet.items():
+            if frozenset(links) != self._silenced.get(node, frozenset()):
+                self._silenced[node] = frozenset(links)
+                self._silence(node)
+
+    def _silence(self, node: str) -> None:
+        if not self.alive[node]:
+            return
+        engine = self.engines[node]
+        started = time.perf_counter()
+        engine.silence(self._silenced.get(node, frozenset()), BASE + self.now)
+        self.engine_s += time.perf_counter() - started
+        self._after(node, engine)
 
     def _carrier(self, link: str, *, up: bool, only: str | None = None) -> None:
         """A wired link's carrier came or went: its live ends (or just `only`) are told."""
@@ -341,6 +376,8 @@ class Emulation:
         for link, model in self.links.items():  # a carrier lost while it was down
             if name in model.members and not self.plan.carrier(link):
                 self._carrier(link, up=False, only=name)
+        if self._silenced.get(name):
+            self._silence(name)  # still under EMCON
 
     def close(self) -> None:
         for store in self.stores.values():

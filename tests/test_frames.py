@@ -441,7 +441,7 @@ MALFORMED = [
     (kind(3) + msgpack.packb([*hello_fields()[:-1], msgpack.ExtType(1, b"x")]), "not valid"),
     # HELLO
     (hello(loss=1001), "hello loss: expected 0..1000, found 1001"),
-    (hello(flags=8), "hello flags: expected 0..7, found 8"),
+    (hello(flags=16), "hello flags: expected 0..15, found 16"),
     (hello(time=-5), "hello time: expected 0..4294967295, found -5"),
     (hello(echo=2**64 - 1), "hello echo: expected 0..4294967295, found 18446744073709551615"),
     (hello(held=True), "hello hold time: expected an integer, found bool"),

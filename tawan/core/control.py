@@ -209,6 +209,7 @@ class ControlPlane:
             # round trip and a second: hellos that crossed our jump ask for nothing more.
             self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
             adj.skipped_at = now
+        adj.silent = bool(frame.flags & HelloFlags.SILENT)
         if frame.flags & HelloFlags.ROOM:
             self.tx.resend_now(adj.neighbour, now)  # it refused for want of room: room now
         if frame.flags & HelloFlags.REPLY_REQUESTED:
@@ -320,6 +321,8 @@ class ControlPlane:
                 continue
             interval = self._link_timers[link].hello_s
             self._hello_due[link] = now + interval * (0.9 + 0.2 * self.rng.random())
+            if link in self.tx.silent:
+                continue
             for adj in self.neighbours.on_link(link):
                 if adj.peer is not None and adj.transport_up:
                     self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))

@@ -19,7 +19,7 @@ import hashlib
 import random
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
@@ -432,6 +432,32 @@ class Engine(ControlPlane, CustodyRule):
                 adj.transport_up = True
                 self.tx.hello(adj, now, reply=True)
 
+    def silence(self, links: Collection[str], now: float) -> None:
+        """Emission control: transmit nothing on `links` (the radios) from now, until called
+        again with others (none: speak freely). Frames are still received there; messages
+        and acknowledgements for a neighbour reached over another link (wired, SATCOM) go
+        that way; the rest wait, and the neighbours keep what is not acknowledged until
+        this node speaks again or it expires (their probes find the link silent, and its
+        first hello afterwards brings it back)."""
+        self._now = now
+        quiet = frozenset(links)
+        if quiet == self.tx.silent:
+            return
+        changed = quiet ^ self.tx.silent
+        for adj in self.neighbours.adjacencies.values():
+            if adj.link in quiet - self.tx.silent and adj.peer is not None:
+                self.tx.hello(adj, now, reply=False, silent=True)  # its last words there
+        self.tx.silent = quiet
+        self.forwarding.silent = quiet
+        for neighbour in {
+            a.neighbour for a in self.neighbours.adjacencies.values() if a.link in changed
+        }:
+            self.forwarding.neighbour_changed(neighbour)
+        if not quiet & changed:  # radios open again: say so at once
+            for adj in self.neighbours.adjacencies.values():
+                if adj.link in changed and adj.peer is not None:
+                    self.tx.hello(adj, now, reply=True)
+
     def peer_down(self, link: str, peer: str, now: float) -> None:
         """The transport lost a connection: fail over without waiting for hellos to lapse."""
         self._now = now
@@ -482,6 +508,7 @@ class Engine(ControlPlane, CustodyRule):
         elif adj.peer != peer:
             self._move_endpoint(adj, peer, now)
         adj.heard(now, frame.counter, self.guard.last_epoch[frame.sender])
+        adj.silent = False  # it speaks (a hello announcing silence sets it again)
         if not adj.up:
             self._set_up(adj, True)
         self._dispatch(frame, adj, now)
@@ -1114,7 +1141,7 @@ class Engine(ControlPlane, CustodyRule):
             self._on_advert(frame, adj, now, deferred=True)
         self._settle()
         for adj in list(self.neighbours.adjacencies.values()):
-            if adj.up and now - adj.last_heard > self._dead_after(adj):
+            if adj.up and not adj.silent and now - adj.last_heard > self._dead_after(adj):
                 self._set_up(adj, False)
             elif adj.probed_at is not None:
                 self._probe_settled(adj, now)
@@ -1149,7 +1176,7 @@ class Engine(ControlPlane, CustodyRule):
             if expiry is not None:  # `store.expire` takes it once the clock reaches it
                 due.append(self.keys.t0 + expiry)
         adjacencies = self.neighbours.adjacencies.values()
-        due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up)
+        due += (a.last_heard + self._dead_after(a) for a in adjacencies if a.up and not a.silent)
         due += (a.probe_until for a in adjacencies if a.probed_at is not None)
         due += (a.received_at + 3 * self._refresh_s for a in self.router.adverts.values())
         next_epoch = (self._epoch + 1) * self.keys.epoch_seconds + self.keys.t0

@@ -36,6 +36,7 @@ class Forwarding:
         self.neighbours = neighbours
         self.tx = tx
         self._best: dict[int, Adjacency | None] = {}
+        self.silent: frozenset[str] = frozenset()  # links under emission control
 
     # ------------------------------------------------------------------ next hops
     def next_hops(self, roster: Roster, src: int, dst: int, came_from: int | None) -> set[int]:
@@ -62,7 +63,10 @@ class Forwarding:
     def best(self, neighbour: int) -> Adjacency | None:
         """The neighbour's best up link now (cached; see `neighbour_changed`)."""
         if neighbour not in self._best:
-            self._best[neighbour] = self.neighbours.best_link(neighbour)
+            best = self.neighbours.best_link(neighbour)
+            if best is not None and best.link in self.silent:
+                best = self.neighbours.best_link(neighbour, avoid=self.silent)
+            self._best[neighbour] = best
         return self._best[neighbour]
 
     def link_for(self, neighbour: int, item: Outgoing) -> str:
@@ -76,7 +80,8 @@ class Forwarding:
             return adj.link
         allowed = [
             a for a in self.neighbours.of(neighbour)
-            if a.up and a.peer is not None and allows(a.profile.name, item.precedence, item.size)
+            if a.up and a.peer is not None and a.link not in self.silent
+            and allows(a.profile.name, item.precedence, item.size)
         ]  # fmt: skip
         if not allowed:
             return ""

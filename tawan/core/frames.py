@@ -212,9 +212,14 @@ class HelloFlags(enum.IntFlag):
     # The sender refused custody of the receiver's messages for want of room, and has room
     # again: the receiver sends what waits for the sender now, not at its next retry.
     ROOM = 4
+    # The sender goes under emission control on this link: it still hears, it will not
+    # answer. Keep it up and keep sending; it acknowledges once it speaks again.
+    SILENT = 8
 
 
-_HELLO_FLAGS: Final = int(HelloFlags.REPLY_REQUESTED | HelloFlags.RESTARTED | HelloFlags.ROOM)
+_HELLO_FLAGS: Final = int(
+    HelloFlags.REPLY_REQUESTED | HelloFlags.RESTARTED | HelloFlags.ROOM | HelloFlags.SILENT
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,4 +64,6 @@ def link_timers(spec: LinkSpec, config: EngineConfig) -> LinkTimers:
 def suspect(adj: Adjacency, attempts: int, first_sent_at: float) -> bool:
     """True when a message has gone `attempts` times over `adj` and nothing at all was
     heard from the neighbour there since its first send: the link is not carrying."""
+    if adj.silent:
+        return False  # under emission control: it hears, it does not answer
     return adj.up and attempts >= SUSPECT_ATTEMPTS and adj.last_heard < first_sent_at

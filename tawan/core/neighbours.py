@@ -7,6 +7,7 @@ how failover between bearers happens: when the preferred link dies, the next one
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from transports.profile import BearerProfile
@@ -34,6 +35,7 @@ class Adjacency:
     transport_up: bool = True
     moved_at: float = float("-inf")  # when `peer` last moved to another endpoint
     skipped_at: float = float("-inf")  # when our counters last skipped past its marks
+    silent: bool = False  # it announced emission control here: up, though it never answers
     probed_at: float | None = None  # when a hello asked it to answer, its messages unanswered
     probe_until: float = 0.0  # lost if nothing is heard from it by then
 
@@ -101,9 +103,12 @@ class NeighbourTable:
     def of(self, neighbour: int) -> list[Adjacency]:
         return [a for a in self.adjacencies.values() if a.neighbour == neighbour]
 
-    def best_link(self, neighbour: int) -> Adjacency | None:
-        """The up link to `neighbour` with the lowest cost, then the highest rate."""
-        candidates = [a for a in self.of(neighbour) if a.up and a.peer is not None]
+    def best_link(self, neighbour: int, avoid: Collection[str] = ()) -> Adjacency | None:
+        """The up link to `neighbour` with the lowest cost, then the highest rate (of those
+        not in `avoid`)."""
+        candidates = [
+            a for a in self.of(neighbour) if a.up and a.peer is not None and a.link not in avoid
+        ]
         if not candidates:
             return None
         return min(candidates, key=lambda a: (a.cost, -a.profile.rate_bps, a.link))

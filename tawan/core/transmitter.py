@@ -96,6 +96,7 @@ class Transmitter:
         self.epoch_at = epoch_at
         # Told of an adjacency whose messages go unanswered (tawan.core.liveness.suspect).
         self.link_suspect: Callable[[Adjacency, float], None] = _ignore_adjacency
+        self.silent: frozenset[str] = frozenset()  # links under emission control: no sending
         # The forwarding decision's link for a message (tawan.core.forwarding.link_for).
         self.link_for: Callable[[int, Outgoing], str] = self._best_link_for
         self._epoch_time = float("nan")  # the time `_epoch` was found for (nan: none yet)
@@ -210,7 +211,7 @@ class Transmitter:
 
     def hello(
         self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False,
-        to: str | None = None, room: bool = False,
+        to: str | None = None, room: bool = False, silent: bool = False,
     ) -> None:  # fmt: skip
         now_ms = int(now * 1000) & U32
         held = int((now - adj.last_hello_at) * 1000) & U32 if adj.last_hello_ms else 0
@@ -219,6 +220,8 @@ class Transmitter:
             flags |= HelloFlags.RESTARTED
         if room:
             flags |= HelloFlags.ROOM
+        if silent:
+            flags |= HelloFlags.SILENT
         frame = HelloFrame(
             self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000), flags
         )
@@ -256,6 +259,13 @@ class Transmitter:
         name = state.spec.name
         if not state.control and not self._ready[name]:
             return  # nothing for this link (most turns, on all but one link)
+        if name in self.silent:
+            # Emission control: only the hellos that announce it go; the rest again after.
+            last = [c for c in state.control if _announces_silence(c[1])]
+            state.control.clear()
+            state.control.extend(last)
+            if not last:
+                return
         while state.control:
             neighbour, frame, to = state.control.popleft()
             adj = self.neighbours.get(neighbour, name)
@@ -392,3 +402,7 @@ class Transmitter:
 
 def _ignore_adjacency(adj: Adjacency, now: float) -> None:
     """The default for `Transmitter.link_suspect`: a transmitter without an engine."""
+
+
+def _announces_silence(frame: Frame) -> bool:
+    return isinstance(frame, HelloFrame) and bool(frame.flags & HelloFlags.SILENT)

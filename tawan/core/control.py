@@ -292,14 +292,21 @@ class ControlPlane:
             return
         if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
             onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
-            # The neighbour it came from floods it to its own neighbours: those need no
-            # copy from us too (on a radio net, every member would otherwise send it to
-            # every other). Views that are wrong are mended by the database exchange when
-            # an adjacency comes up, and by refreshes.
-            covered = self.router.view(adj.neighbour)
+            # Down the origin's shortest-path tree only: a neighbour whose parent on it is
+            # another node hears it from that one, over the cheapest way, so an advert
+            # crosses each link about once and a slow HF net only where it is the best
+            # path (flooding to all, every member of a net sent it to every other). A
+            # neighbour off the tree (views that differ) is sent it all the same; views
+            # that are wrong are mended by the database exchange when an adjacency comes
+            # up, and by refreshes.
+            tree = self.router.tree(origin)
             for other in self._up_adjacencies():
-                if other.neighbour != adj.neighbour and other.neighbour not in covered:
-                    self.tx.control(other, onward)
+                parent = tree.get(other.neighbour)
+                if other.neighbour == adj.neighbour:
+                    continue
+                if other.neighbour != origin and parent not in (None, self.me):
+                    continue  # (the origin itself is sent it: an old one it must outbid)
+                self.tx.control(other, onward)
             self._reroute()
 
     def _on_revoke(self, frame: RevokeFrame, adj: Adjacency) -> None:

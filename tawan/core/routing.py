@@ -196,6 +196,11 @@ class Router:
             node = parent
         return None
 
+    def tree(self, src: int) -> Mapping[int, int]:
+        """The shortest-path tree rooted at `src` (node -> parent), as `group_next_hops`
+        and the flooding of adverts use it."""
+        return self._tree(src)
+
     def _tree(self, src: int) -> dict[int, int]:
         """Shortest-path tree rooted at `src`: node -> parent (the root its own parent).
         Ties go to the lower (cost, address), so every node computes the same tree."""

@@ -323,8 +323,11 @@ class ControlPlane:
     def _send_hellos(self, now: float) -> None:
         """Hellos on every link whose turn it is, each link at its own interval (jittered,
         so that the members of a net do not all speak at once)."""
+        # A link due within half the shortest interval goes now too: links of one interval
+        # then keep one schedule, and an idle node wakes once for all of them.
+        soon = now + self.config.hello_interval / 2
         for link, due in self._hello_due.items():
-            if due > now:
+            if due > soon:
                 continue
             interval = self._link_timers[link].hello_s
             self._hello_due[link] = now + interval * (0.9 + 0.2 * self.rng.random())

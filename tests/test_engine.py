@@ -199,6 +199,21 @@ def test_delivery_receipt() -> None:
     ]
 
 
+def test_a_group_message_asked_for_it_gets_one_receipt_per_member() -> None:
+    names = {"hq": ["coy"], "r": [], "x": ["coy"], "y": ["coy"]}
+    links = [FakeLink("hq", "r", profile()), FakeLink("r", "x", profile()),
+             FakeLink("r", "y", profile())]  # fmt: skip
+    net = Net(names, links)
+    net.run(5)
+    mid = net.submit("hq", "coy", b"report in", precedence=Precedence.PRIORITY, ttl=600,
+                     receipt=True)  # fmt: skip
+    net.run(5)
+    receipts = [e for e in net.events["hq"] if isinstance(e, ReceiptReceived)]
+    assert sorted((r.mid, r.kind, r.reporter) for r in receipts) == sorted(
+        (mid, "delivered", net.address(member)) for member in ("x", "y")
+    )
+
+
 def test_signed_message() -> None:
     net = abc()
     net.submit("a", "c", b"signed order", precedence=Precedence.FLASH, ttl=600, sign=True)

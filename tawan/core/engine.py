@@ -782,7 +782,9 @@ class Engine(ControlPlane, CustodyRule):
             Delivered(mid, msg.src, msg.dst, msg.precedence, msg.created_seconds, latency,
                       opened.payload, opened.signed, inbox_id)
         )  # fmt: skip
-        if msg.flags & Flags.RECEIPT_REQUESTED and msg.dst == self.me:
+        if msg.flags & Flags.RECEIPT_REQUESTED and (
+            msg.dst == self.me or self.keys.roster.is_group(msg.dst)
+        ):  # a group's members each report their own delivery
             self._send_receipt(msg, mid, DELIVERED, now)
 
     def _send_receipt(self, msg: Message, mid: MessageId, kind: int, now: float) -> None:

@@ -357,8 +357,7 @@ class ControlPlane:
         )
         # On a slow shared net the answer also waits behind the other members' frames,
         # which this node cannot see: a quarter of a hello interval at least.
-        floor = self._link_timers[adj.link].hello_s / 4 if adj.link in self._link_timers else 0
-        adj.probe_until = now + max(backlog + answer, floor)
+        adj.probe_until = now + max(backlog + answer, self._link_timers[adj.link].hello_s / 4)
         self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
         self._housekeeping_soon(now)
 

@@ -55,7 +55,7 @@ from tawan.core.frames import (
     decode_message,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
-from tawan.core.liveness import PLANNED_REFRESH, link_timers
+from tawan.core.liveness import link_timers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.numbering import STATE_KEY as SEQ_STATE_KEY
 from tawan.core.numbering import Numbering, NumberingExhausted
@@ -71,7 +71,7 @@ from tawan.core.receipts import (
     decode_receipt,
     encode_receipt,
 )
-from tawan.core.routing import Router
+from tawan.core.routing import PLANNED_REFRESH, Router
 from tawan.core.sealing import Opened, OpenError, SealError, open_message, seal_message
 from tawan.core.snapshot import NodeSnapshot
 from tawan.core.specs import EngineConfig, Keys, LinkSpec, PeerSpec, Submission, SubmitError

@@ -36,11 +36,6 @@ timeouts of a hello."""
 
 PROBE_WAITS: Final = 3
 
-PLANNED_REFRESH: Final = 20
-"""With a signal plan, adverts (only those that differ from it) are refreshed every this
-many `advert_interval`s: each crosses every link of the network, the HF nets too, and one
-node's deviation refreshed every 30 s took 6 % of a 2.4 kbit/s net in a 49-node brigade."""
-
 
 @dataclass(frozen=True, slots=True)
 class LinkTimers:

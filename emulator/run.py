@@ -228,10 +228,17 @@ class Emulation:
         events = []
         while (event := engine.next_event()) is not None:
             events.append(event)
+        self.engine_s += time.perf_counter() - started
+        busy: dict[str, float] = {}
+        for tx in sends:
+            end = self._carry(name, tx.link, tx.peer, tx.data)
+            if end > busy.get(tx.link, self.now):
+                busy[tx.link] = end
+        started = time.perf_counter()
+        for link, end in busy.items():  # the radio's queue, as its modem reports it
+            engine.link_busy(link, BASE + end)
         deadline = engine.get_timer()
         self.engine_s += time.perf_counter() - started
-        for tx in sends:
-            self._carry(name, tx.link, tx.peer, tx.data)
         for event in events:
             self._on_event(name, event)
         armed = None if deadline is None else max(deadline - BASE, self.now)
@@ -241,7 +248,8 @@ class Emulation:
             if armed is not None:
                 self._push(armed, _TIMER, (name, self._generation[name]))
 
-    def _carry(self, sender: str, link: str, receiver: str, data: bytes) -> None:
+    def _carry(self, sender: str, link: str, receiver: str, data: bytes) -> float:
+        """Put one frame on `link`; returns when its last bit leaves the sender."""
         model = self.links[link]
         sent = model.send(sender, receiver, len(data), self.now)
         self.record.frame(model, sender, receiver, data, sent)
@@ -250,6 +258,7 @@ class Emulation:
                 hook(sent.start, link, sender, receiver, data)
         if sent.arrival is not None:
             self._push(sent.arrival, _ARRIVAL, (receiver, link, sender, data))
+        return sent.end
 
     def _on_event(self, name: str, event: Event) -> None:
         self.record.event(name, event, self.now)

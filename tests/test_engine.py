@@ -241,6 +241,54 @@ def test_group_message_once_per_branch() -> None:
     assert net.engines["r"].stats.forwarded["priority"] == 1
 
 
+def test_a_group_message_over_a_mesh_is_not_copied_between_members() -> None:
+    """A radio net joins every member to every other: the source's tree gives each member
+    its copy straight from the source, and a member passes nothing on (it is on nobody's
+    path). Members once sent every other member a copy of their own: each copy came
+    back as news to carry again, and group messages circled the net until they expired."""
+    names = {"hq": ["coy"], "x": ["coy"], "y": ["coy"], "z": ["coy"]}
+    nodes = list(names)
+    links = [FakeLink(a, b, profile()) for i, a in enumerate(nodes) for b in nodes[i + 1 :]]
+    net = Net(names, links)
+    net.run(5)
+    copies: list[str] = []
+    net.tap(lambda sender, link, data: copies.append(sender) if is_data(data) else None)
+    net.submit("hq", "coy", b"to all of coy", precedence=Precedence.PRIORITY, ttl=600)
+    net.run(10)
+    for member in ("x", "y", "z"):
+        assert [e.payload for e in net.delivered(member)] == [b"to all of coy"]
+    assert copies == ["hq", "hq", "hq"]
+    assert [net.engines[m].stats.forwarded["priority"] for m in ("x", "y", "z")] == [0, 0, 0]
+
+
+def test_a_link_busy_until_later_gets_nothing_before_then_and_flash_goes_first() -> None:
+    """A radio says its queue is full until later (a shared channel taken by the others):
+    the engine hands it nothing more till then, so what leaves first is chosen then, by
+    precedence, not in the order it was submitted."""
+    link = FakeLink("a", "b", profile())
+    net = Net({"a": [], "b": []}, [link])
+    net.run(5)
+    free_at = net.now + 5.0
+    net.engines["a"].link_busy(link.name, free_at)
+    sent: list[tuple[float, Precedence]] = []
+
+    def spy(sender: str, link_name: str, data: bytes) -> None:
+        frame = decode_frame(data[: -schedule.LINK_TAG_BYTES])
+        if sender == "a" and isinstance(frame, DataFrame):
+            sent.append((net.now, frame.message.precedence))
+
+    net.tap(spy)
+    for _ in range(3):
+        net.submit("a", "b", b"routine", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(1)
+    net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=600)
+    net.run(10)
+    assert len(sent) == 4
+    assert min(t for t, _ in sent) >= free_at - 0.05  # BURST_SECONDS early at most
+    assert sent[0][1] == Precedence.FLASH
+    assert len(net.delivered("b")) == 4
+
+
 def is_data(frame: bytes) -> bool:
     return isinstance(decode_frame(frame[: -schedule.LINK_TAG_BYTES]), DataFrame)
 

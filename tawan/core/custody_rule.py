@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from tawan.core.backpressure import EvictionNotices, Refusals
 from tawan.core.events import Event, MessageEvicted, MessageRefused, ReceiptReceived
+from tawan.core.forwarding import Forwarding
 from tawan.core.frames import Flags, FrameDecodeError, Message, MessageId, decode_message
 from tawan.core.precedence import Precedence
 from tawan.core.receipts import EVICTED, ReceiptBody, encode_receipt
@@ -63,6 +64,7 @@ class CustodyRule:
     me: int
     stats: EngineStats
     tx: Transmitter
+    forwarding: Forwarding
     _events: deque[Event]
     refusals: Refusals
     eviction_notices: EvictionNotices
@@ -76,6 +78,7 @@ class CustodyRule:
         def _next_hops(self, msg: Message, came_from: int | None) -> set[int]: ...
         def _group_covered(self, dst: int) -> bool: ...
         def _still_unreached(self, dst: int) -> bool: ...
+        def _hold_to_settle(self, mid: MessageId, came_from: int | None, now: float) -> None: ...
         def _refuse_unwritable(self, neighbour: int | None = None) -> bool: ...
         def _enqueue(self, hop: int, stored: StoredMessage) -> None: ...
         def _forget_queued(self, mid: MessageId, why: Input) -> None: ...
@@ -146,7 +149,11 @@ class CustodyRule:
             return False
         except StoreError:
             return True  # already in custody here (a copy that came round): a duplicate
-        if hops and self._still_unreached(msg.dst):
+        if hops and self.keys.roster.is_group(msg.dst) and not self.forwarding.floods:
+            # Kept for the members beyond today's routes, and while views settle.
+            self.store.also_hold(mid)
+            self._hold_to_settle(mid, came_from, now)
+        elif hops and self._still_unreached(msg.dst):
             self.store.also_hold(mid)  # the members beyond today's routes get it later
         for old in evicted:
             self._evicted(old, msg.precedence, now)

@@ -150,6 +150,9 @@ class Engine(ControlPlane, CustodyRule):
         self._now = now  # the latest time given to any entry point
         # Group messages re-routed after losing a branch, held until views have settled.
         self._settling: dict[MessageId, float] = {}
+        # Of each group copy settling here, the neighbours known to have it (the one it came
+        # from, those that acknowledged it): placing it again never sends it to them.
+        self._served: dict[MessageId, set[int]] = {}
         self._epoch = self._epoch_at(now)
         # A forward clock jump of more than an epoch while running: (epoch, confirmed at).
         # Nothing is erased until the new time has held for an epoch (`_follow_clock`).
@@ -457,6 +460,13 @@ class Engine(ControlPlane, CustodyRule):
             for adj in self.neighbours.adjacencies.values():
                 if adj.link in changed and adj.peer is not None:
                     self.tx.hello(adj, now, reply=True)
+
+    def link_busy(self, link: str, until: float) -> None:
+        """The transport reports that the frames it was handed on `link` will have left by
+        `until` (a radio's queue behind a shared channel, a modem's flow control). Nothing
+        more is handed to it before then, so the next frame is chosen when the channel is
+        free, by precedence here, instead of waiting in the modem's queue in arrival order."""
+        self.tx.link_busy(link, until)
 
     def peer_down(self, link: str, peer: str, now: float) -> None:
         """The transport lost a connection: fail over without waiting for hellos to lapse."""
@@ -911,6 +921,8 @@ class Engine(ControlPlane, CustodyRule):
                 self.store.remove_next_hop(mid, adj.neighbour)
             else:  # recorded once the store writes again (`_write_unsaved`)
                 self._unsaved_acks.setdefault(mid, set()).add(adj.neighbour)
+            if (served := self._served.get(mid)) is not None:
+                served.add(adj.neighbour)
             if item.attempts == 1 and item.link == adj.link:  # Karn: never a resent one
                 adj.add_rtt_sample(now - item.sent_at)
         for state in frame.partial:
@@ -938,6 +950,10 @@ class Engine(ControlPlane, CustodyRule):
                 queue.remove(item.mid, Input.MOVED)
         for ref in self.store.held_for(self._released_destinations()):
             self._place(ref, HELD)
+        for mid in list(self._settling):
+            copy = self.store.get_message(mid)  # placed again at every change of routes
+            if copy is not None and HELD in self.store.next_hops_of(mid):
+                self._place(copy, HELD)
 
     def _released_destinations(self) -> set[int]:
         """Destinations of held messages that the routes of now may let go: a node a next
@@ -956,15 +972,18 @@ class Engine(ControlPlane, CustodyRule):
                 released.add(dst)
         return released
 
-    def _place(self, stored: StoredMessage | MessageRef, old_hop: int) -> None:
+    def _place(
+        self, stored: StoredMessage | MessageRef, old_hop: int, *, settle: bool = True
+    ) -> None:
         """Hand a message that was waiting for `old_hop` (unreachable, or HELD) to the next
         hops the routes give now; other pending next hops of a group message stay as they
         are. What cannot go on yet is held, never dropped.
 
-        A group message that lost a branch is also held for `3 * dead_interval`, and placed
-        again at every change of routes meanwhile and once at the end: while the nodes'
-        views differ, each may believe another covers a member, and a copy must outlast
-        that disagreement."""
+        A group message that lost a branch, or was held for members out of reach and is
+        let go now, is also held for `3 * dead_interval`, and placed again at every change
+        of routes meanwhile and once at the end (`settle` False): while the nodes' views
+        differ, each may believe another covers a member, and a copy must outlast that
+        disagreement. A group copy that then has no branch of ours to serve is done."""
         src, dst = stored.mid[0], stored.dst
         if self.store_problem is not None:
             self._place_in_memory(stored, src, dst, old_hop)
@@ -972,12 +991,15 @@ class Engine(ControlPlane, CustodyRule):
         pending = self.store.next_hops_of(stored.mid)
         others = pending - {old_hop, HELD}
         hops = self.forwarding.next_hops(self.keys.roster, src, dst, None) - others - {old_hop}
+        hops -= self._served.get(stored.mid, set())
         is_group = self.keys.roster.is_group(dst)
-        if is_group and old_hop != HELD:
+        if is_group and settle and (old_hop != HELD or stored.mid not in self._settling):
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
             self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
-        hold = settling or self._still_unreached(dst) or not (hops or others)
+        # A group copy with every member reached and no branch of ours left to serve is
+        # done here: we are a leaf of its tree (as in `_take_custody`).
+        hold = settling or self._still_unreached(dst) or not (hops or others or is_group)
         if hops:
             self.store.add_next_hops(stored.mid, hops)  # clears HELD
             for hop in hops:
@@ -1010,7 +1032,16 @@ class Engine(ControlPlane, CustodyRule):
             del self._settling[mid]
             stored = self.store.get_message(mid)
             if stored is not None and HELD in self.store.next_hops_of(mid):
-                self._place(stored, HELD)
+                self._place(stored, HELD, settle=False)
+            self._served.pop(mid, None)
+
+    def _hold_to_settle(self, mid: MessageId, came_from: int | None, now: float) -> None:
+        """A group copy taken here stays, held, until the views have had time to agree
+        (`_place`): a neighbour's stale view of the network (an advert lost on the way)
+        can make it leave a member to us that we leave to it, and nobody would carry it."""
+        self._settling[mid] = now + 3 * self.config.dead_interval
+        self._served[mid] = set() if came_from is None else {came_from}
+        self._housekeeping_soon(now)
 
     def _still_unreached(self, dst: int) -> bool:
         """A group with members no route reaches now: some copy must wait for them."""
@@ -1170,9 +1201,11 @@ class Engine(ControlPlane, CustodyRule):
         the next epoch, an advert refresh or expiry, and at most ten intervals from now
         (partial messages and dedup records wait that long at most to be swept)."""
         interval = self.config.housekeeping_interval
-        if self._settling or self._deferred_adverts or self._jump is not None:
+        if self._deferred_adverts or self._jump is not None:
             return now + interval
         due = [now + 10 * interval, self._next_advert + self._refresh_s]
+        if self._settling:
+            due.append(min(self._settling.values()))
         if self.store.message_count():
             expiry = self.store.next_expiry()
             if expiry is not None:  # `store.expire` takes it once the clock reaches it

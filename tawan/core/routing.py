@@ -57,8 +57,11 @@ class Router:
     planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)  # the signal plan
     adverts: dict[int, Advert] = field(default_factory=dict)
     my_adjacency: dict[int, int] = field(default_factory=dict)
+    # What the network holds of our links: our last advert (None: none sent, the plan).
+    published: dict[int, int] | None = None
     version: int = 0
     _graph: Graph | None = None
+    _shared: Graph | None = None
     _first_hops: dict[int, int] | None = None
     _trees: dict[int, dict[int, int]] = field(default_factory=dict)  # src -> node -> parent
 
@@ -102,9 +105,15 @@ class Router:
         if self.adverts.pop(node, None) is not None:
             self._invalidate()
 
+    def publish(self, adjacency: Mapping[int, int]) -> None:
+        """Our advert `adjacency` went out: the network takes our links to be that."""
+        self.published = dict(adjacency)
+        self._invalidate()
+
     def _invalidate(self) -> None:
         self.version += 1
         self._graph = None
+        self._shared = None
         self._first_hops = None
         self._trees.clear()
 
@@ -135,6 +144,31 @@ class Router:
                     graph.setdefault(origin, {})[nbr] = weight
                     graph.setdefault(nbr, {})[origin] = weight
         self._graph = graph
+        return graph
+
+    def shared_graph(self) -> Graph:
+        """The graph as every node holds it: our own up links at the cost the network knows
+        (our last advert, else the plan), not at the cost measured here since. Trees are
+        computed from it so that every node computes the same tree: a group copy or an
+        advert handed down a tree that only its sender believes in would stop at a node
+        that thinks itself a leaf. Our first-hand cost stands only for a link the network
+        has no cost for."""
+        if self._shared is not None:
+            return self._shared
+        graph = self.graph()
+        held = self.published if self.published is not None else self.planned.get(self.address)
+        if held:
+            graph = {node: dict(edges) for node, edges in graph.items()}
+            mine = graph[self.address]
+            for nbr, cost in held.items():
+                # As the network holds it, also a link down since that it still believes
+                # in: the branches beyond it stay ours until our advert says otherwise
+                # (a copy for them waits here, then goes round), never nobody's. A link
+                # up and not advertised yet keeps its first-hand cost, as in `graph`.
+                back = self.view(nbr).get(self.address)
+                weight = cost if back is None else max(cost, back)
+                mine[nbr] = graph.setdefault(nbr, {})[self.address] = weight
+        self._shared = graph
         return graph
 
     def next_hop(self, dst: int) -> int | None:
@@ -170,17 +204,21 @@ class Router:
 
     def group_next_hops(self, src: int, members: Iterable[int], came_from: int | None) -> set[int]:
         """Neighbours to copy a group message to: our children in the tree rooted at `src`
-        that lead to members. Off the tree (inconsistent views), fall back to our own
-        shortest paths, never back to where it came from."""
+        that lead to members. A member the tree reaches by another branch is not ours to
+        serve. Only off the tree (our view does not join `src` to us, or to the member:
+        views differ) do we fall back to our own shortest paths, never back to where it
+        came from."""
         parents = self.tree(src)
+        on_tree = self.address in parents
         hops: set[int] = set()
         for member in members:
             if member == self.address:
                 continue
-            child = self._child_towards(parents, member) if member in parents else None
-            if child is not None:
-                hops.add(child)
-                continue
+            if on_tree and member in parents:
+                child = self._child_towards(parents, member)
+                if child is not None:
+                    hops.add(child)
+                continue  # on another branch of the tree: its own relays carry it
             hop = self.next_hop(member)
             if hop is not None:
                 hops.add(hop)
@@ -208,7 +246,7 @@ class Router:
         address), so every node computes the same tree."""
         tree = self._trees.get(src)
         if tree is None:
-            tree = _dijkstra(self.graph(), src)
+            tree = _dijkstra(self.shared_graph(), src)
             self._trees[src] = tree
         return tree
 

@@ -109,6 +109,13 @@ class Transmitter:
     def specs(self) -> list[LinkSpec]:
         return [state.spec for state in self.links.values()]
 
+    def link_busy(self, link: str, until: float) -> None:
+        """`link`'s own transmitter holds what it was handed until `until` (a shared channel
+        taken by others, a slower rate than nominal): the next frame waits for that."""
+        state = self.links.get(link)
+        if state is not None and until > state.busy_until:
+            state.busy_until = until
+
     # ------------------------------------------------------------------ queues
     def hand(self, neighbour: int, via: str, item: Outgoing) -> None:
         """`item` goes to `neighbour` over link `via` ("": it waits for a link)."""

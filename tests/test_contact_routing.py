@@ -5,10 +5,11 @@ when neither exists, and leaves when its contact opens."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import cast
 
 import pytest
-from harness import START, FakeLink, Net
+from harness import START, FakeLink, Net, seeded_mission
 from test_engine import noise
 
 from crypto.roster import Roster
@@ -30,6 +31,8 @@ from tawan.core.queues import Outgoing
 from tawan.core.routing import Router
 from tawan.core.specs import EngineConfigError
 from tawan.core.transmitter import Transmitter
+from tawan.node.config import ConfigError, load_config
+from tawan.node.daemon import engine_contacts
 from transports.profile import BearerProfile
 
 HF = BearerProfile(name="hf", rate_bps=2_400, delay_s=1.0, mtu=256, cost=10.0)
@@ -290,3 +293,67 @@ def test_without_a_plan_the_engine_takes_the_slow_path_now() -> None:
     net, frames, _ = two_engines(plan=False)
     assert frames[0][1] == "a-b" and frames[0][0] < START + 6
     assert len(net.delivered("b")) == 1
+
+
+# ------------------------------------------------------------------ the node's config file
+CONFIG = """
+[node]
+name = "relay"
+key_file = "relay.key"
+roster = "roster.tawan"
+store = "relay.db"
+
+[contacts]
+plan = "{plan}"
+{extra}
+"""
+
+
+def config_with(tmp_path: Path, plan: str, extra: str = "") -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(CONFIG.format(plan=plan, extra=extra))
+    return path
+
+
+def test_a_node_names_its_contact_plan_file(tmp_path: Path) -> None:
+    (tmp_path / "plan.rc").write_text("a contact +0 +300 1 2 300\n")
+    config = load_config(config_with(tmp_path, "plan.rc", "epoch = 1700000000"))
+    assert config.contacts is not None and config.contacts.epoch == 1_700_000_000
+    assert config.contacts.plan.contacts == (Contact(0, 300, "1", "2", 2400.0),)
+    assert load_config(config_with(tmp_path, "plan.rc")).contacts.epoch is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("plan", "extra", "message"),
+    [
+        ("missing.rc", "", r"contacts\.plan: expected a readable contact plan file"),
+        ("bad.rc", "", r"contacts\.plan: .*bad\.rc: line 1: .*found '\+0 1 2'"),
+        ("plan.rc", "epoch = -1", r"contacts\.epoch: expected a number"),
+        ("plan.rc", "when = 1", r"contacts\.when: unknown key"),
+    ],
+)
+def test_a_wrong_contact_plan_setting_is_named(
+    tmp_path: Path, plan: str, extra: str, message: str
+) -> None:
+    (tmp_path / "plan.rc").write_text("a contact +0 +300 1 2 300\n")
+    (tmp_path / "bad.rc").write_text("a contact +0 1 2\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(config_with(tmp_path, plan, extra))
+
+
+def test_the_daemon_gives_the_engine_the_plan_by_address_on_its_clock(tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_text(
+        'format = "tawan-contacts/1"\n[[contacts]]\nstart = 0\nend = 60\nfrom = "a"\n'
+        'to = "9"\nrate_bps = 9600\n'
+    )
+    config = load_config(config_with(tmp_path, "plan.toml"))
+    roster, _ = seeded_mission({"a": [], "b": ["g"]}, 1)
+    a = roster.by_name("a")
+    assert a is not None
+    plan = engine_contacts(config, roster, 5000.0)
+    assert plan is not None and plan.contacts == (Contact(5000, 5060, str(a.address), "9", 9600),)
+    (tmp_path / "plan.toml").write_text(
+        (tmp_path / "plan.toml").read_text().replace('"a"', '"g"')  # a group: no contact
+    )
+    with pytest.raises(ConfigError, match=r"contacts\.plan: .*sender: .*found 'g'"):
+        engine_contacts(load_config(config_with(tmp_path, "plan.toml")), roster, 0.0)

@@ -12,6 +12,7 @@ import pytest
 from harness import START, FakeLink, Net, seeded_mission
 from test_engine import noise
 
+from crypto import schedule
 from crypto.roster import Roster
 from tawan.core.contact_routing import (
     Parcel,
@@ -22,7 +23,6 @@ from tawan.core.contact_routing import (
 from tawan.core.contacts import Contact, ContactPlan, ContactPlanError
 from tawan.core.engine import EngineConfig
 from tawan.core.forwarding import Forwarding
-from crypto import schedule
 from tawan.core.frames import DataFrame, FragFrame, decode_frame
 from tawan.core.neighbours import NeighbourTable
 from tawan.core.pace import PacePolicy
@@ -170,9 +170,7 @@ def test_a_relay_path_now_is_estimated_hop_by_hop() -> None:
     neighbours.add(3, "hf", HF, "peer").up = True
     router = Router(1, planned={3: {1: 10, 2: 10}, 2: {3: 10}})
     router.update_local(neighbours.up_neighbours())
-    plan = ContactPlan.of(
-        [always_hf(1, 3), always_hf(3, 2), contact(200.0, 400.0, 1, 2, LEO)]
-    )
+    plan = ContactPlan.of([always_hf(1, 3), always_hf(3, 2), contact(200.0, 400.0, 1, 2, LEO)])
     fwd = Forwarding(1, router, neighbours, cast(Transmitter, FakeTx()), NO_LIMITS, plan)
     choice = fwd.by_plan(2, 3, PARCEL, 0.0)
     assert choice is not None and choice.neighbour == 2 and choice.depart_s == 200.0
@@ -214,7 +212,8 @@ def test_the_engine_plan_names_nodes_by_address() -> None:
         EngineConfig(contacts=ContactPlan.of([Contact(0, 10, "hq", "2", 100.0)]))
     with pytest.raises(EngineConfigError, match=r"contacts: expected None or a ContactPlan"):
         EngineConfig(contacts=[always_hf()])  # type: ignore[arg-type]
-    assert [address_of(n) for n in ("12", "012", "0", "70000", "x")] == [12, None, None, None, None]
+    names = ("12", "012", "0", "70000", "x")
+    assert [address_of(n) for n in names] == [12, None, None, None, None]
 
 
 def test_a_plan_from_a_file_is_resolved_and_moved_to_the_engine_clock() -> None:
@@ -254,7 +253,12 @@ def two_engines(*, plan: bool) -> tuple[Net, list[tuple[float, str]], list[float
     for name in ("a", "b"):
         net.restart(name)
     frames: list[tuple[float, str]] = []
-    net.tap(lambda s, link, data: frames.append((net.now, link)) if s == "a" and is_message(data) else None)  # noqa: E501
+
+    def tap(sender: str, link: str, data: bytes) -> None:
+        if sender == "a" and is_message(data):
+            frames.append((net.now, link))
+
+    net.tap(tap)
     woken: list[float] = []
     engine = net.engines["a"]
     handle = engine.handle_timer

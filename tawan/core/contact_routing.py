@@ -182,9 +182,7 @@ def _hop_time(plan: ContactPlan, sender: int, receiver: int, size: int, t: float
     """Transmission and delay on the plan's fastest contact sender -> receiver open at t
     (0 when none is)."""
     want = str(receiver)
-    open_now = [
-        c for c in plan.open_after(str(sender), t) if c.receiver == want and c.start <= t
-    ]
+    open_now = [c for c in plan.open_after(str(sender), t) if c.receiver == want and c.start <= t]
     if not open_now:
         return 0.0
     return min(c.transmission_s(size) + c.owlt_s for c in open_now)

@@ -42,7 +42,8 @@ STORE_MIN_BYTES: Final = 1 << 20
 DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
 TRANSPORTS: Final = ("udp", "tcp", "kiss", "s5066")
 DURABILITIES: Final = ("process", "power")
-ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace", "contacts"})  # not [engine]
+# Set from other tables, not from [engine]:
+ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace", "contacts"})
 S5066_MTU_MAX: Final = 2048
 """A general-purpose 5066 node's MTU (Ed.3 A.2.1.3); tawan's unicast is ARQ, which only such
 a node carries (larger MTUs are for broadcast-only nodes)."""
@@ -145,7 +146,6 @@ class NodeConfig:
     static_routes: tuple[StaticRoute, ...]
     engine: EngineConfig
     contacts: ContactsConfig | None = None
-
 
 
 class _Table:
@@ -530,7 +530,8 @@ def _contacts(table: _Table) -> ContactsConfig:
     try:
         plan = load_plan(path)
     except OSError as exc:
-        raise table.fail("plan", "a readable contact plan file", f"{path} ({exc.strerror})") from None
+        found = f"{path} ({exc.strerror})"
+        raise table.fail("plan", "a readable contact plan file", found) from None
     except ContactPlanError as exc:
         raise ConfigError(f"{table.source}: {table.path('plan')}: {exc}") from None
     except UnicodeDecodeError:

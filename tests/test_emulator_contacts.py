@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from emulator.oracle import earliest_arrivals
+from emulator.results import timeline
 from emulator.run import BASE, Emulation, contact_plan
 from emulator.traffic import Offer
 from tawan.core.precedence import Precedence
@@ -57,6 +59,9 @@ def test_the_contact_plan_choice_beats_the_greedy_one() -> None:
     # The plan: held at a until the pass, then straight to b over it.
     assert PASS[0] < arrival(planned) < PASS[0] + 5
     assert arrival(planned) < arrival(greedy) - 200
+    # The oracle, knowing the whole future, waits for the pass too: the plan comes close.
+    [bound] = earliest_arrivals(timeline(planned)).values()
+    assert bound is not None and bound <= arrival(planned) < bound + 2
     sent = message_bytes(planned)
     assert sent["leo"] >= SIZE and sent.get("hf-ac", 0) == 0 and sent.get("hf-cb", 0) == 0
 

@@ -28,6 +28,7 @@ from emulator.links import LinkModel, build_links
 from emulator.mission import LEAD_S, MISSION_T0, seeded_mission
 from emulator.record import Recorder
 from emulator.traffic import Offer, Stream, streams
+from tawan.core.contacts import Contact, ContactPlan
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.events import Event
 from tawan.core.store import Store
@@ -86,6 +87,9 @@ class Emulation:
         if scenario.engine.planned and not self.engine_config.planned:
             planned = signal_plan(self.links.values(), self.addresses)
             self.engine_config = dataclasses.replace(self.engine_config, planned=planned)
+        if scenario.engine.contacts and self.engine_config.contacts is None:
+            contacts = contact_plan(scenario, self.links, self.addresses)
+            self.engine_config = dataclasses.replace(self.engine_config, contacts=contacts)
         self.engines: dict[str, Engine] = {}
         self.alive: dict[str, bool] = {}
         self.destroyed: set[str] = set()
@@ -408,3 +412,28 @@ def signal_plan(
                 other = addresses[peer]
                 mine[other] = min(mine.get(other, cost), cost)
     return plan
+
+
+def contact_plan(
+    scenario: Scenario, links: Mapping[str, LinkModel], addresses: Mapping[str, int]
+) -> ContactPlan:
+    """The scenario's links and nets as the contact plan every engine is given (mission
+    knowledge, like the signal plan): each link or net one contact per direction between
+    every two members that hear each other, in each of its `available` windows, or over the
+    whole run when it has none; rate, delay and bearer from its bearer as overridden. Times
+    on the engines' clock. Faults are not in it: they are what the plan does not know."""
+    windows = {Scenario.link_name(link): link.available for link in scenario.links}
+    windows |= {net.name: net.available for net in scenario.nets}
+    found: dict[Contact, None] = {}  # ordered, and one contact for two identical links
+    for name, model in links.items():
+        spans = windows.get(name) or ((0.0, scenario.run.duration_s),)
+        for sender in model.members:
+            for receiver in model.peers_of(sender):
+                for start, end in spans:
+                    contact = Contact(
+                        BASE + start, BASE + end, str(addresses[sender]),
+                        str(addresses[receiver]), model.bearer.rate_bps,
+                        model.bearer.delay_s, bearer=model.bearer.name,
+                    )  # fmt: skip
+                    found[contact] = None
+    return ContactPlan.of(found)

@@ -43,3 +43,11 @@ def test_unicast_routing_still_sees_the_costs_measured_here() -> None:
     hq = router(HQ, {2: 20, 3: 7, 4: 20})
     assert hq.graph()[HQ] == {2: 20, 3: 7, 4: 20}
     assert hq.shared_graph()[HQ] == {2: 4, 3: 4, 4: 4}
+
+
+def test_unicast_routes_leave_out_a_planned_link_that_is_down_here() -> None:
+    """The network still holds our link to 2 (the plan); we know it is down: a message
+    for 2 goes round through 3, not to a neighbour we cannot reach."""
+    hq = router(HQ, {3: 4, 4: 4})
+    assert hq.next_hop(2) in (3, 4)
+    assert hq.tree(HQ)[2] == HQ  # the common tree still hangs 2 under us

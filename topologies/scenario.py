@@ -218,6 +218,11 @@ class Engine(_Strict):
     planned: bool = True
     """The nodes know the signal plan (this file's links and nets) and advertise only
     where their links differ from it; false, every node advertises all its links."""
+    contacts: bool = False
+    """The nodes know a contact plan made of this file's links and nets (those with
+    `available` windows open in them, the others over the whole run) and may hold a
+    message for a contact that gets it there sooner than the path now (docs/contacts.md);
+    false, they route by link-state alone."""
     pace: Pace = Pace()
     routing: RoutingMode = "link-state"
     """"flood": every engine floods instead of routing (the baseline of bench/survival.py)."""

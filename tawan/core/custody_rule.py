@@ -75,7 +75,9 @@ class CustodyRule:
 
     if TYPE_CHECKING:  # the rest of the engine, which this part calls
 
-        def _next_hops(self, msg: Message, came_from: int | None) -> set[int]: ...
+        def _next_hops(
+            self, msg: Message, came_from: int | None, mid: MessageId, size: int
+        ) -> set[int]: ...
         def _group_covered(self, dst: int) -> bool: ...
         def _still_unreached(self, dst: int) -> bool: ...
         def _hold_to_settle(self, mid: MessageId, came_from: int | None, now: float) -> None: ...
@@ -131,11 +133,12 @@ class CustodyRule:
         mid = slot or msg.mid(self.keys.epoch_seconds)
         if self._refuse_unwritable(came_from):
             return False  # not acknowledged: the sender keeps custody
-        hops = self._next_hops(msg, came_from)
+        body = msg.encode()
+        hops = self._next_hops(msg, came_from, mid, len(body))
         if not hops and came_from is not None and self._group_covered(msg.dst):
             return True  # a leaf of the group's tree: delivered here, nothing to hand on
         stored = StoredMessage(
-            mid, msg.dst, int(msg.precedence), msg.created, msg.expires, msg.encode(),
+            mid, msg.dst, int(msg.precedence), msg.created, msg.expires, body,
             local, now, prev_hop=came_from or 0,
         )  # fmt: skip
         victims: Victims = "any" if local else "held" if hops else "none"

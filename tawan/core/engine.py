@@ -24,6 +24,7 @@ from collections.abc import Collection, Sequence
 from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.core import snapshot
+from tawan.core.contact_routing import Parcel
 from tawan.core.control import ControlPlane
 from tawan.core.custody_rule import CustodyRule
 from tawan.core.events import (
@@ -140,7 +141,9 @@ class Engine(ControlPlane, CustodyRule):
         )  # fmt: skip
         self.tx.link_suspect = self._link_suspect
         forwarding = Flooding if config.routing == "flood" else Forwarding
-        self.forwarding = forwarding(self.me, self.router, self.neighbours, self.tx, config.pace)
+        self.forwarding = forwarding(
+            self.me, self.router, self.neighbours, self.tx, config.pace, config.contacts
+        )
         self.tx.link_for = self.forwarding.link_for
         self._events: deque[Event] = deque()
         self._init_custody_rule()
@@ -740,8 +743,16 @@ class Engine(ControlPlane, CustodyRule):
         roster = self.keys.roster
         return roster.is_group(dst) and self.me in roster.members(dst)
 
-    def _next_hops(self, msg: Message, came_from: int | None) -> set[int]:
-        return self.forwarding.next_hops(self.keys.roster, msg.src, msg.dst, came_from)
+    def _next_hops(
+        self, msg: Message, came_from: int | None, mid: MessageId, size: int
+    ) -> set[int]:
+        parcel = Parcel(mid, size, msg.precedence)
+        return self.forwarding.next_hops(
+            self.keys.roster, msg.src, msg.dst, came_from, parcel, self._now
+        )
+
+    def _parcel(self, stored: StoredMessage | MessageRef) -> Parcel:
+        return Parcel(stored.mid, stored.size, _PRECEDENCES[stored.precedence])
 
     def _group_covered(self, dst: int) -> bool:
         """True for a group whose other members are all reachable (through other nodes);
@@ -990,8 +1001,10 @@ class Engine(ControlPlane, CustodyRule):
             return
         pending = self.store.next_hops_of(stored.mid)
         others = pending - {old_hop, HELD}
-        hops = self.forwarding.next_hops(self.keys.roster, src, dst, None) - others - {old_hop}
-        hops -= self._served.get(stored.mid, set())
+        found = self.forwarding.next_hops(
+            self.keys.roster, src, dst, None, self._parcel(stored), self._now
+        )
+        hops = found - others - {old_hop} - self._served.get(stored.mid, set())
         is_group = self.keys.roster.is_group(dst)
         if is_group and settle and (old_hop != HELD or stored.mid not in self._settling):
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
@@ -1018,7 +1031,9 @@ class Engine(ControlPlane, CustodyRule):
         in memory, the store unchanged until a retry writes it; a group message waits."""
         if self.keys.roster.is_group(dst):
             return
-        hops = self.forwarding.next_hops(self.keys.roster, src, dst, None) - {old_hop}
+        parcel = self._parcel(stored)
+        hops = self.forwarding.next_hops(self.keys.roster, src, dst, None, parcel, self._now)
+        hops -= {old_hop}
         if hops:
             for hop in hops:
                 self._enqueue(hop, stored)
@@ -1143,6 +1158,8 @@ class Engine(ControlPlane, CustodyRule):
             deadlines.append(self._next_advert)
         if (notices_due := self._notices_deadline()) is not None:
             deadlines.append(notices_due)
+        if (contact_due := self.forwarding.deadline()) is not None:
+            deadlines.append(contact_due)  # a contact opens for a held message, or ends
         return min(deadlines)
 
     def handle_timer(self, now: float) -> None:
@@ -1166,6 +1183,20 @@ class Engine(ControlPlane, CustodyRule):
         due = self._notices_deadline()
         if due is not None and now >= due:
             self._send_notices(now)
+        contact_due = self.forwarding.deadline()
+        if contact_due is not None and now >= contact_due:
+            self._contacts_due(now)
+
+    def _contacts_due(self, now: float) -> None:
+        """A contact a held message waits for opens: place it again (the plan's route from
+        now sends it, or holds it for a later one). A contact ended: what waited on it for
+        a link that never came goes by link-state, or is held (`_reroute`)."""
+        released, ended = self.forwarding.due(now)
+        if ended:
+            self._reroute()
+        if released:
+            for ref in self.store.held_for(released):
+                self._place(ref, HELD)
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval

@@ -14,14 +14,19 @@ from __future__ import annotations
 from typing import ClassVar
 
 from crypto.roster import Roster
+from tawan.core.contact_routing import Parcel
 from tawan.core.forwarding import Forwarding
 
 
 class Flooding(Forwarding):
     floods: ClassVar[bool] = True
 
-    def next_hops(self, roster: Roster, src: int, dst: int, came_from: int | None) -> set[int]:
-        """Every up neighbour but `came_from`: the group copy mechanism sends one each."""
+    def next_hops(
+        self, roster: Roster, src: int, dst: int, came_from: int | None,
+        parcel: Parcel | None = None, now: float = 0.0,
+    ) -> set[int]:  # fmt: skip
+        """Every up neighbour but `came_from`: the group copy mechanism sends one each (a
+        contact plan is not consulted: the flood is the baseline without one)."""
         hops = set(self.router.my_adjacency)
         hops.discard(self.me)
         if came_from is not None:

@@ -7,18 +7,40 @@ paces and sends what it is handed. The link is the neighbour's best up link (low
 cost, then highest rate), cached per neighbour and recomputed when one of its links changes
 or it reports its loss, unless the PACE policy (tawan.core.pace) keeps the message off that
 bearer: then the best link the policy allows, and none up, the message waits for one.
+
+With a contact plan (`EngineConfig.contacts`), a unicast message may instead be given to the
+first hop of the plan's earliest-arrival route, when that beats the path now
+(tawan.core.contact_routing): on the contact's link while the contact lasts, or held until
+the contact opens. `deadline` tells the engine when a held message may leave or a contact
+ends, and `due` what to do then (docs/contacts.md, "How the engine uses a plan").
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 from crypto.roster import Roster
+from tawan.core.contact_routing import ContactChoice, ContactRouting, Parcel, names_link
+from tawan.core.contacts import ContactPlan
+from tawan.core.frames import MessageId
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
+from tawan.core.precedence import Precedence
 from tawan.core.queues import Outgoing
 from tawan.core.routing import Router
 from tawan.core.transmitter import Transmitter
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A message given to `neighbour` by the plan: it takes one of `links` until `until`
+    (the contact's end), then whatever link-state gives it."""
+
+    neighbour: int
+    links: frozenset[str]
+    until: float
 
 
 class Forwarding:
@@ -28,7 +50,7 @@ class Forwarding:
 
     def __init__(
         self, me: int, router: Router, neighbours: NeighbourTable, tx: Transmitter,
-        pace: PacePolicy = DEFAULT_PACE,
+        pace: PacePolicy = DEFAULT_PACE, contacts: ContactPlan | None = None,
     ) -> None:  # fmt: skip
         self.me = me
         self.pace = pace
@@ -37,15 +59,86 @@ class Forwarding:
         self.tx = tx
         self._best: dict[int, Adjacency | None] = {}
         self.silent: frozenset[str] = frozenset()  # links under emission control
+        self.contacts = None if contacts is None else ContactRouting(me, contacts, router, pace)
+        self._pins: dict[MessageId, Pin] = {}
+        self._wakes: dict[int, float] = {}  # destination -> when a message held for it may go
 
     # ------------------------------------------------------------------ next hops
-    def next_hops(self, roster: Roster, src: int, dst: int, came_from: int | None) -> set[int]:
-        """Neighbours to hand a message from `src` to `dst` to (none: hold it)."""
+    def next_hops(
+        self, roster: Roster, src: int, dst: int, came_from: int | None,
+        parcel: Parcel | None = None, now: float = 0.0,
+    ) -> set[int]:  # fmt: skip
+        """Neighbours to hand a message from `src` to `dst` to (none: hold it). Given the
+        `parcel` and the time, a unicast message may go by the contact plan."""
         if roster.is_group(dst):
             members = [m for m in roster.members(dst) if m != src]
             return self.router.group_next_hops(src, members, came_from)
         hop = self.router.next_hop(dst)
+        if self.contacts is not None and parcel is not None:
+            choice = self.by_plan(dst, hop, parcel, now)
+            if choice is not None:
+                return self._follow(dst, choice, parcel, now)
         return set() if hop is None else {hop}
+
+    # ------------------------------------------------------------------ the contact plan
+    def by_plan(
+        self, dst: int, hop: int | None, parcel: Parcel, now: float
+    ) -> ContactChoice | None:
+        """The plan's route when it reaches `dst` strictly before the path now (via `hop`)
+        would; None: the path now (or holding, if there is none) as without a plan."""
+        contacts = self.contacts
+        if contacts is None:
+            return None
+        found = contacts.best_route(dst, parcel.size, parcel.precedence, now)
+        if found is None or not found.hops:
+            return None
+        rival = math.inf
+        if hop is not None:
+            adj = self._allowed_best(hop, parcel)
+            if adj is not None:
+                rival = contacts.path_now_arrival(dst, hop, adj.profile, parcel.size, now)
+        if found.arrival_s >= rival:
+            return None
+        first = found.hops[0]
+        neighbour = int(first.contact.receiver)  # the plan names nodes by address
+        return ContactChoice(neighbour, first.contact, first.depart_s, found.arrival_s, rival)
+
+    def _follow(self, dst: int, choice: ContactChoice, parcel: Parcel, now: float) -> set[int]:
+        """Hold the message until the contact opens, or pin it to the contact's links."""
+        if choice.waits(now):
+            self._wakes[dst] = min(self._wakes.get(dst, math.inf), choice.depart_s)
+            return set()
+        links = frozenset(
+            a.link for a in self.neighbours.of(choice.neighbour)
+            if names_link(choice.contact, a.link, a.profile)
+        )  # fmt: skip
+        if not links:  # the plan names a link this node does not have: not its to follow
+            hop = self.router.next_hop(dst)
+            return set() if hop is None else {hop}
+        self._pins[parcel.mid] = Pin(choice.neighbour, links, choice.contact.end)
+        return {choice.neighbour}
+
+    def deadline(self) -> float | None:
+        """When `due` must run next: a held message's contact opens, or a contact ends."""
+        times = [*self._wakes.values(), *(pin.until for pin in self._pins.values())]
+        return min(times) if times else None
+
+    def due(self, now: float) -> tuple[set[int], bool]:
+        """Destinations whose held messages may leave now (the engine places them again),
+        and whether a contact messages were pinned to has ended. Those are handed again to
+        whatever link the neighbour has; the engine then moves any whose neighbour has none
+        (`Engine._reroute`): a contact that did not happen strands nothing."""
+        ready = {dst for dst, at in self._wakes.items() if at <= now}
+        for dst in ready:
+            del self._wakes[dst]
+        ended = {mid: pin for mid, pin in self._pins.items() if pin.until <= now}
+        for mid in ended:
+            del self._pins[mid]
+        for neighbour in {pin.neighbour for pin in ended.values()}:
+            for item in self.tx.waiting(neighbour):
+                if item.mid in ended:
+                    self.hand(neighbour, item)
+        return ready, bool(ended)
 
     def unreached(self, roster: Roster, dst: int) -> bool:
         """A group with members no route reaches now: some copy must wait for them."""
@@ -71,21 +164,37 @@ class Forwarding:
 
     def link_for(self, neighbour: int, item: Outgoing) -> str:
         """The link `item` takes to `neighbour` ("": none up now that the policy allows, it
-        waits)."""
+        waits). One the plan pinned to a contact takes that contact's link, or waits for it
+        until the contact ends."""
+        pin = self._pins.get(item.mid)
+        if pin is not None and pin.neighbour == neighbour:
+            on = [a for a in self.neighbours.of(neighbour) if a.link in pin.links]
+            adj = self._best_of(on, item.precedence, item.size)
+            return "" if adj is None else adj.link
+        adj = self._allowed_best(neighbour, item)
+        return "" if adj is None else adj.link
+
+    def _allowed_best(self, neighbour: int, item: Outgoing | Parcel) -> Adjacency | None:
+        """The neighbour's best up link if the policy allows it for `item`, else the best
+        one it allows (None: none up)."""
         adj = self.best(neighbour)
-        if adj is None:
-            return ""
+        if adj is None or self.pace.allows(adj.profile.name, item.precedence, item.size):
+            return adj
+        return self._best_of(self.neighbours.of(neighbour), item.precedence, item.size)
+
+    def _best_of(
+        self, adjacencies: list[Adjacency], precedence: Precedence, size: int
+    ) -> Adjacency | None:
+        """Of these links, the best up one, not silenced, that the policy allows."""
         allows = self.pace.allows
-        if allows(adj.profile.name, item.precedence, item.size):
-            return adj.link
         allowed = [
-            a for a in self.neighbours.of(neighbour)
+            a for a in adjacencies
             if a.up and a.peer is not None and a.link not in self.silent
-            and allows(a.profile.name, item.precedence, item.size)
+            and allows(a.profile.name, precedence, size)
         ]  # fmt: skip
         if not allowed:
-            return ""
-        return min(allowed, key=lambda a: (a.cost, -a.profile.rate_bps, a.link)).link
+            return None
+        return min(allowed, key=lambda a: (a.cost, -a.profile.rate_bps, a.link))
 
     def hand(self, neighbour: int, item: Outgoing) -> None:
         """Give `item` to the transmitter, on the link chosen for it."""

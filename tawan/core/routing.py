@@ -63,6 +63,7 @@ class Router:
     _graph: Graph | None = None
     _shared: Graph | None = None
     _first_hops: dict[int, int] | None = None
+    _own_tree: dict[int, int] | None = None
     _trees: dict[int, dict[int, int]] = field(default_factory=dict)  # src -> node -> parent
 
     # ------------------------------------------------------------------ updates
@@ -115,6 +116,7 @@ class Router:
         self._graph = None
         self._shared = None
         self._first_hops = None
+        self._own_tree = None
         self._trees.clear()
 
     # ------------------------------------------------------------------ queries
@@ -183,13 +185,21 @@ class Router:
     def _hops(self) -> dict[int, int]:
         """First hop to every reachable destination, computed once per change of view."""
         if self._first_hops is None:
-            parents = self.tree(self.address)
+            parents = self.own_tree()
             hops: dict[int, int] = {}
             for dst in parents:
                 if dst != self.address:
                     hops[dst] = self._first_hop(parents, dst, hops)
             self._first_hops = hops
         return self._first_hops
+
+    def own_tree(self) -> dict[int, int]:
+        """Our own shortest paths (node -> parent), on what we know first-hand of our
+        links: what unicast follows. `tree` is the network's common view, for group
+        copies and adverts."""
+        if self._own_tree is None:
+            self._own_tree = _dijkstra(self.graph(), self.address)
+        return self._own_tree
 
     def _first_hop(self, parents: Mapping[int, int], dst: int, known: dict[int, int]) -> int:
         trail = []

@@ -9,6 +9,8 @@ from typing import Final, Literal, Protocol, get_args
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
+from tawan.core.contact_routing import plan_problem
+from tawan.core.contacts import ContactPlan
 from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.precedence import Precedence
@@ -130,11 +132,17 @@ class EngineConfig:
     # differ from it (core/routing.py); empty, every node advertises all its links.
     planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
     pace: PacePolicy = DEFAULT_PACE  # which bearers each precedence and size may take
+    # The contact plan: scheduled windows (LEO passes, SATCOM slots, couriers) between node
+    # addresses, on the engine's clock. Given, a unicast message may wait for a contact
+    # that gets it there sooner than the path now (core/contact_routing.py); None: not.
+    contacts: ContactPlan | None = None
 
     def __post_init__(self) -> None:
         for key, ok, expected in _engine_checks(self):
             if not ok:
                 raise EngineConfigError(key, expected, getattr(self, key))
+        if self.contacts is not None and (problem := plan_problem(self.contacts)):
+            raise EngineConfigError("contacts", *problem)
 
 
 class EngineConfigError(ValueError):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from tawan.contact_files import load_plan
+from tawan.core.contacts import ContactPlan, ContactPlanError
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.precedence import Precedence
 from tawan.core.specs import EngineConfig, EngineConfigError
@@ -40,7 +42,8 @@ STORE_MIN_BYTES: Final = 1 << 20
 DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
 TRANSPORTS: Final = ("udp", "tcp", "kiss", "s5066")
 DURABILITIES: Final = ("process", "power")
-ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace"})  # not from [engine]
+# Set from other tables, not from [engine]:
+ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace", "contacts"})
 S5066_MTU_MAX: Final = 2048
 """A general-purpose 5066 node's MTU (Ed.3 A.2.1.3); tawan's unicast is ARQ, which only such
 a node carries (larger MTUs are for broadcast-only nodes)."""
@@ -118,6 +121,17 @@ class StaticRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class ContactsConfig:
+    """[contacts]: the contact plan read from `plan`, its nodes still named as in the file
+    (the daemon resolves them against the roster), and `epoch`, the POSIX time at which the
+    plan's clock reads 0 (None: the mission's start)."""
+
+    path: Path
+    plan: ContactPlan
+    epoch: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     source: Path
     name: str
@@ -131,6 +145,7 @@ class NodeConfig:
     links: tuple[LinkConfig, ...]
     static_routes: tuple[StaticRoute, ...]
     engine: EngineConfig
+    contacts: ContactsConfig | None = None
 
 
 class _Table:
@@ -271,6 +286,7 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
     metrics = top.table("metrics", required=False)
     links = tuple(_link(t) for t in top.tables("links"))
     routing = top.table("routing", required=False)
+    contacts = top.table("contacts", required=False)
     config = NodeConfig(
         source=source,
         name=node.string("name"),
@@ -289,8 +305,9 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
             _engine(top.table("engine", required=False)),
             pace=_pace(top.table("pace", required=False)),
         ),
+        contacts=_contacts(contacts) if contacts.data else None,
     )
-    for table in (node, api, metrics, routing, top):
+    for table in (node, api, metrics, routing, contacts, top):
         table.done()
     _check_links(top, links)
     _check_routes(top, config)
@@ -503,6 +520,23 @@ def _pace(table: _Table) -> PacePolicy:
         sizes.done()
     table.done()
     return PacePolicy(bearers, largest)
+
+
+def _contacts(table: _Table) -> ContactsConfig:
+    """[contacts]: `plan`, a contact plan file (ION, HDTN or ours, by its suffix:
+    docs/contacts.md), read and checked now; `epoch`, optional."""
+    path = table.path_value("plan")
+    epoch = table.number("epoch", 0, 1e11) if table.has("epoch") else None
+    try:
+        plan = load_plan(path)
+    except OSError as exc:
+        found = f"{path} ({exc.strerror})"
+        raise table.fail("plan", "a readable contact plan file", found) from None
+    except ContactPlanError as exc:
+        raise ConfigError(f"{table.source}: {table.path('plan')}: {exc}") from None
+    except UnicodeDecodeError:
+        raise table.fail("plan", "a contact plan file in UTF-8 text", str(path)) from None
+    return ContactsConfig(path, plan, epoch)
 
 
 def _engine(table: _Table) -> EngineConfig:

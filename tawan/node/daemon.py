@@ -28,7 +28,9 @@ from prometheus_client.registry import CollectorRegistry
 
 from crypto.errors import CryptoError
 from crypto.keyring import Keyring
-from crypto.roster import Roster, load_roster
+from crypto.roster import NodeEntry, Roster, load_roster
+from tawan.core.contact_routing import address_of, plan_for_engine
+from tawan.core.contacts import ContactPlan, ContactPlanError
 from tawan.core.engine import Engine, LinkSpec, PeerSpec
 from tawan.core.store import Store, StoreError
 from tawan.node.api import listener_address, open_listeners, serve_api
@@ -110,6 +112,29 @@ def resolve_address(roster: Roster, config: NodeConfig, where: str, name: str) -
     return entry.address
 
 
+def engine_contacts(config: NodeConfig, roster: Roster, t0: float) -> ContactPlan | None:
+    """The configured contact plan as the engine takes it: nodes by roster address (a name
+    in the file is a roster name or an address), times on the node's clock (the plan's 0
+    at `[contacts] epoch`, else at the mission's start `t0`)."""
+    if config.contacts is None:
+        return None
+
+    def resolve(name: str) -> int | None:
+        entry = roster.by_name(name)
+        if entry is None:
+            return address_of(name)
+        return entry.address if isinstance(entry, NodeEntry) else None  # not a group
+
+    epoch = t0 if config.contacts.epoch is None else config.contacts.epoch
+    try:
+        return plan_for_engine(config.contacts.plan, resolve, epoch)
+    except ContactPlanError as exc:
+        raise ConfigError(
+            f"{config.source}: contacts.plan: {config.contacts.path}: {exc} "
+            f"(roster {config.roster})"
+        ) from None
+
+
 def link_specs(config: NodeConfig, roster: Roster) -> list[LinkSpec]:
     specs = []
     for i, link in enumerate(config.links):
@@ -162,8 +187,9 @@ def open_node(config: NodeConfig, clock: Clock = time.time) -> Node:
             f"{config.key_file}), found {config.name!r}"
         )
     engine_config = dataclasses.replace(
-        config.engine, static_routes=static_routes(config, keyring.roster)
-    )
+        config.engine, static_routes=static_routes(config, keyring.roster),
+        contacts=engine_contacts(config, keyring.roster, keyring.t0),
+    )  # fmt: skip
     specs = link_specs(config, keyring.roster)
     try:
         links = {link.name: make_link(link) for link in config.links}

@@ -365,9 +365,7 @@ def encode_batch_frame(sender: int, counter: int, encoded_messages: Sequence[byt
     if any(encoded[:1] != b"\x98" for encoded in encoded_messages):
         raise ValueError("encoded message must be a msgpack array of 8 fields")
     items = bytes([0x90 | count]) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
-    return (
-        _BATCH_KIND + msgpack.packb((sender, counter))[1:] + items + b"".join(encoded_messages)
-    )
+    return _BATCH_KIND + msgpack.packb((sender, counter))[1:] + items + b"".join(encoded_messages)
 
 
 def _body(frame: Frame) -> list[object]:

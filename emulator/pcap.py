@@ -246,7 +246,7 @@ class TawanLink(Packet):
 
 _FIELD_COUNTS: Final = {
     FrameType.DATA: 10, FrameType.FRAG: 8, FrameType.ACK: 4, FrameType.HELLO: 7,
-    FrameType.ROUTE: 6, FrameType.SETUP: 8, FrameType.REVOKE: 3,
+    FrameType.ROUTE: 6, FrameType.SETUP: 8, FrameType.REVOKE: 3, FrameType.BATCH: 3,
 }  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from tawan.core.store import wire_id
 if TYPE_CHECKING:
     from emulator.run import Emulation
 
-_MESSAGE_TYPES = frozenset((FrameType.DATA, FrameType.FRAG))
+_MESSAGE_TYPES = frozenset((FrameType.DATA, FrameType.FRAG, FrameType.BATCH))
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from tawan.core.frames import (
     KEM_CIPHERTEXT_BYTES,
+    MAX_BATCH,
     MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
     SIGNATURE_BYTES,
@@ -16,6 +17,7 @@ from tawan.core.frames import (
     U32,
     VERSION,
     AckFrame,
+    BatchFrame,
     DataFrame,
     Flags,
     FragFrame,
@@ -31,6 +33,7 @@ from tawan.core.frames import (
     SetupFrame,
     decode_frame,
     decode_message,
+    encode_batch_frame,
     encode_data_frame,
     encode_frame,
 )
@@ -76,6 +79,15 @@ def frag_frames(draw: st.DrawFn) -> FragFrame:
 frag_states = st.builds(FragState, mids, st.binary(min_size=1, max_size=40))
 
 data_frames = st.builds(DataFrame, addresses, u32s, messages)
+batch_frames = st.builds(
+    BatchFrame,
+    addresses,
+    u32s,
+    st.one_of(
+        st.lists(messages, min_size=2, max_size=4),
+        st.lists(messages, min_size=14, max_size=MAX_BATCH),  # past a fixarray's 15
+    ).map(tuple),
+)
 ack_frames = st.builds(
     AckFrame,
     addresses,
@@ -122,6 +134,7 @@ frames: st.SearchStrategy[Frame] = st.one_of(
     route_frames,
     setup_frames,
     revoke_frames,
+    batch_frames,
 )
 
 # Anything msgpack can carry, the types the format forbids included.
@@ -185,6 +198,7 @@ def test_round_trip(frame: Frame) -> None:
         route_frames,
         setup_frames,
         revoke_frames,
+        batch_frames,
     ],
     ids=[t.name for t in FrameType],
 )
@@ -224,6 +238,27 @@ def test_encode_data_frame_equals_encode_frame(sender: int, counter: int, msg: M
 def test_encode_data_frame_refuses_other_encodings() -> None:
     with pytest.raises(ValueError, match="array of 8"):
         encode_data_frame(1, 0, msgpack.packb([1, 2, 3]))
+
+
+@FAST
+@given(addresses, u32s, st.lists(messages, min_size=2, max_size=MAX_BATCH))
+def test_encode_batch_frame_equals_encode_frame(
+    sender: int, counter: int, msgs: list[Message]
+) -> None:
+    fast = encode_batch_frame(sender, counter, [msg.encode() for msg in msgs])
+    assert fast == encode_frame(BatchFrame(sender, counter, tuple(msgs)))
+    assert fast == encode_frame(BatchFrame(sender, 0, tuple(msgs)), counter)
+
+
+def test_encode_batch_frame_refuses_what_is_no_batch() -> None:
+    one = Message(1, 2, 5, Precedence.FLASH, Flags.NONE, 1800, 3600, 0, bytes(16)).encode()
+    with pytest.raises(ValueError, match="array of 8"):
+        encode_batch_frame(1, 0, [one, msgpack.packb([1, 2, 3])])
+    for count in (0, 1, MAX_BATCH + 1):
+        with pytest.raises(ValueError, match=f"expected 2..{MAX_BATCH} messages, found {count}"):
+            encode_batch_frame(1, 0, [one] * count)
+        with pytest.raises(ValueError, match=f"expected 2..{MAX_BATCH} messages, found {count}"):
+            BatchFrame(1, 0, (decode_message(one),) * count)
 
 
 def test_associated_data_layout() -> None:
@@ -400,6 +435,10 @@ def data_frame(**changes: object) -> bytes:
     return kind(FrameType.DATA) + msgpack.packb([2, 1000, *message_fields(**changes)])
 
 
+def batch(*items: object) -> bytes:
+    return kind(FrameType.BATCH) + msgpack.packb([2, 1000, list(items)])
+
+
 def hello(**changes: object) -> bytes:
     return kind(FrameType.HELLO) + msgpack.packb(hello_fields(**changes))
 
@@ -411,13 +450,52 @@ MALFORMED = [
     (kind(3) + bytes(MAX_FRAME_BYTES), "frame: expected 2..65535 bytes, found 65536"),
     (kind(3, version=2) + msgpack.packb(hello_fields()), "frame version: expected 1, found 2"),
     (kind(3, version=0) + msgpack.packb(hello_fields()), "frame version: expected 1, found 0"),
-    (kind(7) + msgpack.packb(hello_fields()), "frame type: unknown type 7"),
+    (kind(8) + msgpack.packb(hello_fields()), "frame type: unknown type 8"),
     (kind(15) + msgpack.packb(hello_fields()), "frame type: unknown type 15"),
     (kind(3) + msgpack.packb(7), "frame: expected an array, found int"),
     (kind(3) + msgpack.packb(b"abc"), "frame: expected an array, found bytes"),
     (kind(3) + msgpack.packb(hello_fields()[:6]), "HELLO frame: expected 7 fields, found 6"),
     (kind(3) + msgpack.packb([*hello_fields(), 0]), "HELLO frame: expected 7 fields, found 8"),
     (kind(0) + msgpack.packb(hello_fields()), "DATA frame: expected 10 fields, found 7"),
+    # batches: the whole frame fails, whichever item is wrong
+    (batch(), "batch messages: expected 2..64 messages, found 0"),
+    (batch(message_fields()), "batch messages: expected 2..64 messages, found 1"),
+    (
+        batch(*[message_fields(seq=i) for i in range(MAX_BATCH + 1)]),
+        "batch messages: expected 2..64 messages, found 65",
+    ),
+    (
+        kind(FrameType.BATCH) + msgpack.packb([2, 1000, message_fields()]),
+        "batch message 0: expected a message array of 8 fields, found int",
+    ),
+    (
+        kind(FrameType.BATCH) + msgpack.packb([2, 1000, bytes(40)]),
+        "batch messages: expected an array, found bytes",
+    ),
+    (
+        batch(message_fields(), msgpack.packb(message_fields())),
+        "batch message 1: expected a message array of 8 fields, found bytes",
+    ),
+    (
+        batch(message_fields(), message_fields()[:7]),
+        "batch message 1: expected a message array of 8 fields, found 7 fields",
+    ),
+    (
+        batch(message_fields(), [*message_fields(), 0]),
+        "batch message 1: expected a message array of 8 fields, found 9 fields",
+    ),
+    (
+        batch(message_fields(), message_fields(seq=6), message_fields(pf=0x0F)),
+        "batch message 2: message precedence: expected 0..4, found 7",
+    ),
+    (
+        batch(message_fields(ciphertext=bytes(15)), message_fields()),
+        "batch message 0: message ciphertext: expected 16..1049600 bytes, found 15",
+    ),
+    (
+        batch(message_fields(), message_fields(src=True)),
+        "batch message 1: message source: expected an integer, found bool",
+    ),
     (kind(3) + msgpack.packb(hello_fields()) + b"\x00", "not valid msgpack"),
     (kind(3) + msgpack.packb(hello_fields())[:-1], "not valid msgpack"),
     # the common fields

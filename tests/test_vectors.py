@@ -21,6 +21,7 @@ from tawan.core.frames import (
     U16,
     U32,
     AckFrame,
+    BatchFrame,
     DataFrame,
     Flags,
     FragFrame,
@@ -34,6 +35,7 @@ from tawan.core.frames import (
     advert_signed_bytes,
     decode_frame,
     decode_message,
+    encode_batch_frame,
     encode_frame,
 )
 from tawan.core.linkauth import LinkGuard
@@ -41,7 +43,7 @@ from tawan.core.precedence import Precedence
 from tawan.core.receipts import DELIVERED, EVICTED, ReceiptBody, decode_receipt, encode_receipt
 from tawan.core.sealing import open_message, seal_message
 from tawan.core.specs import Submission
-from tawan.core.transmitter import DATA_OVERHEAD, FRAG_OVERHEAD
+from tawan.core.transmitter import BATCH_OVERHEAD, DATA_OVERHEAD, FRAG_OVERHEAD
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 
@@ -99,6 +101,10 @@ SIGNED_CIPHERTEXT = (
     "710721c9ee266b6ffce2d43fc4e9dd0872d755abe4ed612e5801aeac6d0a0e1af5fb15abba2b0fb7f172b2b7"
     "6484c05fb5b0cf06e2832df98d244afea3b17ba1d52a2504311123420e4f6fc9eeb79d8287e95c5f0bc9"
 )
+SIGNED_RELAYED = (
+    "9801020631cd070dcd025801c482" + SIGNED_CIPHERTEXT
+)  # the message of 14.3 after one hop, as relay 2 stores it
+BATCH = "179302cd03ef9298" + ENCODED_MESSAGE[2:] + SIGNED_RELAYED + "0bbbc27a4779b3e9"
 
 ALL_VECTORS = (
     RATCHET_1,
@@ -126,6 +132,8 @@ ALL_VECTORS = (
     SIGNED_AAD,
     SIGNATURE,
     SIGNED_CIPHERTEXT,
+    SIGNED_RELAYED,
+    BATCH,
 )
 
 
@@ -312,6 +320,29 @@ def test_other_frames(frame: Frame, expected: str) -> None:
     assert decode_frame(data[: -s.LINK_TAG_BYTES]) == frame
 
 
+def signed_relayed() -> Message:
+    return signed_header(bytes.fromhex(SIGNED_CIPHERTEXT)).with_hops(1)
+
+
+def test_batch_frame() -> None:
+    """14.7: the two messages of 14.2 and 14.3 in one BATCH, from their stored encodings
+    as from the frame object, and decoded back at node 3 (tag checked)."""
+    assert signed_relayed().encode().hex() == SIGNED_RELAYED
+    frame = BatchFrame(2, 1007, (relayed(), signed_relayed()))
+    assert tagged(frame).hex() == BATCH
+    fast = encode_batch_frame(2, 1007, [bytes.fromhex(ENCODED_MESSAGE), signed_relayed().encode()])
+    assert fast.hex() == BATCH[: -2 * s.LINK_TAG_BYTES]
+    assert len(BATCH) // 2 == 203 == 12 + 44 + 147  # 12 of overhead (section 13)
+    assert len(DATA) // 2 - len(ENCODED_MESSAGE) // 2 == 13  # a DATA frame's
+    assert decode_frame(bytes.fromhex(BATCH)[: -s.LINK_TAG_BYTES]) == frame
+
+    def link_key(sender: int, receiver: int, epoch: int) -> bytes | None:
+        return s.link_key(ROOT23, sender, receiver) if {sender, receiver} == {2, 3} else None
+
+    assert LinkGuard(3, link_key).unprotect(bytes.fromhex(BATCH), 0) == frame
+    assert "The frame (203 bytes)" in doc_text()
+
+
 def test_receipt_body() -> None:
     body = ReceiptBody(DELIVERED, (1, 0, 5), 1805)
     assert encode_receipt(body).hex() == RECEIPT
@@ -402,6 +433,8 @@ def test_overhead_table() -> None:
         f"ACK frame of {ack} bytes",
         "21 bytes beyond its chunk",
         "40 at most",
+        "BATCH costs 12 bytes beyond its messages",
+        "in a DATA frame of its own costs 13",
     ):
         assert figure in overhead, figure
     assert "1173 bytes or more" in text
@@ -414,9 +447,13 @@ def test_engine_size_bounds_cover_the_worst_case() -> None:
     assert len(data) - len(message.encode()) <= DATA_OVERHEAD == 24
     frag = FragFrame(U16, U32, (U16, U32, U32), 65534, 65535, bytes(60000))
     assert len(encode_frame(frag)) + s.LINK_TAG_BYTES - 60000 <= FRAG_OVERHEAD == 48
+    batch = BatchFrame(U16, U32, (message,) * 64)
+    data = encode_frame(batch) + bytes(s.LINK_TAG_BYTES)
+    assert len(data) - 64 * len(message.encode()) <= BATCH_OVERHEAD == 24
     text = doc_text()
     assert "`len(encoded) + 24 <= MTU`" in text
     assert "`size = MTU - 48`" in text
+    assert "len(encoded) + 24 <= MTU`" in text.split("Batching (4.8)")[1]
 
 
 def test_no_stray_hex_in_the_vectors_section() -> None:

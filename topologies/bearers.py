@@ -114,7 +114,7 @@ BEARERS: dict[str, Bearer] = {
             tx_power_w=50.0, path_loss_exponent=3.0,
         ),
         Bearer(
-            "hf", "radio", "hf", 2_400, 1.0, 256, 10.0,
+            "hf", "radio", "hf", 2_400, 1.0, 2048, 10.0,
             jitter_s=0.2, range_km=2000.0, shared=True, queue_bytes=8_000,
             bursts=GilbertElliott(p=0.02, r=0.2, loss_good=0.02, loss_bad=0.7),
             tx_power_w=100.0, path_loss_exponent=2.0,

@@ -42,6 +42,7 @@ from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
     TICKS_PER_SECOND,
     AckFrame,
+    BatchFrame,
     DataFrame,
     Flags,
     FragFrame,
@@ -529,6 +530,9 @@ class Engine(ControlPlane, CustodyRule):
     def _dispatch(self, frame: Frame, adj: Adjacency, now: float) -> None:
         if isinstance(frame, DataFrame):
             self._on_message(frame.message, adj, now)
+        elif isinstance(frame, BatchFrame):
+            for message in frame.messages:  # each as if it came in a DATA frame of its own
+                self._on_message(message, adj, now)
         elif isinstance(frame, FragFrame):
             self._on_fragment(frame, adj, now)
         elif isinstance(frame, AckFrame):

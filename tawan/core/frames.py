@@ -28,6 +28,7 @@ MAX_MESSAGE_BYTES: Final = (1 << 20) + 1024  # largest ciphertext: 1 MiB payload
 MAX_FRAGMENTS: Final = 65535
 MAX_HOPS: Final = 255
 MAX_ACKS: Final = 256
+MAX_BATCH: Final = 64  # messages in one BATCH frame: bounds what one frame asks of a receiver
 AEAD_TAG_BYTES: Final = 16
 KEM_CIPHERTEXT_BYTES: Final = 1088
 SIGNATURE_BYTES: Final = 64
@@ -54,6 +55,7 @@ class FrameType(enum.IntEnum):
     ROUTE = 4
     SETUP = 5
     REVOKE = 6
+    BATCH = 7
 
 
 class Flags(enum.IntFlag):
@@ -288,7 +290,29 @@ class SetupFrame:
     TYPE = FrameType.SETUP
 
 
-Frame = DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame | RevokeFrame
+@dataclass(frozen=True, slots=True)
+class BatchFrame:
+    """Several whole messages for one neighbour in one frame, so that the kind byte, sender,
+    counter and link tag are paid once (a queue of short messages on 2.4 kbit/s HF). Each
+    message is received, acknowledged and retransmitted as if it had come in a DATA frame of
+    its own: the batch is only packaging."""
+
+    sender: int
+    counter: int
+    messages: tuple[Message, ...]
+    TYPE = FrameType.BATCH
+
+    def __post_init__(self) -> None:
+        if not 2 <= len(self.messages) <= MAX_BATCH:  # one message is a DATA frame
+            raise ValueError(
+                f"batch: expected 2..{MAX_BATCH} messages, found {len(self.messages)}"
+            )
+
+
+Frame = (
+    DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame | RevokeFrame
+    | BatchFrame
+)  # fmt: skip
 
 
 def epoch_of_ticks(created: int, epoch_seconds: int) -> int:
@@ -329,9 +353,26 @@ def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> byte
     return _DATA_KIND + msgpack.packb((sender, counter))[1:] + encoded_message[1:]
 
 
+_BATCH_KIND: Final = bytes([(VERSION << 4) | FrameType.BATCH, 0x90 | 3])
+
+
+def encode_batch_frame(sender: int, counter: int, encoded_messages: Sequence[bytes]) -> bytes:
+    """A BATCH frame straight from stored message encodings, without decoding them again:
+    each is already the msgpack array of 8 fields the frame's item array holds."""
+    count = len(encoded_messages)
+    if not 2 <= count <= MAX_BATCH:
+        raise ValueError(f"batch: expected 2..{MAX_BATCH} messages, found {count}")
+    if any(encoded[:1] != b"\x98" for encoded in encoded_messages):
+        raise ValueError("encoded message must be a msgpack array of 8 fields")
+    items = bytes([0x90 | count]) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+    return _BATCH_KIND + msgpack.packb((sender, counter))[1:] + items + b"".join(encoded_messages)
+
+
 def _body(frame: Frame) -> list[object]:
     if isinstance(frame, DataFrame):
         return frame.message.fields()
+    if isinstance(frame, BatchFrame):
+        return [[message.fields() for message in frame.messages]]
     if isinstance(frame, FragFrame):
         return [*frame.mid, frame.index, frame.count, frame.chunk]
     if isinstance(frame, AckFrame):
@@ -572,6 +613,28 @@ def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
     return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature)
 
 
+def _decode_batch(sender: int, counter: int, f: list[object]) -> BatchFrame:
+    items = f[0]
+    if type(items) is not list:
+        raise FrameDecodeError(f"batch messages: expected an array, found {type(items).__name__}")
+    if not 2 <= len(items) <= MAX_BATCH:
+        raise FrameDecodeError(
+            f"batch messages: expected 2..{MAX_BATCH} messages, found {len(items)}"
+        )
+    messages = []
+    for i, item in enumerate(items):
+        if type(item) is not list or len(item) != 8:
+            found = f"{len(item)} fields" if type(item) is list else type(item).__name__
+            raise FrameDecodeError(
+                f"batch message {i}: expected a message array of 8 fields, found {found}"
+            )
+        try:
+            messages.append(_check_message_fields(item))
+        except FrameDecodeError as exc:  # the whole frame goes: no message of it is taken
+            raise FrameDecodeError(f"batch message {i}: {exc}") from None
+    return BatchFrame(sender, counter, tuple(messages))
+
+
 def _decode_revoke(sender: int, counter: int, f: list[object]) -> RevokeFrame:
     return RevokeFrame(sender, counter, _bytes(f[0], "revocation notice", 1, MAX_NOTICE_BYTES))
 
@@ -598,6 +661,7 @@ _FIELD_COUNTS: Final = {
     FrameType.ROUTE: 6,
     FrameType.SETUP: 8,
     FrameType.REVOKE: 3,
+    FrameType.BATCH: 3,
 }
 FIELD_COUNTS: Final[Mapping[FrameType, int]] = _FIELD_COUNTS
 """Fields in each frame type's array (sender and counter included): what `tawan.core.screen`
@@ -611,4 +675,5 @@ _DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
     FrameType.ROUTE: _decode_route,
     FrameType.SETUP: _decode_setup,
     FrameType.REVOKE: _decode_revoke,
+    FrameType.BATCH: _decode_batch,
 }

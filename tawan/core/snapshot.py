@@ -33,6 +33,7 @@ class LinkView:
     bytes_sent: int
     bytes_received: int
     retransmissions: int
+    batched: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,7 @@ def _link(spec: LinkSpec, adjacencies: list[Adjacency], stats: EngineStats) -> L
         spec.name, spec.profile.name, spec.profile.rate_bps, spec.profile.mtu,
         any(a.up for a in adjacencies if a.link == spec.name),
         counted.frames_sent, counted.frames_received, counted.bytes_sent,
-        counted.bytes_received, counted.retransmissions,
+        counted.bytes_received, counted.retransmissions, counted.batched,
     )  # fmt: skip
 
 

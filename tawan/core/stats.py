@@ -17,6 +17,7 @@ class LinkStats:
     frames_received: int = 0
     bytes_received: int = 0
     retransmissions: int = 0
+    batched: int = 0  # messages sent in BATCH frames (each counted once per frame)
 
 
 @dataclass(slots=True)

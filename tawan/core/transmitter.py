@@ -18,6 +18,7 @@ from typing import Final, TypeVar
 
 from tawan.core.events import Transmit
 from tawan.core.frames import (
+    MAX_BATCH,
     U32,
     AckFrame,
     FragFrame,
@@ -26,6 +27,7 @@ from tawan.core.frames import (
     HelloFlags,
     HelloFrame,
     MessageId,
+    encode_batch_frame,
     encode_data_frame,
     encode_frame,
 )
@@ -40,6 +42,9 @@ from tawan.core.stats import EngineStats
 
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
 DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
+BATCH_OVERHEAD: Final = 24  # worst-case bytes of a BATCH frame beyond its encoded messages
+MIN_MESSAGE_BYTES: Final = 27  # the shortest encoded message: 8 one-byte fields, bin 8 of 16
+_NOT_ARMED: Final = float("inf")  # a deadline not set yet: `_arm` sets it once the frame is out
 ACKS_PER_FRAME: Final = 64
 ACK_HOLD_FRAMES: Final = 4.0  # on slow links acknowledgements wait up to this many frame times
 ACK_HOLD_MAX: Final = 4.0  # seconds, and never longer
@@ -282,16 +287,19 @@ class Transmitter:
             picked = self._pick(name)
             if picked is None:
                 return
-            adj, queue, item = picked
+            adj, queue, item, rival = picked
             if queue.body(item) is None:
                 queue.remove(item.mid, Input.DROPPED)  # no longer stored: nothing to send
                 continue
-            self._emit_piece(state, adj, queue, item, now, out)
+            self._emit_piece(state, adj, queue, item, rival, now, out)
 
-    def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing] | None:
-        """The most urgent message handed to `link`, among the neighbours ready there."""
+    def _pick(self, link: str) -> tuple[Adjacency, NeighbourQueue, Outgoing, int] | None:
+        """The most urgent message handed to `link`, among the neighbours ready there, and
+        the highest precedence waiting there for any other neighbour (-1: none), which no
+        message batched behind the chosen one may fall below."""
         best: tuple[Adjacency, NeighbourQueue, Outgoing] | None = None
         best_rank = (0, 0, 0)
+        rival = -1
         for neighbour in self._ready[link]:
             queue = self.queues[neighbour]
             item = queue.peek(link)
@@ -300,8 +308,12 @@ class Transmitter:
                 continue
             rank = (-item.precedence, item.created, neighbour)
             if best is None or rank < best_rank:
+                if best is not None:
+                    rival = max(rival, best[2].precedence)
                 best, best_rank = (adj, queue, item), rank
-        return best
+            else:
+                rival = max(rival, item.precedence)
+        return None if best is None else (*best, rival)
 
     def _window_open(self, queue: NeighbourQueue, item: Outgoing) -> bool:
         """Room in the neighbour's window; FLASH and OVERRIDE may use twice as much, so a
@@ -311,35 +323,94 @@ class Transmitter:
 
     def _emit_piece(
         self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, item: Outgoing,
-        now: float, out: list[Transmit],
+        rival: int, now: float, out: list[Transmit],
     ) -> None:  # fmt: skip
-        """One turn on the link: the whole message, or its next fragment."""
-        mtu = state.spec.profile.mtu
+        """One turn on the link: the whole message, alone in a DATA frame or leading a BATCH
+        of the next ones for the same neighbour (`_batch_behind`), or its next fragment."""
+        self._take_turn(adj, item, state.spec.profile.mtu, now)
+        if item.chunk_size:
+            index = item.to_send.pop(0)
+            frame = FragFrame(
+                self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)
+            )
+            size = self._emit(state, adj, encode_frame, frame, now, out)
+            if not item.to_send:
+                queue.sent_all(item, now, _NOT_ARMED)
+                self._arm(state, adj, queue, (item,), size, now)
+            return
+        item.to_send.clear()
+        queue.sent_all(item, now, _NOT_ARMED)
+        batch = self._batch_behind(state, adj, queue, item, rival, now)
+        if batch:
+            batch.insert(0, item)
+            encoded = [part.loaded() for part in batch]
+            size = self._emit(state, adj, self._encode_batch, encoded, now, out)
+            self.stats.link(adj.link).batched += len(batch)
+        else:
+            size = self._emit(state, adj, self._encode_data, item.loaded(), now, out)
+            batch = [item]
+        self._arm(state, adj, queue, batch, size, now)
+
+    def _take_turn(self, adj: Adjacency, item: Outgoing, mtu: int, now: float) -> None:
+        """Plan `item` for this link on its first turn there; count it if sent before."""
         if item.link != adj.link or not item.to_send:  # first turn, or the link changed
             if item.link != adj.link:
                 item.tries_here, item.first_here = 0, now
             item.link = adj.link
             fits = item.size + DATA_OVERHEAD <= mtu
             item.plan(0 if fits else mtu - FRAG_OVERHEAD)
-        index = item.to_send.pop(0)
         if item.attempts:
             self.stats.link(adj.link).retransmissions += 1
-        if item.chunk_size == 0:
-            size = self._emit(state, adj, self._encode_data, item.loaded(), now, out)
-        else:
-            frame = FragFrame(
-                self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)
-            )
-            size = self._emit(state, adj, encode_frame, frame, now, out)
-        if not item.to_send:
-            backlog = max(0.0, state.busy_until - now)
-            timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
-            timeout = min(timeout * 2 ** min(item.attempts, 8), self.config.retransmit_ceiling)
-            queue.sent_all(item, now, now + timeout)
+
+    def _batch_behind(
+        self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue, head: Outgoing,
+        rival: int, now: float,
+    ) -> list[Outgoing]:  # fmt: skip
+        """The messages that follow `head` (already taken) for the same neighbour on this
+        link, ready now, that fit one frame with it: each whole, in turn order, within the
+        window, none of lower precedence than what waits there for another neighbour.
+        Each is taken (in flight) as it is chosen; nothing waits for a batch to fill."""
+        link = state.spec.name
+        room = state.spec.profile.mtu - BATCH_OVERHEAD - head.size
+        batch: list[Outgoing] = []
+        while room >= MIN_MESSAGE_BYTES and len(batch) < MAX_BATCH - 1:
+            item = queue.peek(link)
+            if (
+                item is None or item.precedence < rival or item.size > room
+                or not self._window_open(queue, item)
+            ):  # fmt: skip
+                break
+            if queue.body(item) is None:
+                queue.remove(item.mid, Input.DROPPED)  # no longer stored: nothing to send
+                continue
+            self._take_turn(adj, item, state.spec.profile.mtu, now)
+            if item.chunk_size:
+                break  # its plan on this link is fragments (it cannot be: it fits)
+            item.to_send.clear()
+            queue.sent_all(item, now, _NOT_ARMED)
+            batch.append(item)
+            room -= item.size
+        return batch
+
+    def _arm(
+        self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue,
+        items: Sequence[Outgoing], size: int, now: float,
+    ) -> None:  # fmt: skip
+        """Retransmission deadlines for messages whose last piece just went in a frame of
+        `size` bytes: each its own, backed off by its own attempts (`sent_all` counted the
+        one just made)."""
+        backlog = max(0.0, state.busy_until - now)
+        timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
+        ceiling = self.config.retransmit_ceiling
+        for item in items:
+            item.deadline = now + min(timeout * 2 ** min(item.attempts - 1, 8), ceiling)
             heapq.heappush(self.retransmit, (item.deadline, queue.neighbour, item.mid))
 
     def _encode_data(self, encoded_message: bytes, counter: int) -> bytes:
         return encode_data_frame(self.me, counter, encoded_message)
+
+    def _encode_batch(self, encoded_messages: list[bytes], counter: int) -> bytes:
+        return encode_batch_frame(self.me, counter, encoded_messages)
 
     def _emit(
         self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],

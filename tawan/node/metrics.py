@@ -139,6 +139,8 @@ METRICS: Final = (
     MetricSpec("tawan_link_received_bytes", "counter", _L, "Bytes taken off the link.", "bytes"),
     MetricSpec("tawan_link_retransmissions", "counter", _L,
                "Messages or fragments sent again for want of an acknowledgement."),
+    MetricSpec("tawan_link_batched_messages", "counter", _L,
+               "Messages sent several to a frame (BATCH) rather than one (DATA)."),
     MetricSpec("tawan_link_drops", "counter", _L + _R,
                "Frames or datagrams dropped before the engine saw them: junk the screen "
                "refused, over the MTU or the strangers' budget, buffers full (the kernel's "
@@ -330,6 +332,7 @@ def _link_samples(view: NodeSnapshot) -> Iterator[_Sample]:
         yield "tawan_link_sent_bytes", label, link.bytes_sent
         yield "tawan_link_received_bytes", label, link.bytes_received
         yield "tawan_link_retransmissions", label, link.retransmissions
+        yield "tawan_link_batched_messages", label, link.batched
     for neighbour in view.neighbours:
         pair = (neighbour.link, neighbour.name)
         yield "tawan_neighbour_up", pair, 1.0 if neighbour.up else 0.0

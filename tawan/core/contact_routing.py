@@ -161,7 +161,8 @@ class ContactRouting:
         node's own shortest paths (`Router.own_tree`), each from the plan's fastest
         contact between the two nodes open then. A hop the plan has no contact for counts
         as instant: the estimate is optimistic for the path now, so the node waits only
-        where the plan shows it is worth it. Queues ahead of the message are not counted on either side."""
+        where the plan shows it is worth it. Queues ahead of the message are not counted
+        on either side."""
         t = now + first.transmit_time_s(size)
         parents = self.router.own_tree()
         path: list[int] = []

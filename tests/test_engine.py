@@ -21,7 +21,7 @@ from tawan.core.events import (
     NeighbourChanged,
     ReceiptReceived,
 )
-from tawan.core.frames import AckFrame, DataFrame, decode_frame
+from tawan.core.frames import AckFrame, BatchFrame, DataFrame, decode_frame
 from tawan.core.precedence import Precedence
 from tawan.core.specs import Submission
 from transports.profile import BearerProfile
@@ -276,6 +276,8 @@ def test_a_link_busy_until_later_gets_nothing_before_then_and_flash_goes_first()
         frame = decode_frame(data[: -schedule.LINK_TAG_BYTES])
         if sender == "a" and isinstance(frame, DataFrame):
             sent.append((net.now, frame.message.precedence))
+        if sender == "a" and isinstance(frame, BatchFrame):
+            sent.extend((net.now, message.precedence) for message in frame.messages)
 
     net.tap(spy)
     for _ in range(3):
@@ -290,7 +292,8 @@ def test_a_link_busy_until_later_gets_nothing_before_then_and_flash_goes_first()
 
 
 def is_data(frame: bytes) -> bool:
-    return isinstance(decode_frame(frame[: -schedule.LINK_TAG_BYTES]), DataFrame)
+    """A frame carrying whole messages (one in DATA, several in BATCH)."""
+    return isinstance(decode_frame(frame[: -schedule.LINK_TAG_BYTES]), DataFrame | BatchFrame)
 
 
 def test_failover_to_a_second_bearer() -> None:

@@ -20,7 +20,7 @@ from harness import Net, chain
 
 from crypto.keyring import Keyring
 from crypto.schedule import LINK_TAG_BYTES
-from tawan.core.frames import DataFrame, Message, decode_frame
+from tawan.core.frames import BatchFrame, DataFrame, Message, decode_frame
 from tawan.core.precedence import Precedence
 from tawan.core.sealing import open_message
 from tawan.core.specs import Submission
@@ -70,6 +70,8 @@ def on_air(net: Net, name: str) -> list[Message]:
         frame = decode_frame(data[:-LINK_TAG_BYTES])
         if sender == name and isinstance(frame, DataFrame):
             sent.append(frame.message)
+        if sender == name and isinstance(frame, BatchFrame):
+            sent.extend(frame.messages)
 
     net.tap(spy)
     return sent

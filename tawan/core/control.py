@@ -38,6 +38,7 @@ from tawan.core.store import Store, StoredMessage
 from tawan.core.transmitter import Transmitter
 
 ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
+RECALL_S = 30.0  # the longest between calls to a lost neighbour while messages wait here
 
 
 class ControlPlane:
@@ -70,6 +71,7 @@ class ControlPlane:
     _next_advert: float
     _next_hello: float
     _hello_due: dict[str, float]
+    _probe_due: dict[str, float]  # links with a lost neighbour: when to call it again
     _link_timers: dict[str, LinkTimers]
     _epoch: int
     _jump: tuple[int, float] | None
@@ -202,7 +204,7 @@ class ControlPlane:
                 adj.add_rtt_sample(rtt)
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
-        self.forwarding.neighbour_changed(adj.neighbour)  # its measured cost may have moved
+        self.forwarding.costs_measured(adj.neighbour)  # its measured cost may have moved
         if frame.flags & HelloFlags.RESTARTED and now - adj.skipped_at > _skip_gap(adj):
             # It accepts from us only counters above a mark it saved, at most a block above
             # the last one it took: jump past it rather than lose that many frames. Once per
@@ -227,6 +229,10 @@ class ControlPlane:
             for notice in self._notices:
                 self.tx.control(adj, RevokeFrame(self.me, 0, notice))
         self.forwarding.neighbour_changed(adj.neighbour)
+        if not up and adj.link in self._link_timers:
+            due = self.last_time + self._probe_s(adj.link)
+            self._probe_due.setdefault(adj.link, due)
+            self._next_hello = min(self._next_hello, self._probe_due[adj.link])
         queue = self.queues.get(adj.neighbour)
         if not up and queue is not None:
             # What was in flight on the dead link goes again now, on the next best link.
@@ -336,7 +342,38 @@ class ControlPlane:
             for adj in self.neighbours.on_link(link):
                 if adj.peer is not None and adj.transport_up:
                     self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
-        self._next_hello = min(self._hello_due.values(), default=now + self.config.hello_ceiling)
+        self._call_lost(now)
+        self._next_hello = min(
+            [*self._hello_due.values(), *self._probe_due.values()],
+            default=now + self.config.hello_ceiling,
+        )
+
+    def _probe_s(self, link: str) -> float:
+        """How often a lost neighbour is called while messages wait here: its link's hello
+        interval, but no longer than RECALL_S (a slow net's hellos are minutes apart, and
+        after a jammer stops, what waited would wait for them)."""
+        return max(self.config.hello_interval, min(self._link_timers[link].hello_s, RECALL_S))
+
+    def _call_lost(self, now: float) -> None:
+        """Neighbours lost on a link are called (a hello that asks for an answer) every
+        `_probe_s` while this node holds messages, so a link back after a jam is found
+        within that, not a slow net's hello interval later. Nothing held, nothing is
+        called: the steady state costs no more hellos than before."""
+        held = self.store.message_count() > 0
+        for link, due in list(self._probe_due.items()):
+            if due > now:
+                continue
+            lost = [
+                a for a in self.neighbours.on_link(link)
+                if not a.up and a.peer is not None and a.transport_up
+            ]  # fmt: skip
+            if not lost:
+                del self._probe_due[link]
+                continue
+            self._probe_due[link] = now + self._probe_s(link)
+            if held and link not in self.tx.silent:
+                for adj in lost:
+                    self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
 
     def _dead_after(self, adj: Adjacency) -> float:
         """How long `adj` may stay silent before its neighbour is lost there."""

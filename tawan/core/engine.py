@@ -157,6 +157,8 @@ class Engine(ControlPlane, CustodyRule):
         # Of each group copy settling here, the neighbours known to have it (the one it came
         # from, those that acknowledged it): placing it again never sends it to them.
         self._served: dict[MessageId, set[int]] = {}
+        # And the members it owes a copy to (`_hold_to_settle`).
+        self._owed: dict[MessageId, set[int]] = {}
         self._epoch = self._epoch_at(now)
         # A forward clock jump of more than an epoch while running: (epoch, confirmed at).
         # Nothing is erased until the new time has held for an epoch (`_follow_clock`).
@@ -187,6 +189,7 @@ class Engine(ControlPlane, CustodyRule):
         """Hellos per link, and the first advert (due now, sent if the plan wants it)."""
         self._link_timers = {spec.name: link_timers(spec, self.config) for spec in links}
         self._hello_due = dict.fromkeys(self._link_timers, now)
+        self._probe_due: dict[str, float] = {}
         self._next_hello = now
         self._next_advert = now
         self._advert_pending = True
@@ -1010,13 +1013,20 @@ class Engine(ControlPlane, CustodyRule):
         )
         hops = found - others - {old_hop} - self._served.get(stored.mid, set())
         is_group = self.keys.roster.is_group(dst)
+        owed_unreached = False
+        if is_group and not settle:  # the end of settling: what is still owed goes now
+            owed, owed_unreached = self._owed_hops(stored.mid)
+            hops |= owed - others - {old_hop}
         if is_group and settle and (old_hop != HELD or stored.mid not in self._settling):
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
             self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
         # A group copy with every member reached and no branch of ours left to serve is
         # done here: we are a leaf of its tree (as in `_take_custody`).
-        hold = settling or self._still_unreached(dst) or not (hops or others or is_group)
+        hold = (
+            settling or owed_unreached or self._still_unreached(dst)
+            or not (hops or others or is_group)
+        )  # fmt: skip
         if hops:
             self.store.add_next_hops(stored.mid, hops)  # clears HELD
             for hop in hops:
@@ -1052,15 +1062,43 @@ class Engine(ControlPlane, CustodyRule):
             stored = self.store.get_message(mid)
             if stored is not None and HELD in self.store.next_hops_of(mid):
                 self._place(stored, HELD, settle=False)
-            self._served.pop(mid, None)
+            if stored is None or HELD not in self.store.next_hops_of(mid):
+                self._served.pop(mid, None)  # kept while held: a later settling needs it
+                self._owed.pop(mid, None)
 
-    def _hold_to_settle(self, mid: MessageId, came_from: int | None, now: float) -> None:
+    def _hold_to_settle(
+        self, mid: MessageId, dst: int, hops: set[int], came_from: int | None, now: float
+    ) -> None:
         """A group copy taken here stays, held, until the views have had time to agree
         (`_place`): a neighbour's stale view of the network (an advert lost on the way)
-        can make it leave a member to us that we leave to it, and nobody would carry it."""
+        can make it leave a member to us that we leave to it, and nobody would carry it.
+        The members it was handed on towards (our branches to them in the tree are in
+        `hops`), and those no route reaches yet (we hold it for them), are ours to see
+        served: one the trees later give to another branch still gets a copy
+        from us at the end, unless the neighbour our route to it goes through has it."""
         self._settling[mid] = now + 3 * self.config.dead_interval
         self._served[mid] = set() if came_from is None else {came_from}
+        router, src = self.router, mid[0]
+        self._owed[mid] = {
+            m for m in self.keys.roster.members(dst)
+            if m not in (self.me, src)
+            and (router.next_hop(m) is None or router.branch(src, m) in hops)
+        }  # fmt: skip
         self._housekeeping_soon(now)
+
+    def _owed_hops(self, mid: MessageId) -> tuple[set[int], bool]:
+        """Next hops towards the members this node owes a copy of `mid` and has not seen
+        served (our route to them goes through a neighbour that does not have it), and
+        whether some such member has no route now."""
+        served = self._served.get(mid, set())
+        hops, unreached = set(), False
+        for member in self._owed.get(mid, ()):
+            hop = self.router.next_hop(member)
+            if hop is None:
+                unreached = True
+            elif hop not in served:
+                hops.add(hop)
+        return hops, unreached
 
     def _still_unreached(self, dst: int) -> bool:
         """A group with members no route reaches now: some copy must wait for them."""

@@ -58,6 +58,7 @@ class Forwarding:
         self.neighbours = neighbours
         self.tx = tx
         self._best: dict[int, Adjacency | None] = {}
+        self._costs: dict[int, tuple[int, ...]] = {}  # of each neighbour's links, last seen
         self.silent: frozenset[str] = frozenset()  # links under emission control
         self.contacts = None if contacts is None else ContactRouting(me, contacts, router, pace)
         self._pins: dict[MessageId, Pin] = {}
@@ -199,6 +200,14 @@ class Forwarding:
     def hand(self, neighbour: int, item: Outgoing) -> None:
         """Give `item` to the transmitter, on the link chosen for it."""
         self.tx.hand(neighbour, self.link_for(neighbour, item), item)
+
+    def costs_measured(self, neighbour: int) -> None:
+        """A hello brought the loss measured on `neighbour`'s links: choose again only if
+        a link's cost moved since (most hellos change nothing)."""
+        costs = tuple(a.cost for a in self.neighbours.of(neighbour))
+        if self._costs.get(neighbour) != costs:
+            self._costs[neighbour] = costs
+            self.neighbour_changed(neighbour)
 
     def neighbour_changed(self, neighbour: int) -> None:
         """A link to `neighbour` went up or down, or its measured cost moved: choose again

@@ -237,6 +237,12 @@ class Router:
             hops.discard(came_from)
         return hops
 
+    def branch(self, src: int, member: int) -> int | None:
+        """Our child on the path from `src` to `member` in the common tree (`tree`), or
+        None: the member is on another branch, or the tree does not reach it."""
+        parents = self.tree(src)
+        return self._child_towards(parents, member) if member in parents else None
+
     def _child_towards(self, parents: Mapping[int, int], member: int) -> int | None:
         """Our child on the tree path from its root to `member`, or None when we are not
         on that path."""

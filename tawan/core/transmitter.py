@@ -403,7 +403,10 @@ class Transmitter:
         timeout = adj.retransmit_timeout(size, self.config.retransmit_floor) + backlog
         ceiling = self.config.retransmit_ceiling
         for item in items:
-            item.deadline = now + min(timeout * 2 ** min(item.attempts - 1, 8), ceiling)
+            wait = min(timeout * 2 ** min(item.attempts - 1, 8), ceiling)
+            if item.attempts > 1:
+                wait *= _spread(item.mid, item.attempts)
+            item.deadline = now + wait
             heapq.heappush(self.retransmit, (item.deadline, queue.neighbour, item.mid))
 
     def _encode_data(self, encoded_message: bytes, counter: int) -> bytes:
@@ -476,6 +479,19 @@ class Transmitter:
             # an acknowledgement or the map of what it is missing.
             item.to_send = [item.fragment_count - 1] if item.chunk_size else [0]
             queue.push(item, self.link_for(neighbour, item))  # the decision of now, not then
+
+
+def _spread(mid: MessageId, attempts: int) -> float:
+    """0.75..1: how much of its backed-off timeout a resent message waits. Resends at the
+    ceiling would otherwise keep one phase: against a jammer on the same period (on 48 of
+    every 60 s) every one of them fell in the jammed part, for an hour. A hash of the id
+    and the attempt, not a random draw: the engine's random stream stays as it was."""
+    h = (mid[0] * 0x9E3779B1 + mid[1] * 0x85EBCA77 + mid[2] * 0xC2B2AE3D) & U32
+    h = (h ^ attempts * 0x27D4EB2F) & U32
+    h = ((h ^ (h >> 16)) * 0x85EBCA6B) & U32  # MurmurHash3's 32-bit finaliser
+    h = ((h ^ (h >> 13)) * 0xC2B2AE35) & U32
+    h ^= h >> 16
+    return 0.75 + 0.25 * (h & 0xFFFF) / 0xFFFF
 
 
 def _ignore_adjacency(adj: Adjacency, now: float) -> None:

@@ -34,7 +34,11 @@ The last line printed is one JSON object:
    "campaigns": {CAMPAIGN: {VARIANT: {
        "precedence": {PRECEDENCE: {"offered", "delivery_ratio", "oracle_delivery_ratio",
                                    "latency_p95_s", "oracle_latency_p95_s"}},
+       "reroute_s": {"failures", "rerouted", "p50", "max"},
        "bytes_sent", "payload_bytes_delivered", "bytes_per_delivered_byte", "wall_s"}}}}
+reroute_s: the failures of point-to-point links that some node routed over (pooled over
+seeds), how many every such node got round before the link came back, and the p50 and
+largest time that took (emulator/reroutes.py).
 A ratio or latency of nothing (no copy offered, or none delivered) is null.
 """
 
@@ -102,6 +106,9 @@ class Tally:
     bytes_sent: int
     payload_bytes_delivered: int
     wall_s: float
+    reroutes: list[float | None]
+    """Per failure of a point-to-point link that some node routed over: seconds until
+    every such node routed around it (None: not before the link came back)."""
 
 
 def scenario_for(campaign: str, variant: str, duration_s: float | None) -> Scenario:
@@ -131,6 +138,12 @@ def run_job(job: Job) -> Tally:
         bytes_sent=sum(b["bytes"] for b in res["bearers"].values()),
         payload_bytes_delivered=payload,
         wall_s=wall,
+        reroutes=[
+            took
+            for link in res["links"].values()
+            for took, over in zip(link["reroute_s"], link["routed_over"], strict=True)
+            if over
+        ],
     )
 
 
@@ -157,8 +170,16 @@ def pooled(tallies: Sequence[Tally]) -> dict[str, Any]:
         }
     sent = sum(t.bytes_sent for t in tallies)
     payload = sum(t.payload_bytes_delivered for t in tallies)
+    reroutes = [x for t in tallies for x in t.reroutes]
+    took = sorted(x for x in reroutes if x is not None)
     return {
         "precedence": precedence,
+        "reroute_s": {
+            "failures": len(reroutes),
+            "rerouted": len(took),
+            "p50": round(percentile(took, 50), 3) if took else None,
+            "max": round(took[-1], 3) if took else None,
+        },
         "bytes_sent": sent,
         "payload_bytes_delivered": payload,
         "bytes_per_delivered_byte": round(sent / payload, 3) if payload else None,

@@ -358,6 +358,11 @@ def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
             for i in d["intervals"]
             if not i["up"] or i["loss"] >= 1
         )
+        # Failures as the reroute watch saw them (point-to-point links only): how long until
+        # every node that routed over the link routed around it (emulator/reroutes.py).
+        watched = em.reroutes.for_link(name)
+        reroute = [None if f.seconds is None else _round(f.seconds) for f in watched]
+        routed_over = [f.routed_over for f in watched]
         model, tally = em.links[name], em.record.links.get(name)
         rate = model.bearer.rate_bps * (1 if model.shared else 2)
         out[name] = {
@@ -367,6 +372,8 @@ def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
             "failures": len(spans),
             "detection_s": detection,
             "failover_s": failover,
+            "reroute_s": reroute,
+            "routed_over": routed_over,
             "neighbour_lost": len(lost_at.get(name, [])),
             "down_s": _round(down / max(len(entry["directions"]), 1)),
         }

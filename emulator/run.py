@@ -27,6 +27,7 @@ from emulator.faults import FaultPlan, NodeEvent, plan_faults
 from emulator.links import LinkModel, build_links
 from emulator.mission import LEAD_S, MISSION_T0, seeded_mission
 from emulator.record import Recorder
+from emulator.reroutes import Reroutes
 from emulator.traffic import Offer, Stream, streams
 from tawan.core.contacts import Contact, ContactPlan
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
@@ -84,12 +85,7 @@ class Emulation:
             name: Store.memory(max_bytes=self.options.store_max_bytes) for name in names
         }
         self._specs = {name: self._link_specs(name) for name in names}
-        if scenario.engine.planned and not self.engine_config.planned:
-            planned = signal_plan(self.links.values(), self.addresses)
-            self.engine_config = dataclasses.replace(self.engine_config, planned=planned)
-        if scenario.engine.contacts and self.engine_config.contacts is None:
-            contacts = contact_plan(scenario, self.links, self.addresses)
-            self.engine_config = dataclasses.replace(self.engine_config, contacts=contacts)
+        self._mission_knowledge()
         self.engines: dict[str, Engine] = {}
         self.alive: dict[str, bool] = {}
         self.destroyed: set[str] = set()
@@ -107,6 +103,7 @@ class Emulation:
         self._payload_at = 0
         self.events_handled = 0
         self.engine_s = 0.0  # wall seconds spent inside Engine calls (benchmarks read it)
+        self.reroutes = Reroutes(self.links, self.addresses, lambda: self.engines, self.alive)
         carrier_down = [s.link for s in self.plan.apply(0.0) if not s.up]
         self._silenced: dict[str, frozenset[str]] = {}  # EMCON: node -> its quiet links
         for name in names:
@@ -114,6 +111,7 @@ class Emulation:
         self._emission_control(0.0)
         for link in carrier_down:  # a wired link cut from the start: both ends know
             self._carrier(link, up=False)
+        self.reroutes.boundary(0.0)
         for index, boundary in enumerate(self.plan.boundaries):
             if boundary > 0:
                 self._push(boundary, _BOUNDARY, index)
@@ -128,6 +126,17 @@ class Emulation:
         self._push(0.0, _SAMPLE, 0)
 
     # ------------------------------------------------------------------ building
+    def _mission_knowledge(self) -> None:
+        """What every node is given before deployment, if the scenario asks for it: the
+        signal plan and the contact plan."""
+        scenario = self.scenario
+        if scenario.engine.planned and not self.engine_config.planned:
+            planned = signal_plan(self.links.values(), self.addresses)
+            self.engine_config = dataclasses.replace(self.engine_config, planned=planned)
+        if scenario.engine.contacts and self.engine_config.contacts is None:
+            contacts = contact_plan(scenario, self.links, self.addresses)
+            self.engine_config = dataclasses.replace(self.engine_config, contacts=contacts)
+
     def _link_specs(self, name: str) -> list[LinkSpec]:
         specs = []
         for model in self.links.values():
@@ -245,6 +254,7 @@ class Emulation:
         self.engine_s += time.perf_counter() - started
         for event in events:
             self._on_event(name, event)
+        self.reroutes.after(name, self.now)
         armed = None if deadline is None else max(deadline - BASE, self.now)
         if armed != self._armed[name]:
             self._armed[name] = armed
@@ -316,6 +326,7 @@ class Emulation:
 
     # ------------------------------------------------------------------ faults
     def _boundary(self, t: float) -> None:
+        self.reroutes.boundary(t)  # before the ends are told: who routed over it then
         for signal in self.plan.apply(t):
             self._carrier(signal.link, up=signal.up)
         self._emission_control(t)
@@ -378,6 +389,7 @@ class Emulation:
         self._generation[name] += 1  # its armed timer is void
         self.stores[name].rollback()
         self.record.node_down(name, "destroy" if destroy else "crash", self.now)
+        self.reroutes.node_down(name, self.now)
 
     def revive(self, name: str) -> None:
         """`name` runs again on its surviving store, as a restarted daemon would."""

@@ -35,10 +35,14 @@ The last line printed is one JSON object:
        "precedence": {PRECEDENCE: {"offered", "delivery_ratio", "oracle_delivery_ratio",
                                    "latency_p95_s", "oracle_latency_p95_s"}},
        "reroute_s": {"failures", "rerouted", "p50", "max"},
+       "failover_s": {"failures", "failed_over", "p50", "max"},
        "bytes_sent", "payload_bytes_delivered", "bytes_per_delivered_byte", "wall_s"}}}}
 reroute_s: the failures of point-to-point links that some node routed over (pooled over
 seeds), how many every such node got round before the link came back, and the p50 and
-largest time that took (emulator/reroutes.py).
+largest time that took (emulator/reroutes.py); a link beside which another still joins
+the same two nodes is not counted there (they stay neighbours). failover_s: the failures of
+every link, how many saw messages between its ends move to another link, and the p50 and
+largest time until they did.
 A ratio or latency of nothing (no copy offered, or none delivered) is null.
 """
 
@@ -109,6 +113,9 @@ class Tally:
     reroutes: list[float | None]
     """Per failure of a point-to-point link that some node routed over: seconds until
     every such node routed around it (None: not before the link came back)."""
+    failovers: list[float | None]
+    """Per failure of any link: seconds until messages between its ends took another
+    link (None: none did; nothing was sent between them, or the link came back first)."""
 
 
 def scenario_for(campaign: str, variant: str, duration_s: float | None) -> Scenario:
@@ -144,6 +151,7 @@ def run_job(job: Job) -> Tally:
             for took, over in zip(link["reroute_s"], link["routed_over"], strict=True)
             if over
         ],
+        failovers=[took for link in res["links"].values() for took in link["failover_s"]],
     )
 
 
@@ -154,6 +162,17 @@ def _p95(values: list[float]) -> float | None:
 def _ratio(part: int, whole: int) -> float | None:
     value = ratio(part, whole)
     return None if value is None else round(value, 4)
+
+
+def _times(values: list[float | None], done: str) -> dict[str, Any]:
+    """How many failures, how many of them got a time (`done`), its p50 and largest."""
+    took = sorted(x for x in values if x is not None)
+    return {
+        "failures": len(values),
+        done: len(took),
+        "p50": round(percentile(took, 50), 3) if took else None,
+        "max": round(took[-1], 3) if took else None,
+    }
 
 
 def pooled(tallies: Sequence[Tally]) -> dict[str, Any]:
@@ -170,16 +189,10 @@ def pooled(tallies: Sequence[Tally]) -> dict[str, Any]:
         }
     sent = sum(t.bytes_sent for t in tallies)
     payload = sum(t.payload_bytes_delivered for t in tallies)
-    reroutes = [x for t in tallies for x in t.reroutes]
-    took = sorted(x for x in reroutes if x is not None)
     return {
         "precedence": precedence,
-        "reroute_s": {
-            "failures": len(reroutes),
-            "rerouted": len(took),
-            "p50": round(percentile(took, 50), 3) if took else None,
-            "max": round(took[-1], 3) if took else None,
-        },
+        "reroute_s": _times([x for t in tallies for x in t.reroutes], "rerouted"),
+        "failover_s": _times([x for t in tallies for x in t.failovers], "failed_over"),
         "bytes_sent": sent,
         "payload_bytes_delivered": payload,
         "bytes_per_delivered_byte": round(sent / payload, 3) if payload else None,

@@ -6,7 +6,9 @@ everything), the nodes whose own shortest paths (`Router.own_tree`, what unicast
 use the link's edge are noted. After every call into one of their engines the emulator asks
 again (`after`); the failure's reroute time is when the last of them stopped using it. A
 node that goes down meanwhile no longer routes and is struck off. A failure that ends before
-every node got round it has no reroute time (None), nor has one that no node routed over.
+every node got round it has no reroute time (None), nor has one that no node routed over,
+nor one of a link beside which another still joins the same two nodes (they stay
+neighbours: their choice of link is the failover, not a change of routes).
 
 This reads the engines' routing tables, which only the emulator can: the nodes themselves
 learn of the failure from missing hellos (or a lost carrier) and from adverts carried over
@@ -55,6 +57,13 @@ def failed(state: LinkState, model: LinkModel) -> bool:
     return all(not c.up or c.loss >= 1 for c in (state.of(a, b), state.of(b, a)))
 
 
+def _carries(state: LinkState, a: str, b: str) -> bool:
+    """Whether a link in `state` carries frames both ways between members a and b."""
+    if a in state.down_nodes or b in state.down_nodes:
+        return False
+    return all(c.up and c.loss < 1 for c in (state.of(a, b), state.of(b, a)))
+
+
 class Reroutes:
     """The failures of the point-to-point links of one emulation, with their reroute times."""
 
@@ -63,6 +72,16 @@ class Reroutes:
         engines: Callable[[], Mapping[str, Engine]], alive: Mapping[str, bool],
     ) -> None:  # fmt: skip
         self._links = {n: m for n, m in links.items() if not m.shared and len(m.members) == 2}
+        # Other links or nets joining the same two nodes: while one of them carries on, the
+        # two stay neighbours and nothing is to be routed round (the ends choose another
+        # link: `failover_s`).
+        self._parallel = {
+            name: [
+                other for other in links.values()
+                if other.name != name and set(model.members) <= set(other.members)
+            ]
+            for name, model in self._links.items()
+        }  # fmt: skip
         self._addresses = addresses
         self._engines = engines  # the live engines (a restart replaces one)
         self._alive = alive
@@ -87,6 +106,9 @@ class Reroutes:
         a, b = (self._addresses[m] for m in model.members)
         engines = self._engines()
         over = {n for n, e in engines.items() if self._alive[n] and uses(e, a, b)}
+        x, y = model.members
+        if any(_carries(other.state_at(t), x, y) for other in self._parallel[name]):
+            over = set()  # still neighbours over another link: nothing to route round
         failure = Reroute(name, t, len(over), over)
         self.failures.append(failure)
         self._open[name] = failure

@@ -9,6 +9,9 @@ itself for a leaf and passes nothing on: two platoons would never get the messag
 
 from __future__ import annotations
 
+from harness import FakeLink, Net, profile
+
+from tawan.core.precedence import Precedence
 from tawan.core.routing import Router
 
 HQ = 1
@@ -51,3 +54,20 @@ def test_unicast_routes_leave_out_a_planned_link_that_is_down_here() -> None:
     hq = router(HQ, {3: 4, 4: 4})
     assert hq.next_hop(2) in (3, 4)
     assert hq.tree(HQ)[2] == HQ  # the common tree still hangs 2 under us
+
+
+def test_a_leaf_that_acknowledged_still_gets_the_copy_for_a_member_hung_under_it_since() -> None:
+    """s reaches m through b; s-b dies unnoticed while a group message leaves, a takes it
+    (a member, a leaf then: it keeps no copy) and acknowledges. Once s knows, its tree
+    hangs b and m under a: s must hand the copy to a again, although a has had it, or m
+    never gets it (a's acknowledgement spoke for a alone)."""
+    p = profile()
+    links = [FakeLink("s", "a", p), FakeLink("s", "b", p), FakeLink("a", "b", p),
+             FakeLink("b", "m", p)]  # fmt: skip
+    net = Net({"s": ["g"], "a": ["g"], "b": [], "m": ["g"]}, links)
+    net.run(60)
+    net.links["s-b"].up = False
+    net.submit("s", "g", b"to all of g", precedence=Precedence.ROUTINE, ttl=3600)
+    net.run(600)
+    for member in ("a", "m"):
+        assert [e.payload for e in net.delivered(member)] == [b"to all of g"]

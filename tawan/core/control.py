@@ -22,6 +22,7 @@ from tawan.core.frames import (
     U32,
     HelloFlags,
     HelloFrame,
+    MessageId,
     RevokeFrame,
     RouteFrame,
     advert_signed_bytes,
@@ -72,6 +73,7 @@ class ControlPlane:
     _next_hello: float
     _hello_due: dict[str, float]
     _probe_due: dict[str, float]  # links with a lost neighbour: when to call it again
+    _settling: dict[MessageId, float]
     _link_timers: dict[str, LinkTimers]
     _epoch: int
     _jump: tuple[int, float] | None
@@ -356,10 +358,11 @@ class ControlPlane:
 
     def _call_lost(self, now: float) -> None:
         """Neighbours lost on a link are called (a hello that asks for an answer) every
-        `_probe_s` while this node holds messages, so a link back after a jam is found
-        within that, not a slow net's hello interval later. Nothing held, nothing is
-        called: the steady state costs no more hellos than before."""
-        held = self.store.message_count() > 0
+        `_probe_s` while this node holds messages (beyond the group copies it keeps while
+        views settle), so a link back after a jam is found within that, not a slow net's
+        hello interval later. Nothing held, nothing is called: the steady state costs no
+        more hellos than before."""
+        held = self.store.message_count() > len(self._settling)  # not only copies settling
         for link, due in list(self._probe_due.items()):
             if due > now:
                 continue

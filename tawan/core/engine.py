@@ -793,6 +793,9 @@ class Engine(ControlPlane, CustodyRule):
 
     def _forget_queued(self, mid: MessageId, why: Input) -> None:
         self.tx.forget(mid, why)
+        self.forwarding.unpin(mid)
+        self._served.pop(mid, None)
+        self._owed.pop(mid, None)
 
     def _deliver(
         self, msg: Message, opened: Opened, mid: MessageId, now: float, adj: Adjacency
@@ -933,6 +936,7 @@ class Engine(ControlPlane, CustodyRule):
             item = queue.remove(mid)
             if item is None:
                 continue
+            self.forwarding.unpin(mid)
             if mid in released:
                 pass
             elif self.store_problem is None:
@@ -1011,14 +1015,24 @@ class Engine(ControlPlane, CustodyRule):
         found = self.forwarding.next_hops(
             self.keys.roster, src, dst, None, self._parcel(stored), self._now
         )
-        hops = found - others - {old_hop} - self._served.get(stored.mid, set())
         is_group = self.keys.roster.is_group(dst)
+        hops = found - others - {old_hop}
+        # The end of settling (`settle` False, or a settling that ran out before housekeeping
+        # saw it): what is still owed goes now, and a branch that has the copy is given it
+        # again if members lie beyond it now. Before that, a branch that has it is skipped:
+        # copies again at every change of routes would crowd a jammed net.
+        until = self._settling.get(stored.mid)
+        final = not settle or (until is not None and until <= self._now)
+        if is_group:
+            served = self._served.get(stored.mid, set())
+            hops -= self._has_it(stored.mid, src, dst, hops) if final else served
         owed_unreached = False
-        if is_group and not settle:  # the end of settling: what is still owed goes now
-            owed, owed_unreached = self._owed_hops(stored.mid)
+        if is_group and final:
+            owed, owed_unreached = self._owed_hops(stored.mid, src, dst)
             hops |= owed - others - {old_hop}
-        if is_group and settle and (old_hop != HELD or stored.mid not in self._settling):
+        if is_group and settle and (old_hop != HELD or until is None):
             self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
+            self._served.setdefault(stored.mid, set())
             self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
         # A group copy with every member reached and no branch of ours left to serve is
@@ -1065,6 +1079,10 @@ class Engine(ControlPlane, CustodyRule):
             if stored is None or HELD not in self.store.next_hops_of(mid):
                 self._served.pop(mid, None)  # kept while held: a later settling needs it
                 self._owed.pop(mid, None)
+        for mid in [m for m in self._owed if m not in self._settling]:
+            if self.store.get_message(mid) is None:  # expired or evicted while held
+                self._served.pop(mid, None)
+                self._owed.pop(mid, None)
 
     def _hold_to_settle(
         self, mid: MessageId, dst: int, hops: set[int], came_from: int | None, now: float
@@ -1086,17 +1104,40 @@ class Engine(ControlPlane, CustodyRule):
         }  # fmt: skip
         self._housekeeping_soon(now)
 
-    def _owed_hops(self, mid: MessageId) -> tuple[set[int], bool]:
+    def _has_it(self, mid: MessageId, src: int, dst: int, hops: set[int]) -> set[int]:
+        """Of `hops` (our branches of the group's tree), those known to have the copy and
+        with nothing more to do with it: they acknowledged it (or gave it to us) and are
+        all their branch holds. One that has members beyond it now may have kept no copy
+        (a leaf when it took it): it is given the copy again, and carries it on."""
+        served = self._served.get(mid)
+        if not served:
+            return set()
+        done = hops & served
+        if done:
+            router = self.router
+            beyond = {
+                router.branch(src, m) for m in self.keys.roster.members(dst)
+                if m not in done and m not in (self.me, src)
+            }  # fmt: skip
+            done -= beyond
+        return done
+
+    def _owed_hops(self, mid: MessageId, src: int, dst: int) -> tuple[set[int], bool]:
         """Next hops towards the members this node owes a copy of `mid` and has not seen
-        served (our route to them goes through a neighbour that does not have it), and
-        whether some such member has no route now."""
+        served, and whether some such member has no route now. A member served is one that
+        acknowledged the copy itself; one beyond a neighbour that acknowledged it may not
+        have it (that neighbour may have been a leaf): it gets a copy, at worst a duplicate.
+        A copy owed nothing on record (held here before a restart) owes every member."""
         served = self._served.get(mid, set())
+        owed = self._owed.get(mid)
+        if owed is None:
+            owed = {m for m in self.keys.roster.members(dst) if m not in (self.me, src)}
         hops, unreached = set(), False
-        for member in self._owed.get(mid, ()):
+        for member in owed:
             hop = self.router.next_hop(member)
             if hop is None:
                 unreached = True
-            elif hop not in served:
+            elif not (hop == member and hop in served):
                 hops.add(hop)
         return hops, unreached
 

@@ -106,9 +106,6 @@ class Forwarding:
 
     def _follow(self, dst: int, choice: ContactChoice, parcel: Parcel, now: float) -> set[int]:
         """Hold the message until the contact opens, or pin it to the contact's links."""
-        if choice.waits(now):
-            self._wakes[dst] = min(self._wakes.get(dst, math.inf), choice.depart_s)
-            return set()
         links = frozenset(
             a.link for a in self.neighbours.of(choice.neighbour)
             if names_link(choice.contact, a.link, a.profile)
@@ -116,8 +113,16 @@ class Forwarding:
         if not links:  # the plan names a link this node does not have: not its to follow
             hop = self.router.next_hop(dst)
             return set() if hop is None else {hop}
+        if choice.waits(now):
+            self._wakes[dst] = min(self._wakes.get(dst, math.inf), choice.depart_s)
+            return set()
         self._pins[parcel.mid] = Pin(choice.neighbour, links, choice.contact.end)
         return {choice.neighbour}
+
+    def unpin(self, mid: MessageId) -> None:
+        """`mid` left this node (acknowledged, dropped): its pin, if any, goes with it."""
+        if self._pins:
+            self._pins.pop(mid, None)
 
     def deadline(self) -> float | None:
         """When `due` must run next: a held message's contact opens, or a contact ends."""

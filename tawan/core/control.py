@@ -473,8 +473,8 @@ class ControlPlane:
         signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
         frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)
         self._advert_sent, self._advert_sent_at = adjacency, now
-        self.router.publish(dict(adjacency))
-        self._reroute()  # the trees are the network's now: group copies follow them
+        if self.router.publish(dict(adjacency)):
+            self._reroute()  # the trees are the network's now: group copies follow them
         for adj in self._up_adjacencies():
             self.tx.control(adj, frame)
 

@@ -106,10 +106,14 @@ class Router:
         if self.adverts.pop(node, None) is not None:
             self._invalidate()
 
-    def publish(self, adjacency: Mapping[int, int]) -> None:
-        """Our advert `adjacency` went out: the network takes our links to be that."""
+    def publish(self, adjacency: Mapping[int, int]) -> bool:
+        """Our advert `adjacency` went out: the network takes our links to be that. True
+        when that changed what it held (a refresh of the same advert changes nothing)."""
+        if self.published is not None and dict(adjacency) == self.published:
+            return False
         self.published = dict(adjacency)
         self._invalidate()
+        return True
 
     def _invalidate(self) -> None:
         self.version += 1
@@ -131,18 +135,19 @@ class Router:
         """Edges both ends claim (our own edges we know first-hand)."""
         if self._graph is not None:
             return self._graph
-        graph: Graph = {self.address: dict(self.my_adjacency)}
+        me = self.address
+        graph: Graph = {me: dict(self.my_adjacency)}
         for nbr, cost in self.my_adjacency.items():
-            graph.setdefault(nbr, {})[self.address] = cost
-        for origin in self.adverts.keys() | self.planned.keys():
-            if origin == self.address:
-                continue
-            for nbr, cost in self.view(origin).items():
-                if nbr == self.address:
-                    continue
-                back = self.view(nbr).get(origin)
-                if back is not None:
-                    weight = max(cost, back)
+            graph.setdefault(nbr, {})[me] = cost
+        views = {o: self.view(o) for o in self.adverts.keys() | self.planned.keys() if o != me}
+        for origin, view in views.items():
+            for nbr, cost in view.items():
+                if nbr == me or nbr < origin:
+                    continue  # each pair once, from its lower end (both ends must claim it)
+                back = views.get(nbr)
+                back_cost = None if back is None else back.get(origin)
+                if back_cost is not None:
+                    weight = cost if cost > back_cost else back_cost
                     graph.setdefault(origin, {})[nbr] = weight
                     graph.setdefault(nbr, {})[origin] = weight
         self._graph = graph

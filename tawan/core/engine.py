@@ -99,6 +99,8 @@ STORE_RETRY_CEILING = 10.0
 ROOM_PROBE_BYTES = 64 * 1024
 """Room a store that could not write must show before the node takes custody again: more
 than one message, so a store on the edge of full does not flap at every message."""
+SETTLE_DEAD_INTERVALS = 3
+"""A group copy is kept this many dead intervals after it went on (`_settle_from`)."""
 
 _PRECEDENCES = tuple(Precedence)  # by value: cheaper than Precedence(value) per message
 
@@ -155,7 +157,8 @@ class Engine(ControlPlane, CustodyRule):
         # Group messages re-routed after losing a branch, held until views have settled.
         self._settling: dict[MessageId, float] = {}
         # Of each group copy settling here, the neighbours known to have it (the one it came
-        # from, those that acknowledged it): placing it again never sends it to them.
+        # from, those that acknowledged it): placing it again skips them, except at the end
+        # where members lie beyond one of them (`_has_it`).
         self._served: dict[MessageId, set[int]] = {}
         # And the members it owes a copy to (`_hold_to_settle`).
         self._owed: dict[MessageId, set[int]] = {}
@@ -1031,9 +1034,8 @@ class Engine(ControlPlane, CustodyRule):
             owed, owed_unreached = self._owed_hops(stored.mid, src, dst)
             hops |= owed - others - {old_hop}
         if is_group and settle and (old_hop != HELD or until is None):
-            self._settling[stored.mid] = self._now + 3 * self.config.dead_interval
+            self._settle_from(stored.mid, self._now)
             self._served.setdefault(stored.mid, set())
-            self._housekeeping_soon(self._now)
         settling = self._settling.get(stored.mid, float("-inf")) > self._now
         # A group copy with every member reached and no branch of ours left to serve is
         # done here: we are a leaf of its tree (as in `_take_custody`).
@@ -1092,9 +1094,9 @@ class Engine(ControlPlane, CustodyRule):
         can make it leave a member to us that we leave to it, and nobody would carry it.
         The members it was handed on towards (our branches to them in the tree are in
         `hops`), and those no route reaches yet (we hold it for them), are ours to see
-        served: one the trees later give to another branch still gets a copy
-        from us at the end, unless the neighbour our route to it goes through has it."""
-        self._settling[mid] = now + 3 * self.config.dead_interval
+        served: one the trees later give to another branch still gets a copy from us at
+        the end, unless it acknowledged the copy itself (`_owed_hops`)."""
+        self._settle_from(mid, now)
         self._served[mid] = set() if came_from is None else {came_from}
         router, src = self.router, mid[0]
         self._owed[mid] = {
@@ -1102,6 +1104,10 @@ class Engine(ControlPlane, CustodyRule):
             if m not in (self.me, src)
             and (router.next_hop(m) is None or router.branch(src, m) in hops)
         }  # fmt: skip
+
+    def _settle_from(self, mid: MessageId, now: float) -> None:
+        """`mid` is held until views have had time to agree: `SETTLE_DEAD_INTERVALS`."""
+        self._settling[mid] = now + SETTLE_DEAD_INTERVALS * self.config.dead_interval
         self._housekeeping_soon(now)
 
     def _has_it(self, mid: MessageId, src: int, dst: int, hops: set[int]) -> set[int]:

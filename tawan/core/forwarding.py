@@ -126,6 +126,8 @@ class Forwarding:
 
     def deadline(self) -> float | None:
         """When `due` must run next: a held message's contact opens, or a contact ends."""
+        if not self._wakes and not self._pins:
+            return None  # no plan, or nothing waiting on one: every `get_timer` asks
         times = [*self._wakes.values(), *(pin.until for pin in self._pins.values())]
         return min(times) if times else None
 

@@ -89,22 +89,25 @@ class Router:
         known = self.adverts.get(origin)
         if known is not None and not seq_newer(seq, known.seq):
             return False
+        before = self.view(origin)
         self.adverts[origin] = Advert(seq, dict(adjacency), now, signature)
-        self._invalidate()
+        self._view_changed(origin, before)
         return True
 
     def expire_adverts(self, older_than: float) -> bool:
+        """Drop adverts received before `older_than` (their origins fall back to the plan);
+        True if any was dropped."""
         stale = [o for o, a in self.adverts.items() if a.received_at < older_than]
         for origin in stale:
-            del self.adverts[origin]
-        if stale:
-            self._invalidate()
+            before = self.adverts.pop(origin).adjacency
+            self._view_changed(origin, before)
         return bool(stale)
 
     def forget(self, node: int) -> None:
         """A revoked node: its adverts no longer count."""
-        if self.adverts.pop(node, None) is not None:
-            self._invalidate()
+        advert = self.adverts.pop(node, None)
+        if advert is not None:
+            self._view_changed(node, advert.adjacency)
 
     def publish(self, adjacency: Mapping[int, int]) -> bool:
         """Our advert `adjacency` went out: the network takes our links to be that. True
@@ -118,10 +121,49 @@ class Router:
     def _invalidate(self) -> None:
         self.version += 1
         self._graph = None
+        self._routes_changed()
+
+    def _routes_changed(self) -> None:
+        """Every route and tree is computed again when next asked for (the graph stands)."""
         self._shared = None
         self._first_hops = None
         self._own_tree = None
         self._trees.clear()
+
+    def _view_changed(self, origin: int, before: Mapping[int, int]) -> None:
+        """`origin`'s links as this node takes them went from `before` to `view(origin)`.
+        Only the edges between `origin` and the neighbours either names can change: the
+        graph is mended there instead of built again, and routes are computed again only
+        when an edge did change (a refreshed advert that says what the last one said, the
+        common case in a brigade, costs nothing). An edge to this node is first-hand in
+        `graph`, so there only the common view (`shared_graph`) can change."""
+        after = self.view(origin)
+        if after == before:
+            return
+        me, graph = self.address, self._graph
+        changed = shared = False
+        for nbr in before.keys() | after.keys():
+            if nbr == me:
+                shared = True
+                continue
+            was, now = before.get(nbr), after.get(nbr)
+            if nbr == origin:  # a loop it claims to itself: both ends are the one view
+                old, new = was, now
+            else:
+                back = self.view(nbr).get(origin)
+                old = None if was is None or back is None else max(was, back)
+                new = None if now is None or back is None else max(now, back)
+            if old == new:
+                continue
+            changed = True
+            if graph is not None:
+                _set_edge(graph, origin, nbr, new)
+        if changed:
+            self.version += 1
+            self._routes_changed()
+        elif shared:
+            self._shared = None
+            self._trees.clear()
 
     # ------------------------------------------------------------------ queries
     def view(self, origin: int) -> Mapping[int, int]:
@@ -280,6 +322,21 @@ class Router:
     def reachable(self) -> Collection[int]:
         """Destinations a route reaches now (a view, not a copy: cheap per message)."""
         return self._hops().keys()
+
+
+def _set_edge(graph: Graph, a: int, b: int, cost: int | None) -> None:
+    """The edge a-b (both ways) at `cost`, or none; a node left without edges is dropped,
+    as `Router.graph` never lists one."""
+    if cost is not None:
+        graph.setdefault(a, {})[b] = cost
+        graph.setdefault(b, {})[a] = cost
+        return
+    for x, y in ((a, b), (b, a)):
+        edges = graph.get(x)
+        if edges is not None:
+            edges.pop(y, None)
+            if not edges:
+                del graph[x]
 
 
 def _dijkstra(graph: Graph, src: int) -> dict[int, int]:

@@ -40,6 +40,10 @@ from tawan.core.transmitter import Transmitter
 
 ENDPOINT_MOVE_INTERVAL = 2.0  # seconds: an adjacency's reply endpoint moves at most this often
 RECALL_S = 30.0  # the longest between calls to a lost neighbour while messages wait here
+_RESTARTED, _SILENT, _ROOM, _REPLY_REQUESTED = (
+    int(HelloFlags.RESTARTED), int(HelloFlags.SILENT), int(HelloFlags.ROOM),
+    int(HelloFlags.REPLY_REQUESTED),
+)  # fmt: skip
 
 
 class ControlPlane:
@@ -207,16 +211,17 @@ class ControlPlane:
         adj.tx_loss = frame.rx_loss / 1000
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
         self.forwarding.costs_measured(adj.neighbour)  # its measured cost may have moved
-        if frame.flags & HelloFlags.RESTARTED and now - adj.skipped_at > _skip_gap(adj):
+        flags = int(frame.flags)  # as an int: enum arithmetic costs more than the rest
+        if flags & _RESTARTED and now - adj.skipped_at > _skip_gap(adj):
             # It accepts from us only counters above a mark it saved, at most a block above
             # the last one it took: jump past it rather than lose that many frames. Once per
             # round trip and a second: hellos that crossed our jump ask for nothing more.
             self.guard.skip(adj.neighbour, self._epoch_at(now), RECEIVE_MARK_BLOCK)
             adj.skipped_at = now
-        adj.silent = bool(frame.flags & HelloFlags.SILENT)
-        if frame.flags & HelloFlags.ROOM:
+        adj.silent = bool(flags & _SILENT)
+        if flags & _ROOM:
             self.tx.resend_now(adj.neighbour, now)  # it refused for want of room: room now
-        if frame.flags & HelloFlags.REPLY_REQUESTED:
+        if flags & _REPLY_REQUESTED:
             self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
 
     def _set_up(self, adj: Adjacency, up: bool) -> None:

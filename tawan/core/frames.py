@@ -488,6 +488,7 @@ def _explain_message_fields(fields: Sequence[object]) -> Message:
 
 _PRECEDENCE: Final = tuple(Precedence)
 _FLAGS: Final = tuple(Flags(i) for i in range(16))
+_HELLO_FLAG_VALUES: Final = tuple(HelloFlags(i) for i in range(_HELLO_FLAGS + 1))
 
 
 def associated_data(src: int, dst: int, seq: int, pf: int, created: int, ttl: int) -> bytes:
@@ -597,7 +598,7 @@ def _decode_hello(sender: int, counter: int, f: list[object]) -> HelloFrame:
         _int(f[1], "hello echo", 0, U32),
         _int(f[2], "hello hold time", 0, U32),
         _int(f[3], "hello loss", 0, 1000),
-        HelloFlags(_int(f[4], "hello flags", 0, _HELLO_FLAGS)),
+        _HELLO_FLAG_VALUES[_int(f[4], "hello flags", 0, _HELLO_FLAGS)],
     )
 
 

@@ -340,22 +340,31 @@ def _set_edge(graph: Graph, a: int, b: int, cost: int | None) -> None:
 
 
 def _dijkstra(graph: Graph, src: int) -> dict[int, int]:
-    """node -> parent on the shortest paths from `src` (src -> src); none: unreachable."""
+    """node -> parent on the shortest paths from `src` (src -> src); none: unreachable.
+
+    A node is settled when first popped (its parent then written); of equal distances the
+    lower (node, parent) pops first, and a neighbour's entry is replaced only by a strictly
+    shorter one, so the tree depends on the graph alone, not on the order of its dicts."""
     if src not in graph:
         return {}
-    parents = {src: src}
+    parents: dict[int, int] = {}
     best = {src: 0}
     heap = [(0, src, src)]
-    done: set[int] = set()
+    pop, push, edges_of = heapq.heappop, heapq.heappush, graph.get
     while heap:
-        dist, node, parent = heapq.heappop(heap)
-        if node in done:
+        dist, node, parent = pop(heap)
+        if node in parents:
             continue
-        done.add(node)
         parents[node] = parent
-        for nbr, cost in graph.get(node, {}).items():
+        for nbr, cost in edges_of(node, _NO_EDGES).items():
+            if nbr in parents:
+                continue
             total = dist + cost
-            if nbr not in done and total < best.get(nbr, total + 1):
+            known = best.get(nbr)
+            if known is None or total < known:
                 best[nbr] = total
-                heapq.heappush(heap, (total, nbr, node))
+                push(heap, (total, nbr, node))
     return parents
+
+
+_NO_EDGES: Final[dict[int, int]] = {}

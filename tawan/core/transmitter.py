@@ -244,8 +244,10 @@ class Transmitter:
         out: list[Transmit] = []
         if self._ack_due is not None and self._ack_due <= now:
             self._flush_acks()
-        for state in self.links.values():
-            self._drain_link(state, now, out)
+        ready = self._ready
+        for name, state in self.links.items():
+            if state.control or ready[name]:  # most turns, nothing on all but one link
+                self._drain_link(state, now, out)
         return out
 
     def _flush_acks(self) -> None:
@@ -269,8 +271,6 @@ class Transmitter:
 
     def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
         name = state.spec.name
-        if not state.control and not self._ready[name]:
-            return  # nothing for this link (most turns, on all but one link)
         if name in self.silent:
             # Emission control: only the hellos that announce it go; the rest again after.
             last = [c for c in state.control if _announces_silence(c[1])]

@@ -63,8 +63,8 @@ class Router:
     _graph: Graph | None = None
     _shared: Graph | None = None
     _first_hops: dict[int, int] | None = None
-    _own_tree: dict[int, int] | None = None
-    _trees: dict[int, dict[int, int]] = field(default_factory=dict)  # src -> node -> parent
+    _own_tree: Tree | None = None
+    _trees: dict[int, Tree] = field(default_factory=dict)  # src -> its tree on shared_graph
 
     # ------------------------------------------------------------------ updates
     def update_local(self, adjacency: Mapping[int, int]) -> bool:
@@ -141,7 +141,8 @@ class Router:
         if after == before:
             return
         me, graph = self.address, self._graph
-        changed = shared = False
+        edges: list[tuple[int, int, int | None, int | None]] = []
+        shared = False
         for nbr in before.keys() | after.keys():
             if nbr == me:
                 shared = True
@@ -153,17 +154,27 @@ class Router:
                 back = self.view(nbr).get(origin)
                 old = None if was is None or back is None else max(was, back)
                 new = None if now is None or back is None else max(now, back)
-            if old == new:
-                continue
-            changed = True
-            if graph is not None:
-                _set_edge(graph, origin, nbr, new)
-        if changed:
-            self.version += 1
-            self._routes_changed()
-        elif shared:
-            self._shared = None
+            if old != new:
+                edges.append((origin, nbr, old, new))
+        if shared:
+            self._shared = None  # our own edge to `origin` as the network holds it
             self._trees.clear()
+        if not edges:
+            return
+        self.version += 1
+        common = self._shared
+        for a, b, _, new in edges:
+            if graph is not None:
+                _set_edge(graph, a, b, new)
+            if common is not None and common is not graph:
+                _set_edge(common, a, b, new)  # the same edge there: only ours differ
+        # A tree survives a change of edges off it that makes no path shorter (nor one as
+        # short that its ties would prefer): most trees, for a change far from their root.
+        if self._own_tree is not None and not self._own_tree.survives(edges):
+            self._own_tree = None
+            self._first_hops = None
+        for src in [s for s, tree in self._trees.items() if not tree.survives(edges)]:
+            del self._trees[src]
 
     # ------------------------------------------------------------------ queries
     def view(self, origin: int) -> Mapping[int, int]:
@@ -245,8 +256,8 @@ class Router:
         links: what unicast follows. `tree` is the network's common view, for group
         copies and adverts."""
         if self._own_tree is None:
-            self._own_tree = _dijkstra(self.graph(), self.address)
-        return self._own_tree
+            self._own_tree = Tree(self.graph(), self.address)
+        return self._own_tree.parents
 
     def _first_hop(self, parents: Mapping[int, int], dst: int, known: dict[int, int]) -> int:
         trail = []
@@ -309,9 +320,8 @@ class Router:
         address), so every node computes the same tree."""
         tree = self._trees.get(src)
         if tree is None:
-            tree = _dijkstra(self.shared_graph(), src)
-            self._trees[src] = tree
-        return tree
+            tree = self._trees[src] = Tree(self.shared_graph(), src)
+        return tree.parents
 
     def reached(self) -> set[int]:
         """Every destination a next hop reaches now: by the adverts, a neighbour itself, or
@@ -339,32 +349,67 @@ def _set_edge(graph: Graph, a: int, b: int, cost: int | None) -> None:
                 del graph[x]
 
 
-def _dijkstra(graph: Graph, src: int) -> dict[int, int]:
-    """node -> parent on the shortest paths from `src` (src -> src); none: unreachable.
+class Tree:
+    """The shortest paths from `root` over a graph: `parents` (node -> parent, the root its
+    own parent; a node it does not reach is absent) and `dist` (node -> distance).
 
     A node is settled when first popped (its parent then written); of equal distances the
     lower (node, parent) pops first, and a neighbour's entry is replaced only by a strictly
-    shorter one, so the tree depends on the graph alone, not on the order of its dicts."""
-    if src not in graph:
-        return {}
-    parents: dict[int, int] = {}
-    best = {src: 0}
-    heap = [(0, src, src)]
-    pop, push, edges_of = heapq.heappop, heapq.heappush, graph.get
-    while heap:
-        dist, node, parent = pop(heap)
-        if node in parents:
-            continue
-        parents[node] = parent
-        for nbr, cost in edges_of(node, _NO_EDGES).items():
-            if nbr in parents:
+    shorter one. So each node's parent is, of its neighbours p, the one with the least
+    (dist[p] + cost, dist[p], p): the tree depends on the graph alone, not on the order of
+    its dicts, and `survives` can tell which changes of edges leave it as it is."""
+
+    __slots__ = ("dist", "parents")
+
+    def __init__(self, graph: Graph, root: int) -> None:
+        parents: dict[int, int] = {}
+        dist: dict[int, int] = {}
+        self.parents, self.dist = parents, dist
+        if root not in graph:
+            return
+        best = {root: 0}
+        heap = [(0, root, root)]
+        pop, push, edges_of = heapq.heappop, heapq.heappush, graph.get
+        while heap:
+            d, node, parent = pop(heap)
+            if node in parents:
                 continue
-            total = dist + cost
-            known = best.get(nbr)
-            if known is None or total < known:
-                best[nbr] = total
-                push(heap, (total, nbr, node))
-    return parents
+            parents[node], dist[node] = parent, d
+            for nbr, cost in edges_of(node, _NO_EDGES).items():
+                if nbr in parents:
+                    continue
+                total = d + cost
+                known = best.get(nbr)
+                if known is None or total < known:
+                    best[nbr] = total
+                    push(heap, (total, nbr, node))
+
+    def survives(self, edges: Iterable[tuple[int, int, int | None, int | None]]) -> bool:
+        """Whether the tree computed again after these changes of edges (a, b, cost before,
+        cost after; None: no edge) would be this one. An edge of the tree that changed
+        changes it; an edge off it that got dearer or went changes nothing; one that got
+        cheaper or came changes it if it now offers either end a better parent."""
+        parents, dist = self.parents, self.dist
+        if not parents:
+            return False  # its root was in no edge (cheap to compute again)
+        for a, b, old, new in edges:
+            if old is not None and (parents.get(b) == a or parents.get(a) == b):
+                return False  # the edge the tree took (at its old cost)
+            if new is None or (old is not None and new >= old):
+                continue
+            if new <= 0:
+                return False  # (never an advert's) a free edge may tie with a later node
+            for x, y in ((a, b), (b, a)):
+                if x not in dist:
+                    continue  # no path through x, so none through this edge from x
+                if y not in dist:
+                    return False  # y is reached now
+                via = (dist[x] + new, dist[x], x)
+                parent = parents[y]
+                if parent == y or via >= (dist[y], dist[parent], parent):
+                    continue  # the root, or its parent stays the better
+                return False
+        return True
 
 
 _NO_EDGES: Final[dict[int, int]] = {}

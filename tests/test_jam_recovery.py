@@ -15,7 +15,7 @@ SIGNATURE = bytes(64)
 def _net_with_adverts_queued(versions: int) -> tuple[Net, FakeLink]:
     """Two nodes up on a 9.6 kbit/s link, `a` with `versions` adverts of each of 30 other
     nodes queued for `b`, as when a net comes back and its database is exchanged."""
-    names = {"a": [], "b": [], **{f"n{i}": [] for i in range(ORIGINS)}}
+    names: dict[str, list[str]] = {n: [] for n in ["a", "b", *(f"n{i}" for i in range(ORIGINS))]}
     link = FakeLink("a", "b", profile(rate_bps=9_600, delay_s=0.05))
     net = Net(names, [link], seed=4)
     net.run(5)

@@ -273,6 +273,7 @@ class ControlPlane:
         cannot make the network flood and recompute routes faster than that with adverts
         of its own (as OSPF's MinLSArrival), and no update is lost."""
         origin, seq = frame.origin, frame.lsa_seq
+        self.tx.drop_adverts(adj.neighbour, origin, seq)  # it holds this one
         roster = self.keys.roster
         entry = roster.node_at(origin)
         if entry is None or entry.revoked:

@@ -1033,6 +1033,11 @@ class Engine(ControlPlane, CustodyRule):
         if is_group and final:
             owed, owed_unreached = self._owed_hops(stored.mid, src, dst)
             hops |= owed - others - {old_hop}
+            if owed & others:
+                # A branch towards members still owed has not acknowledged yet: it may take
+                # the copy as a leaf, and a member beyond it would be served by nobody. Held
+                # and settled again, the members it does not serve get a copy next time.
+                self._settle_from(stored.mid, self._now)
         if is_group and settle and (old_hop != HELD or until is None):
             self._settle_from(stored.mid, self._now)
             self._served.setdefault(stored.mid, set())

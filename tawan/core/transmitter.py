@@ -3,8 +3,9 @@
 Each link is paced at its nominal rate: a frame is released only when the link would have
 finished the previous one (plus a short burst allowance), so a slow radio modem is never
 flooded and the choice of the next frame is made as late as possible — which is what lets a
-FLASH message overtake a long transfer at the next fragment boundary. Control frames
-(acknowledgements, hellos, adverts) go before messages. Messages wait in flight for their
+FLASH message overtake a long transfer at the next fragment boundary. Acknowledgements,
+hellos and revocations go before messages; adverts wait their turn with them (FLASH before
+adverts, IMMEDIATE in turns with them, the rest after). Messages wait in flight for their
 custody acknowledgement, with a retransmission deadline in one heap for the whole node.
 """
 
@@ -27,6 +28,7 @@ from tawan.core.frames import (
     HelloFlags,
     HelloFrame,
     MessageId,
+    RouteFrame,
     encode_batch_frame,
     encode_data_frame,
     encode_frame,
@@ -36,6 +38,7 @@ from tawan.core.liveness import suspect
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.precedence import Precedence
 from tawan.core.queues import DEFAULT_LIMIT, NeighbourQueue, Outgoing, TurnSource
+from tawan.core.routing import seq_newer
 from tawan.core.specs import EngineConfig, LinkSpec
 from tawan.core.states import Input, Lifecycle
 from tawan.core.stats import EngineStats
@@ -63,6 +66,10 @@ class _LinkState:
     busy_until: float = 0.0
     # (neighbour, frame, endpoint: None for the neighbour's own)
     control: deque[tuple[int, Frame, str | None]] = field(default_factory=deque)
+    # Adverts wait for the link to be free, in the order queued, the latest per (neighbour,
+    # origin, endpoint): one superseded before its turn never goes (`Transmitter.control`).
+    adverts: dict[tuple[int, int, str | None], RouteFrame] = field(default_factory=dict)
+    advert_next: bool = True  # with IMMEDIATE waiting, adverts and messages take turns
 
 
 class Transmitter:
@@ -218,8 +225,22 @@ class Transmitter:
             self._ack_due = due
 
     def control(self, adj: Adjacency, frame: Frame, to: str | None = None) -> None:
-        """A control frame for `adj`, sent to its endpoint or to `to`."""
-        self.links[adj.link].control.append((adj.neighbour, frame, to))
+        """A control frame for `adj`, sent to its endpoint or to `to`. Adverts are paced
+        with the messages (`_advert_first`); the other control frames go at once."""
+        state = self.links[adj.link]
+        if isinstance(frame, RouteFrame):
+            # A newer advert of the same origin takes the older one's place in the line.
+            state.adverts[adj.neighbour, frame.origin, to] = frame
+        else:
+            state.control.append((adj.neighbour, frame, to))
+
+    def drop_adverts(self, neighbour: int, origin: int, seq: int) -> None:
+        """`neighbour` sent us `origin`'s advert `seq`, so it holds it: ours of that origin
+        waiting for it, if no newer, need not go."""
+        for state in self.links.values():
+            waiting = state.adverts.get((neighbour, origin, None))
+            if waiting is not None and not seq_newer(waiting.lsa_seq, seq):
+                del state.adverts[neighbour, origin, None]
 
     def hello(
         self, adj: Adjacency, now: float, *, reply: bool, restarted: bool = False,
@@ -246,7 +267,7 @@ class Transmitter:
             self._flush_acks()
         ready = self._ready
         for name, state in self.links.items():
-            if state.control or ready[name]:  # most turns, nothing on all but one link
+            if state.control or ready[name] or state.adverts:  # most turns: on one link
                 self._drain_link(state, now, out)
         return out
 
@@ -276,6 +297,7 @@ class Transmitter:
             last = [c for c in state.control if _announces_silence(c[1])]
             state.control.clear()
             state.control.extend(last)
+            state.adverts.clear()
             if not last:
                 return
         while state.control:
@@ -285,6 +307,13 @@ class Transmitter:
                 self._emit(state, adj, encode_frame, frame, now, out, to)
         while state.busy_until <= now + BURST_SECONDS:
             picked = self._pick(name)
+            if state.adverts and _advert_first(state, picked):
+                (neighbour, origin, to), frame = next(iter(state.adverts.items()))
+                del state.adverts[neighbour, origin, to]
+                adj = self.neighbours.get(neighbour, name)
+                if adj is not None and (to or adj.peer) is not None:
+                    self._emit(state, adj, encode_frame, frame, now, out, to)
+                continue
             if picked is None:
                 return
             adj, queue, item, rival = picked
@@ -447,7 +476,7 @@ class Transmitter:
             found.append(self.retransmit[0][0])
         for name, state in self.links.items():
             # Work waiting only for acknowledgements (window full) needs no timer.
-            if state.control or self._ready[name]:
+            if state.control or state.adverts or self._ready[name]:
                 found.append(state.busy_until - BURST_SECONDS)
         return found
 
@@ -492,6 +521,24 @@ def _spread(mid: MessageId, attempts: int) -> float:
     h = ((h ^ (h >> 13)) * 0xC2B2AE35) & U32
     h ^= h >> 16
     return 0.75 + 0.25 * (h & 0xFFFF) / 0xFFFF
+
+
+def _advert_first(state: _LinkState, picked: tuple[object, object, Outgoing, int] | None) -> bool:
+    """Whether the link's next turn goes to its first advert rather than to `picked`, the
+    most urgent message waiting there. FLASH and OVERRIDE go first, PRIORITY and ROUTINE
+    after the adverts, IMMEDIATE and adverts take turns: after a jam every member of a
+    net exchanges its whole database with every other, minutes of a 9.6 kbit/s channel,
+    and orders an hour old waited behind it until their time to live ran out, while
+    adverts still get half the turns however many orders wait."""
+    if picked is None:
+        return True
+    precedence = picked[2].precedence
+    if precedence >= Precedence.FLASH:
+        return False
+    if precedence < Precedence.IMMEDIATE:
+        return True
+    state.advert_next = not state.advert_next
+    return not state.advert_next
 
 
 def _ignore_adjacency(adj: Adjacency, now: float) -> None:

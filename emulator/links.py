@@ -450,7 +450,7 @@ def _without_bursts(bearer: Bearer, bursts: bool) -> Bearer:
 
 
 def _overrides(entry: object) -> dict[str, object]:
-    keys = ("rate_bps", "delay_s", "jitter_s", "loss", "mtu", "queue_bytes", "range_km")
+    keys = ("rate_bps", "delay_s", "jitter_s", "loss", "mtu", "queue_bytes", "range_km", "hello_s")
     return {key: getattr(entry, key) for key in keys}
 
 

@@ -379,6 +379,7 @@ class TawanHello(Packet):
         MsgpackUIntField("held_ms", 0),
         MsgpackUIntField("rx_loss", 0),
         _HelloFlagsField("flags", 0),
+        MsgpackUIntField("sent", 0),
     ]
 
 

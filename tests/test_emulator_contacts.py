@@ -20,7 +20,10 @@ PASS = (120.0, 400.0)
 SENT_AT = 10.0
 
 
-def relay(*, contacts: bool, faults: list[dict[str, Any]] | None = None) -> Emulation:
+def relay(
+    *, contacts: bool, faults: list[dict[str, Any]] | None = None,
+    window: tuple[float, float] = PASS,
+) -> Emulation:  # fmt: skip
     """a reaches b over two HF nets through c now, or directly over a LEO pass from 120 s;
     a sends b one 24 kB message at 10 s. PACE lets HF carry it: the choice is routing's."""
     data: dict[str, Any] = {
@@ -28,7 +31,7 @@ def relay(*, contacts: bool, faults: list[dict[str, Any]] | None = None) -> Emul
         "engine": {"contacts": contacts, "pace": {"largest": {}}},
         "nodes": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
         "links": [{"a": "a", "b": "b", "bearer": "satcom-leo", "name": "leo",
-                   "available": [list(PASS)]}],
+                   "available": [list(window)]}],
         "nets": [{"name": "hf-ac", "bearer": "hf", "members": ["a", "c"], "bursts": False},
                  {"name": "hf-cb", "bearer": "hf", "members": ["c", "b"], "bursts": False}],
         "faults": faults or [],
@@ -66,6 +69,16 @@ def test_the_contact_plan_choice_beats_the_greedy_one() -> None:
     assert bound is not None and bound <= arrival(planned) < bound + 2
     sent = message_bytes(planned)
     assert sent["leo"] >= SIZE and sent.get("hf-ac", 0) == 0 and sent.get("hf-cb", 0) == 0
+
+
+def test_a_pass_that_opens_is_called_at_once() -> None:
+    """The message waits for the pass; when it opens, a calls b there at once (a hello
+    that asks for an answer) rather than at its next hello on the LEO link, which comes
+    every 10 s. (The pass of the other tests opens at a LEO handover, whose gap swallows
+    that call; this one opens between handovers.)"""
+    start = PASS[0] + 5
+    em = relay(contacts=True, window=(start, PASS[1]))
+    assert start < arrival(em) < start + 1.5
 
 
 def test_a_pass_that_does_not_happen_falls_back_to_the_path_now() -> None:

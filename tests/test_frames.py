@@ -411,6 +411,7 @@ def hello_fields(**changes: object) -> list[object]:
         "held": 0,
         "loss": 0,
         "flags": 1,
+        "sent": 0,
     }
     fields.update(changes)
     return list(fields.values())
@@ -454,9 +455,9 @@ MALFORMED = [
     (kind(15) + msgpack.packb(hello_fields()), "frame type: unknown type 15"),
     (kind(3) + msgpack.packb(7), "frame: expected an array, found int"),
     (kind(3) + msgpack.packb(b"abc"), "frame: expected an array, found bytes"),
-    (kind(3) + msgpack.packb(hello_fields()[:6]), "HELLO frame: expected 7 fields, found 6"),
-    (kind(3) + msgpack.packb([*hello_fields(), 0]), "HELLO frame: expected 7 fields, found 8"),
-    (kind(0) + msgpack.packb(hello_fields()), "DATA frame: expected 10 fields, found 7"),
+    (kind(3) + msgpack.packb(hello_fields()[:7]), "HELLO frame: expected 8 fields, found 7"),
+    (kind(3) + msgpack.packb([*hello_fields(), 0]), "HELLO frame: expected 8 fields, found 9"),
+    (kind(0) + msgpack.packb(hello_fields()), "DATA frame: expected 10 fields, found 8"),
     # batches: the whole frame fails, whichever item is wrong
     (batch(), "batch messages: expected 2..64 messages, found 0"),
     (batch(message_fields()), "batch messages: expected 2..64 messages, found 1"),
@@ -620,8 +621,8 @@ def test_malformed_frame_names_the_field(data: bytes, message: str) -> None:
 def test_integers_of_any_width_are_accepted() -> None:
     """Receivers accept non-shortest integer encodings (docs/protocol.md, section 2)."""
     shortest = kind(3) + msgpack.packb(hello_fields())
-    wide = kind(3) + b"\x97" + b"".join(b"\xcf" + v.to_bytes(8, "big") for v in [2, 7, 123456])
-    wide += b"\x00\x00\x00\x01"
+    wide = kind(3) + b"\x98" + b"".join(b"\xcf" + v.to_bytes(8, "big") for v in [2, 7, 123456])
+    wide += b"\x00\x00\x00\x01" + b"\xce" + bytes(4)
     assert decode_frame(wide) == decode_frame(shortest)
 
 

@@ -113,8 +113,10 @@ def check_layer_equals_decoded(packet: Packet, data: bytes) -> FrameType:
         assert states == tuple((s.mid, s.bitmap) for s in frame.partial)
     elif isinstance(frame, HelloFrame):
         body = packet[TawanHello]
-        fields = (body.time_ms, body.echo_ms, body.held_ms, body.rx_loss, body.flags)
-        assert fields == (frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, frame.flags)
+        fields = (body.time_ms, body.echo_ms, body.held_ms, body.rx_loss, body.flags, body.sent)
+        assert fields == (
+            frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, frame.flags, frame.sent
+        )  # fmt: skip
     elif isinstance(frame, RouteFrame):
         body = packet[TawanRoute]
         assert (body.origin, body.lsa_seq, body.signature) == (
@@ -179,9 +181,10 @@ def test_integers_in_any_width_are_read_as_the_decoder_reads_them() -> None:
     so does the dissector (signed widths included, when not negative)."""
     fields = b"\x02" + b"\xce\x00\x00\x00\x05"  # sender 2, counter 5 as uint 32
     fields += b"\xd1\x01\x00" + b"\xd0\x07" + b"\xcc\x08" + b"\x00" + b"\x01"  # time..flags
-    data = b"\x13\x97" + fields + bytes(range(8))
+    fields += b"\xcd\x00\x09"  # sent 9 as uint 16
+    data = b"\x13\x98" + fields + bytes(range(8))
     decoded = decode_frame(data[:-LINK_TAG_BYTES])
-    assert isinstance(decoded, HelloFrame) and decoded.time_ms == 256
+    assert isinstance(decoded, HelloFrame) and (decoded.time_ms, decoded.sent) == (256, 9)
     check_layer_equals_decoded(Tawan(data), data[:2] + fields + bytes(range(8)))
 
 

@@ -73,10 +73,14 @@ class Bearer:
     """Radio: transmitter power (EIRP toward the far end) the jammer-to-signal model uses."""
     path_loss_exponent: float = 2.0
     """Radio: n in path loss ~ d^n (2 free space; more over the ground)."""
+    hello_s: float = 0.0
+    """The shortest hello interval the engines use on it (0: their `hello_interval`)."""
 
     def profile(self) -> BearerProfile:
         """What the engine is told of this bearer (routing and fragmentation use it)."""
-        return BearerProfile(self.name, self.rate_bps, self.delay_s, self.mtu, self.cost)
+        return BearerProfile(
+            self.name, self.rate_bps, self.delay_s, self.mtu, self.cost, hello_s=self.hello_s
+        )
 
     def with_overrides(self, **numbers: object) -> Bearer:
         """A copy with some numbers replaced (a scenario's per-link overrides); None keeps."""
@@ -84,28 +88,39 @@ class Bearer:
         return replace(self, **given)  # type: ignore[arg-type]
 
 
+FAST_HELLO_S = 10.0
+"""The hello interval of the fast bearers: OSPF's default HelloInterval (RFC 2328,
+appendix C.3). Quicker hellos would find a silent failure of an idle link sooner and buy
+nothing else: a fibre's carrier reports a cut at once, and on a link carrying traffic a
+message sent three times unanswered makes the link suspect within a few round trips
+(tawan/core/liveness.py). The slow radio nets' hellos are longer still, bounded by their
+share of the rate."""
+
 BEARERS: dict[str, Bearer] = {
     b.name: b
     for b in (
-        Bearer("fibre", "wired", "fibre", 100_000_000, 0.001, 1400, 1.0, queue_bytes=1_000_000),
+        Bearer(
+            "fibre", "wired", "fibre", 100_000_000, 0.001, 1400, 1.0, queue_bytes=1_000_000,
+            hello_s=FAST_HELLO_S,
+        ),
         Bearer(
             "radio-relay", "radio", "shf", 8_000_000, 0.0005, 1400, 2.0,
             jitter_s=0.0005, loss=0.001, range_km=48.0, queue_bytes=500_000,
-            tx_power_w=3_000.0, path_loss_exponent=2.0,
+            tx_power_w=3_000.0, path_loss_exponent=2.0, hello_s=FAST_HELLO_S,
         ),
         Bearer(
             "satcom-geo", "satcom", "satcom", 384_000, 0.28, 1400, 8.0,
-            jitter_s=0.02, loss=0.005, queue_bytes=256_000,
+            jitter_s=0.02, loss=0.005, queue_bytes=256_000, hello_s=FAST_HELLO_S,
         ),
         Bearer(
             "satcom-leo", "satcom", "satcom", 10_000_000, 0.015, 1400, 6.0,
             jitter_s=0.015, loss=0.005, queue_bytes=500_000,
-            handover_period_s=15.0, handover_gap_s=0.1,
+            handover_period_s=15.0, handover_gap_s=0.1, hello_s=FAST_HELLO_S,
         ),
         Bearer(
             "uhf", "radio", "uhf", 64_000, 0.02, 1024, 3.0,
             jitter_s=0.005, loss=0.02, range_km=10.0, shared=True, queue_bytes=32_000,
-            tx_power_w=20.0, path_loss_exponent=3.0,
+            tx_power_w=20.0, path_loss_exponent=3.0, hello_s=FAST_HELLO_S,
         ),
         Bearer(
             "vhf", "radio", "vhf", 9_600, 0.05, 512, 4.0,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
 from tawan.core.specs import EngineConfig, RoutingMode
+from transports.profile import HELLO_MAX_S
 
 
 class _Strict(BaseModel):
@@ -55,6 +56,8 @@ class Numbers(_Strict):
     mtu: Annotated[int, Field(ge=128, le=65507)] | None = None
     queue_bytes: Annotated[int, Field(gt=0)] | None = None
     range_km: Annotated[float, Field(gt=0)] | None = None
+    hello_s: Annotated[float, Field(ge=0, le=HELLO_MAX_S)] | None = None
+    """The shortest hello interval the bearer asks for (0: the engine's)."""
     bursts: bool = True
     """False: none of the catalogue's Gilbert-Elliott loss bursts (only `loss`, if any)."""
     available: tuple[tuple[Seconds, Seconds], ...] = ()

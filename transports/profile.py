@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import NoReturn
 
 MTU_MIN = 128  # below this a 1 MiB message would need more than 65,535 fragments
@@ -21,16 +21,25 @@ MTU_MAX = 65507
 COST_MAX = 13107
 """Route adverts carry a link's cost in 1..65535, and loss raises it to 5 times nominal."""
 
+HELLO_MAX_S = 3600.0
+"""The longest hello interval a bearer may ask for: an hour without a word is a lost link."""
+
 
 @dataclass(frozen=True, slots=True)
 class BearerProfile:
-    """Nominal rate, delay, MTU and cost of one bearer ("vhf", "satcom-geo", "ip", ...)."""
+    """Nominal rate, delay, MTU and cost of one bearer ("vhf", "satcom-geo", "ip", ...), and
+    the shortest hello interval it wants (`hello_s`; 0: the engine's `hello_interval`).
+
+    A bearer asks for longer hellos where a quick hello buys nothing its link does not give
+    already: a wire reports a cut by its carrier, and a link on which traffic flows is
+    watched by that traffic (tawan/core/liveness.py)."""
 
     name: str
     rate_bps: int
     delay_s: float
     mtu: int
     cost: float
+    hello_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -43,6 +52,8 @@ class BearerProfile:
             _bad("mtu", f"an integer in {MTU_MIN}..{MTU_MAX}", self.mtu)
         if not _is_number(self.cost) or not 0 < self.cost <= COST_MAX:
             _bad("cost", f"a finite number > 0 and <= {COST_MAX}", self.cost)
+        if not _is_number(self.hello_s) or not 0 <= self.hello_s <= HELLO_MAX_S:
+            _bad("hello_s", f"seconds, 0 (the engine's) to {HELLO_MAX_S:g}", self.hello_s)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], where: str) -> BearerProfile:
@@ -55,7 +66,8 @@ class BearerProfile:
         unknown = sorted(set(data) - set(expected))
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown}, expected only {expected}")
-        missing = [key for key in expected if key not in data]
+        optional = {f.name for f in fields(cls) if f.default is not MISSING}
+        missing = [key for key in expected if key not in data and key not in optional]
         if missing:
             raise ValueError(f"{where}: missing keys {missing}")
         try:

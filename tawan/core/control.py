@@ -209,6 +209,7 @@ class ControlPlane:
             if rtt < 600:
                 adj.add_rtt_sample(rtt)
         adj.tx_loss = frame.rx_loss / 1000
+        adj.hello_counted(frame.sent)
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
         self.forwarding.costs_measured(adj.neighbour)  # its measured cost may have moved
         flags = int(frame.flags)  # as an int: enum arithmetic costs more than the rest

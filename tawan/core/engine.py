@@ -48,6 +48,7 @@ from tawan.core.frames import (
     FragFrame,
     Frame,
     FrameDecodeError,
+    HelloFlags,
     HelloFrame,
     Message,
     MessageId,
@@ -527,10 +528,15 @@ class Engine(ControlPlane, CustodyRule):
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
         elif adj.peer != peer:
             self._move_endpoint(adj, peer, now)
-        adj.heard(now, frame.counter, self.guard.last_epoch[frame.sender])
+        adj.heard(now)
         adj.silent = False  # it speaks (a hello announcing silence sets it again)
         if not adj.up:
+            adj.count_loss_afresh()
             self._set_up(adj, True)
+            if not (isinstance(frame, HelloFrame) and frame.flags & HelloFlags.REPLY_REQUESTED):
+                # Heard again (a link back after a jam, a pass that opened): it learns at
+                # once that we hear it, not at our next hello. One that asks is answered.
+                self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
         self._dispatch(frame, adj, now)
 
     def _dispatch(self, frame: Frame, adj: Adjacency, now: float) -> None:
@@ -1291,6 +1297,17 @@ class Engine(ControlPlane, CustodyRule):
         if released:
             for ref in self.store.held_for(released):
                 self._place(ref, HELD)
+            self._call_contacts(now)
+
+    def _call_contacts(self, now: float) -> None:
+        """A contact opened for held messages: its neighbour, not heard there yet, is called
+        at once (a hello that asks for an answer), not at the link's next hello, which on a
+        pass may come seconds into it."""
+        for neighbour, link in self.forwarding.pinned():
+            adj = self.neighbours.get(neighbour, link)
+            if adj is None or adj.up or adj.peer is None or link in self.tx.silent:
+                continue
+            self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval

@@ -119,6 +119,10 @@ class Forwarding:
         self._pins[parcel.mid] = Pin(choice.neighbour, links, choice.contact.end)
         return {choice.neighbour}
 
+    def pinned(self) -> set[tuple[int, str]]:
+        """(neighbour, link) of every contact a message is pinned to now."""
+        return {(pin.neighbour, link) for pin in self._pins.values() for link in pin.links}
+
     def unpin(self, mid: MessageId) -> None:
         """`mid` left this node (acknowledged, dropped): its pin, if any, goes with it."""
         if self._pins:

@@ -233,8 +233,9 @@ class HelloFrame:
     time_ms: int  # sender's clock, milliseconds modulo 2**32
     echo_ms: int  # time_ms of the last hello received from the peer (0: none yet)
     held_ms: int  # how long ago that hello arrived, so the peer can subtract it
-    rx_loss: int  # loss of the peer's frames seen here, per mille (from counter gaps)
+    rx_loss: int  # loss of the peer's frames on this link seen here, per mille
     flags: HelloFlags = HelloFlags.NONE
+    sent: int = 0  # frames the sender put on this link for the peer before this one, mod 2**32
     TYPE = FrameType.HELLO
 
 
@@ -382,7 +383,10 @@ def _body(frame: Frame) -> list[object]:
             partial.extend((*state.mid, state.bitmap))
         return [acks, partial]
     if isinstance(frame, HelloFrame):
-        return [frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, int(frame.flags)]
+        return [
+            frame.time_ms, frame.echo_ms, frame.held_ms, frame.rx_loss, int(frame.flags),
+            frame.sent,
+        ]  # fmt: skip
     if isinstance(frame, RouteFrame):
         flat = [n for pair in frame.adjacency for n in pair]
         return [frame.origin, frame.lsa_seq, flat, frame.signature]
@@ -599,6 +603,7 @@ def _decode_hello(sender: int, counter: int, f: list[object]) -> HelloFrame:
         _int(f[2], "hello hold time", 0, U32),
         _int(f[3], "hello loss", 0, 1000),
         _HELLO_FLAG_VALUES[_int(f[4], "hello flags", 0, _HELLO_FLAGS)],
+        _int(f[5], "hello sent", 0, U32),
     )
 
 
@@ -658,7 +663,7 @@ _FIELD_COUNTS: Final = {
     FrameType.DATA: 10,
     FrameType.FRAG: 8,
     FrameType.ACK: 4,
-    FrameType.HELLO: 7,
+    FrameType.HELLO: 8,
     FrameType.ROUTE: 6,
     FrameType.SETUP: 8,
     FrameType.REVOKE: 3,

@@ -1,11 +1,13 @@
 """How often a node says hello on each link, and how long a silent neighbour lives.
 
 One hello interval for every bearer would either flood a slow radio net or leave a fast
-link's failures unnoticed. So each link gets its own: the configured `hello_interval`,
-made longer until the hellos of every member of the link to every other take at most
-`hello_share` of the link's nominal rate. `dead_interval` keeps its ratio to the hello
-interval, so a neighbour is declared lost after the same number of missed hellos on any
-bearer.
+link's failures unnoticed. So each link gets its own: the configured `hello_interval`, or
+the bearer's own where it asks for longer (`BearerProfile.hello_s`: a fibre whose carrier
+reports a cut, a SATCOM channel paid by the byte), made longer until the hellos of every
+member of the link to every other take at most `hello_share` of the link's nominal rate.
+`dead_interval` keeps its ratio to the hello interval, so a neighbour is declared lost
+after the same number of missed hellos on any bearer. Both ends of a link must give it the
+same bearer figures, as OSPF's neighbours must agree on their HelloInterval.
 
 On a 9.6 kbit/s VHF net of five members that is a hello every 3 minutes or so; on a
 2.4 kbit/s HF net of six, one every 18 minutes. Waiting that long to see a dead link is too
@@ -44,7 +46,9 @@ class LinkTimers:
 
 
 def link_timers(spec: LinkSpec, config: EngineConfig) -> LinkTimers:
-    """The hello and dead intervals of link `spec` under `config`.
+    """The hello and dead intervals of link `spec` under `config`: the longer of the
+    configured `hello_interval` and the bearer's own (`BearerProfile.hello_s`), made longer
+    still where the hellos would take more than `hello_share` of the link.
 
     A link with several peers is taken as one shared channel (a radio net): its members
     each greet every other, `(peers + 1) * peers` hellos per interval, all on one rate.
@@ -52,7 +56,8 @@ def link_timers(spec: LinkSpec, config: EngineConfig) -> LinkTimers:
     peers = max(1, len(spec.peers))
     per_round = (peers + 1) * peers * HELLO_WIRE_BYTES * 8
     budget_bps = config.hello_share * spec.profile.rate_bps
-    hello = max(config.hello_interval, min(config.hello_ceiling, per_round / budget_bps))
+    floor = max(config.hello_interval, spec.profile.hello_s)
+    hello = max(floor, min(config.hello_ceiling, per_round / budget_bps))
     return LinkTimers(hello, hello * config.dead_interval / config.hello_interval)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Final
 
 from transports.profile import BearerProfile
 
@@ -25,10 +26,13 @@ class Adjacency:
     last_heard: float = float("-inf")
     srtt: float | None = None
     rttvar: float = 0.0
-    rx_frames: int = 0  # frames received from the neighbour in the current epoch
-    first_counter: int = -1  # lowest and highest counter seen from it in the current epoch
-    highest_counter: int = -1
-    epoch: int = -1
+    rx_frames: int = 0  # frames received from the neighbour on this link
+    # Its count of frames sent to us on this link at its last hello, and ours of frames
+    # received here before that hello (None: no hello counted since the link came up).
+    hello_sent: int | None = None
+    hello_rx: int = 0
+    expected: float = 0.0  # frames it sent here over the last hellos (halved as it grows)
+    lost: float = 0.0  # of those, the ones that never arrived
     last_hello_ms: int = 0  # time_ms of the neighbour's last hello, echoed back
     last_hello_at: float = 0.0
     tx_loss: float = 0.0  # loss the neighbour reports on frames we send it
@@ -39,22 +43,41 @@ class Adjacency:
     probed_at: float | None = None  # when a hello asked it to answer, its messages unanswered
     probe_until: float = 0.0  # lost if nothing is heard from it by then
 
-    def heard(self, now: float, counter: int, epoch: int) -> None:
-        if epoch != self.epoch:
-            self.epoch, self.rx_frames = epoch, 0
-            self.first_counter = self.highest_counter = counter
+    def heard(self, now: float) -> None:
         self.rx_frames += 1
-        self.first_counter = min(self.first_counter, counter)
-        self.highest_counter = max(self.highest_counter, counter)
         self.last_heard = now
+
+    def hello_counted(self, sent: int) -> None:
+        """A hello that says the neighbour had sent `sent` frames here before it (this one
+        heard already): the frames sent since its last hello heard, against those that
+        arrived. Frame counters cannot say this: they number a neighbour's frames on all
+        its links to us together, so a link would count as lost every frame the others
+        carried."""
+        received = self.rx_frames - 1
+        if self.hello_sent is not None:
+            sent_since = (sent - self.hello_sent) & 0xFFFF_FFFF
+            arrived = received - self.hello_rx
+            if not 0 < sent_since < 1 << 31 or arrived > sent_since:
+                self.count_loss_afresh()  # its count began again (a restart): a new start
+            else:
+                self.expected += sent_since
+                self.lost += sent_since - arrived
+                if self.expected > LOSS_WINDOW:
+                    self.expected, self.lost = self.expected / 2, self.lost / 2
+        self.hello_sent, self.hello_rx = sent, received
+
+    def count_loss_afresh(self) -> None:
+        """Count loss from the next hello on: what went missing while the link was down
+        was the outage, not the quality of the link now back (reported at once in a hello,
+        it would make the link look worse than the one it failed over to)."""
+        self.hello_sent, self.expected, self.lost = None, 0.0, 0.0
 
     @property
     def rx_loss(self) -> float:
-        """Loss of frames from the neighbour, from the gaps in its counters."""
-        expected = self.highest_counter - self.first_counter + 1
-        if expected < 16:  # too few frames to say anything
+        """Loss of the neighbour's frames on this link, over its last `LOSS_WINDOW` or so."""
+        if self.expected < LOSS_MIN_FRAMES:  # too few frames to say anything
             return 0.0
-        return max(0.0, 1.0 - self.rx_frames / expected)
+        return self.lost / self.expected
 
     def add_rtt_sample(self, rtt: float) -> None:
         """RFC 6298 smoothing."""
@@ -78,6 +101,15 @@ class Adjacency:
         """Routing cost: the bearer's nominal cost, worse with measured loss."""
         loss = max(self.rx_loss, self.tx_loss)
         return max(1, round(self.profile.cost * (1 + 4 * loss)))
+
+
+LOSS_WINDOW: Final = 256
+"""Frames over which link loss is measured: past this many, the counts are halved, so a
+link's loss follows its last few hundred frames (a link that was jammed an hour ago does
+not stay dear for the rest of the day)."""
+
+LOSS_MIN_FRAMES: Final = 16
+"""Below this many frames sent, no loss is estimated (one lost hello would be 1/2)."""
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
 from tawan.core.events import Transmit
@@ -70,6 +70,9 @@ class _LinkState:
     # origin, endpoint): one superseded before its turn never goes (`Transmitter.control`).
     adverts: dict[tuple[int, int, str | None], RouteFrame] = field(default_factory=dict)
     advert_next: bool = True  # with IMMEDIATE waiting, adverts and messages take turns
+    # Frames put on this link for each neighbour: each hello says how many went before it,
+    # so the neighbour measures this link's loss alone (`Adjacency.hello_counted`).
+    sent: dict[int, int] = field(default_factory=dict)
 
 
 class Transmitter:
@@ -304,6 +307,8 @@ class Transmitter:
             neighbour, frame, to = state.control.popleft()
             adj = self.neighbours.get(neighbour, name)
             if adj is not None and (to or adj.peer) is not None:
+                if type(frame) is HelloFrame:  # its count of what went before, as it leaves
+                    frame = replace(frame, sent=state.sent.get(neighbour, 0) & U32)
                 self._emit(state, adj, encode_frame, frame, now, out, to)
         while state.busy_until <= now + BURST_SECONDS:
             picked = self._pick(name)
@@ -461,6 +466,7 @@ class Transmitter:
         except LinkReject:
             return 0
         out.append(Transmit(state.spec.name, endpoint, data))
+        state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
         link_stats = self.stats.link(state.spec.name)
         link_stats.frames_sent += 1
         link_stats.bytes_sent += len(data)

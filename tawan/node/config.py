@@ -33,7 +33,7 @@ from transports.ax25 import Callsign
 from transports.kiss import PORT_MAX, TncParameters
 from transports.kisslink import KISS_MTU_MAX
 from transports.link import format_endpoint, parse_endpoint
-from transports.profile import COST_MAX, MTU_MAX, MTU_MIN, BearerProfile
+from transports.profile import COST_MAX, HELLO_MAX_S, MTU_MAX, MTU_MIN, BearerProfile
 from transports.s5066_codec import TTL_MAX_UNITS, TTL_UNIT_S, parse_address
 from transports.serial_tty import SPEEDS
 
@@ -339,6 +339,7 @@ def _link(table: _Table) -> LinkConfig:
             delay_s=profile.number("delay_s", 0, DELAY_MAX_S),
             mtu=profile.integer("mtu", MTU_MIN, MTU_LIMITS[transport]),
             cost=profile.number("cost", 0, COST_MAX, above=True),
+            hello_s=profile.number("hello_s", 0, HELLO_MAX_S, default=0.0),
         ),
         peers=tuple(_peer(t, transport) for t in table.tables("peers")),
         bind=table.endpoint("bind") if transport == "udp" else None,

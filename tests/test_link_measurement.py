@@ -1,0 +1,97 @@
+"""Link measurement: hello intervals per bearer (a bearer may ask for longer hellos than
+the engine's own, `BearerProfile.hello_s`), and each link's loss, measured on that link
+alone. (A neighbour heard again is answered at once: tests/test_emulator_contacts.py,
+where a pass opens and the plan's copy must leave within seconds of it.)"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from harness import FakeLink, Net, profile
+
+from crypto import schedule
+from tawan.core.engine import EngineConfig, LinkSpec, PeerSpec
+from tawan.core.events import NeighbourChanged
+from tawan.core.frames import HelloFrame, decode_frame
+from tawan.core.liveness import link_timers
+from tawan.core.neighbours import LOSS_MIN_FRAMES
+from tawan.core.precedence import Precedence
+from transports.profile import BearerProfile
+
+CONFIG = EngineConfig()  # hello_interval 2 s, dead_interval 7 s
+
+
+def spec(prof: BearerProfile, peers: int = 1) -> LinkSpec:
+    return LinkSpec("l", prof, tuple(PeerSpec(i + 2, f"p{i}") for i in range(peers)))
+
+
+def test_a_bearer_asks_for_longer_hellos_and_the_dead_interval_keeps_its_ratio() -> None:
+    fast = profile(rate_bps=8_000_000)
+    assert link_timers(spec(fast), CONFIG) == link_timers(spec(fast), CONFIG)
+    assert link_timers(spec(fast), CONFIG).hello_s == 2.0
+    timers = link_timers(spec(dataclasses.replace(fast, hello_s=10.0)), CONFIG)
+    assert (timers.hello_s, timers.dead_s) == (10.0, 35.0)
+    # Shorter than the engine's own: the engine's stands. Slower still for its rate: that.
+    assert link_timers(spec(dataclasses.replace(fast, hello_s=1.0)), CONFIG).hello_s == 2.0
+    slow = dataclasses.replace(profile(rate_bps=9_600), hello_s=10.0)
+    assert link_timers(spec(slow, peers=4), CONFIG).hello_s == pytest.approx(177.8, abs=0.1)
+
+
+@pytest.mark.parametrize("value", [-1.0, 3601.0, float("nan"), "10", True])
+def test_a_bad_hello_interval_is_refused_by_name(value: object) -> None:
+    with pytest.raises(ValueError, match="hello_s"):
+        BearerProfile("x", 1000, 0.1, 1400, 1.0, hello_s=value)  # type: ignore[arg-type]
+
+
+def test_a_profile_without_a_hello_interval_leaves_it_to_the_engine() -> None:
+    data = {"name": "ip", "rate_bps": 1000, "delay_s": 0.1, "mtu": 1400, "cost": 1.0}
+    assert BearerProfile.from_mapping(data, "p").hello_s == 0.0
+    assert BearerProfile.from_mapping({**data, "hello_s": 10}, "p").hello_s == 10
+
+
+def hellos_from(net: Net, sender: str) -> list[float]:
+    sent: list[float] = []
+
+    def spy(who: str, link: str, data: bytes) -> None:
+        frame = decode_frame(data[: -schedule.LINK_TAG_BYTES])
+        if who == sender and isinstance(frame, HelloFrame):
+            sent.append(net.now)
+
+    net.tap(spy)
+    return sent
+
+
+def test_the_engines_say_hello_at_the_bearers_interval() -> None:
+    link = FakeLink("a", "b", dataclasses.replace(profile(), hello_s=10.0))
+    net = Net({"a": [], "b": []}, [link])
+    sent = hellos_from(net, "a")
+    net.run(200)
+    # One every 10 s (jittered by 10 %), the first few at once as the link comes up.
+    assert 18 <= len(sent) <= 24
+    ups = [e for e in net.events["a"] if isinstance(e, NeighbourChanged)]
+    assert [e.up for e in ups] == [True]  # never lost between hellos that rare
+
+
+def test_each_link_measures_its_own_loss_though_frames_are_numbered_per_neighbour() -> None:
+    """Two links between a and b, one losing a fifth of its frames, the other none, both
+    carrying traffic. Frame counters number a's frames to b on both links together, so
+    counting gaps in them made each link lose whatever the other carried; the counts in
+    the hellos give each link its own loss."""
+    clean = FakeLink("a", "b", profile(rate_bps=1_000_000))
+    lossy = FakeLink("b", "a", dataclasses.replace(profile(rate_bps=1_000_000), cost=1.5))
+    net = Net({"a": [], "b": []}, [clean, lossy])
+    lossy.loss = 0.2
+    net.run(10)
+    engine_b = net.engines["b"]
+    on_clean = engine_b.neighbours.get(net.address("a"), clean.name)
+    on_lossy = engine_b.neighbours.get(net.address("a"), lossy.name)
+    assert on_clean is not None and on_lossy is not None
+    for i in range(300):  # a's messages go over the clean link; hellos go over both
+        net.submit("a", "b", b"m%d" % i, precedence=Precedence.ROUTINE, ttl=600)
+        net.run(1)
+    assert on_clean.rx_frames > 200 and on_lossy.expected >= LOSS_MIN_FRAMES
+    assert on_clean.rx_loss < 0.02
+    assert 0.08 < on_lossy.rx_loss < 0.35
+    engine_a = net.engines["a"]  # and each end hears of its own sending from the other
+    assert engine_a.neighbours.get(net.address("b"), clean.name).tx_loss < 0.02  # type: ignore[union-attr]

@@ -93,6 +93,7 @@ class ControlPlane:
         def _forget_queued(self, mid: tuple[int, int, int], why: Input) -> None: ...
         def commit(self, *, sync: bool = False) -> bool: ...
         def _housekeeping_soon(self, now: float) -> None: ...
+        def _copies_owed_lost(self) -> bool: ...
         @property
         def last_time(self) -> float: ...
 
@@ -366,10 +367,11 @@ class ControlPlane:
     def _call_lost(self, now: float) -> None:
         """Neighbours lost on a link are called (a hello that asks for an answer) every
         `_probe_s` while this node holds messages (beyond the group copies it keeps while
-        views settle), so a link back after a jam is found within that, not a slow net's
-        hello interval later. Nothing held, nothing is called: the steady state costs no
-        more hellos than before."""
-        held = self.store.message_count() > len(self._settling)  # not only copies settling
+        views settle, unless one owes a copy to a member lost or out of reach: it waits too),
+        so a link back after a jam is found within that, not a slow net's hello interval
+        later. Nothing held, nothing is called: the steady state costs no more hellos than
+        before."""
+        held = self.store.message_count() > len(self._settling) or self._copies_owed_lost()
         for link, due in list(self._probe_due.items()):
             if due > now:
                 continue

@@ -168,11 +168,12 @@ def test_a_company_flash_sent_during_a_jam_reaches_every_platoon_soon_after_it(
     does not hear again at once are called (RECALL_S) for the copy it keeps for them while
     views settle, as for any message that waits: before, they were heard only at their
     next hello or the headquarters', and the FLASH reached the last one 94 to 122 s after
-    the jam in four of these 30 seeds."""
+    the jam in four of these 30 seeds. A call lost to the net's burst loss is made again
+    RECALL_S later, hence two of them in the bound."""
     em = Emulation(parse_scenario(_company(5), "company.toml"), Options(seed=seed))
     em.step_until(600)
     em.offer(Offer("hq", "group:coy", 150, Precedence.FLASH, 3600, False, "flash"))
     em.run()
     (record,) = em.record.offers.values()
     assert sorted(record.delivered) == [f"pl-{i}" for i in range(1, 6)]
-    assert max(record.delivered.values()) - JAM_ENDS < RECALL_S + 15
+    assert max(record.delivered.values()) - JAM_ENDS < 2 * RECALL_S + 15  # a call may be lost

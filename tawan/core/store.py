@@ -17,6 +17,9 @@ runs on ":memory:" so the emulator can hold hundreds of nodes in one process.
 - `store_state.EngineState`: the engine's own key/value state;
 - `store_refs.Refs`: clients' references of submissions, so a retried send is not sent twice.
 
+What housekeeping asks every few seconds (has anything expired, when does the next message
+expire) is answered from bounds kept in memory (`store_expiry`) while nothing is due.
+
 Every SQL statement lives in `store_sql` (the pragmas of `store_tx` aside); the types the
 store hands out and raises in `store_types`, re-exported here.
 """
@@ -77,7 +80,10 @@ class Store(Custody, Seen, Mailbox, Fragments, EngineState, Refs):
         return cls(":memory:", max_bytes=max_bytes)
 
     def _load_counters(self) -> None:
-        """Rebuild every part's in-memory state from the file (at open, after a rollback)."""
+        """Rebuild every part's in-memory state from the file (at open, after a rollback).
+        The expiry bounds first, so a reload failing half way leaves none stale."""
+        self._load_seen()
+        self._load_refs()
         self._load_custody()
         self._load_fragments()
 

@@ -50,6 +50,7 @@ from typing import Final, Literal
 from tawan.core import store_sql as sql
 from tawan.core.precedence import Precedence
 from tawan.core.states import Input, Lifecycle, State
+from tawan.core.store_expiry import EarliestExpiry
 from tawan.core.store_tx import DEFAULT_MAX_BYTES, StoreBase
 from tawan.core.store_types import (
     HELD,
@@ -88,7 +89,9 @@ class Custody(StoreBase):
         super().__init__(path, durability=durability, max_bytes=max_bytes)
 
     def _load_custody(self) -> None:
-        """Rebuild the tallies and the held index once, so stats never need a query per call."""
+        """Rebuild the tallies and the held index once, so stats never need a query per call.
+        The earliest expiry is asked for when first needed (`next_expiry`, `expire`)."""
+        self._earliest = EarliestExpiry()
         cur = self._cur
         self._counts = dict.fromkeys(PRECEDENCES, 0)
         self._bytes = dict.fromkeys(PRECEDENCES, 0)
@@ -153,7 +156,7 @@ class Custody(StoreBase):
         if HELD in hops:
             self._lifecycle.move((msg.mid, HELD), Input.NO_ROUTE)
             self._count_held(msg.dst)
-        self._tally(msg.precedence, src, msg.prev_hop, size, 1)
+        self._tally(msg.precedence, src, msg.prev_hop, size, msg.expires, 1)
         return evicted
 
     def has_room(self, prev_hop: int, size: int) -> bool:
@@ -229,8 +232,15 @@ class Custody(StoreBase):
             self._unhold(gone.mid, gone.dst, Input.EVICTED)
         return gone
 
-    def _tally(self, precedence: int, src: int, prev_hop: int, size: int, sign: int) -> None:
-        """Every insert and delete of a message passes here, so the tallies follow the file."""
+    def _tally(
+        self, precedence: int, src: int, prev_hop: int, size: int, expires: int, sign: int
+    ) -> None:
+        """Every insert and delete of a message passes here, so the tallies (and what is
+        known of the earliest expiry) follow the file."""
+        if sign > 0:
+            self._earliest.added(expires)
+        else:
+            self._earliest.removed(expires)
         self._counts[precedence] += sign
         self._bytes[precedence] += sign * size
         self._bytes_used += sign * size
@@ -238,7 +248,7 @@ class Custody(StoreBase):
         _add(self._by_prev_hop, prev_hop, sign * size)
 
     def _untally(self, gone: StoredMessage) -> None:
-        self._tally(gone.precedence, gone.mid[0], gone.prev_hop, gone.size, -1)
+        self._tally(gone.precedence, gone.mid[0], gone.prev_hop, gone.size, gone.expires, -1)
 
     def _exists(self, mid: MessageId) -> bool:
         row = self._cur.execute(sql.MESSAGE_EXISTS, mid).fetchone()
@@ -258,8 +268,8 @@ class Custody(StoreBase):
             self._unhold(mid, self._destination(mid), Input.ROUTE_FOUND)
         row = cur.execute(sql.DELETE_IF_NO_HOPS, mid).fetchone()
         if row is not None:
-            precedence, size, prev_hop = row
-            self._tally(precedence, mid[0], prev_hop, size, -1)
+            precedence, size, prev_hop, expires = row
+            self._tally(precedence, mid[0], prev_hop, size, expires, -1)
         return True
 
     def remove_next_hops(self, mids: Sequence[MessageId], next_hop: int) -> set[MessageId]:
@@ -277,9 +287,10 @@ class Custody(StoreBase):
         for start in range(0, len(mids), sql.ID_BATCH):
             batch = mids[start : start + sql.ID_BATCH]
             statement = _each(sql.delete_if_only_hop_each, batch, next_hop)
-            for src, epoch, seq, precedence, size, prev_hop in cur.execute(*statement).fetchall():
+            rows = cur.execute(*statement).fetchall()
+            for src, epoch, seq, precedence, size, prev_hop, expires in rows:
                 removed.add((src, epoch, seq))
-                self._tally(precedence, src, prev_hop, size, -1)
+                self._tally(precedence, src, prev_hop, size, expires, -1)
             rest = [mid for mid in batch if mid not in removed]  # other hops still pending
             if rest:
                 rows = cur.execute(*_each(sql.delete_hop_each, rest, next_hop)).fetchall()
@@ -293,27 +304,30 @@ class Custody(StoreBase):
         row = self._cur.execute(sql.DELETE_MESSAGE, mid).fetchone()
         if row is None:
             return False
-        precedence, size, prev_hop, dst = row
-        self._tally(precedence, mid[0], prev_hop, size, -1)
+        precedence, size, prev_hop, dst, expires = row
+        self._tally(precedence, mid[0], prev_hop, size, expires, -1)
         if held:
             self._unhold(mid, dst, Input.DROPPED)
         return True
 
     def next_expiry(self) -> int | None:
-        """The earliest expiry (mission seconds) of any message held, None when none is."""
-        found = [
-            row[0]
-            for precedence in range(5)
-            if (row := self._cur.execute(sql.EARLIEST_EXPIRY, (precedence,)).fetchone())[0]
-            is not None
-        ]
-        return min(found, default=None)
+        """The earliest expiry (mission seconds) of any message held, None when none is;
+        from memory, unless the earliest message left since it was last asked."""
+        if not self._earliest.exact:
+            self._earliest.found(self._cur.execute(sql.EARLIEST_EXPIRY).fetchone()[0])
+        return self._earliest.earliest()
 
     def expire(self, now_mission_seconds: int) -> list[StoredMessage]:
-        """Delete and return every message whose expiry is at or before `now`."""
-        cur = self._cur
-        if cur.execute(sql.ANY_EXPIRED, (now_mission_seconds,)).fetchone() is None:
+        """Delete and return every message whose expiry is at or before `now`; no statement
+        when the earliest expiry known in memory is later."""
+        earliest = self._earliest
+        if now_mission_seconds < earliest.bound:
             return []
+        if not earliest.exact:
+            earliest.found(self._cur.execute(sql.EARLIEST_EXPIRY).fetchone()[0])
+            if now_mission_seconds < earliest.bound:
+                return []
+        cur = self._cur
         self._begin()
         held = {(s, e, q) for s, e, q in cur.execute(sql.HELD_EXPIRING, (now_mission_seconds,))}
         rows = cur.execute(sql.DELETE_EXPIRED, (now_mission_seconds,))
@@ -322,6 +336,7 @@ class Custody(StoreBase):
             self._untally(msg)
             if msg.mid in held:
                 self._unhold(msg.mid, msg.dst, Input.EXPIRED)
+        earliest.pruned(now_mission_seconds + 1)  # expiries are whole seconds
         return gone
 
     # ---- next hops and the held index ----------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tawan.core import store_sql as sql
+from tawan.core.store_expiry import ExpiryBound
 from tawan.core.store_tx import StoreBase
 from tawan.core.store_types import MessageId
 
@@ -29,6 +30,12 @@ class SubmissionRef:
 
 
 class Refs(StoreBase):
+    _ref_expiry: ExpiryBound  # a lower bound of the references' expiries (`store_expiry`)
+
+    def _load_refs(self) -> None:
+        """Nothing known of the expiries: the first prune asks (at open, after a rollback)."""
+        self._ref_expiry = ExpiryBound()
+
     def ref_of(self, ref: bytes, now_mission_seconds: int) -> SubmissionRef | None:
         """What `ref` stood for, unless it expired (then it is free again)."""
         row = self._cur.execute(sql.REF_AT, (ref,)).fetchone()
@@ -42,10 +49,11 @@ class Refs(StoreBase):
         self._begin()
         self._cur.execute(sql.DELETE_REF, (ref,))
         self._cur.execute(sql.INSERT_REF, (ref, *entry.mid, entry.digest, entry.expires))
+        self._ref_expiry.added(entry.expires)
 
     def forget_refs_before(self, now_mission_seconds: int) -> None:
-        """Drop references whose message expired; an idle node opens no transaction."""
-        if self._cur.execute(sql.ANY_REF_BEFORE, (now_mission_seconds,)).fetchone() is None:
-            return
-        self._begin()
-        self._cur.execute(sql.DELETE_REFS_BEFORE, (now_mission_seconds,))
+        """Drop references whose message expired; an idle node opens no transaction, and
+        executes no statement while `now_mission_seconds` is not past the bound kept."""
+        self._prune(
+            self._ref_expiry, sql.EARLIEST_REF, sql.DELETE_REFS_BEFORE, now_mission_seconds
+        )

@@ -121,7 +121,7 @@ MESSAGE_AT: Final = (
 MESSAGE_EXISTS: Final = "SELECT 1 FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 DELETE_MESSAGE: Final = (
     "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 "
-    "RETURNING precedence, size, prev_hop, dst"
+    "RETURNING precedence, size, prev_hop, dst, expires"
 )
 DELETE_ROW: Final = (
     "DELETE FROM messages WHERE rowid = ? RETURNING src, epoch, seq, dst, precedence, "
@@ -130,7 +130,7 @@ DELETE_ROW: Final = (
 DELETE_IF_NO_HOPS: Final = (
     "DELETE FROM messages WHERE src = ?1 AND epoch = ?2 AND seq = ?3 AND NOT EXISTS "
     "(SELECT 1 FROM next_hops WHERE src = ?1 AND epoch = ?2 AND seq = ?3) "
-    "RETURNING precedence, size, prev_hop"
+    "RETURNING precedence, size, prev_hop, expires"
 )
 EVICTION_ORDER: Final = (
     "SELECT rowid, size FROM messages WHERE precedence < ? ORDER BY precedence, expires, rowid"
@@ -142,12 +142,15 @@ EVICTION_ORDER_HELD: Final = (
     "ORDER BY precedence, expires, rowid"
 )
 # "precedence IN (...)" lets expiry use the eviction index: five range scans, no extra index.
-EARLIEST_EXPIRY: Final = "SELECT min(expires) FROM messages WHERE precedence = ?"
-"""Per precedence: an index seek each (messages_by_eviction), where one query over all five
-would scan the index."""
-ANY_EXPIRED: Final = (
-    "SELECT 1 FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? LIMIT 1"
+EARLIEST_EXPIRY: Final = (
+    "SELECT min(e) FROM (SELECT min(expires) AS e FROM messages WHERE precedence = 0 "
+    "UNION ALL SELECT min(expires) FROM messages WHERE precedence = 1 "
+    "UNION ALL SELECT min(expires) FROM messages WHERE precedence = 2 "
+    "UNION ALL SELECT min(expires) FROM messages WHERE precedence = 3 "
+    "UNION ALL SELECT min(expires) FROM messages WHERE precedence = 4)"
 )
+"""An index seek per precedence (messages_by_eviction), in one statement: min(expires) over
+the whole table would scan the index."""
 DELETE_EXPIRED: Final = (
     "DELETE FROM messages WHERE precedence IN (0, 1, 2, 3, 4) AND expires <= ? "
     "RETURNING src, epoch, seq, dst, precedence, created, expires, body, local_origin, "
@@ -230,8 +233,8 @@ def delete_hop_each(count: int) -> str:
 def delete_if_only_hop_each(count: int) -> str:
     """For `count` ids at once (from ?2 on, three parameters each): delete each message whose
     one pending next hop is ?1 (its row goes with it, `messages_drop_next_hops`), returning
-    (src, epoch, seq, precedence, size, prev_hop) of each. A relay's acknowledgements are all
-    of these: one statement per frame of them."""
+    (src, epoch, seq, precedence, size, prev_hop, expires) of each. A relay's
+    acknowledgements are all of these: one statement per frame of them."""
     ids = " OR ".join(
         f"(m.src = ?{n} AND m.epoch = ?{n + 1} AND m.seq = ?{n + 2})"
         for n in range(2, 3 * count, 3)
@@ -240,7 +243,8 @@ def delete_if_only_hop_each(count: int) -> str:
         f"DELETE FROM messages AS m WHERE ({ids}) AND EXISTS (SELECT 1 FROM next_hops AS h "  # noqa: S608
         "WHERE h.src = m.src AND h.epoch = m.epoch AND h.seq = m.seq AND h.hop = ?1) AND NOT "
         "EXISTS (SELECT 1 FROM next_hops AS h WHERE h.src = m.src AND h.epoch = m.epoch AND "
-        "h.seq = m.seq AND h.hop != ?1) RETURNING src, epoch, seq, precedence, size, prev_hop"
+        "h.seq = m.seq AND h.hop != ?1) RETURNING src, epoch, seq, precedence, size, prev_hop, "
+        "expires"
     )
 
 
@@ -266,10 +270,11 @@ HOP_ROWS_PAGE: Final = (
 SEEN: Final = "SELECT 1 FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
 INSERT_SEEN: Final = "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)"
 DELETE_SEEN: Final = "DELETE FROM seen WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
-# Both probes use the expiry index: an idle node finds nothing and opens no transaction.
-ANY_SEEN_BEFORE: Final = "SELECT 1 FROM seen WHERE expires < ? LIMIT 1"
+# The earliest expiries use the expiry indexes (a seek each), and bound the prunes in memory
+# (`store_expiry`): an idle node asks nothing and opens no transaction.
+EARLIEST_SEEN: Final = "SELECT min(expires) FROM seen"
 DELETE_SEEN_BEFORE: Final = "DELETE FROM seen WHERE expires < ?"
-ANY_SENT_BEFORE: Final = "SELECT 1 FROM sent WHERE expires < ? LIMIT 1"
+EARLIEST_SENT: Final = "SELECT min(expires) FROM sent"
 DELETE_SENT_BEFORE: Final = "DELETE FROM sent WHERE expires < ?"
 PUT_SENT: Final = "INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?, ?)"
 SENT_TO: Final = "SELECT dst FROM sent WHERE src = ?1 AND epoch = ?2 AND seq = ?3"
@@ -308,7 +313,7 @@ GET_STATE: Final = "SELECT value FROM state WHERE key = ?"
 INSERT_REF: Final = "INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?)"
 REF_AT: Final = "SELECT src, epoch, seq, digest, expires FROM refs WHERE ref = ?"
 DELETE_REF: Final = "DELETE FROM refs WHERE ref = ?"
-ANY_REF_BEFORE: Final = "SELECT 1 FROM refs WHERE expires < ? LIMIT 1"
+EARLIEST_REF: Final = "SELECT min(expires) FROM refs"
 DELETE_REFS_BEFORE: Final = "DELETE FROM refs WHERE expires < ?"
 SET_STATE: Final = "INSERT OR REPLACE INTO state VALUES (?, ?)"
 DELETE_STATE: Final = "DELETE FROM state WHERE key = ?"

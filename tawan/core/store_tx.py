@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, NoReturn
 
 from tawan.core import store_sql as sql
+from tawan.core.store_expiry import ExpiryBound
 from tawan.core.store_types import Durability, StoreError, StoreUnwritable
 
 __all__ = [
@@ -429,6 +430,22 @@ class StoreBase:
         self.commit()
         self._conn.close()
         self._closed = True
+
+    def _prune(self, expiry: ExpiryBound, earliest: str, delete: str, before: int) -> int:
+        """Delete a table's rows expiring before `before` (`delete`), asking SQLite first
+        (`earliest`, its earliest expiry) only when `expiry` does not rule it out: no
+        statement when nothing can be due, no transaction when nothing is. Returns how many
+        rows went."""
+        if before <= expiry.bound:
+            return 0
+        first = self._cur.execute(earliest).fetchone()[0]
+        expiry.found(first)
+        if first is None or first >= before:
+            return 0
+        self._begin()
+        pruned: int = self._cur.execute(delete, (before,)).rowcount
+        expiry.pruned(before)
+        return pruned
 
     def _lastrowid(self, table: str) -> int:
         rowid = self._cur.lastrowid

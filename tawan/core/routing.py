@@ -145,7 +145,7 @@ class Router:
         shared = False
         for nbr in before.keys() | after.keys():
             if nbr == me:
-                shared = True
+                shared = before.get(me) != after.get(me)
                 continue
             was, now = before.get(nbr), after.get(nbr)
             if nbr == origin:  # a loop it claims to itself: both ends are the one view

@@ -339,9 +339,13 @@ class ControlPlane:
     def _send_hellos(self, now: float) -> None:
         """Hellos on every link whose turn it is, each link at its own interval (jittered,
         so that the members of a net do not all speak at once)."""
-        # A link due within half the shortest interval goes now too: links of one interval
-        # then keep one schedule, and an idle node wakes once for all of them.
-        soon = now + self.config.hello_interval / 2
+        # A link due within half the node's shortest interval goes now too: links of one
+        # interval then keep one schedule, and an idle node wakes once for all of them.
+        shortest = min(
+            (timers.hello_s for timers in self._link_timers.values()),
+            default=self.config.hello_interval,
+        )
+        soon = now + shortest / 2
         for link, due in self._hello_due.items():
             if due > soon:
                 continue

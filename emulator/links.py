@@ -14,8 +14,12 @@ Two shapes:
 - a point-to-point link: two directions, each sender with its own transmitter (full
   duplex), frames of one sender on the air one after another;
 - a radio net (`shared`): one half-duplex channel for every member. While a frame is on the
-  air no other frame is; frames wait for the channel in the order they were sent (FIFO, no
-  spatial reuse); a frame is heard by every member within `range_km` of its sender.
+  air no other frame is (no spatial reuse); a frame is heard by every member within
+  `range_km` of its sender. With the bearer's `priority_access` (the catalogue's nets), the
+  channel goes to the frame of highest precedence waiting at any member when it becomes
+  free, in the order handed over among equals, and a frame on the air is never cut: such a
+  frame's fate is decided when it gets the channel (`grant`), not when it is handed over.
+  Without it, frames take the channel in the order they were sent (FIFO).
 
 Each send goes through: MTU, a silenced sender (EMCON), the sender's bounded queue, air time
 (serialisation at `rate_bps` times the direction's rate factor), range, down (a cut, an
@@ -25,7 +29,8 @@ propagation delay plus extra delay plus uniform jitter.
 
 Every send draws exactly three numbers from the link's random source (chain step, loss,
 jitter) before anything is decided, and every send steps its direction's chain: two runs
-that differ only in conditions see the same draws frame by frame.
+that differ only in conditions see the same draws frame by frame (a frame that waits for a
+priority channel keeps its draws until it gets it).
 """
 
 from __future__ import annotations
@@ -52,12 +57,31 @@ class Sent:
     """What became of one frame: its air time and when it reached the receiver.
 
     `start`/`end`: when its first and last bit left the sender (equal when it never went on
-    the air: "mtu", "silenced", "queue"). `arrival` is None exactly when `dropped` is set."""
+    the air: "mtu", "silenced", "queue"). `arrival` is None exactly when `dropped` is set,
+    or when the frame `waiting` for a priority channel: then `end` is when it would leave
+    if nothing of higher precedence came first, and its fate comes from `grant`."""
 
     arrival: float | None
     start: float
     end: float
     dropped: str | None
+    waiting: bool = False
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A frame admitted to a priority channel, waiting for it (draws already made)."""
+
+    precedence: int
+    sender: str
+    receiver: str
+    size: int
+    air: float  # at the rate in force when it was handed over
+    bad: bool
+    u_loss: float
+    u_jitter: float
+    tag: object
+    end: float  # when it would leave if nothing of higher precedence came first
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +183,8 @@ class LinkModel:
         "_mtu",
         "_p",
         "_period",
+        "_priority",
+        "_pushed",
         "_queue_bytes",
         "_r",
         "_rate",
@@ -167,6 +193,7 @@ class LinkModel:
         "_state",
         "_states",
         "_times",
+        "_waiting",
         "beam",
         "bearer",
         "members",
@@ -220,6 +247,9 @@ class LinkModel:
         self._chains: dict[str, dict[str, bool]] = {m: {} for m in members}
         self._senders = {m: _Sender(SenderStats(), deque()) for m in members}
         self._channel_free = 0.0
+        self._priority = shared and bearer.priority_access
+        self._waiting: list[_Waiting] = []  # priority channel: in the order handed over
+        self._pushed: dict[str, float] = {}  # `take_pushed_back`
         self._state = NOMINAL_STATE  # the last state `advance` or `set_state` reached
         self._times: list[float] = [-math.inf]  # the schedule: states[i] from times[i]
         self._states: list[LinkState] = [NOMINAL_STATE]
@@ -303,13 +333,18 @@ class LinkModel:
         return k >= 1 and k * self._period + self._gap > start
 
     # ------------------------------------------------------------------ the hot path
-    def send(self, sender: str, receiver: str, size: int, now: float) -> Sent:
-        """`sender` hands a frame of `size` bytes for `receiver` to the link at `now`."""
+    def send(
+        self, sender: str, receiver: str, size: int, now: float, precedence: int = 0,
+        tag: object = None,
+    ) -> Sent:  # fmt: skip
+        """`sender` hands a frame of `size` bytes for `receiver` to the link at `now`.
+
+        On a priority channel that is busy the frame waits (`Sent.waiting`): `grant` gives
+        its fate, with `tag`, when the channel goes to it."""
         rng = self._rng
         u_step, u_loss, u_jitter = rng.random(), rng.random(), rng.random()
         try:
             tx = self._senders[sender]
-            hears = self._hears[sender]
         except KeyError:
             raise ValueError(f"link {self.name!r}: sender {sender!r} is not a member") from None
         if receiver == sender or receiver not in self._senders:
@@ -331,6 +366,10 @@ class LinkModel:
         if not self._queue_admits(tx, size, now):
             return self._drop(stats, "queue", now, now)
         cond = _direction(state, sender, receiver)
+        if self._priority and (self._waiting or now < self._channel_free):
+            air = size * 8 / (self._rate * cond.rate_factor)
+            return self._wait(tx, sender, receiver, size, air, now, precedence, bad, u_loss,
+                              u_jitter, tag)  # fmt: skip
         if self.shared:
             start = now if now > self._channel_free else self._channel_free
             end = start + size * 8 / (self._rate * cond.rate_factor)
@@ -342,11 +381,22 @@ class LinkModel:
         if start > now:
             tx.waiting.append((start, size))
             tx.waiting_bytes += size
+        return self._on_air(stats, sender, receiver, size, start, end, now, state, cond, bad,
+                            u_loss, u_jitter)  # fmt: skip
+
+    def _on_air(
+        self, stats: SenderStats, sender: str, receiver: str, size: int, start: float,
+        end: float, now: float, state: LinkState, cond: Conditions, bad: bool, u_loss: float,
+        u_jitter: float,
+    ) -> Sent:  # fmt: skip
+        """The fate of a frame on the air over [start, end), handed over at `now` under
+        `state` and `cond`."""
         stats.frames += 1
         stats.bytes += size
         stats.air_s += end - start
-        if receiver not in hears:
+        if receiver not in self._hears[sender]:
             return self._drop(stats, "range", start, end)
+        scheduled = len(self._times) > 1
         if scheduled and start > now:  # what holds while it is on the air, not when queued
             state = self.state_at(start)
             cond = _direction(state, sender, receiver)
@@ -367,6 +417,64 @@ class LinkModel:
         return Sent(
             end + self._delay + cond.extra_delay_s + u_jitter * self._jitter, start, end, None
         )
+
+    # ------------------------------------------------------------------ priority channel
+    def _wait(
+        self, tx: _Sender, sender: str, receiver: str, size: int, air: float, now: float,
+        precedence: int, bad: bool, u_loss: float, u_jitter: float, tag: object,
+    ) -> Sent:  # fmt: skip
+        """Admit a frame to wait for the busy priority channel. Its end, if nothing of
+        higher precedence comes first, is after the frame on the air and every waiting one
+        of its precedence or higher; each waiting one of lower precedence now leaves `air`
+        later (`take_pushed_back`)."""
+        end = max(now, self._channel_free) + air
+        for other in self._waiting:
+            if other.precedence >= precedence:
+                end += other.air
+            else:
+                other.end += air
+                pushed = self._pushed
+                pushed[other.sender] = max(pushed.get(other.sender, 0.0), other.end)
+        self._waiting.append(
+            _Waiting(precedence, sender, receiver, size, air, bad, u_loss, u_jitter, tag, end)
+        )
+        tx.waiting_bytes += size
+        return Sent(None, now, end, None, waiting=True)
+
+    @property
+    def next_grant(self) -> float | None:
+        """When the channel is free for the next waiting frame (None: none waits)."""
+        return self._channel_free if self._waiting else None
+
+    def grant(self, now: float) -> tuple[object, Sent] | None:
+        """The channel is free at `now` (`next_grant`): the waiting frame of highest
+        precedence, the first handed over among equals, goes on the air. Its tag and fate;
+        None when none waits. One silenced by then takes no air and the next goes."""
+        waiting = self._waiting
+        if waiting:
+            at = 0
+            for i, other in enumerate(waiting):  # in the order handed over: the first of the
+                if other.precedence > waiting[at].precedence:  # highest goes
+                    at = i
+            best = waiting.pop(at)
+            tx = self._senders[best.sender]
+            tx.waiting_bytes -= best.size
+            state = self.state_at(now)
+            if best.sender in state.silenced:  # EMCON began while it waited: never on the air
+                return best.tag, self._drop(tx.stats, "silenced", now, now)
+            cond = _direction(state, best.sender, best.receiver)
+            end = now + best.air
+            self._channel_free = end
+            sent = self._on_air(tx.stats, best.sender, best.receiver, best.size, now, end, now,
+                                state, cond, best.bad, best.u_loss, best.u_jitter)  # fmt: skip
+            return best.tag, sent
+        return None
+
+    def take_pushed_back(self) -> dict[str, float]:
+        """Members whose waiting frames a frame of higher precedence put behind it since the
+        last call, each with when its last waiting frame would now leave."""
+        pushed, self._pushed = self._pushed, {}
+        return pushed
 
     def _queue_admits(self, tx: _Sender, size: int, now: float) -> bool:
         """Whether the sender's frames not yet on the air, plus this one, fit its queue."""
@@ -428,7 +536,12 @@ def build_links(scenario: Scenario, seed: int) -> dict[str, LinkModel]:
             net.name,
             LinkModel(
                 net.name,
-                _without_bursts(base.with_overrides(**_overrides(net), shared=True), net.bursts),
+                _without_bursts(
+                    base.with_overrides(
+                        **_overrides(net), shared=True, priority_access=net.priority_access
+                    ),
+                    net.bursts,
+                ),
                 net.members,
                 _positions(net.name, net.members, positions),
                 random.Random(link_seed(seed, net.name)),

@@ -21,10 +21,11 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from crypto.keyring import Keyring
 from emulator.faults import FaultPlan, NodeEvent, plan_faults
-from emulator.links import LinkModel, build_links
+from emulator.links import LinkModel, Sent, build_links
 from emulator.mission import LEAD_S, MISSION_T0, seeded_mission
 from emulator.record import Recorder
 from emulator.reroutes import Reroutes
@@ -39,8 +40,9 @@ BASE = MISSION_T0 + LEAD_S
 """An engine's clock at virtual time 0."""
 
 # Heap entry kinds, in the order they run at one instant (then by insertion): what the
-# faults make of the links and nodes first, then frames, timers, traffic, samples.
-_BOUNDARY, _NODE, _ARRIVAL, _TIMER, _STREAM, _SAMPLE, _EMCON = range(7)
+# faults make of the links and nodes first, then frames, timers, traffic, samples; a priority
+# channel that becomes free goes last, to the best of every frame handed over by then.
+_BOUNDARY, _NODE, _ARRIVAL, _TIMER, _STREAM, _SAMPLE, _EMCON, _GRANT = range(8)
 EMCON_NOTICE_S = 1.0
 """A node is told of its emission control this long before it starts (an order, given ahead):
 time for the hello that tells its neighbours to go out while it may still speak."""
@@ -97,6 +99,7 @@ class Emulation:
         self.frame_hooks: list[FrameHook] = []
         self.event_hooks: list[EventHook] = []
         self._heap: list[tuple[float, int, int, object]] = []
+        self._granting: set[str] = set()  # priority channels with a _GRANT entry on the heap
         self._order = itertools.count()
         self._streams: list[Stream] = streams(scenario, self.seed)
         self._payloads = random.Random(f"{self.seed}/payloads").randbytes(1 << 21)
@@ -190,6 +193,8 @@ class Emulation:
                 self._node_event(item)  # type: ignore[arg-type]
             elif kind == _EMCON:
                 self._emission_control(t)
+            elif kind == _GRANT:
+                self._grant(item)  # type: ignore[arg-type]
             else:
                 self.record.sample(t)
                 if progress is not None:
@@ -244,7 +249,7 @@ class Emulation:
         self.engine_s += time.perf_counter() - started
         busy: dict[str, float] = {}
         for tx in sends:
-            end = self._carry(name, tx.link, tx.peer, tx.data)
+            end = self._carry(name, tx.link, tx.peer, tx.data, tx.precedence)
             if end > busy.get(tx.link, self.now):
                 busy[tx.link] = end
         started = time.perf_counter()
@@ -255,6 +260,9 @@ class Emulation:
         for event in events:
             self._on_event(name, event)
         self.reroutes.after(name, self.now)
+        self._arm(name, deadline)
+
+    def _arm(self, name: str, deadline: float | None) -> None:
         armed = None if deadline is None else max(deadline - BASE, self.now)
         if armed != self._armed[name]:
             self._armed[name] = armed
@@ -262,17 +270,65 @@ class Emulation:
             if armed is not None:
                 self._push(armed, _TIMER, (name, self._generation[name]))
 
-    def _carry(self, sender: str, link: str, receiver: str, data: bytes) -> float:
-        """Put one frame on `link`; returns when its last bit leaves the sender."""
+    def _carry(self, sender: str, link: str, receiver: str, data: bytes, precedence: int) -> float:
+        """Put one frame on `link`; returns when its last bit leaves the sender, or on a
+        priority channel it waits for, when it would if nothing of higher precedence came
+        first (what the radio reports: `LinkModel.send`)."""
         model = self.links[link]
-        sent = model.send(sender, receiver, len(data), self.now)
+        sent = model.send(
+            sender, receiver, len(data), self.now, precedence, (sender, receiver, data)
+        )
+        if sent.waiting:
+            if link not in self._granting:
+                self._granting.add(link)
+                self._push(max(self.now, model.next_grant or self.now), _GRANT, link)
+            end = sent.end
+            for member, later in model.take_pushed_back().items():
+                if member == sender:
+                    end = max(end, later)
+                else:
+                    self._pushed_back(member, link, later)
+            return end
+        self._on_air(model, sender, receiver, data, sent)
+        return sent.end
+
+    def _pushed_back(self, name: str, link: str, end: float) -> None:
+        """A frame of higher precedence took the channel ahead of `name`'s: its radio tells
+        it when its queue will now have drained."""
+        if not self.alive[name]:
+            return
+        engine = self.engines[name]
+        started = time.perf_counter()
+        engine.link_busy(link, BASE + end)
+        deadline = engine.get_timer()
+        self.engine_s += time.perf_counter() - started
+        self._arm(name, deadline)
+
+    def _grant(self, link: str) -> None:
+        """A priority channel is free: the best frame waiting there goes on the air."""
+        model = self.links[link]
+        granted = model.grant(self.now)
+        if granted is not None:
+            tag, sent = granted
+            sender, receiver, data = cast(tuple[str, str, bytes], tag)
+            self._on_air(model, sender, receiver, data, sent)
+        upcoming = model.next_grant
+        if upcoming is None:
+            self._granting.discard(link)
+        else:
+            self._push(max(self.now, upcoming), _GRANT, link)
+
+    def _on_air(
+        self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent
+    ) -> None:
+        """Record a frame whose fate is known, and its arrival, if any."""
+        link = model.name
         self.record.frame(model, sender, receiver, data, sent)
         if sent.end > sent.start:  # it went on the air (maybe to be lost), at sent.start
             for hook in self.frame_hooks:
                 hook(sent.start, link, sender, receiver, data)
         if sent.arrival is not None:
             self._push(sent.arrival, _ARRIVAL, (receiver, link, sender, data))
-        return sent.end
 
     def _on_event(self, name: str, event: Event) -> None:
         self.record.event(name, event, self.now)

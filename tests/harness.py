@@ -25,7 +25,7 @@ from crypto.plan import MissionPlan
 from crypto.roster import Roster
 from crypto.schedule import KEY_BYTES
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission
-from tawan.core.events import Delivered, Event
+from tawan.core.events import Delivered, Event, Transmit
 from tawan.core.precedence import Precedence
 from tawan.core.store import Store
 from transports.model import BearerModel
@@ -116,6 +116,7 @@ class Net:
         self._order = itertools.count()
         self.largest_frame: dict[str, int] = {}
         self._spies: list[Callable[[str, str, bytes], None]] = []
+        self._transmit_spies: list[Callable[[str, Transmit], None]] = []
         self._watchers: list[Callable[[str, str, str, bytes], None]] = []
         for index, name in enumerate(names):
             self.engines[name] = self._make_engine(name, seed * 1000 + index)
@@ -176,6 +177,8 @@ class Net:
     def _flush(self) -> None:
         for name, engine in self.engines.items():
             for tx in engine.transmit(self.now):
+                for transmit_spy in self._transmit_spies:
+                    transmit_spy(name, tx)
                 self._carry(name, tx.link, tx.peer, tx.data)
             while (event := engine.next_event()) is not None:
                 self.events[name].append(event)
@@ -238,6 +241,10 @@ class Net:
     def tap(self, spy: Callable[[str, str, bytes], None]) -> None:
         """Call `spy(sender, link, frame)` for every frame put on a link."""
         self._spies.append(spy)
+
+    def tap_transmits(self, spy: Callable[[str, Transmit], None]) -> None:
+        """Call `spy(sender, transmit)` for every frame an engine hands to a link."""
+        self._transmit_spies.append(spy)
 
     def watch(self, watcher: Callable[[str, str, str, bytes], None]) -> None:
         """Call `watcher(receiver, link, sender, frame)` for every frame handed to a node."""

@@ -265,3 +265,171 @@ def test_build_links_applies_overrides_and_names_bad_entries() -> None:
         build_links(scenario(links=[{"a": "a", "b": "zz", "bearer": "vhf"}]), seed=1)
     with pytest.raises(ValueError, match="unknown bearer"):
         build_links(scenario(links=[{"a": "a", "b": "b", "bearer": "laser"}]), seed=1)
+
+
+# ---------------------------------------------------------------------- priority access
+PRIO = replace(SLOW, priority_access=True)
+ROUTINE, PRIORITY, IMMEDIATE, FLASH = 0, 1, 2, 3
+
+
+def drain(channel: LinkModel) -> list[tuple[object, Sent]]:
+    """Every waiting frame as the channel grants it, each when the channel is free."""
+    granted = []
+    while (at := channel.next_grant) is not None:
+        result = channel.grant(at)
+        assert result is not None
+        granted.append(result)
+    return granted
+
+
+def test_a_flash_handed_over_last_takes_the_free_channel_before_earlier_routine() -> None:
+    channel = net(PRIO)
+    on_air = channel.send("a", "b", 1000, 0.0, ROUTINE, "a1")
+    assert not on_air.waiting and on_air.start == 0.0  # an idle channel: on the air at once
+    first = channel.send("b", "a", 1000, 0.1, ROUTINE, "b1")
+    second = channel.send("c", "a", 1000, 0.2, ROUTINE, "c1")
+    flash = channel.send("d", "a", 1000, 0.3, FLASH, "d1")
+    assert first.waiting and second.waiting and flash.waiting
+    assert first.arrival is None and first.dropped is None
+    # what each radio reports: its end if nothing of higher precedence comes first
+    assert first.end == pytest.approx(2 * AIR_1000)
+    assert second.end == pytest.approx(3 * AIR_1000)
+    assert flash.end == pytest.approx(2 * AIR_1000)
+    # the FLASH put both ROUTINE frames one frame later
+    assert channel.take_pushed_back() == {
+        "b": pytest.approx(3 * AIR_1000), "c": pytest.approx(4 * AIR_1000)
+    }  # fmt: skip
+    assert channel.take_pushed_back() == {}
+    granted = drain(channel)
+    assert [tag for tag, _ in granted] == ["d1", "b1", "c1"]
+    starts = [sent.start for _, sent in granted]
+    assert starts == pytest.approx([AIR_1000, 2 * AIR_1000, 3 * AIR_1000])
+    # the frame on the air was not cut: the FLASH starts when it has ended
+    assert granted[0][1].start == pytest.approx(on_air.end)
+    assert [sent.end for _, sent in granted] == pytest.approx(
+        [flash.end, 3 * AIR_1000, 4 * AIR_1000]
+    )
+    assert all(sent.arrival == pytest.approx(sent.end + SLOW.delay_s) for _, sent in granted)
+
+
+def test_frames_of_one_precedence_take_the_channel_in_the_order_handed_over() -> None:
+    channel = net(PRIO)
+    channel.send("a", "b", 1000, 0.0, ROUTINE, "on air")
+    handed = [("c", IMMEDIATE, "c1"), ("b", IMMEDIATE, "b1"), ("d", PRIORITY, "d1"),
+              ("a", IMMEDIATE, "a2"), ("d", IMMEDIATE, "d2"), ("b", PRIORITY, "b2")]  # fmt: skip
+    for i, (sender, precedence, tag) in enumerate(handed):
+        receiver = "a" if sender != "a" else "b"
+        assert channel.send(sender, receiver, 200, 0.1 + i * 0.01, precedence, tag).waiting
+    assert [tag for tag, _ in drain(channel)] == ["c1", "b1", "a2", "d2", "d1", "b2"]
+
+
+def test_a_frame_handed_over_while_one_is_on_the_air_waits_and_the_air_is_never_shared() -> None:
+    channel = net(PRIO)
+    low = channel.send("a", "b", 1000, 0.0, ROUTINE, "low")
+    urgent = channel.send("b", "a", 100, 0.5, FLASH, "urgent")  # mid-air: it waits
+    assert urgent.waiting
+    ((tag, sent),) = drain(channel)
+    assert tag == "urgent" and sent.start == pytest.approx(low.end)
+    # a frame handed over once the channel is free and nothing waits goes at once
+    later = channel.send("c", "d", 100, 5.0, ROUTINE, "later")
+    assert not later.waiting and later.start == 5.0
+
+
+def test_a_point_to_point_link_keeps_each_senders_frames_in_order_whatever_the_precedence() -> (
+    None
+):
+    link = LinkModel(
+        "ab", PRIO, ("a", "b"), {"a": (0, 0), "b": (1, 0)}, random.Random(1)
+    )  # a bearer with priority access, used point to point: no channel to arbitrate
+    first = link.send("a", "b", 1000, 0.0, ROUTINE)
+    flash = link.send("a", "b", 1000, 0.1, FLASH)
+    assert not flash.waiting and flash.start == pytest.approx(first.end)
+    assert link.next_grant is None
+
+
+def test_a_net_without_priority_access_serves_the_channel_in_the_order_sent() -> None:
+    channel = net(SLOW)
+    channel.send("a", "b", 1000, 0.0, ROUTINE)
+    routine = channel.send("b", "a", 1000, 0.1, ROUTINE)
+    flash = channel.send("c", "a", 1000, 0.2, FLASH)
+    assert not routine.waiting and not flash.waiting
+    assert flash.start == pytest.approx(routine.end)
+
+
+def test_waiting_frames_count_in_their_senders_queue_until_they_get_the_channel() -> None:
+    channel = net(replace(PRIO, queue_bytes=2500))
+    channel.send("a", "b", 1000, 0.0, ROUTINE)  # on the air at once: not in the queue
+    assert channel.send("b", "a", 1000, 0.1, ROUTINE).waiting
+    assert channel.send("b", "a", 1000, 0.1, ROUTINE).waiting
+    assert channel.send("b", "a", 1000, 0.1, FLASH).dropped == "queue"
+    at = channel.next_grant
+    assert at is not None
+    channel.grant(at)  # one of b's two is on the air: room again
+    assert channel.send("b", "a", 1000, at, FLASH).waiting
+
+
+def test_a_waiting_frame_is_judged_by_the_conditions_when_it_gets_the_channel() -> None:
+    channel = net(PRIO)
+    channel.set_schedule(
+        [(0.0, LinkState()), (0.5, LinkState(silenced=frozenset({"b"}))), (5.0, LinkState())]
+    )
+    channel.send("a", "b", 1000, 0.0, ROUTINE)
+    assert channel.send("b", "a", 1000, 0.1, FLASH, "quiet").waiting  # b silenced at 0.5
+    assert channel.send("c", "a", 1000, 0.2, ROUTINE, "next").waiting
+    (quiet, silenced), (nxt, sent) = drain(channel)
+    assert (quiet, silenced.dropped) == ("quiet", "silenced")
+    assert silenced.start == silenced.end == pytest.approx(AIR_1000)
+    assert nxt == "next" and sent.start == pytest.approx(AIR_1000)  # no air time lost
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcd"),
+            st.sampled_from("abcd"),
+            st.integers(1, 1400),
+            st.floats(0, 0.5),
+            st.integers(0, 4),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_a_priority_net_grants_the_best_waiting_frame_and_never_overlaps(
+    sends: list[tuple[str, str, int, float, int]],
+) -> None:
+    channel = net(replace(PRIO, queue_bytes=3000, loss=0.3))
+    now, on_air = 0.0, []
+    waiting: dict[int, tuple[int, int]] = {}  # tag: (precedence, tag)
+    order = itertools.count()
+
+    def grant_until(t: float) -> None:
+        while (at := channel.next_grant) is not None and at <= t:
+            best = max(waiting.values(), key=lambda w: (w[0], -w[1]))
+            result = channel.grant(at)
+            assert result is not None
+            tag, sent = result
+            assert isinstance(tag, int)
+            assert waiting.pop(tag) == best  # the highest precedence, first handed over
+            assert sent.start == at
+            if sent.end > sent.start:
+                on_air.append((sent.start, sent.end))
+
+    for sender, receiver, size, wait, precedence in sends:
+        now += wait
+        grant_until(now)
+        if sender == receiver:
+            continue
+        tag = next(order)
+        sent = channel.send(sender, receiver, size, now, precedence, tag)
+        if sent.waiting:
+            waiting[tag] = (precedence, tag)
+        elif sent.end > sent.start:
+            assert sent.start == now
+            on_air.append((sent.start, sent.end))
+    grant_until(float("inf"))
+    assert not waiting
+    on_air.sort()
+    for (_, end), (start, _) in itertools.pairwise(on_air):
+        assert start >= end - 1e-9

@@ -66,7 +66,7 @@ class PipeLink(Link):
             self.running = False
             self._event_send.close()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         other = self.other
         if self.refuse or other is None or not other.running or peer != other.me:

@@ -361,6 +361,20 @@ async def test_bind_asks_for_sap_rank_and_arq_with_node_confirmation() -> None:
             await _until(lambda: a.book.confirmed == 1)
 
 
+async def test_each_frame_goes_with_the_u_pdu_priority_of_its_precedence() -> None:
+    server = FakeSisServer([1, 2])
+    with trio.fail_after(TIMEOUT):
+        async with two_nodes(server) as (a, b):
+            await wait_connected(a, b)
+            for precedence in (0, 3, 2):  # ROUTINE, FLASH, IMMEDIATE
+                await a.send("b", bytes([precedence]) * 40, precedence=precedence)
+                assert await receive_frame(b) == FrameReceived("a", bytes([precedence]) * 40)
+            requests = [p for p in _received(server, 1) if isinstance(p, UnidataRequest)]
+            assert [r.priority for r in requests] == [7, 10, 9]  # the configured 7 is ROUTINE's
+    top = sis_link("top", "127.0.0.1:1", {"b": 2}, priority=14)
+    assert [top.priority_for(p) for p in range(5)] == [14, 15, 15, 15, 15]
+
+
 async def test_a_second_client_on_the_same_sap_is_refused_until_the_first_leaves() -> None:
     server = FakeSisServer([1, 2])
     with trio.fail_after(TIMEOUT):

@@ -66,6 +66,10 @@ class Bearer:
     """The sender-side modem queue: what does not fit is dropped, as on a real modem."""
     shared: bool = False
     """A radio net: one half-duplex channel shared by every member."""
+    priority_access: bool = False
+    """A net's channel goes to the frame of highest precedence waiting at any member when it
+    is free (MIL-STD-188-220's prioritised net access, STANAG 5066's U_PDU priority,
+    idealised: docs/bearers.md); False: in the order frames were sent."""
     handover_period_s: float = 0.0
     handover_gap_s: float = 0.0
     """LEO SATCOM: every `handover_period_s` the link is lost for `handover_gap_s`."""
@@ -119,18 +123,18 @@ BEARERS: dict[str, Bearer] = {
         ),
         Bearer(
             "uhf", "radio", "uhf", 64_000, 0.02, 1024, 3.0,
-            jitter_s=0.005, loss=0.02, range_km=10.0, shared=True, queue_bytes=32_000,
-            tx_power_w=20.0, path_loss_exponent=3.0, hello_s=FAST_HELLO_S,
+            jitter_s=0.005, loss=0.02, range_km=10.0, shared=True, priority_access=True,
+            queue_bytes=32_000, tx_power_w=20.0, path_loss_exponent=3.0, hello_s=FAST_HELLO_S,
         ),
         Bearer(
             "vhf", "radio", "vhf", 9_600, 0.05, 512, 4.0,
-            jitter_s=0.01, range_km=30.0, shared=True, queue_bytes=16_000,
+            jitter_s=0.01, range_km=30.0, shared=True, priority_access=True, queue_bytes=16_000,
             bursts=GilbertElliott(p=0.01, r=0.3, loss_good=0.01, loss_bad=0.6),
             tx_power_w=50.0, path_loss_exponent=3.0,
         ),
         Bearer(
             "hf", "radio", "hf", 2_400, 1.0, 2048, 10.0,
-            jitter_s=0.2, range_km=2000.0, shared=True, queue_bytes=8_000,
+            jitter_s=0.2, range_km=2000.0, shared=True, priority_access=True, queue_bytes=8_000,
             bursts=GilbertElliott(p=0.02, r=0.2, loss_good=0.02, loss_bad=0.7),
             tx_power_w=100.0, path_loss_exponent=2.0,
         ),

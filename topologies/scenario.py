@@ -83,6 +83,9 @@ class Net(Numbers):
     name: str
     bearer: str
     members: Annotated[tuple[str, ...], Field(min_length=2)]
+    priority_access: bool | None = None
+    """Whether the channel goes to the waiting frame of highest precedence (None: the
+    bearer's `priority_access`)."""
 
 
 Selector = str

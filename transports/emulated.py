@@ -62,7 +62,7 @@ class EmulatedLink(PairedLink["EmulatedLink"]):
             self._event_send.close()
             other._changed.set()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         self.send_nowait(peer, frame)
         await trio.lowlevel.cancel_shielded_checkpoint()

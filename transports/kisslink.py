@@ -156,7 +156,7 @@ class KissLink(Link):
             self._stream = None
             self._event_send.close()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         if peer in self._peers:
             destination = Callsign.parse(peer)

@@ -135,11 +135,14 @@ class Link(abc.ABC):
         """Open sockets, call `task_status.started()` once bound, serve until cancelled."""
 
     @abc.abstractmethod
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         """Send one frame to `peer` (a name from a PeerUp or FrameReceived).
 
         Raises FrameTooLarge over the MTU and PeerUnavailable when the peer is unknown or
         down, so the node can pick another route instead of losing the frame unseen.
+        `precedence` is the frame's (`tawan.core.events.Transmit.precedence`, 0 ROUTINE to
+        4 OVERRIDE): a transport whose radio serves frames by priority passes it on (STANAG
+        5066's U_PDU priority), the others ignore it.
         """
 
     def __repr__(self) -> str:

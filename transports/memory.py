@@ -45,7 +45,7 @@ class MemoryLink(PairedLink["MemoryLink"]):
             self._event_send.close()
             other._changed.set()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         other = self._require_other()
         self._check_peer(peer, other)

@@ -199,7 +199,7 @@ class S5066Link(Link):
             self._session = None
             self._event_send.close()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         session = self._session
         if session is None:
@@ -211,7 +211,8 @@ class S5066Link(Link):
             raise PeerUnavailable(self.name, peer, "the subnetwork rejected frames to it")
         data = bytes(frame)
         mode = self._group_mode if address.group else self._unicast_mode
-        request = UnidataRequest(self._priority, self._sap, address, mode, self._ttl_units, data)
+        priority = self.priority_for(precedence)
+        request = UnidataRequest(priority, self._sap, address, mode, self._ttl_units, data)
         async with session.send_lock:
             while not session.flow_on and not session.closed:
                 await session.flow_changed.wait()  # DATA_FLOW_OFF: the server would drop it
@@ -221,6 +222,14 @@ class S5066Link(Link):
                 self._book.sent(peer, data, trio.current_time())  # before a fast answer
             await self._write(session, encode(request), peer)
         self._count_sent(data)
+
+    def priority_for(self, precedence: int) -> int:
+        """The U_PDU priority (0-15, served high first) of a frame of `precedence`: the
+        configured `priority` for ROUTINE, one more per level above it (PRIORITY 8, ...
+        OVERRIDE 11 from the default 7), at most 15. Other clients of the server keep their
+        place beside the configured value; among tawan's own frames the more urgent goes
+        first."""
+        return max(0, min(15, self._priority + precedence))
 
     # -- connection and bind --------------------------------------------------------------
 

@@ -163,7 +163,7 @@ class TcpLink(Link):
             self._local_address = None
             self._event_send.close()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         conn = self._connections.get(peer)
         if conn is None:

@@ -192,7 +192,7 @@ class UdpLink(Link):
             self._local_address = None
             self._event_send.close()
 
-    async def send(self, peer: str, frame: bytes) -> None:
+    async def send(self, peer: str, frame: bytes, *, precedence: int = 0) -> None:
         self._check_frame(frame)
         sock = self._sock
         if sock is None:

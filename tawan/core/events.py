@@ -15,11 +15,18 @@ from tawan.core.precedence import Precedence
 
 @dataclass(frozen=True, slots=True)
 class Transmit:
-    """Send `data` to transport endpoint `peer` on link `link`."""
+    """Send `data` to transport endpoint `peer` on link `link`.
+
+    `precedence` tells the radio how urgent the frame is, for a transport that arbitrates
+    its channel or queue by priority (a STANAG 5066 server's U_PDU priority, a net's access
+    by precedence); the others ignore it. A `Precedence` value: a DATA or FRAG frame its
+    message's, a BATCH the highest of its messages'; control frames what
+    docs/engine.md ("Precedence on the air") gives them; ROUTINE, the lowest, by default."""
 
     link: str
     peer: str
     data: bytes
+    precedence: int = 0
 
 
 @dataclass(frozen=True, slots=True)

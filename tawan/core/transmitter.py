@@ -7,6 +7,10 @@ FLASH message overtake a long transfer at the next fragment boundary. Acknowledg
 hellos and revocations go before messages; adverts wait their turn with them (FLASH before
 adverts, IMMEDIATE in turns with them, the rest after). Messages wait in flight for their
 custody acknowledgement, with a retransmission deadline in one heap for the whole node.
+
+Each frame leaves with its precedence (`Transmit.precedence`), for a radio that arbitrates
+its channel by it: a message's own, a BATCH the highest of its messages', control frames
+`CONTROL_PRECEDENCE` (docs/engine.md, "Precedence on the air").
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from tawan.core.frames import (
     HelloFlags,
     HelloFrame,
     MessageId,
+    RevokeFrame,
     RouteFrame,
+    SetupFrame,
     encode_batch_frame,
     encode_data_frame,
     encode_frame,
@@ -57,6 +63,21 @@ ACK_ENTRY_BYTES: Final = 15  # widest acknowledged message id: src, epoch, seq
 ACK_FRAME_OVERHEAD: Final = 24  # kind, array, sender, counter, two list headers, link tag
 BURST_SECONDS: Final = 0.02  # a link may run this far ahead of its nominal rate
 
+CONTROL_PRECEDENCE: Final[dict[type, int]] = {
+    AckFrame: Precedence.IMMEDIATE,
+    HelloFrame: Precedence.IMMEDIATE,
+    SetupFrame: Precedence.IMMEDIATE,
+    RevokeFrame: Precedence.IMMEDIATE,
+    RouteFrame: Precedence.PRIORITY,
+}
+"""Control frames' precedence on the air. An acknowledgement is told only whether what it
+acknowledges is FLASH or OVERRIDE (`ack(urgent=True)`: then FLASH); otherwise it takes
+IMMEDIATE, the highest it may answer: a few bytes that, held back behind other members'
+messages, cost a resend of a whole message. Hellos (a bounded share of a net's rate) keep a
+loaded link from being declared lost; setup and revocations are as small and rare. Adverts
+go after IMMEDIATE messages and with PRIORITY ones, as they take their turns here
+(`_advert_first`)."""
+
 _T = TypeVar("_T")
 
 
@@ -64,8 +85,8 @@ _T = TypeVar("_T")
 class _LinkState:
     spec: LinkSpec
     busy_until: float = 0.0
-    # (neighbour, frame, endpoint: None for the neighbour's own)
-    control: deque[tuple[int, Frame, str | None]] = field(default_factory=deque)
+    # (neighbour, frame, endpoint: None for the neighbour's own, precedence on the air)
+    control: deque[tuple[int, Frame, str | None, int]] = field(default_factory=deque)
     # Adverts wait for the link to be free, in the order queued, the latest per (neighbour,
     # origin, endpoint): one superseded before its turn never goes (`Transmitter.control`).
     adverts: dict[tuple[int, int, str | None], RouteFrame] = field(default_factory=dict)
@@ -118,6 +139,7 @@ class Transmitter:
         self._epoch = 0
         self.retransmit: list[tuple[float, int, MessageId]] = []
         self._acks: dict[int, list[MessageId]] = {}
+        self._urgent_acks: set[MessageId] = set()  # of FLASH and OVERRIDE: FLASH on the air
         self._frag_reports: dict[int, list[FragState]] = {}
         self._ack_due: float | None = None
 
@@ -170,6 +192,7 @@ class Transmitter:
         self._ready_on.clear()
         self.retransmit.clear()
         self._acks.clear()
+        self._urgent_acks.clear()
         self._frag_reports.clear()
         self._ack_due = None
 
@@ -201,6 +224,7 @@ class Transmitter:
         """Acknowledge custody, batched for `ack_delay` so one frame carries many."""
         self._acks.setdefault(neighbour, []).append(mid)
         if urgent:
+            self._urgent_acks.add(mid)
             self._ack_due = now
         else:
             self._arm_ack(now, neighbour)
@@ -227,15 +251,20 @@ class Transmitter:
         if self._ack_due is None or due < self._ack_due:
             self._ack_due = due
 
-    def control(self, adj: Adjacency, frame: Frame, to: str | None = None) -> None:
-        """A control frame for `adj`, sent to its endpoint or to `to`. Adverts are paced
-        with the messages (`_advert_first`); the other control frames go at once."""
+    def control(
+        self, adj: Adjacency, frame: Frame, to: str | None = None, precedence: int | None = None
+    ) -> None:
+        """A control frame for `adj`, sent to its endpoint or to `to`, on the air at
+        `precedence` (None: `CONTROL_PRECEDENCE`). Adverts are paced with the messages
+        (`_advert_first`); the other control frames go at once."""
         state = self.links[adj.link]
         if isinstance(frame, RouteFrame):
             # A newer advert of the same origin takes the older one's place in the line.
             state.adverts[adj.neighbour, frame.origin, to] = frame
         else:
-            state.control.append((adj.neighbour, frame, to))
+            if precedence is None:
+                precedence = _control_precedence(frame)
+            state.control.append((adj.neighbour, frame, to, precedence))
 
     def drop_adverts(self, neighbour: int, origin: int, seq: int) -> None:
         """`neighbour` sent us `origin`'s advert `seq`, so it holds it: ours of that origin
@@ -286,12 +315,14 @@ class Transmitter:
             per_frame = max(1, min(ACKS_PER_FRAME, room // ACK_ENTRY_BYTES))
             for start in range(0, len(acks), per_frame):
                 frame = AckFrame(self.me, 0, tuple(acks[start : start + per_frame]))
-                self.control(adj, frame)
+                urgent = not self._urgent_acks.isdisjoint(frame.acks)
+                self.control(adj, frame, precedence=Precedence.FLASH if urgent else None)
             for report in reports:
                 # A map longer than the link allows is cut: fragments past its end count
                 # as missing and are sent again, which costs bandwidth but never a message.
                 bitmap = report.bitmap[: max(1, room - ACK_ENTRY_BYTES - 3)]
                 self.control(adj, AckFrame(self.me, 0, (), (FragState(report.mid, bitmap),)))
+        self._urgent_acks.clear()
 
     def _drain_link(self, state: _LinkState, now: float, out: list[Transmit]) -> None:
         name = state.spec.name
@@ -304,12 +335,12 @@ class Transmitter:
             if not last:
                 return
         while state.control:
-            neighbour, frame, to = state.control.popleft()
+            neighbour, frame, to, precedence = state.control.popleft()
             adj = self.neighbours.get(neighbour, name)
             if adj is not None and (to or adj.peer) is not None:
                 if type(frame) is HelloFrame:  # its count of what went before, as it leaves
                     frame = _counted(frame, state.sent.get(neighbour, 0) & U32)
-                self._emit(state, adj, encode_frame, frame, now, out, to)
+                self._emit(state, adj, encode_frame, frame, now, out, to, precedence=precedence)
         while state.busy_until <= now + BURST_SECONDS:
             picked = self._pick(name)
             if state.adverts and _advert_first(state, picked):
@@ -317,7 +348,8 @@ class Transmitter:
                 del state.adverts[neighbour, origin, to]
                 adj = self.neighbours.get(neighbour, name)
                 if adj is not None and (to or adj.peer) is not None:
-                    self._emit(state, adj, encode_frame, frame, now, out, to)
+                    advert = CONTROL_PRECEDENCE[RouteFrame]
+                    self._emit(state, adj, encode_frame, frame, now, out, to, precedence=advert)
                 continue
             if picked is None:
                 return
@@ -367,7 +399,9 @@ class Transmitter:
             frame = FragFrame(
                 self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)
             )
-            size = self._emit(state, adj, encode_frame, frame, now, out)
+            size = self._emit(
+                state, adj, encode_frame, frame, now, out, precedence=item.precedence
+            )
             if not item.to_send:
                 queue.sent_all(item, now, _NOT_ARMED)
                 self._arm(state, adj, queue, (item,), size, now)
@@ -378,10 +412,16 @@ class Transmitter:
         if batch:
             batch.insert(0, item)
             encoded = [part.loaded() for part in batch]
-            size = self._emit(state, adj, self._encode_batch, encoded, now, out)
+            highest = max(part.precedence for part in batch)
+            size = self._emit(
+                state, adj, self._encode_batch, encoded, now, out, precedence=highest
+            )
             self.stats.link(adj.link).batched += len(batch)
         else:
-            size = self._emit(state, adj, self._encode_data, item.loaded(), now, out)
+            size = self._emit(
+                state, adj, self._encode_data, item.loaded(), now, out,
+                precedence=item.precedence,
+            )  # fmt: skip
             batch = [item]
         self._arm(state, adj, queue, batch, size, now)
 
@@ -451,9 +491,11 @@ class Transmitter:
 
     def _emit(
         self, state: _LinkState, adj: Adjacency, encoder: Callable[[_T, int], bytes],
-        frame: _T, now: float, out: list[Transmit], to: str | None = None,
+        frame: _T, now: float, out: list[Transmit], to: str | None = None, *,
+        precedence: int,
     ) -> int:  # fmt: skip
-        """Number, encode, tag and pace one frame; returns its size on the wire."""
+        """Number, encode, tag and pace one frame, for the air at `precedence`; returns its
+        size on the wire."""
         endpoint = to or adj.peer
         if endpoint is None:
             return 0
@@ -465,7 +507,7 @@ class Transmitter:
             data = self.guard.protect(encoder(frame, counter), adj.neighbour, epoch)
         except LinkReject:
             return 0
-        out.append(Transmit(state.spec.name, endpoint, data))
+        out.append(Transmit(state.spec.name, endpoint, data, precedence))
         state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
         link_stats = self.stats.link(state.spec.name)
         link_stats.frames_sent += 1
@@ -561,6 +603,10 @@ def _advert_first(state: _LinkState, picked: tuple[object, object, Outgoing, int
         return True
     state.advert_next = not state.advert_next
     return not state.advert_next
+
+
+def _control_precedence(frame: Frame) -> int:
+    return CONTROL_PRECEDENCE.get(type(frame), Precedence.ROUTINE)
 
 
 def _ignore_adjacency(adj: Adjacency, now: float) -> None:

@@ -344,7 +344,7 @@ class Runtime:
     async def _send_loop(self, link: Link, frames: trio.MemoryReceiveChannel[Transmit]) -> None:
         async for transmit in frames:
             try:
-                await link.send(transmit.peer, transmit.data)
+                await link.send(transmit.peer, transmit.data, precedence=transmit.precedence)
             except (PeerUnavailable, FrameTooLarge) as exc:
                 self._link_refused(link.name, transmit.peer, exc)
 

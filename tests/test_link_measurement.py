@@ -15,7 +15,7 @@ from tawan.core.engine import EngineConfig, LinkSpec, PeerSpec
 from tawan.core.events import NeighbourChanged
 from tawan.core.frames import HelloFrame, decode_frame
 from tawan.core.liveness import link_timers
-from tawan.core.neighbours import LOSS_MIN_FRAMES
+from tawan.core.neighbours import LOSS_MIN_FRAMES, Adjacency
 from tawan.core.precedence import Precedence
 from transports.profile import BearerProfile
 
@@ -95,3 +95,64 @@ def test_each_link_measures_its_own_loss_though_frames_are_numbered_per_neighbou
     assert 0.08 < on_lossy.rx_loss < 0.35
     engine_a = net.engines["a"]  # and each end hears of its own sending from the other
     assert engine_a.neighbours.get(net.address("b"), clean.name).tx_loss < 0.02  # type: ignore[union-attr]
+
+
+def run_traffic(net: Net, seconds: int) -> None:
+    for i in range(seconds):
+        net.submit("a", "b", b"m%d" % i, precedence=Precedence.ROUTINE, ttl=600)
+        net.run(1)
+
+
+def test_frames_that_a_later_hello_overtakes_are_not_lost() -> None:
+    """With up to 0.5 s of jitter, frames arrive after the hello that was sent after them;
+    they have a hello interval more to arrive before they count as lost."""
+    link = FakeLink("a", "b", profile(rate_bps=1_000_000))
+    link.jitter = 0.5
+    net = Net({"a": [], "b": []}, [link])
+    net.run(10)
+    run_traffic(net, 200)
+    adj = net.engines["b"].neighbours.get(net.address("a"), link.name)
+    assert adj is not None and adj.expected >= LOSS_MIN_FRAMES
+    assert adj.rx_loss < 0.02
+
+
+def test_what_a_link_lost_fades_once_it_carries_again() -> None:
+    """Half the frames lost for a while, then none: within a few minutes the link is no
+    longer taken for lossy (a jammer stopped)."""
+    link = FakeLink("a", "b", profile(rate_bps=1_000_000))
+    net = Net({"a": [], "b": []}, [link])
+    net.run(10)
+    link.loss = 0.5
+    run_traffic(net, 120)
+    adj = net.engines["b"].neighbours.get(net.address("a"), link.name)
+    assert adj is not None and adj.rx_loss > 0.25
+    link.loss = 0.0
+    run_traffic(net, 600)
+    assert adj.rx_loss < 0.05
+
+
+def test_an_interval_counted_late_counts_as_old_as_it_is() -> None:
+    """On a slow net an interval between two hellos is counted only at the hello after
+    them, minutes later: what a jam lost then comes in weighed by its age, not as news.
+    Here 100 frames were sent between hellos at 0 and 100 s and 20 arrived; the next hello
+    comes 900 s later."""
+    adj = Adjacency(2, "l", profile(), "p")
+    adj.heard(0.0, 10)
+    adj.hello_counted(10, 0, 0.0)
+    for counter in range(11, 31):  # 20 of the 100 frames numbered 11..110
+        adj.heard(50.0, counter)
+    adj.heard(100.0, 111)
+    adj.hello_counted(111, 101, 100.0)
+    adj.heard(1000.0, 112)
+    adj.hello_counted(112, 102, 1000.0)
+    assert adj.rx_loss == 0.0  # 0.2 % of its weight left: too little to say anything
+    fresh = Adjacency(2, "l", profile(), "p")  # the same, the third hello at once
+    fresh.heard(0.0, 10)
+    fresh.hello_counted(10, 0, 0.0)
+    for counter in range(11, 31):
+        fresh.heard(50.0, counter)
+    fresh.heard(100.0, 111)
+    fresh.hello_counted(111, 101, 100.0)
+    fresh.heard(100.5, 112)
+    fresh.hello_counted(112, 102, 100.5)
+    assert 0.75 < fresh.rx_loss < 0.85

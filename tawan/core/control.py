@@ -77,6 +77,7 @@ class ControlPlane:
     _next_hello: float
     _hello_due: dict[str, float]
     _probe_due: dict[str, float]  # links with a lost neighbour: when to call it again
+    _called_back: dict[tuple[int, str], float]  # (neighbour, link) -> last `_call_back`
     _settling: dict[MessageId, float]
     _link_timers: dict[str, LinkTimers]
     _epoch: int
@@ -94,6 +95,7 @@ class ControlPlane:
         def commit(self, *, sync: bool = False) -> bool: ...
         def _housekeeping_soon(self, now: float) -> None: ...
         def _copies_owed_lost(self) -> bool: ...
+        def _owed_members(self) -> set[int]: ...
         @property
         def last_time(self) -> float: ...
 
@@ -210,7 +212,7 @@ class ControlPlane:
             if rtt < 600:
                 adj.add_rtt_sample(rtt)
         adj.tx_loss = frame.rx_loss / 1000
-        adj.hello_counted(frame.sent)
+        adj.hello_counted(frame.counter, frame.sent, now)
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
         self.forwarding.costs_measured(adj.neighbour)  # its measured cost may have moved
         flags = int(frame.flags)  # as an int: enum arithmetic costs more than the rest
@@ -390,6 +392,25 @@ class ControlPlane:
             if held and link not in self.tx.silent:
                 for adj in lost:
                     self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+
+    def _call_back(self, link: str, now: float) -> None:
+        """A neighbour lost on `link` was heard again: the link carries again (a jammer
+        stopped). The others lost there that messages here wait for (their destination, or
+        a member a group copy owes) are called at once, each at most once per RECALL_S this
+        way, rather than at the next round of calls up to RECALL_S away: orders an hour old
+        had 20 s to live when their company's jammer stopped, and expired while their
+        platoons waited to be called."""
+        if link in self.tx.silent or not self._probe_due:
+            return
+        wanted = self.store.held_destinations() | self._owed_members()
+        for adj in self.neighbours.on_link(link):
+            if adj.up or adj.peer is None or not adj.transport_up or adj.neighbour not in wanted:
+                continue
+            key = (adj.neighbour, link)
+            if now - self._called_back.get(key, -RECALL_S) < RECALL_S:
+                continue
+            self._called_back[key] = now
+            self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
 
     def _dead_after(self, adj: Adjacency) -> float:
         """How long `adj` may stay silent before its neighbour is lost there."""

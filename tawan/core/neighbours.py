@@ -27,12 +27,13 @@ class Adjacency:
     srtt: float | None = None
     rttvar: float = 0.0
     rx_frames: int = 0  # frames received from the neighbour on this link
-    # Its count of frames sent to us on this link at its last hello, and ours of frames
-    # received here before that hello (None: no hello counted since the link came up).
-    hello_sent: int | None = None
-    hello_rx: int = 0
-    expected: float = 0.0  # frames it sent here over the last hellos (halved as it grows)
+    # Its last two hellos heard here (frame counter, frames it had sent here before, when),
+    # and the counters of the frames heard here since the older one: `hello_counted`.
+    hellos: list[tuple[int, int, float]] = field(default_factory=list)  # and when heard
+    counters: list[int] = field(default_factory=list)
+    expected: float = 0.0  # frames it sent here over the last hellos (decayed with time)
     lost: float = 0.0  # of those, the ones that never arrived
+    counted_at: float = 0.0  # when `expected` and `lost` were last brought up to date
     last_hello_ms: int = 0  # time_ms of the neighbour's last hello, echoed back
     last_hello_at: float = 0.0
     tx_loss: float = 0.0  # loss the neighbour reports on frames we send it
@@ -43,34 +44,49 @@ class Adjacency:
     probed_at: float | None = None  # when a hello asked it to answer, its messages unanswered
     probe_until: float = 0.0  # lost if nothing is heard from it by then
 
-    def heard(self, now: float) -> None:
+    def heard(self, now: float, counter: int) -> None:
         self.rx_frames += 1
         self.last_heard = now
+        self.counters.append(counter)
+        if len(self.counters) > COUNTERS_HELD:
+            self.count_loss_afresh()  # no hello for that long: nothing to count them against
 
-    def hello_counted(self, sent: int) -> None:
-        """A hello that says the neighbour had sent `sent` frames here before it (this one
-        heard already): the frames sent since its last hello heard, against those that
-        arrived. Frame counters cannot say this: they number a neighbour's frames on all
-        its links to us together, so a link would count as lost every frame the others
-        carried."""
-        received = self.rx_frames - 1
-        if self.hello_sent is not None:
-            sent_since = (sent - self.hello_sent) & 0xFFFF_FFFF
-            arrived = received - self.hello_rx
-            if not 0 < sent_since < 1 << 31 or arrived > sent_since:
-                self.count_loss_afresh()  # its count began again (a restart): a new start
-            else:
-                self.expected += sent_since
-                self.lost += sent_since - arrived
-                if self.expected > LOSS_WINDOW:
-                    self.expected, self.lost = self.expected / 2, self.lost / 2
-        self.hello_sent, self.hello_rx = sent, received
+    def hello_counted(self, counter: int, sent: int, now: float) -> None:
+        """A hello, frame `counter`, that says the neighbour had put `sent` frames on this
+        link for us before it. The frames it sent here between its two hellos before this
+        one are counted against those of them that arrived here (frame counters, numbered
+        in the order sent, tell which those are), so a frame overtaken by a later hello, on
+        a net that serves precedence first or a link with jitter, has a hello interval more
+        to arrive before it counts as lost. Frame counters alone cannot give a link's loss:
+        they number a neighbour's frames on all its links to us together, so each link
+        would count as lost every frame the others carried. What was counted fades with
+        time (`LOSS_HALF_LIFE_S`)."""
+        fade = 0.5 ** (max(0.0, now - self.counted_at) / LOSS_HALF_LIFE_S)
+        self.expected, self.lost, self.counted_at = self.expected * fade, self.lost * fade, now
+        hellos = self.hellos
+        if hellos and not (counter > hellos[-1][0] and (sent - hellos[-1][1]) & U32 < 1 << 31):
+            self.count_loss_afresh()  # its counts began again (a restart, a new epoch)
+        hellos.append((counter, sent, now))
+        if len(hellos) < 3:
+            return
+        (start, sent_then, _), (end, sent_before, heard_at) = hellos[0], hellos[1]
+        sent_between = (sent_before - sent_then) & U32
+        arrived = sum(1 for c in self.counters if start <= c < end)
+        # As old as its end: on a slow net a hello interval is minutes, and what a jam
+        # lost must not come in as news when its hellos are counted, after the jam.
+        weight = 0.5 ** (max(0.0, now - heard_at) / LOSS_HALF_LIFE_S)
+        self.expected += weight * sent_between
+        self.lost += weight * max(0, sent_between - arrived)
+        if self.expected > LOSS_WINDOW:
+            self.expected, self.lost = self.expected / 2, self.lost / 2
+        del hellos[0]
+        self.counters = [c for c in self.counters if c >= end]
 
     def count_loss_afresh(self) -> None:
-        """Count loss from the next hello on: what went missing while the link was down
+        """Count loss from the next hellos on: what went missing while the link was down
         was the outage, not the quality of the link now back (reported at once in a hello,
         it would make the link look worse than the one it failed over to)."""
-        self.hello_sent, self.expected, self.lost = None, 0.0, 0.0
+        self.hellos, self.counters, self.expected, self.lost = [], [], 0.0, 0.0
 
     @property
     def rx_loss(self) -> float:
@@ -107,6 +123,16 @@ LOSS_WINDOW: Final = 256
 """Frames over which link loss is measured: past this many, the counts are halved, so a
 link's loss follows its last few hundred frames (a link that was jammed an hour ago does
 not stay dear for the rest of the day)."""
+
+U32: Final = 0xFFFF_FFFF
+
+COUNTERS_HELD: Final = 4096
+"""Frames heard on a link between two hellos, at most, that are kept to count its loss."""
+
+LOSS_HALF_LIFE_S: Final = 120.0
+"""What a link lost counts half as much after this long: on a slow net, 256 frames are an
+hour, and a company net jammed on and off still looked three quarters lossy 20 minutes after
+its jammer stopped, so routes went round its direct links through other members."""
 
 LOSS_MIN_FRAMES: Final = 16
 """Below this many frames sent, no loss is estimated (one lost hello would be 1/2)."""

@@ -177,3 +177,25 @@ def test_a_company_flash_sent_during_a_jam_reaches_every_platoon_soon_after_it(
     (record,) = em.record.offers.values()
     assert sorted(record.delivered) == [f"pl-{i}" for i in range(1, 6)]
     assert max(record.delivered.values()) - JAM_ENDS < 2 * RECALL_S + 15  # a call may be lost
+
+
+def test_orders_held_through_a_jam_reach_their_platoons_soon_after_it() -> None:
+    """Orders for five platoons and a platoon's report wait out the jam. The first member
+    heard again after it routes everything through itself until the others are heard; the
+    headquarters then calls the platoons its orders waited for at once
+    (`ControlPlane._call_back`) rather than at its next round of calls, up to RECALL_S
+    away. Without that call, in these 20 seeds the last order of one arrived 34 s after
+    the jam, and on average 12 s after it; with it, 15 s at most and 9 s on average."""
+    last: list[float] = []
+    for seed in range(1, 21):
+        em = Emulation(parse_scenario(_company(5), "company.toml"), Options(seed=seed))
+        em.step_until(600)
+        for i in range(1, 6):
+            em.offer(Offer("hq", f"pl-{i}", 150, Precedence.IMMEDIATE, 3600, False, "order"))
+        em.offer(Offer("pl-1", "hq", 100, Precedence.ROUTINE, 3600, False, "report"))
+        em.run()
+        orders = [r for r in em.record.offers.values() if r.source == "hq"]
+        assert all(len(r.delivered) == 1 for r in orders)
+        last.append(max(t for r in orders for t in r.delivered.values()) - JAM_ENDS)
+    assert max(last) < 25
+    assert sum(last) / len(last) < 10.5

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -393,16 +393,20 @@ class ControlPlane:
                 for adj in lost:
                     self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
 
-    def _call_back(self, link: str, now: float) -> None:
+    def _waiting_for(self) -> set[int]:
+        """Nodes that messages here wait for: the destinations of those held, and the members
+        group copies kept while views settle still owe."""
+        return self.store.held_destinations() | self._owed_members()
+
+    def _call_back(self, link: str, wanted: Collection[int], now: float) -> None:
         """A neighbour lost on `link` was heard again: the link carries again (a jammer
-        stopped). The others lost there that messages here wait for (their destination, or
-        a member a group copy owes) are called at once, each at most once per RECALL_S this
-        way, rather than at the next round of calls up to RECALL_S away: orders an hour old
-        had 20 s to live when their company's jammer stopped, and expired while their
-        platoons waited to be called."""
-        if link in self.tx.silent or not self._probe_due:
+        stopped). The others lost there that messages here waited for (`wanted`, taken
+        before that neighbour's return routed them through it) are called at once, each at
+        most once per RECALL_S this way, rather than at the next round of calls up to
+        RECALL_S away: orders an hour old had 20 s to live when their company's jammer
+        stopped, and expired while their platoons waited to be called."""
+        if link in self.tx.silent or not wanted:
             return
-        wanted = self.store.held_destinations() | self._owed_members()
         for adj in self.neighbours.on_link(link):
             if adj.up or adj.peer is None or not adj.transport_up or adj.neighbour not in wanted:
                 continue

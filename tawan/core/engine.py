@@ -539,12 +539,14 @@ class Engine(ControlPlane, CustodyRule):
         adj.silent = False  # it speaks (a hello announcing silence sets it again)
         if not adj.up:
             adj.count_loss_afresh()
+            # What waited here, before coming up moves it (through this neighbour, maybe).
+            waiting = self._waiting_for() if self._probe_due else set()
             self._set_up(adj, True)
             if not (isinstance(frame, HelloFrame) and frame.flags & HelloFlags.REPLY_REQUESTED):
                 # Heard again (a link back after a jam, a pass that opened): it learns at
                 # once that we hear it, not at our next hello. One that asks is answered.
                 self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
-            self._call_back(link, now)
+            self._call_back(link, waiting, now)
         self._dispatch(frame, adj, now)
 
     def _dispatch(self, frame: Frame, adj: Adjacency, now: float) -> None:

@@ -61,3 +61,28 @@ def test_every_node_that_routed_over_a_dead_link_routes_round_it_within_the_boun
         assert took > 1.0  # a silent failure is found by hellos and suspicion, not at once
     lost = [r for r in em.record.offers.values() if not r.delivered]
     assert lost == []
+
+
+def test_a_link_beside_a_net_of_the_same_two_nodes_needs_no_reroute() -> None:
+    """a and b are joined by radio relay and an HF net; the relay dies while the net is
+    silenced by loss. They are neighbours again as soon as the net carries, and routes
+    over the pair stay right: no reroute to wait for (measured, the nodes would seem to
+    route over the dead relay until it came back)."""
+    data: dict[str, Any] = {
+        "run": {"name": "pair", "duration_s": 900.0, "seed": 5},
+        "nodes": [{"name": n} for n in "abc"],
+        "links": [
+            {"a": "a", "b": "b", "bearer": "radio-relay", "name": "relay"},
+            {"a": "b", "b": "c", "bearer": "fibre"},
+        ],
+        "nets": [{"name": "hf", "bearer": "hf", "members": ["a", "b"], "bursts": False}],
+        "faults": [
+            {"kind": "loss", "link": "hf", "loss": 1.0, "at_s": 250.0, "duration_s": 100.0},
+            {"kind": "cut", "link": "relay", "at_s": CUT_AT, "duration_s": 400.0},
+        ],
+    }  # fmt: skip
+    em = Emulation(scenario_from_data(data, "pair"))
+    em.run()
+    relay = results(em, timeline(em))["links"]["relay"]
+    assert relay["failures"] == 1
+    assert relay["routed_over"] == [0] and relay["reroute_s"] == [None]

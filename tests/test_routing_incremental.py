@@ -78,3 +78,15 @@ def test_a_refresh_that_says_what_the_last_advert_said_computes_no_route_again()
     tree = router.tree(2)
     assert router.update_advert(2, 2, [(1, 3)], 30.0)  # newer: flooded on all the same
     assert router.tree(2) is tree
+
+
+def test_a_new_edge_that_ties_takes_the_parent_the_tie_break_prefers() -> None:
+    """0 reaches 3 through 2 (two hops of cost 1); an advert of 1 adds 1-3 at cost 1: a
+    path as short, through a node lower in (distance, address), which every router built
+    afresh would take. The tree held must not survive it."""
+    router = Router(0, planned={1: {0: 1}, 2: {0: 1, 3: 1}, 3: {1: 1, 2: 1}})
+    router.update_local({1: 1, 2: 1})
+    assert router.own_tree()[3] == 2
+    router.update_advert(1, 1, [(0, 1), (3, 1)], 0.0)
+    assert router.own_tree()[3] == 1
+    assert router.own_tree() == afresh(router).own_tree()

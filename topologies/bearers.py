@@ -93,12 +93,12 @@ class Bearer:
 
 
 FAST_HELLO_S = 10.0
-"""The hello interval of the fast bearers: OSPF's default HelloInterval (RFC 2328,
-appendix C.3). Quicker hellos would find a silent failure of an idle link sooner and buy
-nothing else: a fibre's carrier reports a cut at once, and on a link carrying traffic a
-message sent three times unanswered makes the link suspect within a few round trips
-(tawan/core/liveness.py). The slow radio nets' hellos are longer still, bounded by their
-share of the rate."""
+"""The hello interval of the fast bearers: OSPF's default HelloInterval on broadcast and
+point-to-point networks (docs/bearers.md). Quicker hellos would find a silent failure of
+an idle link sooner and buy nothing else: a fibre's carrier reports a cut at once, and on
+a link carrying traffic a message sent three times unanswered makes the link suspect
+within a few round trips (tawan/core/liveness.py). The slow radio nets' hellos are longer
+still, bounded by their share of the rate."""
 
 BEARERS: dict[str, Bearer] = {
     b.name: b

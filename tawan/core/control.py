@@ -80,6 +80,7 @@ class ControlPlane:
     _called_back: dict[tuple[int, str], float]  # (neighbour, link) -> last `_call_back`
     _settling: dict[MessageId, float]
     _link_timers: dict[str, LinkTimers]
+    _shortest_hello: float  # the shortest of the links' hello intervals
     _epoch: int
     _jump: tuple[int, float] | None
 
@@ -343,11 +344,7 @@ class ControlPlane:
         so that the members of a net do not all speak at once)."""
         # A link due within half the node's shortest interval goes now too: links of one
         # interval then keep one schedule, and an idle node wakes once for all of them.
-        shortest = min(
-            (timers.hello_s for timers in self._link_timers.values()),
-            default=self.config.hello_interval,
-        )
-        soon = now + shortest / 2
+        soon = now + self._shortest_hello / 2
         for link, due in self._hello_due.items():
             if due > soon:
                 continue
@@ -391,7 +388,7 @@ class ControlPlane:
             self._probe_due[link] = now + self._probe_s(link)
             if held and link not in self.tx.silent:
                 for adj in lost:
-                    self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+                    self._call(adj, now)
 
     def _waiting_for(self) -> set[int]:
         """Nodes that messages here wait for: the destinations of those held, and the members
@@ -414,7 +411,12 @@ class ControlPlane:
             if now - self._called_back.get(key, -RECALL_S) < RECALL_S:
                 continue
             self._called_back[key] = now
-            self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+            self._call(adj, now)
+
+    def _call(self, adj: Adjacency, now: float) -> None:
+        """A hello that asks `adj`'s neighbour to answer (RESTARTED while it may not know
+        that we restarted)."""
+        self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
 
     def _dead_after(self, adj: Adjacency) -> float:
         """How long `adj` may stay silent before its neighbour is lost there."""
@@ -436,7 +438,7 @@ class ControlPlane:
         # On a slow shared net the answer also waits behind the other members' frames,
         # which this node cannot see: a quarter of a hello interval at least.
         adj.probe_until = now + max(backlog + answer, self._link_timers[adj.link].hello_s / 4)
-        self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+        self._call(adj, now)
         self._housekeeping_soon(now)
 
     def _probe_settled(self, adj: Adjacency, now: float) -> None:

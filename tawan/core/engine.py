@@ -198,6 +198,10 @@ class Engine(ControlPlane, CustodyRule):
     def _init_control(self, links: Sequence[LinkSpec], now: float) -> None:
         """Hellos per link, and the first advert (due now, sent if the plan wants it)."""
         self._link_timers = {spec.name: link_timers(spec, self.config) for spec in links}
+        self._shortest_hello = min(
+            (timers.hello_s for timers in self._link_timers.values()),
+            default=self.config.hello_interval,
+        )
         self._hello_due = dict.fromkeys(self._link_timers, now)
         self._probe_due: dict[str, float] = {}
         self._called_back: dict[tuple[int, str], float] = {}
@@ -1373,7 +1377,7 @@ class Engine(ControlPlane, CustodyRule):
             adj = self.neighbours.get(neighbour, link)
             if adj is None or adj.up or adj.peer is None or link in self.tx.silent:
                 continue
-            self.tx.hello(adj, now, reply=True, restarted=self._unaware(adj, now))
+            self._call(adj, now)
 
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + self.config.housekeeping_interval

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
+from tawan.core.frames import U32
 from transports.profile import BearerProfile
 
 
@@ -123,8 +124,6 @@ LOSS_WINDOW: Final = 256
 """Frames over which link loss is measured: past this many, the counts are halved, so a
 link's loss follows its last few hundred frames (a link that was jammed an hour ago does
 not stay dear for the rest of the day)."""
-
-U32: Final = 0xFFFF_FFFF
 
 COUNTERS_HELD: Final = 4096
 """Frames heard on a link between two hellos, at most, that are kept to count its loss."""

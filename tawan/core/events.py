@@ -21,12 +21,23 @@ class Transmit:
     its channel or queue by priority (a STANAG 5066 server's U_PDU priority, a net's access
     by precedence); the others ignore it. A `Precedence` value: a DATA or FRAG frame its
     message's, a BATCH the highest of its messages'; control frames what
-    docs/engine.md ("Precedence on the air") gives them; ROUTINE, the lowest, by default."""
+    docs/engine.md ("Precedence on the air") gives them; ROUTINE, the lowest, by default.
+
+    `also`: further endpoints on the same link the same bytes are for (a NET frame, one copy
+    of a message for several members of a radio net, docs/protocol.md 4.9). A shared channel
+    carries it once, heard by all of them; a transport that cannot send one frame to several
+    peers sends it to each."""
 
     link: str
     peer: str
     data: bytes
     precedence: int = 0
+    also: tuple[str, ...] = ()
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """Every endpoint the frame is for: `peer` first, then `also`."""
+        return (self.peer, *self.also)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,26 @@ class FakeLink:
     def name(self) -> str:
         return f"{self.a}-{self.b}"
 
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.a, self.b)
+
+
+@dataclass
+class FakeNet:
+    """A radio net: one link that every member reaches every other on. A frame for several
+    members (`Transmit.also`) reaches each of them; each receiver has a BearerModel of its
+    own (its own loss and delay draws; frames to different members do not queue behind one
+    another, which a real half-duplex channel would make them do: the emulator models that)."""
+
+    name: str
+    members: tuple[str, ...]
+    profile: BearerProfile
+    loss: float = 0.0
+    duplicate: float = 0.0
+    jitter: float = 0.0
+    up: bool = True
+
 
 class _Arrival(NamedTuple):
     receiver: str
@@ -92,7 +112,7 @@ class Net:
     def __init__(
         self,
         names: Mapping[str, Sequence[str]],
-        links: Iterable[FakeLink],
+        links: Iterable[FakeLink | FakeNet],
         *,
         seed: int = 1,
         config: EngineConfig | None = None,
@@ -106,7 +126,15 @@ class Net:
         self.bearers = {
             name: BearerModel(link.profile, random.Random(f"{seed}/{name}"))
             for name, link in self.links.items()
+            if isinstance(link, FakeLink)
         }
+        for name, link in self.links.items():
+            if isinstance(link, FakeNet):
+                for member in link.members:
+                    direction = f"{name}>{member}"
+                    self.bearers[direction] = BearerModel(
+                        link.profile, random.Random(f"{seed}/{direction}")
+                    )
         self.now = START
         self.config = config or EngineConfig(strict_states=True)  # a bad transition raises
         self.stores = {n: Store.memory(max_bytes=store_max_bytes) for n in names}
@@ -129,10 +157,9 @@ class Net:
     def _make_engine(self, name: str, seed: int) -> Engine:
         specs = []
         for link in self.links.values():
-            if name in (link.a, link.b):
-                other = link.b if name == link.a else link.a
-                peer = PeerSpec(self.address(other), other)
-                specs.append(LinkSpec(link.name, link.profile, (peer,)))
+            if name in link.members:
+                peers = tuple(PeerSpec(self.address(m), m) for m in link.members if m != name)
+                specs.append(LinkSpec(link.name, link.profile, peers))
         keyring = Keyring(self.keys[name], self.roster)
         return Engine(
             keyring, self.stores[name], self.config, specs, random.Random(seed), self.now
@@ -179,21 +206,24 @@ class Net:
             for tx in engine.transmit(self.now):
                 for transmit_spy in self._transmit_spies:
                     transmit_spy(name, tx)
-                self._carry(name, tx.link, tx.peer, tx.data)
+                self._carry(name, tx.link, tx.peers, tx.data)
             while (event := engine.next_event()) is not None:
                 self.events[name].append(event)
 
-    def _carry(self, sender: str, link_name: str, peer: str, data: bytes) -> None:
-        link, bearer = self.links[link_name], self.bearers[link_name]
+    def _carry(self, sender: str, link_name: str, peers: tuple[str, ...], data: bytes) -> None:
+        link = self.links[link_name]
         self.largest_frame[link_name] = max(self.largest_frame.get(link_name, 0), len(data))
         for spy in self._spies:
             spy(sender, link_name, data)
-        # the test may have changed the link's conditions since its last frame
-        bearer.loss, bearer.duplicate, bearer.jitter_s = link.loss, link.duplicate, link.jitter
-        bearer.up = link.up
-        for arrival in bearer.send(sender, len(data), self.now):
-            entry = _Arrival(peer, link_name, sender, data)
-            heapq.heappush(self._heap, (arrival, next(self._order), entry))
+        for peer in peers:
+            net = isinstance(link, FakeNet)
+            bearer = self.bearers[f"{link_name}>{peer}" if net else link_name]
+            # the test may have changed the link's conditions since its last frame
+            bearer.loss, bearer.duplicate, bearer.jitter_s = link.loss, link.duplicate, link.jitter
+            bearer.up = link.up
+            for arrival in bearer.send(sender, len(data), self.now):
+                entry = _Arrival(peer, link_name, sender, data)
+                heapq.heappush(self._heap, (arrival, next(self._order), entry))
 
     def run(self, seconds: float, max_steps: int = 2_000_000) -> None:
         end = self.now + seconds

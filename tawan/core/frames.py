@@ -29,6 +29,7 @@ MAX_FRAGMENTS: Final = 65535
 MAX_HOPS: Final = 255
 MAX_ACKS: Final = 256
 MAX_BATCH: Final = 64  # messages in one BATCH frame: bounds what one frame asks of a receiver
+MAX_NET_RECEIVERS: Final = 32  # receivers of one NET frame, each with a counter and a tag
 AEAD_TAG_BYTES: Final = 16
 KEM_CIPHERTEXT_BYTES: Final = 1088
 SIGNATURE_BYTES: Final = 64
@@ -56,6 +57,7 @@ class FrameType(enum.IntEnum):
     SETUP = 5
     REVOKE = 6
     BATCH = 7
+    NET = 8
 
 
 class Flags(enum.IntFlag):
@@ -310,6 +312,38 @@ class BatchFrame:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class NetFrame:
+    """One copy of a message for several neighbours on one link (the members of a radio
+    net a group message goes to): one transmission heard by all of them. Each receiver has
+    its own counter in the frame and its own link tag after it, and takes the message as if
+    it had come in a DATA frame of its own (`for_receiver`): acknowledged, numbered and
+    retransmitted per receiver, as ever. Tags are added and checked by tawan.core.linkauth."""
+
+    sender: int
+    receivers: tuple[tuple[int, int], ...]  # (address, counter), in the order of the tags
+    message: Message
+    TYPE = FrameType.NET
+
+    def __post_init__(self) -> None:
+        if not 2 <= len(self.receivers) <= MAX_NET_RECEIVERS:
+            raise ValueError(
+                f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, "
+                f"found {len(self.receivers)}"
+            )
+
+    def index_of(self, address: int) -> int | None:
+        """Where `address` is among the receivers (the position of its tag), or None."""
+        for i, (receiver, _) in enumerate(self.receivers):
+            if receiver == address:
+                return i
+        return None
+
+    def for_receiver(self, index: int) -> DataFrame:
+        """The DATA frame receiver `index` takes this as: its own counter, the message."""
+        return DataFrame(self.sender, self.receivers[index][1], self.message)
+
+
 Frame = (
     DataFrame | FragFrame | AckFrame | HelloFrame | RouteFrame | SetupFrame | RevokeFrame
     | BatchFrame
@@ -352,6 +386,71 @@ def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> byte
         raise ValueError("encoded message must be a msgpack array of 8 fields")
     # Sender and counter packed as an array of two, its one-byte header (0x92) cut off.
     return _DATA_KIND + msgpack.packb((sender, counter))[1:] + encoded_message[1:]
+
+
+_NET_KIND: Final = bytes([(VERSION << 4) | FrameType.NET, 0x90 | 10])
+NET_KIND_BYTE: Final = (VERSION << 4) | FrameType.NET
+NET_TAG_BYTES: Final = 8  # one link tag per receiver (crypto.schedule.LINK_TAG_BYTES)
+
+
+def encode_net_frame(
+    sender: int, receivers: Sequence[tuple[int, int]], encoded_message: bytes
+) -> bytes:
+    """A NET frame without its tags, straight from a stored message encoding: `receivers`
+    (address, counter) in the order their tags will follow."""
+    if not 2 <= len(receivers) <= MAX_NET_RECEIVERS:
+        raise ValueError(
+            f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, found {len(receivers)}"
+        )
+    if encoded_message[:1] != b"\x98":
+        raise ValueError("encoded message must be a msgpack array of 8 fields")
+    flat = [n for pair in receivers for n in pair]
+    return _NET_KIND + msgpack.packb((sender, flat))[1:] + encoded_message[1:]
+
+
+def decode_net_frame(data: bytes) -> tuple[NetFrame, int]:
+    """Parse a NET frame with its tags: the frame and where its tags begin (the bytes
+    before are what each tag covers). Raises FrameDecodeError for anything invalid,
+    including tags that are not exactly one per receiver."""
+    if len(data) < 2 or len(data) > MAX_FRAME_BYTES:
+        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {len(data)}")
+    if data[0] != NET_KIND_BYTE:
+        raise FrameDecodeError(
+            f"net frame: expected kind {NET_KIND_BYTE:#04x}, found {data[0]:#04x}"
+        )
+    unpacker = msgpack.Unpacker(
+        raw=True, strict_map_key=True, max_buffer_size=len(data), max_bin_len=len(data),
+        max_str_len=0, max_array_len=len(data), max_map_len=0, max_ext_len=0,
+    )  # fmt: skip
+    unpacker.feed(data[1:])
+    try:
+        fields = unpacker.unpack()
+    except Exception as exc:  # msgpack raises many types; they all mean "not a frame"
+        raise FrameDecodeError(f"not valid msgpack: {exc}") from None
+    end = 1 + unpacker.tell()
+    if type(fields) is not list or len(fields) != 10:
+        found = f"{len(fields)} fields" if type(fields) is list else type(fields).__name__
+        raise FrameDecodeError(f"NET frame: expected an array of 10 fields, found {found}")
+    sender = _int(fields[0], "frame sender", 1, U16)
+    flat = _list(fields[1], "net receivers", 2, 2 * MAX_NET_RECEIVERS)
+    if len(flat) < 4:
+        raise FrameDecodeError(
+            f"net receivers: expected 2..{MAX_NET_RECEIVERS} receivers, found {len(flat) // 2}"
+        )
+    receivers = tuple(
+        (_int(flat[i], "net receiver", 1, U16), _int(flat[i + 1], "net receiver counter", 0, U32))
+        for i in range(0, len(flat), 2)
+    )
+    addresses = {address for address, _ in receivers}
+    if len(addresses) != len(receivers) or sender in addresses:
+        raise FrameDecodeError("net receivers: expected distinct addresses other than the sender")
+    tags = len(data) - end
+    if tags != NET_TAG_BYTES * len(receivers):
+        raise FrameDecodeError(
+            f"net frame: expected {NET_TAG_BYTES * len(receivers)} bytes of tags for "
+            f"{len(receivers)} receivers, found {tags}"
+        )
+    return NetFrame(sender, receivers, _check_message_fields(fields[2:])), end
 
 
 _BATCH_KIND: Final = bytes([(VERSION << 4) | FrameType.BATCH, 0x90 | 3])
@@ -519,6 +618,8 @@ def decode_frame(data: bytes) -> Frame:
     ftype = _FRAME_TYPES.get(kind & 0xF)
     if ftype is None:
         raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}")
+    if ftype is FrameType.NET:
+        raise FrameDecodeError("NET frame: its tags follow its array (decode_net_frame)")
     fields = _unpack(data[1:])
     if type(fields) is not list:
         raise FrameDecodeError(f"frame: expected an array, found {type(fields).__name__}")
@@ -668,6 +769,7 @@ _FIELD_COUNTS: Final = {
     FrameType.SETUP: 8,
     FrameType.REVOKE: 3,
     FrameType.BATCH: 3,
+    FrameType.NET: 10,
 }
 FIELD_COUNTS: Final[Mapping[FrameType, int]] = _FIELD_COUNTS
 """Fields in each frame type's array (sender and counter included): what `tawan.core.screen`

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from crypto.schedule import LINK_TAG_BYTES, LinkMac
-from tawan.core.frames import Frame, FrameDecodeError, decode_frame
+from tawan.core.frames import (
+    NET_KIND_BYTE,
+    NET_TAG_BYTES,
+    Frame,
+    FrameDecodeError,
+    decode_frame,
+    decode_net_frame,
+)
 
 REPLAY_WINDOW: Final = 256
 COUNTER_RESERVE: Final = 4096  # counters persisted in blocks: a restart skips ahead
@@ -112,6 +119,23 @@ class LinkGuard:
             raise LinkReject("no-key", f"no link key for neighbour {receiver} in epoch {epoch}")
         return encoded + mac.tag(encoded)
 
+    def protect_net(self, encoded: bytes, receivers: list[int], epoch: int) -> bytes:
+        """A NET frame (`encoded`, numbered for `receivers` in this order) with one tag per
+        receiver after it, each under that receiver's link key."""
+        tags = []
+        for receiver in receivers:
+            mac = self._mac(self.address, receiver, epoch)
+            if mac is None:
+                raise LinkReject(
+                    "no-key", f"no link key for neighbour {receiver} in epoch {epoch}"
+                )
+            tags.append(mac.tag(encoded))
+        return encoded + b"".join(tags)
+
+    def can_protect(self, receiver: int, epoch: int) -> bool:
+        """Whether frames to `receiver` can be tagged in `epoch` (a key is held)."""
+        return self._mac(self.address, receiver, epoch) is not None
+
     def _mac(self, sender: int, receiver: int, epoch: int) -> LinkMac | None:
         """The prepared MAC of the link key sender -> receiver in `epoch`, None without a
         key. The key is asked of the keyring every time, so a MAC outlives neither its
@@ -136,31 +160,57 @@ class LinkGuard:
         """Decode, authenticate and replay-check one frame; LinkReject says why not."""
         if len(data) <= LINK_TAG_BYTES:
             raise LinkReject("malformed", f"frame of {len(data)} bytes is shorter than a tag")
+        if data[0] == NET_KIND_BYTE:
+            return self._unprotect_net(data, epoch_now)
         body, tag = data[:-LINK_TAG_BYTES], data[-LINK_TAG_BYTES:]
         try:
             frame = decode_frame(body)
         except FrameDecodeError as exc:
             raise LinkReject("malformed", str(exc)) from None
-        sender = frame.sender
-        epoch = self._authentic_epoch(sender, body, tag, epoch_now)
+        epoch = self._authentic_epoch(frame.sender, body, tag, epoch_now)
+        self._accept(frame.sender, epoch, frame.counter, epoch_now)
+        return frame
+
+    def _unprotect_net(self, data: bytes, epoch_now: int) -> Frame:
+        """A NET frame: this node's entry among its receivers, its own tag and counter;
+        taken as the DATA frame it is for this node. One that names another node only is
+        `not-addressed` (a broadcast radio hears the frames of the whole net)."""
+        try:
+            net, end = decode_net_frame(data)
+        except FrameDecodeError as exc:
+            raise LinkReject("malformed", str(exc)) from None
+        index = net.index_of(self.address)
+        if index is None:
+            raise LinkReject("not-addressed", f"net frame from {net.sender} for others only")
+        if net.sender == self.address:
+            raise LinkReject("unauthenticated", "frame claims to come from this node")
+        at = end + index * NET_TAG_BYTES
+        epoch = self._authentic_epoch(net.sender, data[:end], data[at : at + NET_TAG_BYTES],
+                                      epoch_now)  # fmt: skip
+        frame = net.for_receiver(index)
+        self._accept(net.sender, epoch, frame.counter, epoch_now)
+        return frame
+
+    def _accept(self, sender: int, epoch: int, counter: int, epoch_now: int) -> None:
+        """The replay window and receive mark of an authentic frame: LinkReject("replay")
+        for a counter seen before."""
         window = self.windows.get((sender, epoch))
         if window is None:
             window = self.windows[(sender, epoch)] = ReplayWindow()
             self._forget_old_windows(sender, epoch_now)
         highest = window.highest
-        if not window.check_and_mark(frame.counter):
+        if not window.check_and_mark(counter):
             unaware = sender if (sender, epoch) in self.restored else None
             raise LinkReject(
-                "replay", f"counter {frame.counter} from {sender} already seen", unaware=unaware
+                "replay", f"counter {counter} from {sender} already seen", unaware=unaware
             )
         self.restored.discard((sender, epoch))
-        self.advanced = frame.counter > highest
+        self.advanced = counter > highest
         mark = self.marks.get((sender, epoch), -1)
-        if frame.counter > mark:
-            self.marks[(sender, epoch)] = min(frame.counter + RECEIVE_MARK_BLOCK, 0xFFFF_FFFF)
+        if counter > mark:
+            self.marks[(sender, epoch)] = min(counter + RECEIVE_MARK_BLOCK, 0xFFFF_FFFF)
             self.marks_dirty = True
         self.last_epoch[sender] = epoch
-        return frame
 
     def _authentic_epoch(self, sender: int, body: bytes, tag: bytes, epoch_now: int) -> int:
         if sender == self.address:

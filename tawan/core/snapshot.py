@@ -34,6 +34,7 @@ class LinkView:
     bytes_received: int
     retransmissions: int
     batched: int
+    net_copies: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,7 @@ def _link(spec: LinkSpec, adjacencies: list[Adjacency], stats: EngineStats) -> L
         any(a.up for a in adjacencies if a.link == spec.name),
         counted.frames_sent, counted.frames_received, counted.bytes_sent,
         counted.bytes_received, counted.retransmissions, counted.batched,
+        counted.net_copies,
     )  # fmt: skip
 
 

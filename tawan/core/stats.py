@@ -18,6 +18,7 @@ class LinkStats:
     bytes_received: int = 0
     retransmissions: int = 0
     batched: int = 0  # messages sent in BATCH frames (each counted once per frame)
+    net_copies: int = 0  # copies sent in NET frames, one per receiver (each frame once on air)
 
 
 @dataclass(slots=True)

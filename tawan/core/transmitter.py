@@ -24,6 +24,7 @@ from typing import Final, TypeVar
 from tawan.core.events import Transmit
 from tawan.core.frames import (
     MAX_BATCH,
+    MAX_NET_RECEIVERS,
     U32,
     AckFrame,
     FragFrame,
@@ -38,6 +39,7 @@ from tawan.core.frames import (
     encode_batch_frame,
     encode_data_frame,
     encode_frame,
+    encode_net_frame,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
 from tawan.core.liveness import suspect
@@ -52,6 +54,8 @@ from tawan.core.stats import EngineStats
 FRAG_OVERHEAD: Final = 48  # worst-case bytes of a FRAG frame beyond its chunk, tag included
 DATA_OVERHEAD: Final = 24  # worst-case bytes of a DATA frame beyond the encoded message
 BATCH_OVERHEAD: Final = 24  # worst-case bytes of a BATCH frame beyond its encoded messages
+NET_OVERHEAD: Final = 16  # worst-case bytes a NET frame's receiver list adds, header included
+NET_ENTRY_BYTES: Final = 16  # worst-case bytes of each receiver: address, counter, link tag
 MIN_MESSAGE_BYTES: Final = 27  # the shortest encoded message: 8 one-byte fields, bin 8 of 16
 _NOT_ARMED: Final = float("inf")  # a deadline not set yet: `_arm` sets it once the frame is out
 ACKS_PER_FRAME: Final = 64
@@ -408,6 +412,12 @@ class Transmitter:
             return
         item.to_send.clear()
         queue.sent_all(item, now, _NOT_ARMED)
+        if len(self._ready[state.spec.name]) > 1:  # a net: other members may want it too
+            members = self._net_members(state, adj, item, now)
+            if members:
+                members.insert(0, (adj, queue, item))
+                self._emit_net(state, members, item.loaded(), now, out)
+                return
         batch = self._batch_behind(state, adj, queue, item, rival, now)
         if batch:
             batch.insert(0, item)
@@ -466,6 +476,77 @@ class Transmitter:
             room -= item.size
         return batch
 
+    def _net_members(
+        self, state: _LinkState, adj: Adjacency, head: Outgoing, now: float
+    ) -> list[tuple[Adjacency, NeighbourQueue, Outgoing]]:
+        """The other neighbours on this link that wait for the very message `head` is
+        (already taken), ready now: they hear it in the same transmission, a NET frame, each
+        with its own counter, tag, acknowledgement and retransmission. A group message on a
+        radio net is so one transmission, not one per member (docs/engine.md, "One copy
+        for a net"). Each is taken (in flight) as it is chosen, as far as the frame fits."""
+        link = state.spec.name
+        mtu = state.spec.profile.mtu
+        body = head.loaded()
+        room = mtu - DATA_OVERHEAD - NET_OVERHEAD - head.size
+        epoch = self._epoch_for(now)
+        members: list[tuple[Adjacency, NeighbourQueue, Outgoing]] = []
+        for neighbour in sorted(self._ready[link]):
+            if room < NET_ENTRY_BYTES or len(members) + 1 >= MAX_NET_RECEIVERS:
+                break
+            if neighbour == adj.neighbour:
+                continue
+            queue = self.queues[neighbour]
+            item = queue.waiting.get(head.mid)
+            if (
+                item is None or item.via != link or queue.blocked(item)
+                or not self._window_open(queue, item)
+            ):  # fmt: skip
+                continue
+            member = self.neighbours.get(neighbour, link)
+            if (
+                member is None
+                or member.peer is None
+                or not self.guard.can_protect(neighbour, epoch)
+            ):
+                continue
+            if queue.body(item) != body:  # another encoding under the same id: its own frame
+                continue
+            self._take_turn(member, item, mtu, now)
+            if item.chunk_size:
+                continue  # cannot be: it has head's size, which fits
+            item.to_send.clear()
+            queue.sent_all(item, now, _NOT_ARMED)
+            members.append((member, queue, item))
+            room -= NET_ENTRY_BYTES
+        return members
+
+    def _emit_net(
+        self, state: _LinkState, members: list[tuple[Adjacency, NeighbourQueue, Outgoing]],
+        body: bytes, now: float, out: list[Transmit],
+    ) -> None:  # fmt: skip
+        """One NET frame of `body` for every member, then each member's own retransmission
+        deadline, as if it had gone in a DATA frame of its own."""
+        epoch = self._epoch_for(now)
+        receivers = [(adj.neighbour, self.guard.next_counter(adj.neighbour, epoch))
+                     for adj, _, _ in members]  # fmt: skip
+        head = members[0][2]
+        try:
+            encoded = encode_net_frame(self.me, receivers, body)
+            data = self.guard.protect_net(encoded, [r for r, _ in receivers], epoch)
+        except LinkReject:
+            data = b""
+        if data:
+            peers = [adj.peer for adj, _, _ in members if adj.peer is not None]
+            out.append(
+                Transmit(state.spec.name, peers[0], data, head.precedence, tuple(peers[1:]))
+            )
+            for adj, _, _ in members:
+                state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
+            self._count_sent(state, data, now)
+            self.stats.link(state.spec.name).net_copies += len(members)
+        for adj, queue, item in members:
+            self._arm(state, adj, queue, (item,), len(data), now)
+
     def _arm(
         self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue,
         items: Sequence[Outgoing], size: int, now: float,
@@ -499,9 +580,7 @@ class Transmitter:
         endpoint = to or adj.peer
         if endpoint is None:
             return 0
-        if now != self._epoch_time:  # one epoch lookup per turn, not per frame
-            self._epoch_time, self._epoch = now, self.epoch_at(now)
-        epoch = self._epoch
+        epoch = self._epoch_for(now)
         counter = self.guard.next_counter(adj.neighbour, epoch)
         try:
             data = self.guard.protect(encoder(frame, counter), adj.neighbour, epoch)
@@ -509,11 +588,20 @@ class Transmitter:
             return 0
         out.append(Transmit(state.spec.name, endpoint, data, precedence))
         state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
+        self._count_sent(state, data, now)
+        return len(data)
+
+    def _epoch_for(self, now: float) -> int:
+        if now != self._epoch_time:  # one epoch lookup per turn, not per frame
+            self._epoch_time, self._epoch = now, self.epoch_at(now)
+        return self._epoch
+
+    def _count_sent(self, state: _LinkState, data: bytes, now: float) -> None:
+        """A frame of `data` left on the link: counted, and the link paced past it."""
         link_stats = self.stats.link(state.spec.name)
         link_stats.frames_sent += 1
         link_stats.bytes_sent += len(data)
         state.busy_until = max(state.busy_until, now) + len(data) * 8 / state.spec.profile.rate_bps
-        return len(data)
 
     # ------------------------------------------------------------------ timers
     def deadlines(self) -> list[float]:

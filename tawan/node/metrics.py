@@ -73,7 +73,7 @@ REJECTION_REASONS: Final = (
     "bad-signature", "bad-compression", "bad-receipt", "revoked", "hop-limit",
     "reassembly-limit", "unsupported", "unsigned-group", "forged-receipt", "bad-advert",
     "bad-revocation", "id-clash", "unknown-source", "unknown-destination", "ttl-too-long",
-    "from-the-future",
+    "from-the-future", "not-addressed",
 )  # fmt: skip
 """The reasons the engine gives today, exported at 0 so that a rate exists before the first
 rejection. A reason added later still appears, from its first count on."""
@@ -141,6 +141,9 @@ METRICS: Final = (
                "Messages or fragments sent again for want of an acknowledgement."),
     MetricSpec("tawan_link_batched_messages", "counter", _L,
                "Messages sent several to a frame (BATCH) rather than one (DATA)."),
+    MetricSpec("tawan_link_net_copies", "counter", _L,
+               "Copies of messages sent to several members of a net in one frame (NET), "
+               "one per receiver."),
     MetricSpec("tawan_link_drops", "counter", _L + _R,
                "Frames or datagrams dropped before the engine saw them: junk the screen "
                "refused, over the MTU or the strangers' budget, buffers full (the kernel's "
@@ -333,6 +336,7 @@ def _link_samples(view: NodeSnapshot) -> Iterator[_Sample]:
         yield "tawan_link_received_bytes", label, link.bytes_received
         yield "tawan_link_retransmissions", label, link.retransmissions
         yield "tawan_link_batched_messages", label, link.batched
+        yield "tawan_link_net_copies", label, link.net_copies
     for neighbour in view.neighbours:
         pair = (neighbour.link, neighbour.name)
         yield "tawan_neighbour_up", pair, 1.0 if neighbour.up else 0.0

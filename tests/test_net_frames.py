@@ -1,0 +1,204 @@
+"""NET frames: one copy of a message for several members of a radio net (docs/protocol.md
+4.9). Each receiver checks its own tag and counter and takes the message as a DATA frame of
+its own; a group message on a net goes on the air once, not once per member."""
+
+from __future__ import annotations
+
+import pytest
+from harness import FakeNet, Net, profile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_linkauth import EPOCH, reason
+from test_linkauth import link_key as pair_key
+
+from tawan.core.events import Transmit
+from tawan.core.frames import (
+    MAX_NET_RECEIVERS,
+    DataFrame,
+    Flags,
+    FrameDecodeError,
+    FrameType,
+    Message,
+    decode_frame,
+    decode_net_frame,
+    encode_net_frame,
+)
+from tawan.core.linkauth import LinkGuard, LinkReject
+from tawan.core.precedence import Precedence
+
+A, B, C = 1, 2, 3
+D = 4  # a node of the net the frame is not for
+
+
+def link_key(sender: int, receiver: int, epoch: int) -> bytes | None:
+    """test_linkauth's keys of nodes 1..3, and a key of node 4's own."""
+    if D in (sender, receiver):
+        return None if sender == receiver else bytes([sender, receiver]) * 16
+    return pair_key(sender, receiver, epoch)
+
+
+MESSAGE = Message(1, 9, 7, Precedence.FLASH, Flags.SIGNED, 100, 60, 0, bytes(range(40)))
+
+
+def net_frame(guard: LinkGuard, receivers: list[int], epoch: int = EPOCH) -> bytes:
+    """As the transmitter does: number for each receiver, encode once, one tag each."""
+    numbered = [(r, guard.next_counter(r, epoch)) for r in receivers]
+    encoded = encode_net_frame(guard.address, numbered, MESSAGE.encode())
+    return guard.protect_net(encoded, receivers, epoch)
+
+
+# ---------------------------------------------------------------------------- the frame
+def test_each_receiver_takes_its_own_data_frame() -> None:
+    a = LinkGuard(A, link_key)
+    a.next_counter(C, EPOCH)  # C's counter is ahead of B's: each has its own
+    data = net_frame(a, [B, C])
+    assert data[0] == 0x18
+    b, c = LinkGuard(B, link_key), LinkGuard(C, link_key)
+    assert b.unprotect(data, EPOCH) == DataFrame(A, 0, MESSAGE)
+    assert c.unprotect(data, EPOCH) == DataFrame(A, 1, MESSAGE)
+
+
+def test_a_node_not_named_drops_it_as_not_addressed() -> None:
+    data = net_frame(LinkGuard(A, link_key), [B, C])
+    assert reason(LinkGuard(D, link_key), data) == "not-addressed"
+
+
+def test_a_forged_tag_fails_only_its_receiver() -> None:
+    data = bytearray(net_frame(LinkGuard(A, link_key), [B, C]))
+    data[-1] ^= 1  # the last tag is C's
+    assert LinkGuard(B, link_key).unprotect(bytes(data), EPOCH).sender == A
+    assert reason(LinkGuard(C, link_key), bytes(data)) == "unauthenticated"
+
+
+def test_another_receivers_tag_does_not_pass_for_mine() -> None:
+    """C cannot be given B's tag: its own slot is what it checks."""
+    a = LinkGuard(A, link_key)
+    data = net_frame(a, [B, C])
+    tags = data[-16:]
+    swapped = data[:-16] + tags[8:] + tags[:8]
+    assert reason(LinkGuard(B, link_key), swapped) == "unauthenticated"
+    assert reason(LinkGuard(C, link_key), swapped) == "unauthenticated"
+
+
+def test_a_replayed_net_frame_is_refused_by_every_receiver() -> None:
+    data = net_frame(LinkGuard(A, link_key), [B, C])
+    for me in (B, C):
+        guard = LinkGuard(me, link_key)
+        guard.unprotect(data, EPOCH)
+        assert reason(guard, data) == "replay"
+
+
+def test_an_outsider_cannot_add_itself_or_rewrite_the_list() -> None:
+    """The receiver list is under every tag: renumbering a receiver breaks its tag."""
+    a = LinkGuard(A, link_key)
+    numbered = [(B, a.next_counter(B, EPOCH)), (C, a.next_counter(C, EPOCH))]
+    encoded = encode_net_frame(A, numbered, MESSAGE.encode())
+    data = a.protect_net(encoded, [B, C], EPOCH)
+    renumbered = encode_net_frame(A, [(B, 5), (C, 1)], MESSAGE.encode())
+    forged = renumbered + data[len(encoded) :]
+    assert reason(LinkGuard(B, link_key), forged) == "unauthenticated"
+
+
+@pytest.mark.parametrize(
+    ("receivers", "tags", "expected"),
+    [
+        ([(B, 0), (C, 0)], 8, "bytes of tags"),  # one tag short
+        ([(B, 0), (C, 0)], 24, "bytes of tags"),  # one too many
+        ([(B, 0), (B, 1)], 16, "distinct"),
+        ([(A, 0), (B, 0)], 16, "distinct"),  # the sender among its receivers
+    ],
+)
+def test_malformed_net_frames_name_the_problem(
+    receivers: list[tuple[int, int]], tags: int, expected: str
+) -> None:
+    data = encode_net_frame(A, receivers, MESSAGE.encode()) + bytes(tags)
+    with pytest.raises(FrameDecodeError, match=expected):
+        decode_net_frame(data)
+    with pytest.raises(LinkReject) as info:
+        LinkGuard(B, link_key).unprotect(data, EPOCH)
+    assert info.value.reason == "malformed"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(2, 0xFFFF), min_size=2, max_size=MAX_NET_RECEIVERS, unique=True),
+    st.lists(st.integers(0, 0xFFFF_FFFF), min_size=MAX_NET_RECEIVERS, max_size=MAX_NET_RECEIVERS),
+)
+def test_round_trip(addresses: list[int], counters: list[int]) -> None:
+    receivers = list(zip(addresses, counters, strict=False))
+    encoded = encode_net_frame(A, receivers, MESSAGE.encode())
+    frame, end = decode_net_frame(encoded + bytes(8 * len(receivers)))
+    assert end == len(encoded)
+    assert frame.receivers == tuple(receivers)
+    assert frame.message == MESSAGE
+    assert [frame.for_receiver(i) for i in range(len(receivers))] == [
+        DataFrame(A, c, MESSAGE) for _, c in receivers
+    ]
+
+
+def test_receiver_counts_are_bounded() -> None:
+    with pytest.raises(ValueError, match="receivers"):
+        encode_net_frame(A, [(B, 0)], MESSAGE.encode())
+    many = [(i + 2, 0) for i in range(MAX_NET_RECEIVERS + 1)]
+    with pytest.raises(ValueError, match="receivers"):
+        encode_net_frame(A, many, MESSAGE.encode())
+
+
+def test_decode_frame_refuses_a_net_frame_it_cannot_split() -> None:
+    data = net_frame(LinkGuard(A, link_key), [B, C])
+    with pytest.raises(FrameDecodeError, match="NET"):
+        decode_frame(data[:-8])
+
+
+# ---------------------------------------------------------------------------- the engine
+COMPANY = ("hq", "p1", "p2", "p3", "p4")
+
+
+def company_net(loss: float = 0.0, seed: int = 3) -> Net:
+    names = {n: ["coy"] for n in COMPANY}
+    net = FakeNet("vhf", COMPANY, profile(rate_bps=9_600, delay_s=0.02, mtu=1400), loss=loss)
+    return Net(names, [net], seed=seed)
+
+
+def message_frames(net: Net) -> list[tuple[str, Transmit]]:
+    sent: list[tuple[str, Transmit]] = []
+
+    def spy(sender: str, tx: Transmit) -> None:
+        if tx.data[0] & 0xF in (FrameType.DATA, FrameType.BATCH, FrameType.NET):
+            sent.append((sender, tx))
+
+    net.tap_transmits(spy)
+    return sent
+
+
+def test_a_group_message_on_a_net_goes_on_the_air_once() -> None:
+    net = company_net()
+    net.run(30)  # the net comes up
+    sent = message_frames(net)
+    net.submit("hq", "coy", b"contact north", precedence=Precedence.FLASH, ttl=600)
+    net.run(10)
+    from_hq = [tx for sender, tx in sent if sender == "hq"]
+    assert len(from_hq) == 1
+    assert from_hq[0].data[0] & 0xF == FrameType.NET
+    assert sorted(from_hq[0].peers) == ["p1", "p2", "p3", "p4"]
+    for member in COMPANY[1:]:
+        assert [d.payload for d in net.delivered(member)] == [b"contact north"]
+    hq = net.engines["hq"]
+    assert all(not q.in_flight for q in hq.tx.queues.values())  # every member acknowledged
+    assert hq.stats.link("vhf").net_copies == 4
+
+
+def test_on_a_lossy_net_every_member_delivers_once() -> None:
+    """Each member is acknowledged and sent again on its own: one that missed the frame
+    gets it again (alone, or with others that missed it), none gets it twice."""
+    net = company_net(loss=0.3, seed=5)
+    net.run(60)
+    for i in range(10):
+        net.submit("hq", "coy", b"order %d" % i, precedence=Precedence.IMMEDIATE, ttl=900)
+        net.run(5)
+    net.run(300)
+    for member in COMPANY[1:]:
+        got = sorted(d.payload for d in net.delivered(member))
+        assert got == sorted(b"order %d" % i for i in range(10)), member
+    hq = net.engines["hq"]
+    assert all(not q.in_flight and not q.waiting for q in hq.tx.queues.values())

@@ -21,7 +21,7 @@ class Insider:
 
     def link_to(self, victim: str) -> str:
         for link in self.net.links.values():
-            if {link.a, link.b} == {self.name, victim}:
+            if set(link.members) == {self.name, victim}:
                 return link.name
         raise LookupError(f"no link {self.name}-{victim}")
 

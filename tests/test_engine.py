@@ -533,7 +533,7 @@ def test_a_lost_acknowledgement_of_a_big_message_costs_no_second_transfer() -> N
     sent = {"a": 0, "dropped": 0}
     carry = net._carry
 
-    def lose_first_ack(sender: str, link: str, peer: str, data: bytes) -> None:
+    def lose_first_ack(sender: str, link: str, peers: tuple[str, ...], data: bytes) -> None:
         if sender == "a":
             sent["a"] += len(data)
         if sender == "b" and link == "a-b" and not sent["dropped"]:
@@ -541,7 +541,7 @@ def test_a_lost_acknowledgement_of_a_big_message_costs_no_second_transfer() -> N
             if isinstance(frame, AckFrame) and frame.acks:
                 sent["dropped"] = 1
                 return
-        carry(sender, link, peer, data)
+        carry(sender, link, peers, data)
 
     net._carry = lose_first_ack  # type: ignore[method-assign,assignment]
     payload = random.Random(1).randbytes(60_000)

@@ -65,8 +65,8 @@ def run_abc() -> tuple[Net, list[Captured]]:
     seen: list[Captured] = []
 
     def spy(sender: str, link: str, data: bytes) -> None:
-        ends = net.links[link]
-        receiver = ends.b if sender == ends.a else ends.a
+        a, b = net.links[link].members
+        receiver = b if sender == a else a
         seen.append(Captured(net.now, link, sender, receiver, data))
 
     net.tap(spy)

@@ -37,6 +37,7 @@ from tawan.core.frames import (
     decode_message,
     encode_batch_frame,
     encode_frame,
+    encode_net_frame,
 )
 from tawan.core.linkauth import LinkGuard
 from tawan.core.precedence import Precedence
@@ -105,6 +106,9 @@ SIGNED_RELAYED = (
     "9801020631cd070dcd025801c482" + SIGNED_CIPHERTEXT
 )  # the message of 14.3 after one hop, as relay 2 stores it
 BATCH = "179302cd03ef9298" + ENCODED_MESSAGE[2:] + SIGNED_RELAYED + "0bbbc27a4779b3e9"
+NET_ARRAY = "189a029403cd03f00128" + ENCODED_MESSAGE[2:]
+NET_TAGS = "8dd25525f4944e70 17722a1af5168535"
+NET = NET_ARRAY + NET_TAGS.replace(" ", "")
 
 ALL_VECTORS = (
     RATCHET_1,
@@ -134,6 +138,8 @@ ALL_VECTORS = (
     SIGNED_CIPHERTEXT,
     SIGNED_RELAYED,
     BATCH,
+    NET_ARRAY,
+    *NET_TAGS.split(),
 )
 
 
@@ -341,6 +347,25 @@ def test_batch_frame() -> None:
 
     assert LinkGuard(3, link_key).unprotect(bytes.fromhex(BATCH), 0) == frame
     assert "The frame (203 bytes)" in doc_text()
+
+
+def test_net_frame() -> None:
+    """14.8: the message of 14.2 from relay 2 to nodes 3 and 1 in one NET frame, each
+    receiver taking it as the DATA frame of its own counter."""
+    keys = {frozenset((2, 3)): ROOT23, frozenset((1, 2)): ROOT}
+
+    def link_key(sender: int, receiver: int, epoch: int) -> bytes | None:
+        root = keys.get(frozenset((sender, receiver)))
+        return None if root is None or epoch else s.link_key(root, sender, receiver)
+
+    encoded = encode_net_frame(2, [(3, 1008), (1, 40)], bytes.fromhex(ENCODED_MESSAGE))
+    assert encoded.hex() == NET_ARRAY
+    assert LinkGuard(2, link_key).protect_net(encoded, [3, 1], 0).hex() == NET
+    assert len(NET) // 2 == 69 == len(DATA) // 2 + 12
+    frame = decode_message(bytes.fromhex(ENCODED_MESSAGE))
+    assert LinkGuard(3, link_key).unprotect(bytes.fromhex(NET), 0) == DataFrame(2, 1008, frame)
+    assert LinkGuard(1, link_key).unprotect(bytes.fromhex(NET), 0) == DataFrame(2, 40, frame)
+    assert "The frame is 69 bytes" in doc_text()
 
 
 def test_receipt_body() -> None:

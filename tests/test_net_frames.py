@@ -4,8 +4,10 @@ its own; a group message on a net goes on the air once, not once per member."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
-from harness import FakeNet, Net, profile
+from harness import FakeLink, FakeNet, Net, profile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_linkauth import EPOCH, reason
@@ -14,13 +16,16 @@ from test_linkauth import link_key as pair_key
 from tawan.core.events import Transmit
 from tawan.core.frames import (
     MAX_NET_RECEIVERS,
+    AckFrame,
     DataFrame,
     Flags,
+    FragFrame,
     FrameDecodeError,
     FrameType,
     Message,
     decode_frame,
     decode_net_frame,
+    encode_net_frag,
     encode_net_frame,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
@@ -130,10 +135,24 @@ def test_round_trip(addresses: list[int], counters: list[int]) -> None:
     frame, end = decode_net_frame(encoded + bytes(8 * len(receivers)))
     assert end == len(encoded)
     assert frame.receivers == tuple(receivers)
-    assert frame.message == MESSAGE
+    assert frame.inner == DataFrame(A, 0, MESSAGE)
     assert [frame.for_receiver(i) for i in range(len(receivers))] == [
         DataFrame(A, c, MESSAGE) for _, c in receivers
     ]
+
+
+def test_a_fragment_for_several_receivers() -> None:
+    """NET_FRAG: a FRAG frame's fields for several receivers, each taking a FRAG frame."""
+    a = LinkGuard(A, link_key)
+    piece = FragFrame(A, 0, (1, 0, 7), 2, 5, b"chunk of a sitrep")
+    numbered = [(C, a.next_counter(C, EPOCH)), (B, a.next_counter(B, EPOCH))]
+    data = a.protect_net(encode_net_frag(A, numbered, piece), [C, B], EPOCH)
+    assert data[0] == 0x19
+    assert LinkGuard(B, link_key).unprotect(data, EPOCH) == piece
+    assert LinkGuard(C, link_key).unprotect(data, EPOCH) == piece
+    assert reason(LinkGuard(D, link_key), data) == "not-addressed"
+    with pytest.raises(FrameDecodeError, match="NET_FRAG"):
+        decode_frame(data[:-16])
 
 
 def test_receiver_counts_are_bounded() -> None:
@@ -152,6 +171,9 @@ def test_decode_frame_refuses_a_net_frame_it_cannot_split() -> None:
 
 # ---------------------------------------------------------------------------- the engine
 COMPANY = ("hq", "p1", "p2", "p3", "p4")
+MESSAGE_TYPES = (
+    FrameType.DATA, FrameType.FRAG, FrameType.BATCH, FrameType.NET, FrameType.NET_FRAG
+)  # fmt: skip
 
 
 def company_net(loss: float = 0.0, seed: int = 3) -> Net:
@@ -164,7 +186,7 @@ def message_frames(net: Net) -> list[tuple[str, Transmit]]:
     sent: list[tuple[str, Transmit]] = []
 
     def spy(sender: str, tx: Transmit) -> None:
-        if tx.data[0] & 0xF in (FrameType.DATA, FrameType.BATCH, FrameType.NET):
+        if tx.data[0] & 0xF in MESSAGE_TYPES:
             sent.append((sender, tx))
 
     net.tap_transmits(spy)
@@ -202,3 +224,69 @@ def test_on_a_lossy_net_every_member_delivers_once() -> None:
         assert got == sorted(b"order %d" % i for i in range(10)), member
     hq = net.engines["hq"]
     assert all(not q.in_flight and not q.waiting for q in hq.tx.queues.values())
+
+
+def test_a_fragmented_group_message_goes_once_per_piece() -> None:
+    """A sitrep larger than the net's MTU: each piece goes once, to every member, cut short
+    enough that the four receivers' entries fit beside it."""
+    net = company_net()
+    net.run(30)
+    sent = message_frames(net)
+    report = random.Random(1).randbytes(3000)  # does not compress
+    net.submit("hq", "coy", report, precedence=Precedence.PRIORITY, ttl=600)
+    net.run(20)
+    from_hq = [tx for sender, tx in sent if sender == "hq"]
+    assert {tx.data[0] & 0xF for tx in from_hq} == {FrameType.NET_FRAG}
+    assert all(sorted(tx.peers) == ["p1", "p2", "p3", "p4"] for tx in from_hq)
+    assert len(from_hq) == 3  # 3,000 bytes and a signature in pieces of 1,400 less 128
+    assert max(len(tx.data) for tx in from_hq) <= 1400
+    for member in COMPANY[1:]:
+        assert [d.payload for d in net.delivered(member)] == [report]
+    hq = net.engines["hq"]
+    assert all(not q.in_flight and not q.waiting for q in hq.tx.queues.values())
+
+
+def test_on_a_lossy_net_every_member_reassembles_once() -> None:
+    net = company_net(loss=0.3, seed=8)
+    net.run(60)
+    reports = [random.Random(i).randbytes(3000) for i in range(4)]
+    for report in reports:
+        net.submit("hq", "coy", report, precedence=Precedence.PRIORITY, ttl=900)
+        net.run(5)
+    net.run(600)
+    for member in COMPANY[1:]:
+        assert sorted(d.payload for d in net.delivered(member)) == sorted(reports), member
+    hq = net.engines["hq"]
+    assert all(not q.in_flight and not q.waiting for q in hq.tx.queues.values())
+
+
+def test_a_member_that_delivered_answers_a_probe_with_an_acknowledgement() -> None:
+    """A member's acknowledgements of a fragmented group message are lost until its copy
+    has settled and gone: the sender's probe (the last piece again) is answered with an
+    acknowledgement, not with a map of a new reassembly that wants every piece again."""
+    names = {"hq": ["coy"], "p1": ["coy"]}
+    net = Net(names, [FakeLink("hq", "p1", profile(rate_bps=9_600, mtu=512))], seed=2)
+    net.run(10)
+    carry = net._carry
+    mid: list[tuple[int, int, int]] = []
+    answers: list[AckFrame] = []
+    deaf_until = net.now + 60  # past the member's settling (3 dead intervals of 7 s)
+
+    def lose_acks(sender: str, link: str, peers: tuple[str, ...], data: bytes) -> None:
+        if sender == "p1" and data[0] & 0xF == FrameType.ACK:
+            frame = decode_frame(data[:-8])
+            assert isinstance(frame, AckFrame)
+            if mid[0] in frame.acks or any(p.mid == mid[0] for p in frame.partial):
+                if net.now < deaf_until:
+                    return
+                answers.append(frame)
+        carry(sender, link, peers, data)
+
+    net._carry = lose_acks  # type: ignore[method-assign,assignment]
+    report = random.Random(3).randbytes(1500)
+    mid.append(net.submit("hq", "coy", report, precedence=Precedence.PRIORITY, ttl=900))
+    net.run(200)
+    assert [d.payload for d in net.delivered("p1")] == [report]
+    assert answers, "no answer after the deaf spell"
+    assert mid[0] in answers[0].acks and not answers[0].partial
+    assert not net.engines["hq"].tx.queues[net.address("p1")].in_flight

@@ -650,7 +650,7 @@ class Engine(ControlPlane, CustodyRule):
             self._deliver(msg, opened, mid, now, adj)
         elif not marked:
             self.store.mark_seen(mid, msg.expires)
-        if msg.dst == self.me:
+        if msg.dst == self.me or opened is not None:  # delivered here: a group's too
             self._mine[mid] = None
             if len(self._mine) > MINE_REMEMBERED:
                 self._mine.popitem(last=False)

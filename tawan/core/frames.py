@@ -58,6 +58,7 @@ class FrameType(enum.IntEnum):
     REVOKE = 6
     BATCH = 7
     NET = 8
+    NET_FRAG = 9
 
 
 class Flags(enum.IntFlag):
@@ -314,16 +315,20 @@ class BatchFrame:
 
 @dataclass(frozen=True, slots=True)
 class NetFrame:
-    """One copy of a message for several neighbours on one link (the members of a radio
-    net a group message goes to): one transmission heard by all of them. Each receiver has
-    its own counter in the frame and its own link tag after it, and takes the message as if
-    it had come in a DATA frame of its own (`for_receiver`): acknowledged, numbered and
-    retransmitted per receiver, as ever. Tags are added and checked by tawan.core.linkauth."""
+    """One copy of a message, or of one fragment of it, for several neighbours on one link
+    (the members of a radio net a group message goes to): one transmission heard by all of
+    them. Each receiver has its own counter in the frame and its own link tag after it, and
+    takes it as if it had come in a DATA or FRAG frame of its own (`for_receiver`):
+    acknowledged, numbered and retransmitted per receiver, as ever. `inner` is that frame
+    with counter 0. Tags are added and checked by tawan.core.linkauth."""
 
     sender: int
     receivers: tuple[tuple[int, int], ...]  # (address, counter), in the order of the tags
-    message: Message
-    TYPE = FrameType.NET
+    inner: DataFrame | FragFrame
+
+    @property
+    def TYPE(self) -> FrameType:  # noqa: N802 - the frame classes' TYPE
+        return FrameType.NET if isinstance(self.inner, DataFrame) else FrameType.NET_FRAG
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.receivers) <= MAX_NET_RECEIVERS:
@@ -339,9 +344,13 @@ class NetFrame:
                 return i
         return None
 
-    def for_receiver(self, index: int) -> DataFrame:
-        """The DATA frame receiver `index` takes this as: its own counter, the message."""
-        return DataFrame(self.sender, self.receivers[index][1], self.message)
+    def for_receiver(self, index: int) -> DataFrame | FragFrame:
+        """The frame receiver `index` takes this as: `inner` with its own counter."""
+        counter = self.receivers[index][1]
+        inner = self.inner
+        if isinstance(inner, DataFrame):
+            return DataFrame(self.sender, counter, inner.message)
+        return FragFrame(self.sender, counter, inner.mid, inner.index, inner.count, inner.chunk)
 
 
 Frame = (
@@ -390,6 +399,7 @@ def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> byte
 
 _NET_KIND: Final = bytes([(VERSION << 4) | FrameType.NET, 0x90 | 10])
 NET_KIND_BYTE: Final = (VERSION << 4) | FrameType.NET
+NET_FRAG_KIND_BYTE: Final = (VERSION << 4) | FrameType.NET_FRAG
 NET_TAG_BYTES: Final = 8  # one link tag per receiver (crypto.schedule.LINK_TAG_BYTES)
 
 
@@ -408,16 +418,31 @@ def encode_net_frame(
     return _NET_KIND + msgpack.packb((sender, flat))[1:] + encoded_message[1:]
 
 
+def encode_net_frag(sender: int, receivers: Sequence[tuple[int, int]], frag: FragFrame) -> bytes:
+    """A NET_FRAG frame without its tags: `frag`'s fields for `receivers` (address,
+    counter) in the order their tags will follow."""
+    if not 2 <= len(receivers) <= MAX_NET_RECEIVERS:
+        raise ValueError(
+            f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, found {len(receivers)}"
+        )
+    flat = [n for pair in receivers for n in pair]
+    kind = bytes([NET_FRAG_KIND_BYTE])
+    return kind + msgpack.packb([sender, flat, *frag.mid, frag.index, frag.count, frag.chunk])
+
+
 def decode_net_frame(data: bytes) -> tuple[NetFrame, int]:
-    """Parse a NET frame with its tags: the frame and where its tags begin (the bytes
-    before are what each tag covers). Raises FrameDecodeError for anything invalid,
+    """Parse a NET or NET_FRAG frame with its tags: the frame and where its tags begin (the
+    bytes before are what each tag covers). Raises FrameDecodeError for anything invalid,
     including tags that are not exactly one per receiver."""
     if len(data) < 2 or len(data) > MAX_FRAME_BYTES:
         raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {len(data)}")
-    if data[0] != NET_KIND_BYTE:
+    if data[0] not in (NET_KIND_BYTE, NET_FRAG_KIND_BYTE):
         raise FrameDecodeError(
-            f"net frame: expected kind {NET_KIND_BYTE:#04x}, found {data[0]:#04x}"
+            f"net frame: expected kind {NET_KIND_BYTE:#04x} or {NET_FRAG_KIND_BYTE:#04x}, "
+            f"found {data[0]:#04x}"
         )
+    ftype = FrameType.NET if data[0] == NET_KIND_BYTE else FrameType.NET_FRAG
+    expected = _FIELD_COUNTS[ftype]
     unpacker = msgpack.Unpacker(
         raw=True, strict_map_key=True, max_buffer_size=len(data), max_bin_len=len(data),
         max_str_len=0, max_array_len=len(data), max_map_len=0, max_ext_len=0,
@@ -428,9 +453,11 @@ def decode_net_frame(data: bytes) -> tuple[NetFrame, int]:
     except Exception as exc:  # msgpack raises many types; they all mean "not a frame"
         raise FrameDecodeError(f"not valid msgpack: {exc}") from None
     end = 1 + unpacker.tell()
-    if type(fields) is not list or len(fields) != 10:
+    if type(fields) is not list or len(fields) != expected:
         found = f"{len(fields)} fields" if type(fields) is list else type(fields).__name__
-        raise FrameDecodeError(f"NET frame: expected an array of 10 fields, found {found}")
+        raise FrameDecodeError(
+            f"{ftype.name} frame: expected an array of {expected} fields, found {found}"
+        )
     sender = _int(fields[0], "frame sender", 1, U16)
     flat = _list(fields[1], "net receivers", 2, 2 * MAX_NET_RECEIVERS)
     if len(flat) < 4:
@@ -450,7 +477,11 @@ def decode_net_frame(data: bytes) -> tuple[NetFrame, int]:
             f"net frame: expected {NET_TAG_BYTES * len(receivers)} bytes of tags for "
             f"{len(receivers)} receivers, found {tags}"
         )
-    return NetFrame(sender, receivers, _check_message_fields(fields[2:])), end
+    if ftype is FrameType.NET:
+        inner: DataFrame | FragFrame = DataFrame(sender, 0, _check_message_fields(fields[2:]))
+    else:
+        inner = _decode_frag(sender, 0, fields[2:])
+    return NetFrame(sender, receivers, inner), end
 
 
 _BATCH_KIND: Final = bytes([(VERSION << 4) | FrameType.BATCH, 0x90 | 3])
@@ -618,8 +649,8 @@ def decode_frame(data: bytes) -> Frame:
     ftype = _FRAME_TYPES.get(kind & 0xF)
     if ftype is None:
         raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}")
-    if ftype is FrameType.NET:
-        raise FrameDecodeError("NET frame: its tags follow its array (decode_net_frame)")
+    if ftype in (FrameType.NET, FrameType.NET_FRAG):
+        raise FrameDecodeError(f"{ftype.name} frame: its tags follow its array (decode_net_frame)")
     fields = _unpack(data[1:])
     if type(fields) is not list:
         raise FrameDecodeError(f"frame: expected an array, found {type(fields).__name__}")
@@ -770,6 +801,7 @@ _FIELD_COUNTS: Final = {
     FrameType.REVOKE: 3,
     FrameType.BATCH: 3,
     FrameType.NET: 10,
+    FrameType.NET_FRAG: 8,
 }
 FIELD_COUNTS: Final[Mapping[FrameType, int]] = _FIELD_COUNTS
 """Fields in each frame type's array (sender and counter included): what `tawan.core.screen`

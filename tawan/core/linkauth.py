@@ -15,6 +15,7 @@ from typing import Final
 
 from crypto.schedule import LINK_TAG_BYTES, LinkMac
 from tawan.core.frames import (
+    NET_FRAG_KIND_BYTE,
     NET_KIND_BYTE,
     NET_TAG_BYTES,
     Frame,
@@ -160,7 +161,7 @@ class LinkGuard:
         """Decode, authenticate and replay-check one frame; LinkReject says why not."""
         if len(data) <= LINK_TAG_BYTES:
             raise LinkReject("malformed", f"frame of {len(data)} bytes is shorter than a tag")
-        if data[0] == NET_KIND_BYTE:
+        if data[0] in (NET_KIND_BYTE, NET_FRAG_KIND_BYTE):
             return self._unprotect_net(data, epoch_now)
         body, tag = data[:-LINK_TAG_BYTES], data[-LINK_TAG_BYTES:]
         try:
@@ -172,9 +173,9 @@ class LinkGuard:
         return frame
 
     def _unprotect_net(self, data: bytes, epoch_now: int) -> Frame:
-        """A NET frame: this node's entry among its receivers, its own tag and counter;
-        taken as the DATA frame it is for this node. One that names another node only is
-        `not-addressed` (a broadcast radio hears the frames of the whole net)."""
+        """A NET or NET_FRAG frame: this node's entry among its receivers, its own tag and
+        counter; taken as the DATA or FRAG frame it is for this node. One that names other
+        nodes only is `not-addressed` (a broadcast radio hears the frames of the whole net)."""
         try:
             net, end = decode_net_frame(data)
         except FrameDecodeError as exc:

@@ -39,6 +39,7 @@ from tawan.core.frames import (
     encode_batch_frame,
     encode_data_frame,
     encode_frame,
+    encode_net_frag,
     encode_net_frame,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
@@ -396,28 +397,41 @@ class Transmitter:
         rival: int, now: float, out: list[Transmit],
     ) -> None:  # fmt: skip
         """One turn on the link: the whole message, alone in a DATA frame or leading a BATCH
-        of the next ones for the same neighbour (`_batch_behind`), or its next fragment."""
-        self._take_turn(adj, item, state.spec.profile.mtu, now)
+        of the next ones for the same neighbour (`_batch_behind`), or its next fragment; in
+        a NET or NET_FRAG frame when other neighbours on the link wait for the same
+        (`_net_members`)."""
+        mtu = state.spec.profile.mtu
+        net = len(self._ready[state.spec.name]) > 1  # a net: other members may want it too
+        reserve = self._net_reserve(state, adj, item) if net and _first_turn(adj, item) else 0
+        self._take_turn(adj, item, mtu, now, reserve)
         if item.chunk_size:
             index = item.to_send.pop(0)
             frame = FragFrame(
                 self.me, 0, item.wire_mid, index, item.fragment_count, item.chunk(index)
             )
-            size = self._emit(
-                state, adj, encode_frame, frame, now, out, precedence=item.precedence
-            )
-            if not item.to_send:
-                queue.sent_all(item, now, _NOT_ARMED)
-                self._arm(state, adj, queue, (item,), size, now)
+            members = self._net_members(state, adj, item, now, index) if net else []
+            if members:
+                members.insert(0, (adj, queue, item))
+                size = self._emit_net(state, members, frame, now, out)
+                finished = [m for m in members if not m[2].to_send]
+            else:
+                size = self._emit(
+                    state, adj, encode_frame, frame, now, out, precedence=item.precedence
+                )
+                finished = [(adj, queue, item)] if not item.to_send else []
+            for member, member_queue, done in finished:
+                member_queue.sent_all(done, now, _NOT_ARMED)
+                self._arm(state, member, member_queue, (done,), size, now)
             return
         item.to_send.clear()
         queue.sent_all(item, now, _NOT_ARMED)
-        if len(self._ready[state.spec.name]) > 1:  # a net: other members may want it too
-            members = self._net_members(state, adj, item, now)
-            if members:
-                members.insert(0, (adj, queue, item))
-                self._emit_net(state, members, item.loaded(), now, out)
-                return
+        members = self._net_members(state, adj, item, now) if net else []
+        if members:
+            members.insert(0, (adj, queue, item))
+            size = self._emit_net(state, members, item.loaded(), now, out)
+            for member, member_queue, taken in members:
+                self._arm(state, member, member_queue, (taken,), size, now)
+            return
         batch = self._batch_behind(state, adj, queue, item, rival, now)
         if batch:
             batch.insert(0, item)
@@ -435,14 +449,18 @@ class Transmitter:
             batch = [item]
         self._arm(state, adj, queue, batch, size, now)
 
-    def _take_turn(self, adj: Adjacency, item: Outgoing, mtu: int, now: float) -> None:
-        """Plan `item` for this link on its first turn there; count it if sent before."""
-        if item.link != adj.link or not item.to_send:  # first turn, or the link changed
+    def _take_turn(
+        self, adj: Adjacency, item: Outgoing, mtu: int, now: float, reserve: int = 0
+    ) -> None:
+        """Plan `item` for this link on its first turn there, its fragments `reserve` bytes
+        short of the most the MTU allows (room for a NET_FRAG frame's receivers); count it
+        if sent before."""
+        if _first_turn(adj, item):
             if item.link != adj.link:
                 item.tries_here, item.first_here = 0, now
             item.link = adj.link
             fits = item.size + DATA_OVERHEAD <= mtu
-            item.plan(0 if fits else mtu - FRAG_OVERHEAD)
+            item.plan(0 if fits else mtu - FRAG_OVERHEAD - reserve)
         if item.attempts:
             self.stats.link(adj.link).retransmissions += 1
 
@@ -476,18 +494,36 @@ class Transmitter:
             room -= item.size
         return batch
 
+    def _net_reserve(self, state: _LinkState, adj: Adjacency, head: Outgoing) -> int:
+        """Bytes a NET_FRAG frame's receivers take, for every other neighbour on this link
+        waiting for `head` too: fragments planned that much shorter leave room for them."""
+        link = state.spec.name
+        others = 0
+        for neighbour in self._ready[link]:
+            if neighbour != adj.neighbour:
+                item = self.queues[neighbour].waiting.get(head.mid)
+                others += item is not None and item.via == link
+        others = min(others, MAX_NET_RECEIVERS - 1)
+        return NET_OVERHEAD + others * NET_ENTRY_BYTES if others else 0
+
     def _net_members(
-        self, state: _LinkState, adj: Adjacency, head: Outgoing, now: float
-    ) -> list[tuple[Adjacency, NeighbourQueue, Outgoing]]:
+        self, state: _LinkState, adj: Adjacency, head: Outgoing, now: float,
+        index: int | None = None,
+    ) -> list[tuple[Adjacency, NeighbourQueue, Outgoing]]:  # fmt: skip
         """The other neighbours on this link that wait for the very message `head` is
-        (already taken), ready now: they hear it in the same transmission, a NET frame, each
-        with its own counter, tag, acknowledgement and retransmission. A group message on a
-        radio net is so one transmission, not one per member (docs/engine.md, "One copy
-        for a net"). Each is taken (in flight) as it is chosen, as far as the frame fits."""
+        (already taken), ready now, or with `index` for its fragment `index` next (planned
+        in the same pieces): they hear it in the same transmission, a NET or NET_FRAG frame,
+        each with its own counter, tag, acknowledgement and retransmission. A group message
+        on a radio net is so one transmission, not one per member (docs/engine.md, "One copy
+        for a net"). Each is taken as it is chosen (its piece off its list; in flight when
+        whole), as far as the frame fits."""
         link = state.spec.name
         mtu = state.spec.profile.mtu
         body = head.loaded()
-        room = mtu - DATA_OVERHEAD - NET_OVERHEAD - head.size
+        if index is None:
+            room = mtu - DATA_OVERHEAD - NET_OVERHEAD - head.size
+        else:
+            room = mtu - FRAG_OVERHEAD - NET_OVERHEAD - head.chunk_size
         epoch = self._epoch_for(now)
         members: list[tuple[Adjacency, NeighbourQueue, Outgoing]] = []
         for neighbour in sorted(self._ready[link]):
@@ -499,7 +535,7 @@ class Transmitter:
             item = queue.waiting.get(head.mid)
             if (
                 item is None or item.via != link or queue.blocked(item)
-                or not self._window_open(queue, item)
+                or item.wire_mid != head.wire_mid or not self._window_open(queue, item)
             ):  # fmt: skip
                 continue
             member = self.neighbours.get(neighbour, link)
@@ -511,41 +547,49 @@ class Transmitter:
                 continue
             if queue.body(item) != body:  # another encoding under the same id: its own frame
                 continue
-            self._take_turn(member, item, mtu, now)
-            if item.chunk_size:
-                continue  # cannot be: it has head's size, which fits
-            item.to_send.clear()
-            queue.sent_all(item, now, _NOT_ARMED)
+            if index is None:
+                self._take_turn(member, item, mtu, now)
+                if item.chunk_size:
+                    continue  # cannot be: it has head's size, which fits
+                item.to_send.clear()
+                queue.sent_all(item, now, _NOT_ARMED)
+            else:
+                planned = not _first_turn(member, item)
+                if planned and (item.chunk_size != head.chunk_size or item.to_send[0] != index):
+                    continue  # planned otherwise, or at another piece: its own frames
+                self._take_turn(member, item, mtu, now, mtu - FRAG_OVERHEAD - head.chunk_size)
+                if item.chunk_size != head.chunk_size or item.to_send[0] != index:
+                    continue
+                item.to_send.pop(0)
             members.append((member, queue, item))
             room -= NET_ENTRY_BYTES
         return members
 
     def _emit_net(
         self, state: _LinkState, members: list[tuple[Adjacency, NeighbourQueue, Outgoing]],
-        body: bytes, now: float, out: list[Transmit],
-    ) -> None:  # fmt: skip
-        """One NET frame of `body` for every member, then each member's own retransmission
-        deadline, as if it had gone in a DATA frame of its own."""
+        what: bytes | FragFrame, now: float, out: list[Transmit],
+    ) -> int:  # fmt: skip
+        """One NET frame of the encoded message `what`, or NET_FRAG frame of the fragment
+        `what`, for every member; returns its size on the wire (0: not sent)."""
         epoch = self._epoch_for(now)
         receivers = [(adj.neighbour, self.guard.next_counter(adj.neighbour, epoch))
                      for adj, _, _ in members]  # fmt: skip
         head = members[0][2]
         try:
-            encoded = encode_net_frame(self.me, receivers, body)
+            if isinstance(what, FragFrame):
+                encoded = encode_net_frag(self.me, receivers, what)
+            else:
+                encoded = encode_net_frame(self.me, receivers, what)
             data = self.guard.protect_net(encoded, [r for r, _ in receivers], epoch)
         except LinkReject:
-            data = b""
-        if data:
-            peers = [adj.peer for adj, _, _ in members if adj.peer is not None]
-            out.append(
-                Transmit(state.spec.name, peers[0], data, head.precedence, tuple(peers[1:]))
-            )
-            for adj, _, _ in members:
-                state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
-            self._count_sent(state, data, now)
-            self.stats.link(state.spec.name).net_copies += len(members)
-        for adj, queue, item in members:
-            self._arm(state, adj, queue, (item,), len(data), now)
+            return 0
+        peers = [adj.peer for adj, _, _ in members if adj.peer is not None]
+        out.append(Transmit(state.spec.name, peers[0], data, head.precedence, tuple(peers[1:])))
+        for adj, _, _ in members:
+            state.sent[adj.neighbour] = state.sent.get(adj.neighbour, 0) + 1
+        self._count_sent(state, data, now)
+        self.stats.link(state.spec.name).net_copies += len(members)
+        return len(data)
 
     def _arm(
         self, state: _LinkState, adj: Adjacency, queue: NeighbourQueue,
@@ -673,6 +717,12 @@ def _spread(mid: MessageId, attempts: int) -> float:
     h = ((h ^ (h >> 13)) * 0xC2B2AE35) & U32
     h ^= h >> 16
     return 0.75 + 0.25 * (h & 0xFFFF) / 0xFFFF
+
+
+def _first_turn(adj: Adjacency, item: Outgoing) -> bool:
+    """`item` is not planned for `adj`'s link yet: its first turn there, or the link changed,
+    or everything planned went (sent again: planned afresh)."""
+    return item.link != adj.link or not item.to_send
 
 
 def _advert_first(state: _LinkState, picked: tuple[object, object, Outgoing, int] | None) -> bool:

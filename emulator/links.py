@@ -31,6 +31,13 @@ Every send draws exactly three numbers from the link's random source (chain step
 jitter) before anything is decided, and every send steps its direction's chain: two runs
 that differ only in conditions see the same draws frame by frame (a frame that waits for a
 priority channel keeps its draws until it gets it).
+
+A frame for several receivers (a NET frame, `Transmit.also`) is sent to the first of them
+and takes the air once; each other receiver then hears that same air time (`heard`),
+drawing its own three numbers, stepping its own direction's chain, when the frame's air
+time is known (at once, or when a priority channel grants it). Its bytes and air time are
+counted once, under the first receiver; each further receiver's arrival or drop (range,
+down, lost) is counted in `SenderStats.delivered` and `dropped` like a frame's.
 """
 
 from __future__ import annotations
@@ -406,6 +413,41 @@ class LinkModel:
             (self._down_during(sender, receiver, start, end) if scheduled else not cond.up)
             or (not scheduled and (sender in state.down_nodes or receiver in state.down_nodes))
             or (self._gap and self.in_gap(start, end))
+        ):
+            return self._drop(stats, "down", start, end)
+        kept = (1 - self._loss) * (1 - cond.loss)
+        if self._bad:
+            kept *= 1 - (self._loss_bad if bad else self._loss_good)
+        if u_loss >= kept:
+            return self._drop(stats, "lost", start, end)
+        stats.delivered += 1
+        return Sent(
+            end + self._delay + cond.extra_delay_s + u_jitter * self._jitter, start, end, None
+        )
+
+    def heard(self, sender: str, receiver: str, sent: Sent) -> Sent:
+        """The fate at a further `receiver` of a frame whose air time `sent` gave (at the
+        first receiver); one that never took the air (mtu, queue, silenced) reaches no one."""
+        rng = self._rng
+        u_step, u_loss, u_jitter = rng.random(), rng.random(), rng.random()
+        if receiver == sender or receiver not in self._senders:
+            raise ValueError(f"link {self.name!r}: expected another member, found {receiver!r}")
+        stats = self._senders[sender].stats
+        if sent.end <= sent.start and sent.dropped is not None:
+            return Sent(None, sent.start, sent.end, sent.dropped)
+        bad = False
+        if self._bad:
+            chain = self._chains[sender]
+            was = chain.get(receiver, False)
+            bad = (u_step >= self._r) if was else (u_step < self._p)
+            chain[receiver] = bad
+        start, end = sent.start, sent.end
+        if receiver not in self._hears[sender]:
+            return self._drop(stats, "range", start, end)
+        state = self.state_at(start)
+        cond = _direction(state, sender, receiver)
+        if self._down_during(sender, receiver, start, end) or (
+            self._gap and self.in_gap(start, end)
         ):
             return self._drop(stats, "down", start, end)
         kept = (1 - self._loss) * (1 - cond.loss)

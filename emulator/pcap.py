@@ -268,6 +268,14 @@ class Tawan(Packet):
     ]
 
     def do_dissect(self, s: bytes) -> bytes:
+        if s and s[0] & 0xF in (FrameType.NET, FrameType.NET_FRAG):
+            # Field 1 is the receiver list, and a tag per receiver follows the array
+            # (docs/protocol.md 4.9): version, type and sender here, the rest as Raw.
+            for f in self.fields_desc[:4]:
+                s, value = f.getfield(self, s)
+                self.fields[f.name] = value
+            self.fields["counter"], self.fields["tag"] = 0, b""
+            return s
         # The tag ends the frame: set it aside, so that the body's layer ends with the array
         # and anything between the two shows as Raw.
         body, tag = (s[:-LINK_TAG_BYTES], s[-LINK_TAG_BYTES:]) if len(s) > 10 else (s, b"")

@@ -28,7 +28,9 @@ from tawan.core.store import wire_id
 if TYPE_CHECKING:
     from emulator.run import Emulation
 
-_MESSAGE_TYPES = frozenset((FrameType.DATA, FrameType.FRAG, FrameType.BATCH))
+_MESSAGE_TYPES = frozenset(
+    (FrameType.DATA, FrameType.FRAG, FrameType.BATCH, FrameType.NET, FrameType.NET_FRAG)
+)
 
 
 @dataclass(slots=True)
@@ -109,14 +111,26 @@ class Recorder:
         window = int(sent.start // self.window_s), model.bearer.name
         self.window_bytes[window] += size
         if kind in _MESSAGE_TYPES:
-            pair = sender, receiver
-            last = self._last_link.get(pair)
-            if last != model.name:
-                if last is not None:
-                    self.link_changes.append((sent.start, sender, receiver, last, model.name))
-                self._last_link[pair] = model.name
+            self._link_taken(model, sender, receiver, sent.start)
         elif kind != FrameType.ACK:
             self.window_control[window] += size
+
+    def heard(self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent) -> None:
+        """A further receiver of a frame `frame` counted (a NET frame): its drop, if any,
+        and the link its messages from `sender` now take; bytes and air time are the
+        frame's, counted once."""
+        if sent.dropped is not None:
+            self.bearers[model.bearer.name].dropped[sent.dropped] += 1
+        if sent.end > sent.start and data[0] & 0xF in _MESSAGE_TYPES:
+            self._link_taken(model, sender, receiver, sent.start)
+
+    def _link_taken(self, model: LinkModel, sender: str, receiver: str, t: float) -> None:
+        pair = sender, receiver
+        last = self._last_link.get(pair)
+        if last != model.name:
+            if last is not None:
+                self.link_changes.append((t, sender, receiver, last, model.name))
+            self._last_link[pair] = model.name
 
     def event(self, node: str, event: Event, t: float) -> None:
         if isinstance(event, Delivered):

@@ -249,7 +249,7 @@ class Emulation:
         self.engine_s += time.perf_counter() - started
         busy: dict[str, float] = {}
         for tx in sends:
-            end = self._carry(name, tx.link, tx.peer, tx.data, tx.precedence)
+            end = self._carry(name, tx.link, tx.peer, tx.data, tx.precedence, tx.also)
             if end > busy.get(tx.link, self.now):
                 busy[tx.link] = end
         started = time.perf_counter()
@@ -270,13 +270,16 @@ class Emulation:
             if armed is not None:
                 self._push(armed, _TIMER, (name, self._generation[name]))
 
-    def _carry(self, sender: str, link: str, receiver: str, data: bytes, precedence: int) -> float:
-        """Put one frame on `link`; returns when its last bit leaves the sender, or on a
-        priority channel it waits for, when it would if nothing of higher precedence came
-        first (what the radio reports: `LinkModel.send`)."""
+    def _carry(
+        self, sender: str, link: str, receiver: str, data: bytes, precedence: int,
+        also: tuple[str, ...] = (),
+    ) -> float:  # fmt: skip
+        """Put one frame on `link`, for `receiver` and those `also` named; returns when its
+        last bit leaves the sender, or on a priority channel it waits for, when it would if
+        nothing of higher precedence came first (what the radio reports: `LinkModel.send`)."""
         model = self.links[link]
         sent = model.send(
-            sender, receiver, len(data), self.now, precedence, (sender, receiver, data)
+            sender, receiver, len(data), self.now, precedence, (sender, receiver, data, also)
         )
         if sent.waiting:
             if link not in self._granting:
@@ -289,7 +292,7 @@ class Emulation:
                 else:
                     self._pushed_back(member, link, later)
             return end
-        self._on_air(model, sender, receiver, data, sent)
+        self._on_air(model, sender, receiver, data, sent, also)
         return sent.end
 
     def _pushed_back(self, name: str, link: str, end: float) -> None:
@@ -310,8 +313,8 @@ class Emulation:
         granted = model.grant(self.now)
         if granted is not None:
             tag, sent = granted
-            sender, receiver, data = cast(tuple[str, str, bytes], tag)
-            self._on_air(model, sender, receiver, data, sent)
+            sender, receiver, data, also = cast(tuple[str, str, bytes, tuple[str, ...]], tag)
+            self._on_air(model, sender, receiver, data, sent, also)
         upcoming = model.next_grant
         if upcoming is None:
             self._granting.discard(link)
@@ -319,9 +322,11 @@ class Emulation:
             self._push(max(self.now, upcoming), _GRANT, link)
 
     def _on_air(
-        self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent
-    ) -> None:
-        """Record a frame whose fate is known, and its arrival, if any."""
+        self, model: LinkModel, sender: str, receiver: str, data: bytes, sent: Sent,
+        also: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        """Record a frame whose fate is known, and its arrival, if any: at `receiver`, and
+        at each of `also` that hears the same air time (`LinkModel.heard`)."""
         link = model.name
         self.record.frame(model, sender, receiver, data, sent)
         if sent.end > sent.start:  # it went on the air (maybe to be lost), at sent.start
@@ -329,6 +334,11 @@ class Emulation:
                 hook(sent.start, link, sender, receiver, data)
         if sent.arrival is not None:
             self._push(sent.arrival, _ARRIVAL, (receiver, link, sender, data))
+        for other in also:
+            heard = model.heard(sender, other, sent)
+            self.record.heard(model, sender, other, data, heard)
+            if heard.arrival is not None:
+                self._push(heard.arrival, _ARRIVAL, (other, link, sender, data))
 
     def _on_event(self, name: str, event: Event) -> None:
         self.record.event(name, event, self.now)

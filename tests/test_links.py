@@ -433,3 +433,35 @@ def test_a_priority_net_grants_the_best_waiting_frame_and_never_overlaps(
     on_air.sort()
     for (_, end), (start, _) in itertools.pairwise(on_air):
         assert start >= end - 1e-9
+
+
+# ---------------------------------------------------------------------------- NET frames
+def test_a_frame_for_several_members_takes_the_air_once_and_each_hears_it() -> None:
+    positions = {"a": (0.0, 0.0), "b": (10.0, 0.0), "c": (12.0, 0.0), "d": (25.0, 0.0)}
+    channel = net(replace(SLOW, range_km=15.0), positions)
+    channel.set_state(LinkState(down_nodes=frozenset({"c"})))
+    first = channel.send("a", "b", 1000, 0.0)
+    assert first.dropped is None
+    b_stats = channel.stats["a"]
+    assert (b_stats.frames, b_stats.bytes) == (1, 1000)  # the frame's, counted once
+    c, d = channel.heard("a", "c", first), channel.heard("a", "d", first)
+    assert (c.dropped, d.dropped) == ("down", "range")
+    assert channel.stats["a"].frames == 1
+    # the channel is busy for one air time only: the next frame starts at its end
+    after = channel.send("b", "a", 100, 0.0)
+    assert after.start == pytest.approx(AIR_1000)
+
+
+def test_every_member_in_range_hears_the_same_air_time() -> None:
+    channel = net()
+    first = channel.send("a", "b", 1000, 0.0)
+    others = [channel.heard("a", m, first) for m in ("c", "d")]
+    assert all(o.dropped is None and (o.start, o.end) == (first.start, first.end) for o in others)
+    assert all(o.arrival is not None and o.arrival >= first.end for o in others)
+
+
+def test_a_frame_that_never_took_the_air_reaches_no_further_member() -> None:
+    channel = net()
+    too_big = channel.send("a", "b", 5000, 0.0)
+    assert too_big.dropped == "mtu"
+    assert channel.heard("a", "c", too_big).dropped == "mtu"

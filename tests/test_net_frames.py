@@ -30,6 +30,7 @@ from tawan.core.frames import (
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
 from tawan.core.precedence import Precedence
+from tawan.node.runtime import _one_per_peer
 
 A, B, C = 1, 2, 3
 D = 4  # a node of the net the frame is not for
@@ -290,3 +291,15 @@ def test_a_member_that_delivered_answers_a_probe_with_an_acknowledgement() -> No
     assert answers, "no answer after the deaf spell"
     assert mid[0] in answers[0].acks and not answers[0].partial
     assert not net.engines["hq"].tx.queues[net.address("p1")].in_flight
+
+
+def test_the_live_node_sends_a_net_frame_to_each_of_its_peers() -> None:
+    net = Transmit("vhf", "127.0.0.2:7000", b"\x18frame", 3, ("127.0.0.3:7000", "127.0.0.4:7000"))
+    one = Transmit("vhf", "127.0.0.2:7000", b"\x10frame", 1)
+    sent = list(_one_per_peer([net, one]))
+    assert [(t.peer, t.data, t.precedence, t.also) for t in sent] == [
+        ("127.0.0.2:7000", b"\x18frame", 3, ()),
+        ("127.0.0.3:7000", b"\x18frame", 3, ()),
+        ("127.0.0.4:7000", b"\x18frame", 3, ()),
+        ("127.0.0.2:7000", b"\x10frame", 1, ()),
+    ]

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -290,7 +290,7 @@ class Runtime:
 
     def flush(self, now: float) -> None:
         """Queue what the engine wants sent, then report what it has to say."""
-        for transmit in self.engine.transmit(now):
+        for transmit in _one_per_peer(self.engine.transmit(now)):
             if self._send_at_once(transmit):
                 continue
             sender = self._senders.get(transmit.link)
@@ -436,3 +436,15 @@ class Runtime:
                     "src": self.name_of(event.src),
                     "for_precedence": event.for_precedence.name.lower()}  # fmt: skip
         return {"event": "refused", **fields, "reason": event.reason, "detail": event.detail}
+
+
+def _one_per_peer(transmits: list[Transmit]) -> Iterator[Transmit]:
+    """A frame for several peers (a NET frame, `Transmit.also`) as one frame to each: the
+    links send datagrams and streams to one endpoint at a time. Each receiver finds its own
+    entry in it; on a broadcast radio the others would drop it as not addressed to them."""
+    for transmit in transmits:
+        if not transmit.also:
+            yield transmit
+            continue
+        for peer in transmit.peers:
+            yield Transmit(transmit.link, peer, transmit.data, transmit.precedence)

@@ -283,6 +283,15 @@ class Tawan(Packet):
         self.fields["tag"] = tag
         return rest
 
+    def self_build(self) -> bytes:
+        if self.type in (FrameType.NET, FrameType.NET_FRAG):  # no counter, tags in the rest
+            built: Any = b""
+            for f in self.fields_desc[:4]:
+                built = f.addfield(self, built, self.getfieldval(f.name))
+            return bytes(built)
+        whole: bytes = super().self_build()
+        return whole
+
     def do_build(self) -> bytes:
         built: bytes = super().do_build()
         return built + bytes(self.tag or b"")

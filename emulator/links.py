@@ -356,12 +356,7 @@ class LinkModel:
             raise ValueError(f"link {self.name!r}: sender {sender!r} is not a member") from None
         if receiver == sender or receiver not in self._senders:
             raise ValueError(f"link {self.name!r}: expected another member, found {receiver!r}")
-        bad = False
-        if self._bad:  # step the direction's chain, whatever becomes of the frame
-            chain = self._chains[sender]
-            was = chain.get(receiver, False)
-            bad = (u_step >= self._r) if was else (u_step < self._p)
-            chain[receiver] = bad
+        bad = self._bad and self._step_chain(sender, receiver, u_step)  # whatever becomes of it
         stats = tx.stats
         stats.offered += 1
         if size > self._mtu:
@@ -415,6 +410,21 @@ class LinkModel:
             or (self._gap and self.in_gap(start, end))
         ):
             return self._drop(stats, "down", start, end)
+        return self._arrival(stats, start, end, cond, bad, u_loss, u_jitter)
+
+    def _step_chain(self, sender: str, receiver: str, u_step: float) -> bool:
+        """Step the direction's Gilbert-Elliott chain: whether it is now in its bad state."""
+        chain = self._chains[sender]
+        was = chain.get(receiver, False)
+        bad = (u_step >= self._r) if was else (u_step < self._p)
+        chain[receiver] = bad
+        return bad
+
+    def _arrival(
+        self, stats: SenderStats, start: float, end: float, cond: Conditions, bad: bool,
+        u_loss: float, u_jitter: float,
+    ) -> Sent:  # fmt: skip
+        """The loss draw of a frame on the air, up at both ends, and its arrival if kept."""
         kept = (1 - self._loss) * (1 - cond.loss)
         if self._bad:
             kept *= 1 - (self._loss_bad if bad else self._loss_good)
@@ -435,12 +445,7 @@ class LinkModel:
         stats = self._senders[sender].stats
         if sent.end <= sent.start and sent.dropped is not None:
             return Sent(None, sent.start, sent.end, sent.dropped)
-        bad = False
-        if self._bad:
-            chain = self._chains[sender]
-            was = chain.get(receiver, False)
-            bad = (u_step >= self._r) if was else (u_step < self._p)
-            chain[receiver] = bad
+        bad = self._bad and self._step_chain(sender, receiver, u_step)
         start, end = sent.start, sent.end
         if receiver not in self._hears[sender]:
             return self._drop(stats, "range", start, end)
@@ -450,15 +455,7 @@ class LinkModel:
             self._gap and self.in_gap(start, end)
         ):
             return self._drop(stats, "down", start, end)
-        kept = (1 - self._loss) * (1 - cond.loss)
-        if self._bad:
-            kept *= 1 - (self._loss_bad if bad else self._loss_good)
-        if u_loss >= kept:
-            return self._drop(stats, "lost", start, end)
-        stats.delivered += 1
-        return Sent(
-            end + self._delay + cond.extra_delay_s + u_jitter * self._jitter, start, end, None
-        )
+        return self._arrival(stats, start, end, cond, bad, u_loss, u_jitter)
 
     # ------------------------------------------------------------------ priority channel
     def _wait(

@@ -331,11 +331,7 @@ class NetFrame:
         return FrameType.NET if isinstance(self.inner, DataFrame) else FrameType.NET_FRAG
 
     def __post_init__(self) -> None:
-        if not 2 <= len(self.receivers) <= MAX_NET_RECEIVERS:
-            raise ValueError(
-                f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, "
-                f"found {len(self.receivers)}"
-            )
+        _check_receivers(len(self.receivers))
 
     def index_of(self, address: int) -> int | None:
         """Where `address` is among the receivers (the position of its tag), or None."""
@@ -397,6 +393,11 @@ def encode_data_frame(sender: int, counter: int, encoded_message: bytes) -> byte
     return _DATA_KIND + msgpack.packb((sender, counter))[1:] + encoded_message[1:]
 
 
+def _check_receivers(count: int) -> None:
+    if not 2 <= count <= MAX_NET_RECEIVERS:
+        raise ValueError(f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, found {count}")
+
+
 _NET_KIND: Final = bytes([(VERSION << 4) | FrameType.NET, 0x90 | 10])
 NET_KIND_BYTE: Final = (VERSION << 4) | FrameType.NET
 NET_FRAG_KIND_BYTE: Final = (VERSION << 4) | FrameType.NET_FRAG
@@ -408,10 +409,7 @@ def encode_net_frame(
 ) -> bytes:
     """A NET frame without its tags, straight from a stored message encoding: `receivers`
     (address, counter) in the order their tags will follow."""
-    if not 2 <= len(receivers) <= MAX_NET_RECEIVERS:
-        raise ValueError(
-            f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, found {len(receivers)}"
-        )
+    _check_receivers(len(receivers))
     if encoded_message[:1] != b"\x98":
         raise ValueError("encoded message must be a msgpack array of 8 fields")
     flat = [n for pair in receivers for n in pair]
@@ -421,10 +419,7 @@ def encode_net_frame(
 def encode_net_frag(sender: int, receivers: Sequence[tuple[int, int]], frag: FragFrame) -> bytes:
     """A NET_FRAG frame without its tags: `frag`'s fields for `receivers` (address,
     counter) in the order their tags will follow."""
-    if not 2 <= len(receivers) <= MAX_NET_RECEIVERS:
-        raise ValueError(
-            f"net frame: expected 2..{MAX_NET_RECEIVERS} receivers, found {len(receivers)}"
-        )
+    _check_receivers(len(receivers))
     flat = [n for pair in receivers for n in pair]
     kind = bytes([NET_FRAG_KIND_BYTE])
     return kind + msgpack.packb([sender, flat, *frag.mid, frag.index, frag.count, frag.chunk])
@@ -443,7 +438,7 @@ def decode_net_frame(data: bytes) -> tuple[NetFrame, int]:
         )
     ftype = FrameType.NET if data[0] == NET_KIND_BYTE else FrameType.NET_FRAG
     expected = _FIELD_COUNTS[ftype]
-    unpacker = msgpack.Unpacker(
+    unpacker = msgpack.Unpacker(  # the bounds of `_unpack`
         raw=True, strict_map_key=True, max_buffer_size=len(data), max_bin_len=len(data),
         max_str_len=0, max_array_len=len(data), max_map_len=0, max_ext_len=0,
     )  # fmt: skip

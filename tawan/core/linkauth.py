@@ -183,8 +183,6 @@ class LinkGuard:
         index = net.index_of(self.address)
         if index is None:
             raise LinkReject("not-addressed", f"net frame from {net.sender} for others only")
-        if net.sender == self.address:
-            raise LinkReject("unauthenticated", "frame claims to come from this node")
         at = end + index * NET_TAG_BYTES
         epoch = self._authentic_epoch(net.sender, data[:end], data[at : at + NET_TAG_BYTES],
                                       epoch_now)  # fmt: skip

@@ -554,11 +554,10 @@ class Transmitter:
                 item.to_send.clear()
                 queue.sent_all(item, now, _NOT_ARMED)
             else:
-                planned = not _first_turn(member, item)
-                if planned and (item.chunk_size != head.chunk_size or item.to_send[0] != index):
+                if not _first_turn(member, item) and not _at_piece(item, head, index):
                     continue  # planned otherwise, or at another piece: its own frames
                 self._take_turn(member, item, mtu, now, mtu - FRAG_OVERHEAD - head.chunk_size)
-                if item.chunk_size != head.chunk_size or item.to_send[0] != index:
+                if not _at_piece(item, head, index):  # planned just now, from its first piece
                     continue
                 item.to_send.pop(0)
             members.append((member, queue, item))
@@ -723,6 +722,11 @@ def _first_turn(adj: Adjacency, item: Outgoing) -> bool:
     """`item` is not planned for `adj`'s link yet: its first turn there, or the link changed,
     or everything planned went (sent again: planned afresh)."""
     return item.link != adj.link or not item.to_send
+
+
+def _at_piece(item: Outgoing, head: Outgoing, index: int) -> bool:
+    """`item` is cut in `head`'s pieces and sends piece `index` next."""
+    return item.chunk_size == head.chunk_size and item.to_send[0] == index
 
 
 def _advert_first(state: _LinkState, picked: tuple[object, object, Outgoing, int] | None) -> bool:

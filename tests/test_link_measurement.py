@@ -156,3 +156,56 @@ def test_an_interval_counted_late_counts_as_old_as_it_is() -> None:
     fresh.heard(100.5, 112)
     fresh.hello_counted(112, 102, 100.5)
     assert 0.75 < fresh.rx_loss < 0.85
+
+
+def test_a_cost_a_hello_moves_is_the_cost_routes_and_adverts_take() -> None:
+    """The loss measured on a link moves its cost between hellos; the node's own links, as
+    its routes and its adverts take them, follow at once. Before, they kept the cost of
+    when the neighbour last came up: a platoon's net jammed for an hour was advertised at
+    five times its cost long after the jam, and group copies went round by a relay."""
+    link = FakeLink("a", "b", profile(rate_bps=1_000_000))
+    net = Net({"a": [], "b": []}, [link])
+    net.run(10)
+    engine_a = net.engines["a"]
+    adj = engine_a.neighbours.get(net.address("b"), link.name)
+    assert adj is not None
+    nominal = adj.cost
+    link.loss = 0.4
+    run_traffic(net, 120)
+    assert adj.up and adj.cost > nominal
+    assert engine_a.router.my_adjacency[net.address("b")] == adj.cost
+    assert engine_a.router.published == engine_a.router.my_adjacency  # and advertised
+    link.loss = 0.0
+    run_traffic(net, 600)
+    assert adj.cost == nominal
+    assert engine_a.router.my_adjacency[net.address("b")] == nominal
+    net.run(engine_a.config.advert_min_interval + 1)
+    assert engine_a.router.published == engine_a.router.my_adjacency
+
+
+def test_a_loss_that_moves_far_is_told_at_once_not_at_the_next_hello() -> None:
+    """A slow net's hellos are minutes apart, and the loss a node measures on its
+    neighbour's frames reaches that neighbour only in them. When a jam ends, the next hello
+    counted shows the loss gone: the neighbour hears so at once (a hello out of turn), not
+    at the next hello on the schedule, five minutes later."""
+    link = FakeLink("a", "b", dataclasses.replace(profile(rate_bps=1_000_000), hello_s=300.0))
+    net = Net({"a": [], "b": []}, [link])
+    net.run(10)
+    b_sees = net.engines["b"].neighbours.get(net.address("a"), link.name)
+    a_told = net.engines["a"].neighbours.get(net.address("b"), link.name)
+    assert b_sees is not None and a_told is not None
+    link.loss = 0.5
+    run_traffic(net, 900)
+    assert b_sees.rx_loss > 0.3 and a_told.tx_loss > 0.3
+    link.loss = 0.0
+    measured_at = told_at = None
+    for i in range(900):
+        net.submit("a", "b", b"m%d" % i, precedence=Precedence.ROUTINE, ttl=600)
+        net.run(1)
+        if measured_at is None and b_sees.rx_loss < 0.3:
+            measured_at = net.now
+        if told_at is None and a_told.tx_loss < 0.3:
+            told_at = net.now
+            break
+    assert measured_at is not None and told_at is not None
+    assert told_at - measured_at <= 2.0

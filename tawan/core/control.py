@@ -29,7 +29,7 @@ from tawan.core.frames import (
 )
 from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
 from tawan.core.liveness import HELLO_WIRE_BYTES, PROBE_WAITS, LinkTimers
-from tawan.core.neighbours import Adjacency, NeighbourTable
+from tawan.core.neighbours import LOSS_TELL_GAP_S, LOSS_TELL_STEP, Adjacency, NeighbourTable
 from tawan.core.queues import NeighbourQueue
 from tawan.core.routing import Router, differs, seq_newer
 from tawan.core.specs import EngineConfig, Keys
@@ -215,7 +215,10 @@ class ControlPlane:
         adj.tx_loss = frame.rx_loss / 1000
         adj.hello_counted(frame.counter, frame.sent, now)
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
-        self.forwarding.costs_measured(adj.neighbour)  # its measured cost may have moved
+        if self.forwarding.costs_measured(adj.neighbour):
+            # Our own links as routes and adverts take them: the cost measured now, not
+            # the one of when the neighbour last came up (a jam's, an hour after it ended).
+            self._topology_changed()
         flags = int(frame.flags)  # as an int: enum arithmetic costs more than the rest
         if flags & _RESTARTED and now - adj.skipped_at > _skip_gap(adj):
             # It accepts from us only counters above a mark it saved, at most a block above
@@ -228,6 +231,20 @@ class ControlPlane:
             self.tx.resend_now(adj.neighbour, now)  # it refused for want of room: room now
         if flags & _REPLY_REQUESTED:
             self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+        elif self._loss_news(adj, now):
+            adj.told_at = now
+            self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+
+    def _loss_news(self, adj: Adjacency, now: float) -> bool:
+        """Whether this link's loss as counted here has moved so far from what our last
+        hello told the neighbour that it must hear it now (`LOSS_TELL_STEP`): a net jammed
+        an hour told it most of its frames were lost here, and with hellos many minutes
+        apart it would keep costing the link so, and advertising it, long after the jam."""
+        return (
+            abs(adj.rx_loss - adj.told_loss) >= LOSS_TELL_STEP
+            and now - adj.told_at >= LOSS_TELL_GAP_S
+            and adj.link not in self.tx.silent
+        )
 
     def _set_up(self, adj: Adjacency, up: bool) -> None:
         if adj.up == up:

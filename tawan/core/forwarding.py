@@ -212,13 +212,15 @@ class Forwarding:
         """Give `item` to the transmitter, on the link chosen for it."""
         self.tx.hand(neighbour, self.link_for(neighbour, item), item)
 
-    def costs_measured(self, neighbour: int) -> None:
+    def costs_measured(self, neighbour: int) -> bool:
         """A hello brought the loss measured on `neighbour`'s links: choose again only if
-        a link's cost moved since (most hellos change nothing)."""
+        a link's cost moved since (most hellos change nothing). True when one did."""
         costs = tuple(a.cost for a in self.neighbours.of(neighbour))
-        if self._costs.get(neighbour) != costs:
-            self._costs[neighbour] = costs
-            self.neighbour_changed(neighbour)
+        if self._costs.get(neighbour) == costs:
+            return False
+        self._costs[neighbour] = costs
+        self.neighbour_changed(neighbour)
+        return True
 
     def neighbour_changed(self, neighbour: int) -> None:
         """A link to `neighbour` went up or down, or its measured cost moved: choose again

@@ -38,6 +38,8 @@ class Adjacency:
     last_hello_ms: int = 0  # time_ms of the neighbour's last hello, echoed back
     last_hello_at: float = 0.0
     tx_loss: float = 0.0  # loss the neighbour reports on frames we send it
+    told_loss: float = 0.0  # `rx_loss` as our last hello to it reported it
+    told_at: float = float("-inf")  # when a hello last went to it out of turn for that
     transport_up: bool = True
     moved_at: float = float("-inf")  # when `peer` last moved to another endpoint
     skipped_at: float = float("-inf")  # when our counters last skipped past its marks
@@ -129,6 +131,11 @@ COUNTERS_HELD: Final = 4096
 """Frames heard on a link between two hellos, at most, that are kept to count its loss."""
 
 LOSS_HALF_LIFE_S: Final = 120.0
+LOSS_TELL_STEP: Final = 0.25
+"""A link's loss as measured here that moved this far from what our last hello told the
+neighbour is told again at once (`Control._on_hello`): its cost of the link, and its adverts,
+rest on what we tell it, and a slow net's next hello may be many minutes away."""
+LOSS_TELL_GAP_S: Final = 10.0  # and no more often than this, per neighbour and link
 """What a link lost counts half as much after this long: on a slow net, 256 frames are an
 hour, and a company net jammed on and off still looked three quarters lossy 20 minutes after
 its jammer stopped, so routes went round its direct links through other members."""

@@ -292,9 +292,9 @@ class Transmitter:
             flags |= HelloFlags.ROOM
         if silent:
             flags |= HelloFlags.SILENT
-        frame = HelloFrame(
-            self.me, 0, now_ms, adj.last_hello_ms, held, round(adj.rx_loss * 1000), flags
-        )
+        loss = round(adj.rx_loss * 1000)
+        frame = HelloFrame(self.me, 0, now_ms, adj.last_hello_ms, held, loss, flags)
+        adj.told_loss = loss / 1000
         self.control(adj, frame, to)
 
     # ------------------------------------------------------------------ sending

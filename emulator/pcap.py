@@ -25,6 +25,7 @@ from scapy.fields import (
     BitEnumField,
     BitField,
     ByteField,
+    ConditionalField,
     Field,
     FieldLenField,
     PacketListField,
@@ -400,6 +401,26 @@ class TawanHello(Packet):
     ]
 
 
+class TawanRouteLink(Packet):
+    """One up link of an advert's origin: (neighbour, bearer, cost) (docs/protocol.md 4.5)."""
+
+    name = "link"
+    fields_desc = [  # noqa: RUF012
+        MsgpackUIntField("neighbour", 1),
+        MsgpackBinField("bearer"),
+        MsgpackUIntField("cost", 1),
+    ]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+def _has_links(pkt: Packet) -> bool:
+    """A ROUTE of 7 fields: its links follow the signature."""
+    under = pkt.underlayer
+    return under is not None and under.items == 7
+
+
 class TawanRoute(Packet):
     name = "tawan route"
     fields_desc = [  # noqa: RUF012
@@ -411,6 +432,14 @@ class TawanRoute(Packet):
             count_from=lambda p: _groups(p.adjacency_items, 2, "route adjacency"),
         ),
         MsgpackBinField("signature"),
+        ConditionalField(MsgpackArrayField("link_items", lambda p: 3 * len(p.links)), _has_links),
+        ConditionalField(
+            PacketListField(
+                "links", [], TawanRouteLink,
+                count_from=lambda p: _groups(p.link_items, 3, "route links"),
+            ),
+            _has_links,
+        ),
     ]  # fmt: skip
 
 

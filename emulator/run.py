@@ -33,6 +33,7 @@ from emulator.traffic import Offer, Stream, streams
 from tawan.core.contacts import Contact, ContactPlan
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.events import Event
+from tawan.core.pace import PacePolicy
 from tawan.core.store import Store
 from topologies.scenario import Emcon, Scenario
 
@@ -135,7 +136,10 @@ class Emulation:
         scenario = self.scenario
         if scenario.engine.planned and not self.engine_config.planned:
             planned = signal_plan(self.links.values(), self.addresses)
-            self.engine_config = dataclasses.replace(self.engine_config, planned=planned)
+            links = planned_links(self.links.values(), self.addresses, self.engine_config.pace)
+            self.engine_config = dataclasses.replace(
+                self.engine_config, planned=planned, planned_links=links
+            )
         if scenario.engine.contacts and self.engine_config.contacts is None:
             contacts = contact_plan(scenario, self.links, self.addresses)
             self.engine_config = dataclasses.replace(self.engine_config, contacts=contacts)
@@ -490,6 +494,29 @@ def signal_plan(
                 other = addresses[peer]
                 mine[other] = min(mine.get(other, cost), cost)
     return plan
+
+
+def planned_links(
+    links: Iterable[LinkModel], addresses: Mapping[str, int], pace: PacePolicy
+) -> dict[int, dict[int, dict[str, int]]]:
+    """The signal plan's links by bearer, as the engines take them (core/routing.py,
+    "Routes per class"): for each two neighbours one of whose links goes by a bearer the
+    PACE policy restricts, every link between them, by the bearer's name, at the cost
+    `signal_plan` gives it."""
+    found: dict[int, dict[int, dict[str, int]]] = {}
+    for model in links:
+        cost, bearer = max(1, round(model.bearer.cost)), model.bearer.profile().name
+        for name in model.members:
+            mine = found.setdefault(addresses[name], {})
+            for peer in model.peers_of(name):
+                by_bearer = mine.setdefault(addresses[peer], {})
+                by_bearer[bearer] = min(by_bearer.get(bearer, cost), cost)
+    restricted = {b for mine in found.values() for by in mine.values() for b in by}
+    restricted = {b for b in restricted if pace.restricts(b)}
+    return {
+        node: {n: by_bearer for n, by_bearer in mine.items() if restricted & by_bearer.keys()}
+        for node, mine in found.items()
+    }
 
 
 def contact_plan(

@@ -113,7 +113,12 @@ route_frames = st.builds(
     u32s,
     st.lists(st.tuples(addresses, st.integers(1, U16)), max_size=20).map(tuple),
     st.binary(min_size=SIGNATURE_BYTES, max_size=SIGNATURE_BYTES),
-)
+    st.lists(
+        st.tuples(addresses, st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
+                  st.integers(1, U16)),
+        max_size=8, unique_by=lambda link: link[:2],
+    ).map(tuple),
+)  # fmt: skip
 revoke_frames = st.builds(RevokeFrame, addresses, u32s, st.binary(min_size=1, max_size=200))
 setup_frames = st.builds(
     SetupFrame,
@@ -589,8 +594,33 @@ MALFORMED = [
         kind(4) + msgpack.packb([2, 0, 2, 7, [1, 1] * 257, SIG]),
         "route adjacency: expected a multiple of 2 items, at most 512, found 514",
     ),
-    (kind(4) + msgpack.packb([2, 0, 2, 7, []]), "ROUTE frame: expected 6 fields, found 5"),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, []]),
+        "ROUTE frame: expected 6 (7 with links) fields, found 5",
+    ),
     (kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG[:63]]), "route signature: expected 64..64"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, []]), "expected at least one link"),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf"]]),
+        "route links: expected a multiple of 3",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"HF", 1]]),
+        "route link bearer: expected lower-case",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"", 1]]),
+        "route link bearer: expected 1..32",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [0, b"hf", 1]]),
+        "route link neighbour: expected 1..65535",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf", 0]]),
+        "route link cost: expected 1..65535",
+    ),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf", 1, 3, b"hf", 2]]), "named twice"),
     # REVOKE
     (kind(6) + msgpack.packb([2, 0, b""]), "revocation notice: expected 1..1024 bytes, found 0"),
     (kind(6) + msgpack.packb([2, 0, bytes(1025)]), "revocation notice: expected 1..1024"),

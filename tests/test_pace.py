@@ -117,3 +117,66 @@ def test_the_oracle_keeps_a_message_off_the_bearers_the_policy_bars() -> None:
     assert earliest_arrivals(timeline(None))["m", "b"] is not None
     barred = {"bearers": {}, "largest": {"hf": 4096}}
     assert earliest_arrivals(timeline(barred))["m", "b"] is None
+
+
+# ================================================================== routes per class
+SATCOM = BearerProfile(name="satcom-geo", rate_bps=64_000, delay_s=0.3, mtu=1400, cost=1.0)
+RELAY = BearerProfile(name="radio-relay", rate_bps=256_000, delay_s=0.01, mtu=1400, cost=2.0)
+NO_ROUTINE_ON_SATCOM = PacePolicy(bearers={Precedence.ROUTINE: frozenset({"radio-relay"})})
+
+
+def satcom_or_two_relays(config: EngineConfig) -> tuple[Net, list[tuple[str, Precedence]]]:
+    """a and b joined by SATCOM, the cheaper path, and by radio relay through c."""
+    links = [FakeLink("a", "b", SATCOM), FakeLink("a", "c", RELAY), FakeLink("c", "b", RELAY)]
+    net = Net({"a": [], "b": [], "c": []}, links, config=config)
+    net.run(10)
+    carried: list[tuple[str, Precedence]] = []
+
+    def spy(sender: str, link: str, data: bytes) -> None:
+        frame = decode_frame(data[: -schedule.LINK_TAG_BYTES])
+        if isinstance(frame, DataFrame):
+            carried.append((link, frame.message.precedence))
+
+    net.tap(spy)
+    return net, carried
+
+
+def test_a_class_kept_off_a_bearer_routes_round_it() -> None:
+    """ROUTINE may not use SATCOM: a's shortest path to b is the SATCOM link, and ROUTINE
+    goes round by c over radio relay instead of waiting at a for a link it may not take;
+    FLASH still takes the shortest path. (Before, routes were the same for every class and
+    ROUTINE waited at a for as long as SATCOM was the cheaper way.)"""
+    net, carried = satcom_or_two_relays(EngineConfig(pace=NO_ROUTINE_ON_SATCOM))
+    assert net.engines["a"].router.next_hop(net.address("b")) == net.address("b")
+    net.submit("a", "b", b"routine", precedence=Precedence.ROUTINE, ttl=600)
+    net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=600)
+    net.run(10)
+    assert sorted(e.payload for e in net.delivered("b")) == [b"flash", b"routine"]
+    assert ("a-b", Precedence.ROUTINE) not in carried
+    assert {link for link, p in carried if p == Precedence.ROUTINE} == {"a-c", "c-b"}
+    assert {link for link, p in carried if p == Precedence.FLASH} == {"a-b"}
+
+
+def test_what_every_class_may_use_routes_as_before() -> None:
+    """No class kept off anything the network has: no links listed, one set of routes."""
+    net, carried = satcom_or_two_relays(EngineConfig())
+    net.submit("a", "b", b"routine", precedence=Precedence.ROUTINE, ttl=600)
+    net.run(10)
+    assert [e.payload for e in net.delivered("b")] == [b"routine"]
+    assert carried == [("a-b", Precedence.ROUTINE)]
+    assert all(not advert.links for advert in net.engines["a"].router.adverts.values())
+
+
+def test_a_relay_routes_a_class_by_the_links_others_advertise() -> None:
+    """c's own links are radio relay only; it learns from a's and b's adverts that their
+    edge goes by SATCOM alone, and routes ROUTINE from c to b directly, never by a."""
+    net, _ = satcom_or_two_relays(EngineConfig(pace=NO_ROUTINE_ON_SATCOM))
+    router = net.engines["c"].router
+    a, b = net.address("a"), net.address("b")
+    assert router.links_of(a) == {b: {"satcom-geo": 1}}
+    assert router.links_of(b) == {a: {"satcom-geo": 1}}
+    routine = frozenset({"radio-relay"})
+    assert router.class_next_hop(a, routine, routine.__contains__) == a
+    # A class that may use only SATCOM has no way from c at all.
+    satcom = frozenset({"satcom-geo"})
+    assert router.class_next_hop(b, satcom, satcom.__contains__) is None

@@ -40,6 +40,7 @@ from tawan.core.frames import (
     HelloFrame,
     RouteFrame,
     decode_frame,
+    encode_frame,
     pf_field,
 )
 from tawan.core.precedence import Precedence
@@ -123,6 +124,8 @@ def check_layer_equals_decoded(packet: Packet, data: bytes) -> FrameType:
             frame.origin, frame.lsa_seq, frame.signature,
         )  # fmt: skip
         assert tuple((n.neighbour, n.cost) for n in body.adjacency) == frame.adjacency
+        links = tuple((x.neighbour, x.bearer.decode(), x.cost) for x in body.links or ())
+        assert links == frame.links
     else:  # pragma: no cover - the run sends no others
         pytest.fail(f"unexpected frame {frame!r}")
     assert Raw not in packet  # nothing left over
@@ -238,6 +241,14 @@ def test_another_version_or_type_keeps_its_header_and_shows_its_body_as_raw() ->
     assert packet[Tawan].type == FrameType.ACK and TawanAck not in packet and Raw in packet
     truncated = TawanLink(pseudo_header("l", "a", "b") + VECTOR_DATA[:3])
     assert Tawan not in truncated and truncated[Raw].load == VECTOR_DATA[:3]
+
+
+def test_an_advert_with_links_dissects_them_and_rebuilds_to_its_bytes() -> None:
+    frame = RouteFrame(2, 9, 2, 7, ((3, 10),), bytes(64), ((3, "hf", 12), (3, "satcom-geo", 10)))
+    data = encode_frame(frame) + bytes(LINK_TAG_BYTES)
+    packet = TawanLink(pseudo_header("l", "a", "b") + data)
+    check_layer_equals_decoded(packet, data)
+    assert bytes(packet[Tawan]) == data
 
 
 # ================================================================== the recorder

@@ -132,6 +132,31 @@ def test_an_insider_cannot_forge_or_outbid_another_nodes_advert() -> None:
     assert [e.payload for e in net.delivered("c")] == [b"still reachable"]
 
 
+def test_an_insider_cannot_add_links_to_another_nodes_advert() -> None:
+    """The links an advert lists (routes per class, core/routing.py) are signed with it:
+    m hands on c's real advert with a SATCOM link added, and with the signature c made
+    over the advert without links; b keeps c's view as c signed it."""
+    net = abcm(m_to="b")
+    m = Insider(net, "m")
+    c = net.address("c")
+    held = net.engines["b"].router.adverts[c]
+    adjacency = tuple(sorted(held.adjacency.items()))
+    seq = held.seq + 1
+    real = net.engines["c"].keys.sign(advert_signed_bytes(c, seq, adjacency))  # c's own
+    neighbour, cost = adjacency[0]
+    added = ((neighbour, "satcom-geo", cost),)
+    m.send("b", RouteFrame(m.address, 0, c, seq, adjacency, real, added))
+    assert rejected(net, "b", "bad-advert")
+    assert net.engines["b"].router.adverts[c].seq == held.seq
+    # Nor may links disagree with the adjacency they come with, even signed by c.
+    cheaper = ((neighbour, "satcom-geo", cost + 1),)
+    signed = net.engines["c"].keys.sign(advert_signed_bytes(c, seq, adjacency, cheaper))
+    m.send("b", RouteFrame(m.address, 0, c, seq, adjacency, signed, cheaper))
+    found = rejected(net, "b", "bad-advert")
+    assert any("disagree with its adjacency" in e.detail for e in found)
+    assert net.engines["b"].router.links_of(c) == {}
+
+
 def test_adverts_of_non_roster_origins_are_not_kept() -> None:
     net = abcm(m_to="b")
     m = Insider(net, "m")

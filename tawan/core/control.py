@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -31,7 +31,7 @@ from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
 from tawan.core.liveness import HELLO_WIRE_BYTES, PROBE_WAITS, LinkTimers
 from tawan.core.neighbours import LOSS_TELL_GAP_S, LOSS_TELL_STEP, Adjacency, NeighbourTable
 from tawan.core.queues import NeighbourQueue
-from tawan.core.routing import Router, differs, seq_newer
+from tawan.core.routing import Router, differs, links_differ, seq_newer
 from tawan.core.specs import EngineConfig, Keys
 from tawan.core.states import Input
 from tawan.core.stats import EngineStats
@@ -67,6 +67,7 @@ class ControlPlane:
     _deferred_adverts: dict[int, tuple[RouteFrame, Adjacency]]
     _advert_seq: int
     _advert_sent: tuple[tuple[int, int], ...] | None
+    _links_sent: dict[int, dict[str, int]]  # the links our last advert listed
     _advert_pending: bool
     _advert_forced: bool  # our own advert came back newer than ours: outbid it
     _advert_sent_at: float
@@ -276,11 +277,12 @@ class ControlPlane:
         OSPF): flooding alone would leave it without the adverts flooded before it came."""
         for origin, advert in sorted(self.router.adverts.items()):
             adjacency = tuple(sorted(advert.adjacency.items()))
-            frame = RouteFrame(self.me, 0, origin, advert.seq, adjacency, advert.signature)
+            links = _links_tuple(advert.links)
+            frame = RouteFrame(self.me, 0, origin, advert.seq, adjacency, advert.signature, links)
             self.tx.control(adj, frame)
 
     def _topology_changed(self) -> None:
-        if self.router.update_local(self.neighbours.up_neighbours()):
+        if self.router.update_local(self.neighbours.up_neighbours(), self.neighbours.up_links()):
             self._advert_pending = True
             self._reroute()
 
@@ -316,7 +318,11 @@ class ControlPlane:
         if any(roster.node_at(n) is None for n, _ in frame.adjacency):
             self._reject_from(adj, "bad-advert", f"advert of {origin} names non-nodes")
             return
-        signed = advert_signed_bytes(origin, seq, frame.adjacency)
+        problem = _links_problem(frame)
+        if problem is not None:
+            self._reject_from(adj, "bad-advert", f"advert of {origin}: {problem}")
+            return
+        signed = advert_signed_bytes(origin, seq, frame.adjacency, frame.links)
         if not self.keys.verify(origin, signed, frame.signature):
             self._reject_from(adj, "bad-advert", f"advert of {origin}: bad origin signature")
             return
@@ -326,8 +332,12 @@ class ControlPlane:
             self._advert_seq = seq
             self._advert_pending = self._advert_forced = True
             return
-        if self.router.update_advert(origin, seq, frame.adjacency, now, frame.signature):
-            onward = RouteFrame(self.me, 0, origin, seq, frame.adjacency, frame.signature)
+        if self.router.update_advert(
+            origin, seq, frame.adjacency, now, frame.signature, frame.links
+        ):
+            onward = RouteFrame(
+                self.me, 0, origin, seq, frame.adjacency, frame.signature, frame.links
+            )
             # Down the origin's shortest-path tree only: a neighbour whose parent on it is
             # another node hears it from that one, over the cheapest way, so an advert
             # crosses each link about once and a slow HF net only where it is the best
@@ -351,6 +361,16 @@ class ControlPlane:
             self.apply_revocation(notice, came_from=adj.neighbour)
         except RevocationError as exc:
             self._reject_from(adj, "bad-revocation", str(exc))
+
+    def _restricted_links(self) -> dict[int, dict[str, int]]:
+        """Our up links to each neighbour that one of them reaches by a bearer the PACE
+        policy restricts: what our adverts list (core/routing.py, "Routes per class")."""
+        pace = self.config.pace
+        return {
+            neighbour: by_bearer
+            for neighbour, by_bearer in self.router.my_links.items()
+            if neighbour in self.router.my_adjacency and any(pace.restricts(b) for b in by_bearer)
+        }
 
     def _up_adjacencies(self) -> list[Adjacency]:
         best = (self.forwarding.best(n) for n in self.neighbours.up_neighbours())
@@ -527,9 +547,12 @@ class ControlPlane:
             # a restart need the number, since the clock alone would not outbid it.
             self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
-        signature = self.keys.sign(advert_signed_bytes(self.me, self._advert_seq, adjacency))
-        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature)
+        links = _links_tuple(self._restricted_links())
+        signed = advert_signed_bytes(self.me, self._advert_seq, adjacency, links)
+        signature = self.keys.sign(signed)
+        frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature, links)
         self._advert_sent, self._advert_sent_at = adjacency, now
+        self._links_sent = self._restricted_links()
         if self.router.publish(dict(adjacency)):
             self._reroute()  # the trees are the network's now: group copies follow them
         for adj in self._up_adjacencies():
@@ -548,9 +571,17 @@ class ControlPlane:
             return True
         mine = self.router.my_adjacency
         sent = None if self._advert_sent is None else dict(self._advert_sent)
-        if not differs(mine, planned if sent is None else sent):
+        planned_links = self.config.planned_links.get(self.me, {})
+        links = self._restricted_links()
+        held_links = planned_links if sent is None else self._links_sent
+        if not differs(mine, planned if sent is None else sent) and not links_differ(
+            links, held_links
+        ):
             refresh = now >= self._advert_sent_at + self._refresh_s
-            return True if sent is not None and differs(sent, planned) and refresh else None
+            off_plan = sent is not None and (
+                differs(sent, planned) or links_differ(self._links_sent, planned_links)
+            )
+            return True if off_plan and refresh else None
         missing = planned.keys() - mine.keys()
         present = {n: planned[n] for n in mine.keys() & planned.keys()}
         if sent is None and missing and not differs(mine, present):
@@ -558,6 +589,27 @@ class ControlPlane:
             if len(waits) == len(missing) and max(waits) > now:
                 return max(waits)
         return True
+
+
+def _links_tuple(links: Mapping[int, Mapping[str, int]]) -> tuple[tuple[int, str, int], ...]:
+    return tuple(
+        (neighbour, bearer, cost)
+        for neighbour, by_bearer in sorted(links.items())
+        for bearer, cost in sorted(by_bearer.items())
+    )
+
+
+def _links_problem(frame: RouteFrame) -> str | None:
+    """What is wrong with an advert's links, or None: each must name a neighbour of its
+    adjacency, and each neighbour they name cost there the cheapest of its links."""
+    cheapest: dict[int, int] = {}
+    for neighbour, _, cost in frame.links:
+        cheapest[neighbour] = min(cost, cheapest.get(neighbour, cost))
+    costs = dict(frame.adjacency)
+    for neighbour, cost in cheapest.items():
+        if costs.get(neighbour) != cost:
+            return f"links to {neighbour} disagree with its adjacency"
+    return None
 
 
 def _skip_gap(adj: Adjacency) -> float:

@@ -19,7 +19,7 @@ import hashlib
 import random
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
@@ -133,7 +133,9 @@ class Engine(ControlPlane, CustodyRule):
         for spec in links:
             for peer in spec.peers:
                 self.neighbours.add(peer.node, spec.name, spec.profile, peer.endpoint)
-        self.router = Router(self.me, dict(config.static_routes), config.planned)
+        self.router = Router(
+            self.me, dict(config.static_routes), config.planned, config.planned_links
+        )
         self.guard = LinkGuard(self.me, keyring.link_key)
         self.reassembly = Reassembly(store, config.max_reassembly_bytes)
         self.numbering = Numbering(store, keyring.epoch_seconds)
@@ -250,6 +252,8 @@ class Engine(ControlPlane, CustodyRule):
         self._requeue_custody()
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
         self._advert_sent: tuple[tuple[int, int], ...] | None = None
+        self._links_sent: dict[int, dict[str, int]] = {}
+        self._class_hop_for: dict[Hashable, dict[int, int]] = {}  # `_hop_for` of each class
 
     def _requeue_custody(self) -> None:
         """Queue what custody waits for, per next hop: each queue reads its first turns
@@ -1012,14 +1016,19 @@ class Engine(ControlPlane, CustodyRule):
         router = self.router
         hops = {dst: hop for dst in router.reached() if (hop := router.next_hop(dst)) is not None}
         before, self._hop_for = self._hop_for, hops
+        classes = router.class_routes() if router.class_routes_asked() else {}
+        class_before, self._class_hop_for = self._class_hop_for, classes
         if self.forwarding.floods or self.store_problem is not None:
             return
         left: dict[int, set[int]] = {}  # old hop, still up -> destinations it lost
-        for dst, old in before.items():
-            new = hops.get(dst)
-            moved = new is not None and new != old and old in self.queues
-            if moved and self.forwarding.best(old) is not None:
-                left.setdefault(old, set()).add(dst)
+        changes = [(before, hops)]  # and those of each class (core/routing.py)
+        changes += [(class_before.get(key, {}), now) for key, now in classes.items()]
+        for was, now in changes:
+            for dst, old in was.items():
+                new = now.get(dst)
+                moved = new is not None and new != old and old in self.queues
+                if moved and self.forwarding.best(old) is not None:
+                    left.setdefault(old, set()).add(dst)
         for old, dsts in left.items():
             queue = self.queues[old]
             for stored in self.store.pending_rows_for(old):

@@ -63,6 +63,9 @@ class Forwarding:
         self.contacts = None if contacts is None else ContactRouting(me, contacts, router, pace)
         self._pins: dict[MessageId, Pin] = {}
         self._wakes: dict[int, float] = {}  # destination -> when a message held for it may go
+        # Route classes by (precedence, which largest sizes it is over), for these bearers.
+        self._class_bearers: frozenset[str] | None = None
+        self._classes: dict[tuple[Precedence, tuple[bool, ...]], frozenset[str] | None] = {}
 
     # ------------------------------------------------------------------ next hops
     def next_hops(
@@ -74,12 +77,34 @@ class Forwarding:
         if roster.is_group(dst):
             members = [m for m in roster.members(dst) if m != src]
             return self.router.group_next_hops(src, members, came_from)
-        hop = self.router.next_hop(dst)
+        hop = self.hop(dst, parcel)
         if self.contacts is not None and parcel is not None:
             choice = self.by_plan(dst, hop, parcel, now)
             if choice is not None:
                 return self._follow(dst, choice, parcel, now)
         return set() if hop is None else {hop}
+
+    def hop(self, dst: int, parcel: Parcel | None) -> int | None:
+        """The next hop of a unicast message for `dst`: by the routes of its class when the
+        PACE policy keeps it off a bearer the network has (core/routing.py, "Routes per
+        class"), else by the routes of all."""
+        cls = None if parcel is None else self.route_class(parcel.precedence, parcel.size)
+        if cls is None:
+            return self.router.next_hop(dst)
+        return self.router.class_next_hop(dst, cls, cls.__contains__)
+
+    def route_class(self, precedence: Precedence, size: int) -> frozenset[str] | None:
+        """The bearers of the network a message of `precedence` and `size` may use, or
+        None when that is all of them (the common case: it routes as any other)."""
+        bearers = self.router.bearers()
+        if bearers is not self._class_bearers:
+            self._class_bearers, self._classes = bearers, {}
+        pace = self.pace
+        key = (precedence, tuple(size > most for most in pace.largest.values()))
+        if key not in self._classes:
+            allowed = frozenset(b for b in bearers if pace.allows(b, precedence, size))
+            self._classes[key] = None if allowed == bearers else allowed
+        return self._classes[key]
 
     # ------------------------------------------------------------------ the contact plan
     def by_plan(
@@ -111,7 +136,7 @@ class Forwarding:
             if names_link(choice.contact, a.link, a.profile)
         )  # fmt: skip
         if not links:  # the plan names a link this node does not have: not its to follow
-            hop = self.router.next_hop(dst)
+            hop = self.hop(dst, parcel)
             return set() if hop is None else {hop}
         if choice.waits(now):
             self._wakes[dst] = min(self._wakes.get(dst, math.inf), choice.depart_s)

@@ -14,6 +14,7 @@ docs/protocol.md describes each frame byte by byte.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -253,17 +254,35 @@ class RouteFrame:
     lsa_seq: int
     adjacency: tuple[tuple[int, int], ...]  # (neighbour address, cost)
     signature: bytes = b""
+    # (neighbour, bearer, cost) of every up link to each neighbour that one of them goes by
+    # a bearer the PACE policy restricts (routing.py "Routes per class"); () for none,
+    # and then the frame has no seventh field.
+    links: tuple[tuple[int, str, int], ...] = ()
     TYPE = FrameType.ROUTE
 
 
 ADVERT_LABEL: Final = b"tawan/advert/v1"
+ADVERT_LINKS_LABEL: Final = b"tawan/advert/v2"
 MAX_ADVERT_NEIGHBOURS: Final = 256
+MAX_ADVERT_LINKS: Final = 1024
+MAX_BEARER_NAME: Final = 32
+_BEARER_NAME: Final = re.compile(rb"[a-z0-9][a-z0-9-]*")
 
 
-def advert_signed_bytes(origin: int, lsa_seq: int, adjacency: Sequence[tuple[int, int]]) -> bytes:
-    """What the origin of an advert signs: a label, then its fields as in the frame."""
+def advert_signed_bytes(
+    origin: int, lsa_seq: int, adjacency: Sequence[tuple[int, int]],
+    links: Sequence[tuple[int, str, int]] = (),
+) -> bytes:  # fmt: skip
+    """What the origin of an advert signs: a label, then its fields as in the frame (the
+    label of version 2, and the links, when it has links)."""
     flat = [n for pair in adjacency for n in pair]
-    return ADVERT_LABEL + msgpack.packb([origin, lsa_seq, flat])
+    if not links:
+        return ADVERT_LABEL + msgpack.packb([origin, lsa_seq, flat])
+    return ADVERT_LINKS_LABEL + msgpack.packb([origin, lsa_seq, flat, _flat_links(links)])
+
+
+def _flat_links(links: Sequence[tuple[int, str, int]]) -> list[object]:
+    return [x for n, bearer, cost in links for x in (n, bearer.encode("ascii"), cost)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,7 +533,10 @@ def _body(frame: Frame) -> list[object]:
         ]  # fmt: skip
     if isinstance(frame, RouteFrame):
         flat = [n for pair in frame.adjacency for n in pair]
-        return [frame.origin, frame.lsa_seq, flat, frame.signature]
+        fields = [frame.origin, frame.lsa_seq, flat, frame.signature]
+        if frame.links:
+            fields.append(_flat_links(frame.links))
+        return fields
     if isinstance(frame, RevokeFrame):
         return [frame.notice]
     return [
@@ -650,9 +672,10 @@ def decode_frame(data: bytes) -> Frame:
     if type(fields) is not list:
         raise FrameDecodeError(f"frame: expected an array, found {type(fields).__name__}")
     expected = _FIELD_COUNTS[ftype]
-    if len(fields) != expected:
+    if len(fields) != expected and len(fields) != expected + OPTIONAL_FIELDS.get(ftype, 0):
+        also = " (7 with links)" if ftype is FrameType.ROUTE else ""
         raise FrameDecodeError(
-            f"{ftype.name} frame: expected {expected} fields, found {len(fields)}"
+            f"{ftype.name} frame: expected {expected}{also} fields, found {len(fields)}"
         )
     sender = _int(fields[0], "frame sender", 1, U16)
     counter = _int(fields[1], "frame counter", 0, U32)
@@ -743,7 +766,28 @@ def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
         for i in range(0, len(flat), 2)
     )
     signature = _bytes(f[3], "route signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
-    return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature)
+    links = _decode_links(f[4]) if len(f) > 4 else ()
+    return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature, links)
+
+
+def _decode_links(value: object) -> tuple[tuple[int, str, int], ...]:
+    flat = _list(value, "route links", 3, 3 * MAX_ADVERT_LINKS)
+    if not flat:  # one encoding per advert: no links, no seventh field
+        raise FrameDecodeError("route links: expected at least one link in a seventh field")
+    links = []
+    for i in range(0, len(flat), 3):
+        name = _bytes(flat[i + 1], "route link bearer", 1, MAX_BEARER_NAME)
+        if _BEARER_NAME.fullmatch(name) is None:
+            raise FrameDecodeError(
+                f"route link bearer: expected lower-case letters, digits and dashes, "
+                f"found {name!r}"
+            )
+        neighbour = _int(flat[i], "route link neighbour", 1, U16)
+        cost = _int(flat[i + 2], "route link cost", 1, U16)
+        links.append((neighbour, name.decode("ascii"), cost))
+    if len({(n, b) for n, b, _ in links}) != len(links):
+        raise FrameDecodeError("route links: a (neighbour, bearer) named twice")
+    return tuple(links)
 
 
 def _decode_batch(sender: int, counter: int, f: list[object]) -> BatchFrame:
@@ -801,6 +845,8 @@ _FIELD_COUNTS: Final = {
 FIELD_COUNTS: Final[Mapping[FrameType, int]] = _FIELD_COUNTS
 """Fields in each frame type's array (sender and counter included): what `tawan.core.screen`
 checks before any decoding."""
+OPTIONAL_FIELDS: Final[Mapping[FrameType, int]] = {FrameType.ROUTE: 1}
+"""Fields a frame type may have beyond `FIELD_COUNTS`, at the end: a ROUTE's links."""
 
 _DECODERS: Final[dict[FrameType, Callable[[int, int, list[object]], Frame]]] = {
     FrameType.DATA: _decode_data,

@@ -177,6 +177,17 @@ class NeighbourTable:
             return None
         return min(candidates, key=lambda a: (a.cost, -a.profile.rate_bps, a.link))
 
+    def up_links(self) -> dict[int, dict[str, int]]:
+        """Each reachable neighbour's up links by bearer (the profile's name), each at its
+        cost (the cheapest of two links of one bearer)."""
+        links: dict[int, dict[str, int]] = {}
+        for adj in self.adjacencies.values():
+            if adj.up and adj.peer is not None:
+                by_bearer = links.setdefault(adj.neighbour, {})
+                name = adj.profile.name
+                by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
+        return links
+
     def up_neighbours(self) -> dict[int, int]:
         """Each reachable neighbour with its cheapest link cost, for link-state adverts."""
         costs: dict[int, int] = {}

@@ -60,6 +60,13 @@ class PacePolicy:
             return False
         return all(size <= most for n, most in self.largest.items() if covers(n, bearer))
 
+    def restricts(self, bearer: str) -> bool:
+        """Whether some message may not go over `bearer`: a precedence whose bearers leave
+        it out, or a largest size for it."""
+        if any(not any(covers(n, bearer) for n in names) for names in self.bearers.values()):
+            return True
+        return any(covers(n, bearer) for n in self.largest)
+
     @property
     def unrestricted(self) -> bool:
         return not self.bearers and not self.largest

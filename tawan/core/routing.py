@@ -9,17 +9,33 @@ plan, every node advertises all its links. Each node builds the same graph from 
 the adverts and runs Dijkstra. Unicast goes to the first hop of the shortest path; a group
 message follows the shortest-path tree rooted at its source, so each branch gets one copy
 however many members lie beyond it.
+
+Routes per class. The PACE policy (tawan.core.pace) may keep a message off some bearers (by
+its precedence, or its size: no imagery over HF). A message whose class may use every
+bearer the network has follows the routes above; one that may not follows shortest paths
+over a graph of its class (`class_next_hop`): each edge at the cheapest of its links the
+class may use, and gone where it may use none, so such a message goes round a bearer it may
+not take instead of waiting at the node before it. Where each link of an edge goes by which
+bearer is known from the links an advert lists with its adjacency (a node lists every link
+to each neighbour that one of its links reaches by a bearer the policy restricts), else
+from the plan's links (`planned_links`); an edge nobody lists goes by bearers no class is
+kept off, and every class takes it. Group messages follow the trees of every class alike,
+and the policy is applied at each hop (tawan.core.forwarding).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
+
+_K = TypeVar("_K")
 
 Graph = dict[int, dict[int, int]]
 """node -> neighbour -> cost, both ways."""
+Links = Mapping[int, Mapping[str, int]]
+"""A node's links by neighbour: neighbour -> bearer (the link profile's name) -> cost."""
 
 PLANNED_REFRESH: Final = 20
 """With a signal plan, adverts (only those that differ from it) are refreshed every this
@@ -27,7 +43,7 @@ many `advert_interval`s: each crosses every link of the network, the HF nets too
 node's deviation refreshed every 30 s took 6 % of a 2.4 kbit/s net in a 49-node brigade."""
 
 
-def differs(a: Mapping[int, int], b: Mapping[int, int]) -> bool:
+def differs(a: Mapping[_K, int], b: Mapping[_K, int]) -> bool:
     """Whether two views of a node's links differ enough to tell the network: another set of
     neighbours, or a cost that halved or doubled (loss measured on a jammed link moves the
     cost a little all the time; flooding each move would cost more than it gains)."""
@@ -36,12 +52,21 @@ def differs(a: Mapping[int, int], b: Mapping[int, int]) -> bool:
     return any(max(cost, b[n]) >= 2 * min(cost, b[n]) for n, cost in a.items())
 
 
+def links_differ(a: Mapping[int, Mapping[str, int]], b: Mapping[int, Mapping[str, int]]) -> bool:
+    """Whether two listings of links by bearer differ enough to tell the network: other
+    links, or a cost that halved or doubled (as `differs` for the adjacency)."""
+    if a.keys() != b.keys():
+        return True
+    return any(differs(links, b[n]) for n, links in a.items())
+
+
 @dataclass(slots=True)
 class Advert:
     seq: int
     adjacency: dict[int, int]
     received_at: float
     signature: bytes = b""  # the origin's, kept so the advert can be handed on as it came
+    links: dict[int, dict[str, int]] = field(default_factory=dict)  # as it lists them
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -55,8 +80,10 @@ class Router:
     address: int
     static_routes: Mapping[int, int] = field(default_factory=dict)  # destination -> via
     planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)  # the signal plan
+    planned_links: Mapping[int, Links] = field(default_factory=dict)  # the plan's, by bearer
     adverts: dict[int, Advert] = field(default_factory=dict)
     my_adjacency: dict[int, int] = field(default_factory=dict)
+    my_links: dict[int, dict[str, int]] = field(default_factory=dict)  # every up link of ours
     # What the network holds of our links: our last advert (None: none sent, the plan).
     published: dict[int, int] | None = None
     version: int = 0
@@ -65,14 +92,23 @@ class Router:
     _first_hops: dict[int, int] | None = None
     _own_tree: Tree | None = None
     _trees: dict[int, Tree] = field(default_factory=dict)  # src -> its tree on shared_graph
+    _class_hops: dict[Hashable, dict[int, int]] = field(default_factory=dict)
+    _class_allows: dict[Hashable, Callable[[str], bool]] = field(default_factory=dict)
+    _bearers: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ updates
-    def update_local(self, adjacency: Mapping[int, int]) -> bool:
-        """Our own reachable neighbours changed; True if anything differs."""
-        if dict(adjacency) == self.my_adjacency:
+    def update_local(self, adjacency: Mapping[int, int], links: Links | None = None) -> bool:
+        """Our own reachable neighbours changed (and, given, our up links by bearer); True
+        if anything differs."""
+        mine = {n: dict(b) for n, b in links.items()} if links is not None else self.my_links
+        if dict(adjacency) == self.my_adjacency and mine == self.my_links:
             return False
-        self.my_adjacency = dict(adjacency)
-        self._invalidate()
+        if mine != self.my_links:
+            self.my_links = mine
+            self._links_changed()
+        if dict(adjacency) != self.my_adjacency:
+            self.my_adjacency = dict(adjacency)
+            self._invalidate()
         return True
 
     def update_advert(
@@ -82,6 +118,7 @@ class Router:
         adjacency: Iterable[tuple[int, int]],
         now: float,
         signature: bytes = b"",
+        links: Iterable[tuple[int, str, int]] = (),
     ) -> bool:
         """A flooded advert; True if it is new (and must be flooded on)."""
         if origin == self.address:
@@ -89,8 +126,13 @@ class Router:
         known = self.adverts.get(origin)
         if known is not None and not seq_newer(seq, known.seq):
             return False
-        before = self.view(origin)
-        self.adverts[origin] = Advert(seq, dict(adjacency), now, signature)
+        before, links_before = self.view(origin), self.links_of(origin)
+        by_neighbour: dict[int, dict[str, int]] = {}
+        for neighbour, bearer, cost in links:
+            by_neighbour.setdefault(neighbour, {})[bearer] = cost
+        self.adverts[origin] = Advert(seq, dict(adjacency), now, signature, by_neighbour)
+        if by_neighbour != links_before:
+            self._links_changed()
         self._view_changed(origin, before)
         return True
 
@@ -129,6 +171,13 @@ class Router:
         self._first_hops = None
         self._own_tree = None
         self._trees.clear()
+        self._class_hops.clear()
+
+    def _links_changed(self) -> None:
+        """Some node's links by bearer changed: the routes of each class, and the bearers
+        the network has, are computed again when next asked for."""
+        self._class_hops.clear()
+        self._bearers = None
 
     def _view_changed(self, origin: int, before: Mapping[int, int]) -> None:
         """`origin`'s links as this node takes them went from `before` to `view(origin)`.
@@ -162,6 +211,7 @@ class Router:
         if not edges:
             return
         self.version += 1
+        self._class_hops.clear()
         common = self._shared
         for a, b, _, new in edges:
             if graph is not None:
@@ -230,6 +280,84 @@ class Router:
                 mine[nbr] = graph.setdefault(nbr, {})[self.address] = weight
         self._shared = graph
         return graph
+
+    def links_of(self, origin: int) -> Links:
+        """`origin`'s links by bearer as this node knows them: those its advert lists,
+        else the plan's (a neighbour not named: by bearers no class is kept off)."""
+        if origin == self.address:
+            return self.my_links
+        advert = self.adverts.get(origin)
+        if advert is not None:
+            return advert.links
+        return self.planned_links.get(origin, {})
+
+    def bearers(self) -> frozenset[str]:
+        """Every bearer a link of the network is known to go by (ours, the adverts', the
+        plan's): a class that may use them all routes as a message of no class."""
+        if self._bearers is None:
+            names = {b for links in self.my_links.values() for b in links}
+            for origin in self.adverts.keys() | self.planned_links.keys():
+                names.update(b for links in self.links_of(origin).values() for b in links)
+            self._bearers = frozenset(names)
+        return self._bearers
+
+    def class_next_hop(self, dst: int, key: Hashable, allows: Callable[[str], bool]) -> int | None:
+        """`next_hop` for a message of a class that may use only the bearers `allows`
+        accepts (`key` names the class, for the cache): shortest paths over the edges
+        it may take, at the cost of the cheapest link of each it may use."""
+        via = self.static_routes.get(dst)
+        if via is not None and via in self.my_adjacency:
+            return via
+        hops = self._class_hops.get(key)
+        if hops is None:
+            self._class_allows[key] = allows
+            hops = self._class_hops[key] = self._first_hops_over(self._class_graph(allows))
+        return hops.get(dst)
+
+    def class_routes_asked(self) -> bool:
+        return bool(self._class_allows)
+
+    def class_routes(self) -> dict[Hashable, dict[int, int]]:
+        """The first hops of every class asked for so far, as the routes are now."""
+        for key, allows in self._class_allows.items():
+            if key not in self._class_hops:
+                self._class_hops[key] = self._first_hops_over(self._class_graph(allows))
+        return dict(self._class_hops)
+
+    def _class_graph(self, allows: Callable[[str], bool]) -> Graph:
+        """`graph` with each edge some node lists links of at the cost of the cheapest its
+        class may use (both ends must claim it, at the dearer of their costs, as in
+        `graph`; our own edges first-hand), and without those it may use none of."""
+        me, base = self.address, self.graph()
+        graph = {node: dict(edges) for node, edges in base.items()}
+
+        def claim(a: int, b: int) -> int | None:
+            listed = self.links_of(a).get(b)
+            if listed is None:
+                return None if a == me else self.view(a).get(b)
+            costs = [cost for bearer, cost in listed.items() if allows(bearer)]
+            return min(costs) if costs else None
+
+        for origin in {me, *self.adverts, *self.planned_links}:
+            edges = base.get(origin, _NO_EDGES)
+            for nbr in self.links_of(origin):
+                if nbr not in edges or (nbr == me and origin != me):
+                    continue  # no edge to narrow; or ours, taken first-hand from our links
+                if origin == me:
+                    weight = claim(me, nbr)
+                else:
+                    here, there = claim(origin, nbr), claim(nbr, origin)
+                    weight = None if here is None or there is None else max(here, there)
+                _set_edge(graph, origin, nbr, weight)
+        return graph
+
+    def _first_hops_over(self, graph: Graph) -> dict[int, int]:
+        parents = Tree(graph, self.address).parents
+        hops: dict[int, int] = {}
+        for dst in parents:
+            if dst != self.address:
+                hops[dst] = self._first_hop(parents, dst, hops)
+        return hops
 
     def next_hop(self, dst: int) -> int | None:
         """The neighbour to hand a unicast message for `dst` to, or None (hold it)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from crypto.schedule import LINK_TAG_BYTES
-from tawan.core.frames import FIELD_COUNTS, U16, VERSION
+from tawan.core.frames import FIELD_COUNTS, OPTIONAL_FIELDS, U16, VERSION
 
 TOO_SHORT: Final = "too-short"
 BAD_VERSION: Final = "bad-version"
@@ -28,8 +28,17 @@ WRONG_SENDER: Final = "wrong-sender"
 SCREEN_REASONS: Final = (TOO_SHORT, BAD_VERSION, BAD_TYPE, BAD_SHAPE, UNKNOWN_SENDER, WRONG_SENDER)
 """Drop reasons the screen gives (metric labels), in the order it checks."""
 
-_COUNTS: Final = tuple(next((n for t, n in FIELD_COUNTS.items() if t == i), 0) for i in range(16))
-"""Field count by type nibble, 0 for a nibble that is no frame type."""
+
+def _field_counts(nibble: int) -> frozenset[int]:
+    for ftype, count in FIELD_COUNTS.items():
+        if ftype == nibble:
+            return frozenset(range(count, count + OPTIONAL_FIELDS.get(ftype, 0) + 1))
+    return frozenset()
+
+
+_COUNTS: Final = tuple(_field_counts(i) for i in range(16))
+"""Field counts by type nibble (a ROUTE may have a seventh), empty for a nibble that is no
+frame type."""
 _UINT_WIDTH: Final = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
 """msgpack integer markers and their widths; a signed one holding a negative is no address."""
 
@@ -53,16 +62,16 @@ class FrameScreen:
         kind = buffer[0]
         if kind >> 4 != VERSION:
             return BAD_VERSION
-        count = _COUNTS[kind & 0xF]
-        if not count:
+        counts = _COUNTS[kind & 0xF]
+        if not counts:
             return BAD_TYPE
         # Every field takes at least a byte: kind, array header, fields, link tag.
-        if size < 2 + count + LINK_TAG_BYTES:
+        if size < 2 + min(counts) + LINK_TAG_BYTES:
             return TOO_SHORT
         head = buffer[1]
-        if head == 0x90 | count:
+        if head & 0xF0 == 0x90 and head & 0xF in counts:
             at = 2
-        elif head == 0xDC and buffer[2] == 0 and buffer[3] == count:
+        elif head == 0xDC and buffer[2] == 0 and buffer[3] in counts:
             at = 4
         else:
             return BAD_SHAPE
@@ -86,8 +95,8 @@ class FrameScreen:
         if peer is not None and (node := self.expected.get(peer)) is not None:
             sender = _shortest_uint(node)
         found: set[bytes] = set()
-        for kind, count in enumerate(_COUNTS):
-            if count:
+        for kind, counts in enumerate(_COUNTS):
+            for count in counts:
                 head = VERSION << 4 | kind
                 found.add(bytes((head, 0x90 | count)) + sender)
                 found.add(bytes((head, 0xDC, 0, count)) + sender)

@@ -43,7 +43,9 @@ DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iri
 TRANSPORTS: Final = ("udp", "tcp", "kiss", "s5066")
 DURABILITIES: Final = ("process", "power")
 # Set from other tables, not from [engine]:
-ENGINE_RESERVED: Final = frozenset({"static_routes", "planned", "pace", "contacts"})
+ENGINE_RESERVED: Final = frozenset(
+    {"static_routes", "planned", "planned_links", "pace", "contacts"}
+)
 S5066_MTU_MAX: Final = 2048
 """A general-purpose 5066 node's MTU (Ed.3 A.2.1.3); tawan's unicast is ARQ, which only such
 a node carries (larger MTUs are for broadcast-only nodes)."""

@@ -636,8 +636,9 @@ def decode_message(data: bytes) -> Message:
 
 def decode_frame(data: bytes) -> Frame:
     """Parse a frame without its link tag; raises FrameDecodeError for anything invalid."""
-    if len(data) < 2 or len(data) > MAX_FRAME_BYTES:
-        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {len(data)}")
+    size = len(data)
+    if size < 2 or size > MAX_FRAME_BYTES:
+        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {size}")
     kind = data[0]
     if kind >> 4 != VERSION:
         raise FrameDecodeError(f"frame version: expected {VERSION}, found {kind >> 4}")
@@ -654,8 +655,12 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameDecodeError(
             f"{ftype.name} frame: expected {expected} fields, found {len(fields)}"
         )
-    sender = _int(fields[0], "frame sender", 1, U16)
-    counter = _int(fields[1], "frame counter", 0, U32)
+    sender, counter = fields[0], fields[1]
+    if not (
+        type(sender) is int and 1 <= sender <= U16 and type(counter) is int and 0 <= counter <= U32
+    ):  # checked inline first, as `_mid` does: only a bad frame takes the path that says why
+        sender = _int(sender, "frame sender", 1, U16)
+        counter = _int(counter, "frame counter", 0, U32)
     return _DECODERS[ftype](sender, counter, fields[2:])
 
 

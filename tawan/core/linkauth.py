@@ -111,8 +111,8 @@ class LinkGuard:
         return counter
 
     def _reserved_counter(self, peer: int, epoch: int) -> int:
-        res_epoch, res_counter = _unpack_reservation(self.reserved.get(peer, 0))
-        return res_counter if res_epoch == epoch else 0
+        packed = self.reserved.get(peer, 0)  # epoch above, counter in the low 32 bits
+        return packed & 0xFFFF_FFFF if packed >> 32 == epoch else 0
 
     def protect(self, encoded: bytes, receiver: int, epoch: int) -> bytes:
         mac = self._mac(self.address, receiver, epoch)
@@ -291,7 +291,3 @@ class LinkGuard:
 
 def _pack_reservation(epoch: int, counter: int) -> int:
     return (epoch << 32) | counter
-
-
-def _unpack_reservation(packed: int) -> tuple[int, int]:
-    return packed >> 32, packed & 0xFFFF_FFFF

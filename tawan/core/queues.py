@@ -303,7 +303,7 @@ class NeighbourQueue:
         item.tries_here += 1
         self.lifecycle.move((item.mid, self.neighbour), Input.ALL_SENT)
         self.in_flight[item.mid] = item
-        self.flying[item.wire_mid] = item.mid
+        self.flying[item.wire or item.mid] = item.mid  # its `wire_mid`, without the call
         self.on_change(self.neighbour)
 
     def remove(self, mid: MessageId, why: Input = Input.ACKNOWLEDGED) -> Outgoing | None:
@@ -318,9 +318,10 @@ class NeighbourQueue:
             self.lifecycle.move((mid, self.neighbour), why)  # it waited on disk only
         if gone is not None:
             self.lifecycle.move((mid, self.neighbour), why)
-            if self.flying.get(gone.wire_mid) == mid:
-                del self.flying[gone.wire_mid]
-                self._unpark(gone.wire_mid)
+            wire = gone.wire_mid
+            if self.flying.get(wire) == mid:
+                del self.flying[wire]
+                self._unpark(wire)
             self.on_change(self.neighbour)
         return gone
 
@@ -333,7 +334,8 @@ class NeighbourQueue:
 
     def blocked(self, item: Outgoing) -> bool:
         """Another copy under the same wire id flies to this neighbour: wait for its fate."""
-        return self.flying.get(item.wire_mid, item.mid) != item.mid
+        mid = item.mid
+        return self.flying.get(item.wire or mid, mid) != mid  # `wire_mid`, without the call
 
     def get(self, mid: MessageId) -> Outgoing | None:
         return self.in_flight.get(mid) or self.waiting.get(mid)

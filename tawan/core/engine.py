@@ -776,7 +776,10 @@ class Engine(ControlPlane, CustodyRule):
     def _next_hops(
         self, msg: Message, came_from: int | None, mid: MessageId, size: int
     ) -> set[int]:
-        parcel = Parcel(mid, size, msg.precedence)
+        # The parcel only matters to a contact plan: without one, none is built per message.
+        parcel = (
+            Parcel(mid, size, msg.precedence) if self.forwarding.contacts is not None else None
+        )
         return self.forwarding.next_hops(
             self.keys.roster, msg.src, msg.dst, came_from, parcel, self._now
         )

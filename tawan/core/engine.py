@@ -1257,7 +1257,7 @@ class Engine(ControlPlane, CustodyRule):
             return []
 
     def _transmit(self, now: float) -> list[Transmit]:
-        if (self.store.dirty or self.guard.marks_dirty) and self._dirty_since is None:
+        if self._dirty_since is None and (self.store.dirty or self.guard.marks_dirty):
             self._dirty_since = now
         pending = self.numbering.reservation_pending
         due = pending or self.tx.acks_due(now) or self._commit_overdue(now)

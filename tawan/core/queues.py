@@ -290,7 +290,7 @@ class NeighbourQueue:
 
     def links(self) -> list[str]:
         """Links with (possibly stale) entries waiting; `peek` says which hold one."""
-        return [via for via, heap in self._heaps.items() if heap]
+        return list(filter(self._heaps.get, self._heaps))  # those whose heap is not empty
 
     def sent_all(self, item: Outgoing, now: float, deadline: float) -> None:
         """Every piece of `item` is on the air: wait for the acknowledgement."""

@@ -154,6 +154,7 @@ class Engine(ControlPlane, CustodyRule):
             self.me, self.router, self.neighbours, self.tx, config.pace, config.contacts
         )
         self.tx.link_for = self.forwarding.link_for
+        self.tx.best_link = self.forwarding.best  # no longer through `_best_link`
         self._events: deque[Event] = deque()
         self._init_custody_rule()
         self._init_control(links, now)
@@ -811,7 +812,8 @@ class Engine(ControlPlane, CustodyRule):
         self.forwarding.hand(hop, item)
 
     def _best_link(self, neighbour: int) -> Adjacency | None:
-        return self.forwarding.best(neighbour)  # late bound: forwarding is built after tx
+        # Late bound: forwarding is built after tx, which then asks it directly.
+        return self.forwarding.best(neighbour)
 
     @property
     def queues(self) -> dict[int, NeighbourQueue]:

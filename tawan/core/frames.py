@@ -645,7 +645,7 @@ def decode_frame(data: bytes) -> Frame:
     ftype = _FRAME_TYPES.get(kind & 0xF)
     if ftype is None:
         raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}")
-    if ftype in (FrameType.NET, FrameType.NET_FRAG):
+    if ftype in _NET_TYPES:
         raise FrameDecodeError(f"{ftype.name} frame: its tags follow its array (decode_net_frame)")
     fields = _unpack(data[1:])
     if type(fields) is not list:
@@ -791,6 +791,7 @@ def _decode_setup(sender: int, counter: int, f: list[object]) -> SetupFrame:
 
 
 _FRAME_TYPES: Final = {int(t): t for t in FrameType}
+_NET_TYPES: Final = frozenset((FrameType.NET, FrameType.NET_FRAG))  # their tags follow them
 _FIELD_COUNTS: Final = {
     FrameType.DATA: 10,
     FrameType.FRAG: 8,

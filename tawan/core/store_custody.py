@@ -298,6 +298,8 @@ class Custody(StoreBase):
             for src, epoch, seq, precedence, size, prev_hop, expires in rows:
                 removed.add((src, epoch, seq))
                 self._tally(precedence, src, prev_hop, size, expires, -1)
+            if len(rows) == len(batch):
+                continue  # each of them gone (the rows are distinct ids of the batch)
             rest = [mid for mid in batch if mid not in removed]  # other hops still pending
             if rest:
                 rows = cur.execute(*_each(sql.delete_hop_each, rest, next_hop)).fetchall()

@@ -249,6 +249,8 @@ class Transmitter:
         one acknowledgement per message takes 7 % of the rate; held, one frame carries a run
         of them (bench/hf_goodput.py)."""
         delay = self.config.ack_delay
+        if self._ack_due is not None and self._ack_due <= now + delay:
+            return  # due before any hold would make it: the common case, a run of them
         adj = self.best_link(neighbour)
         if adj is not None and adj.profile.rate_bps <= ACK_HOLD_BELOW_BPS:
             frame_s = adj.profile.mtu * 8 / adj.profile.rate_bps

@@ -141,7 +141,12 @@ class Message:
         return associated_data(*self.header_fields())
 
     def fields(self) -> list[object]:
-        return [*self.header_fields(), self.hops, self.ciphertext]
+        # `header_fields()`, then the hop count and the ciphertext (one list, not two: every
+        # message taken into custody is encoded from these).
+        pf = pf_field(self.precedence, self.flags)
+        return [
+            self.src, self.dst, self.seq, pf, self.created, self.ttl, self.hops, self.ciphertext
+        ]  # fmt: skip
 
     def encode(self) -> bytes:
         """The message alone, as stored and as reassembled from fragments."""

@@ -719,7 +719,7 @@ def _decode_ack(sender: int, counter: int, f: list[object]) -> AckFrame:
             raise FrameDecodeError(
                 f"acknowledged run: expected seq + length - 1 <= {U32}, found {seq} + {count} - 1"
             )
-        acks.extend((src, epoch, seq + k) for k in range(count))
+        acks.extend([(src, epoch, seq + k) for k in range(count)])
     flat = _list(f[1], "fragment states", 4, 4 * MAX_ACKS)
     partial = tuple(
         FragState(

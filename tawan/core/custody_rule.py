@@ -154,11 +154,12 @@ class CustodyRule:
             return False
         except StoreError:
             return True  # already in custody here (a copy that came round): a duplicate
-        if hops and self.keys.roster.is_group(msg.dst) and not self.forwarding.floods:
+        group = bool(hops) and self.keys.roster.is_group(msg.dst)  # asked once: most are not
+        if group and not self.forwarding.floods:
             # Kept for the members beyond today's routes, and while views settle.
             self.store.also_hold(mid)
             self._hold_to_settle(mid, msg.dst, hops, came_from, now)
-        elif hops and self._still_unreached(msg.dst):
+        elif group and self._still_unreached(msg.dst):
             self.store.also_hold(mid)  # the members beyond today's routes get it later
         for old in evicted:
             self._evicted(old, msg.precedence, now)

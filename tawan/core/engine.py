@@ -156,6 +156,7 @@ class Engine(ControlPlane, CustodyRule):
             self.me, self.router, self.neighbours, self.tx, config.pace, config.contacts
         )
         self.tx.link_for = self.forwarding.link_for
+        self.tx.best_link = self.forwarding.best  # no longer through `_best_link`
         self._events: deque[Event] = deque()
         self._init_custody_rule()
         self._init_control(links, now)
@@ -780,7 +781,10 @@ class Engine(ControlPlane, CustodyRule):
     def _next_hops(
         self, msg: Message, came_from: int | None, mid: MessageId, size: int
     ) -> set[int]:
-        parcel = Parcel(mid, size, msg.precedence)
+        # The parcel only matters to a contact plan: without one, none is built per message.
+        parcel = (
+            Parcel(mid, size, msg.precedence) if self.forwarding.contacts is not None else None
+        )
         return self.forwarding.next_hops(
             self.keys.roster, msg.src, msg.dst, came_from, parcel, self._now
         )
@@ -812,7 +816,8 @@ class Engine(ControlPlane, CustodyRule):
         self.forwarding.hand(hop, item)
 
     def _best_link(self, neighbour: int) -> Adjacency | None:
-        return self.forwarding.best(neighbour)  # late bound: forwarding is built after tx
+        # Late bound: forwarding is built after tx, which then asks it directly.
+        return self.forwarding.best(neighbour)
 
     @property
     def queues(self) -> dict[int, NeighbourQueue]:
@@ -1263,7 +1268,7 @@ class Engine(ControlPlane, CustodyRule):
             return []
 
     def _transmit(self, now: float) -> list[Transmit]:
-        if (self.store.dirty or self.guard.marks_dirty) and self._dirty_since is None:
+        if self._dirty_since is None and (self.store.dirty or self.guard.marks_dirty):
             self._dirty_since = now
         pending = self.numbering.reservation_pending
         due = pending or self.tx.acks_due(now) or self._commit_overdue(now)

@@ -142,7 +142,12 @@ class Message:
         return associated_data(*self.header_fields())
 
     def fields(self) -> list[object]:
-        return [*self.header_fields(), self.hops, self.ciphertext]
+        # `header_fields()`, then the hop count and the ciphertext (one list, not two: every
+        # message taken into custody is encoded from these).
+        pf = pf_field(self.precedence, self.flags)
+        return [
+            self.src, self.dst, self.seq, pf, self.created, self.ttl, self.hops, self.ciphertext
+        ]  # fmt: skip
 
     def encode(self) -> bytes:
         """The message alone, as stored and as reassembled from fragments."""
@@ -658,15 +663,16 @@ def decode_message(data: bytes) -> Message:
 
 def decode_frame(data: bytes) -> Frame:
     """Parse a frame without its link tag; raises FrameDecodeError for anything invalid."""
-    if len(data) < 2 or len(data) > MAX_FRAME_BYTES:
-        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {len(data)}")
+    size = len(data)
+    if size < 2 or size > MAX_FRAME_BYTES:
+        raise FrameDecodeError(f"frame: expected 2..{MAX_FRAME_BYTES} bytes, found {size}")
     kind = data[0]
     if kind >> 4 != VERSION:
         raise FrameDecodeError(f"frame version: expected {VERSION}, found {kind >> 4}")
     ftype = _FRAME_TYPES.get(kind & 0xF)
     if ftype is None:
         raise FrameDecodeError(f"frame type: unknown type {kind & 0xF}")
-    if ftype in (FrameType.NET, FrameType.NET_FRAG):
+    if ftype in _NET_TYPES:
         raise FrameDecodeError(f"{ftype.name} frame: its tags follow its array (decode_net_frame)")
     fields = _unpack(data[1:])
     if type(fields) is not list:
@@ -677,8 +683,12 @@ def decode_frame(data: bytes) -> Frame:
         raise FrameDecodeError(
             f"{ftype.name} frame: expected {expected}{also} fields, found {len(fields)}"
         )
-    sender = _int(fields[0], "frame sender", 1, U16)
-    counter = _int(fields[1], "frame counter", 0, U32)
+    sender, counter = fields[0], fields[1]
+    if not (
+        type(sender) is int and 1 <= sender <= U16 and type(counter) is int and 0 <= counter <= U32
+    ):  # checked inline first, as `_mid` does: only a bad frame takes the path that says why
+        sender = _int(sender, "frame sender", 1, U16)
+        counter = _int(counter, "frame counter", 0, U32)
     return _DECODERS[ftype](sender, counter, fields[2:])
 
 
@@ -732,7 +742,7 @@ def _decode_ack(sender: int, counter: int, f: list[object]) -> AckFrame:
             raise FrameDecodeError(
                 f"acknowledged run: expected seq + length - 1 <= {U32}, found {seq} + {count} - 1"
             )
-        acks.extend((src, epoch, seq + k) for k in range(count))
+        acks.extend([(src, epoch, seq + k) for k in range(count)])
     flat = _list(f[1], "fragment states", 4, 4 * MAX_ACKS)
     partial = tuple(
         FragState(
@@ -830,6 +840,7 @@ def _decode_setup(sender: int, counter: int, f: list[object]) -> SetupFrame:
 
 
 _FRAME_TYPES: Final = {int(t): t for t in FrameType}
+_NET_TYPES: Final = frozenset((FrameType.NET, FrameType.NET_FRAG))  # their tags follow them
 _FIELD_COUNTS: Final = {
     FrameType.DATA: 10,
     FrameType.FRAG: 8,

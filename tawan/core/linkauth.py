@@ -111,8 +111,8 @@ class LinkGuard:
         return counter
 
     def _reserved_counter(self, peer: int, epoch: int) -> int:
-        res_epoch, res_counter = _unpack_reservation(self.reserved.get(peer, 0))
-        return res_counter if res_epoch == epoch else 0
+        packed = self.reserved.get(peer, 0)  # epoch above, counter in the low 32 bits
+        return packed & 0xFFFF_FFFF if packed >> 32 == epoch else 0
 
     def protect(self, encoded: bytes, receiver: int, epoch: int) -> bytes:
         mac = self._mac(self.address, receiver, epoch)
@@ -193,21 +193,22 @@ class LinkGuard:
     def _accept(self, sender: int, epoch: int, counter: int, epoch_now: int) -> None:
         """The replay window and receive mark of an authentic frame: LinkReject("replay")
         for a counter seen before."""
-        window = self.windows.get((sender, epoch))
+        key = (sender, epoch)
+        window = self.windows.get(key)
         if window is None:
-            window = self.windows[(sender, epoch)] = ReplayWindow()
+            window = self.windows[key] = ReplayWindow()
             self._forget_old_windows(sender, epoch_now)
         highest = window.highest
         if not window.check_and_mark(counter):
-            unaware = sender if (sender, epoch) in self.restored else None
+            unaware = sender if key in self.restored else None
             raise LinkReject(
                 "replay", f"counter {counter} from {sender} already seen", unaware=unaware
             )
-        self.restored.discard((sender, epoch))
+        self.restored.discard(key)
         self.advanced = counter > highest
-        mark = self.marks.get((sender, epoch), -1)
+        mark = self.marks.get(key, -1)
         if counter > mark:
-            self.marks[(sender, epoch)] = min(counter + RECEIVE_MARK_BLOCK, 0xFFFF_FFFF)
+            self.marks[key] = min(counter + RECEIVE_MARK_BLOCK, 0xFFFF_FFFF)
             self.marks_dirty = True
         self.last_epoch[sender] = epoch
 
@@ -291,7 +292,3 @@ class LinkGuard:
 
 def _pack_reservation(epoch: int, counter: int) -> int:
     return (epoch << 32) | counter
-
-
-def _unpack_reservation(packed: int) -> tuple[int, int]:
-    return packed >> 32, packed & 0xFFFF_FFFF

@@ -58,7 +58,10 @@ class PacePolicy:
         names = self.bearers.get(precedence)
         if names is not None and not any(covers(n, bearer) for n in names):
             return False
-        return all(size <= most for n, most in self.largest.items() if covers(n, bearer))
+        for name, most in self.largest.items():  # the size first: most messages are short
+            if size > most and covers(name, bearer):
+                return False
+        return True
 
     def restricts(self, bearer: str) -> bool:
         """Whether some message may not go over `bearer`: a precedence whose bearers leave

@@ -241,11 +241,18 @@ class Custody(StoreBase):
             self._earliest.added(expires)
         else:
             self._earliest.removed(expires)
+        delta = sign * size
         self._counts[precedence] += sign
-        self._bytes[precedence] += sign * size
-        self._bytes_used += sign * size
-        _add(self._by_source, src, sign * size)
-        _add(self._by_prev_hop, prev_hop, sign * size)
+        self._bytes[precedence] += delta
+        self._bytes_used += delta
+        # The per-key tallies keep only keys that hold bytes (a loop, not a call per tally:
+        # two of these per message taken and per message gone).
+        for tally, key in ((self._by_source, src), (self._by_prev_hop, prev_hop)):
+            value = tally.get(key, 0) + delta
+            if value:
+                tally[key] = value
+            else:
+                tally.pop(key, None)
 
     def _untally(self, gone: StoredMessage) -> None:
         self._tally(gone.precedence, gone.mid[0], gone.prev_hop, gone.size, gone.expires, -1)
@@ -291,6 +298,8 @@ class Custody(StoreBase):
             for src, epoch, seq, precedence, size, prev_hop, expires in rows:
                 removed.add((src, epoch, seq))
                 self._tally(precedence, src, prev_hop, size, expires, -1)
+            if len(rows) == len(batch):
+                continue  # each of them gone (the rows are distinct ids of the batch)
             rest = [mid for mid in batch if mid not in removed]  # other hops still pending
             if rest:
                 rows = cur.execute(*_each(sql.delete_hop_each, rest, next_hop)).fetchall()
@@ -534,15 +543,6 @@ class Custody(StoreBase):
     def bytes_by_prev_hop(self) -> dict[int, int]:
         """Bytes in custody per previous hop (0: submitted here); absent when holding none."""
         return dict(self._by_prev_hop)
-
-
-def _add(tally: dict[int, int], key: int, delta: int) -> None:
-    """Add to a per-key byte tally, keeping only keys that hold bytes."""
-    value = tally.get(key, 0) + delta
-    if value:
-        tally[key] = value
-    else:
-        tally.pop(key, None)
 
 
 def _each(

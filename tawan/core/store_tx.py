@@ -97,6 +97,9 @@ def unwritable_reason(exc: sqlite3.Error) -> str | None:
     return None if code is None else _UNWRITABLE.get(code & 0xFF)
 
 
+_EXECUTE: Final = sqlite3.Cursor.execute
+
+
 class _Cursor(sqlite3.Cursor):
     """A cursor that hands failures to write (`unwritable_reason`) to its store, which rolls
     back and raises StoreUnwritable: every statement of every part is covered, so none can
@@ -106,7 +109,7 @@ class _Cursor(sqlite3.Cursor):
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
         try:
-            return super().execute(sql, parameters)
+            return _EXECUTE(self, sql, parameters)  # not super(): every statement comes here
         except sqlite3.Error as exc:
             self._failed(sql, exc)
             raise

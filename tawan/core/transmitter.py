@@ -204,16 +204,17 @@ class Transmitter:
     def _refresh(self, neighbour: int) -> None:
         """Recompute where `neighbour` is ready: a head waiting on the link, window open."""
         queue = self.queues[neighbour]
-        if queue.wants_refill():
-            adj = self.best_link(neighbour)
-            queue.refill(adj.link if adj is not None else "")
         ready = self._ready
         now_ready = set()
-        for via in queue.links():
-            if via in ready:
-                head = queue.peek(via)  # never a blocked one (`NeighbourQueue.peek`)
-                if head is not None and self._window_open(queue, head):
-                    now_ready.add(via)
+        if queue.waiting or queue.on_disk():  # else no head anywhere: ready nowhere
+            if queue.wants_refill():
+                adj = self.best_link(neighbour)
+                queue.refill(adj.link if adj is not None else "")
+            for via in queue.links():
+                if via in ready:
+                    head = queue.peek(via)  # never a blocked one (`NeighbourQueue.peek`)
+                    if head is not None and self._window_open(queue, head):
+                        now_ready.add(via)
         before = self._ready_on.get(neighbour)
         if before == now_ready:
             return  # the common case: a change that leaves the ready sets as they were
@@ -248,6 +249,8 @@ class Transmitter:
         one acknowledgement per message takes 7 % of the rate; held, one frame carries a run
         of them (bench/hf_goodput.py)."""
         delay = self.config.ack_delay
+        if self._ack_due is not None and self._ack_due <= now + delay:
+            return  # due before any hold would make it: the common case, a run of them
         adj = self.best_link(neighbour)
         if adj is not None and adj.profile.rate_bps <= ACK_HOLD_BELOW_BPS:
             frame_s = adj.profile.mtu * 8 / adj.profile.rate_bps

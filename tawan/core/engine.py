@@ -781,10 +781,9 @@ class Engine(ControlPlane, CustodyRule):
     def _next_hops(
         self, msg: Message, came_from: int | None, mid: MessageId, size: int
     ) -> set[int]:
-        # The parcel only matters to a contact plan: without one, none is built per message.
-        parcel = (
-            Parcel(mid, size, msg.precedence) if self.forwarding.contacts is not None else None
-        )
+        # The parcel matters only to a contact plan and to routes per class: with neither,
+        # none is built per message.
+        parcel = Parcel(mid, size, msg.precedence) if self.forwarding.wants_parcel() else None
         return self.forwarding.next_hops(
             self.keys.roster, msg.src, msg.dst, came_from, parcel, self._now
         )

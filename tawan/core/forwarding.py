@@ -66,6 +66,7 @@ class Forwarding:
         # Route classes by (precedence, which largest sizes it is over), for these bearers.
         self._class_bearers: frozenset[str] | None = None
         self._classes: dict[tuple[Precedence, tuple[bool, ...]], frozenset[str] | None] = {}
+        self._restricts = False  # whether the policy restricts one of `_class_bearers`
 
     # ------------------------------------------------------------------ next hops
     def next_hops(
@@ -93,12 +94,24 @@ class Forwarding:
             return self.router.next_hop(dst)
         return self.router.class_next_hop(dst, cls, cls.__contains__)
 
+    def wants_parcel(self) -> bool:
+        """Whether a message's precedence and size may change its next hop: a contact plan,
+        or a bearer of the network that the policy restricts (routes per class)."""
+        if self.contacts is not None:
+            return True
+        bearers = self.router.bearers()
+        if bearers is not self._class_bearers:
+            self._class_bearers, self._classes = bearers, {}
+            self._restricts = any(self.pace.restricts(b) for b in bearers)
+        return self._restricts
+
     def route_class(self, precedence: Precedence, size: int) -> frozenset[str] | None:
         """The bearers of the network a message of `precedence` and `size` may use, or
         None when that is all of them (the common case: it routes as any other)."""
         bearers = self.router.bearers()
         if bearers is not self._class_bearers:
             self._class_bearers, self._classes = bearers, {}
+            self._restricts = any(self.pace.restricts(b) for b in bearers)
         pace = self.pace
         key = (precedence, tuple(size > most for most in pace.largest.values()))
         if key not in self._classes:

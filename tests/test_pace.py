@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-from harness import FakeLink, Net
+from harness import FakeLink, Net, seeded_mission
 from test_engine import is_data, noise
 
 from crypto import schedule
@@ -180,3 +180,37 @@ def test_a_relay_routes_a_class_by_the_links_others_advertise() -> None:
     # A class that may use only SATCOM has no way from c at all.
     satcom = frozenset({"satcom-geo"})
     assert router.class_next_hop(b, satcom, satcom.__contains__) is None
+
+
+HF_NET = BearerProfile(name="hf", rate_bps=2_400, delay_s=0.5, mtu=256, cost=10.0)
+
+
+def test_with_a_plan_a_link_of_a_restricted_bearer_lost_is_advertised() -> None:
+    """With the signal plan, a node advertises only where it differs from it; a link of a
+    bearer the policy restricts (HF, by size) that goes, beside a cheaper one that stays,
+    changes none of its costs, and is advertised all the same: the others route each class
+    by it. Here a and b keep SATCOM and lose HF, and c learns so: the edge goes by no
+    restricted bearer now, so a lists no links."""
+    names = {"a": [], "b": [], "c": []}
+    roster, _ = seeded_mission(names, 1)
+    a, b, c = (roster.by_name(n).address for n in ("a", "b", "c"))  # type: ignore[union-attr]
+    planned = {a: {b: 1, c: 2}, b: {a: 1, c: 2}, c: {a: 2, b: 2}}
+    both = {"satcom-geo": 1, "hf": 10}
+    planned_links = {a: {b: both}, b: {a: both}}
+    config = EngineConfig(planned=planned, planned_links=planned_links)
+    hf = FakeLink("b", "a", HF_NET)
+    links = [FakeLink("a", "b", SATCOM), hf, FakeLink("a", "c", RELAY), FakeLink("c", "b", RELAY)]
+    net = Net(names, links, config=config)
+    net.run(30)
+    router_c = net.engines["c"].router
+    assert a not in router_c.adverts  # as planned: no advert
+    assert router_c.links_of(a) == {b: both}
+    hf.up = False
+    adj = net.engines["a"].neighbours.get(b, hf.name)
+    assert adj is not None
+    net.engines["a"]._set_up(adj, False)
+    net.run(5)
+    assert router_c.adverts[a].adjacency == {b: 1, c: 2}  # its costs as before
+    assert router_c.links_of(a) == {}
+    large = frozenset({"satcom-geo", "radio-relay"})  # a class kept off HF
+    assert net.engines["c"].forwarding.route_class(Precedence.ROUTINE, 5000) == large

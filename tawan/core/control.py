@@ -547,12 +547,12 @@ class ControlPlane:
             # a restart need the number, since the clock alone would not outbid it.
             self.store.set_state("advert-seq", self._advert_seq.to_bytes(8, "big"))
         adjacency = tuple(sorted(self.router.my_adjacency.items()))
-        links = _links_tuple(self._restricted_links())
+        listed = self._restricted_links()
+        links = _links_tuple(listed)
         signed = advert_signed_bytes(self.me, self._advert_seq, adjacency, links)
         signature = self.keys.sign(signed)
         frame = RouteFrame(self.me, 0, self.me, self._advert_seq, adjacency, signature, links)
-        self._advert_sent, self._advert_sent_at = adjacency, now
-        self._links_sent = self._restricted_links()
+        self._advert_sent, self._advert_sent_at, self._links_sent = adjacency, now, listed
         if self.router.publish(dict(adjacency)):
             self._reroute()  # the trees are the network's now: group copies follow them
         for adj in self._up_adjacencies():

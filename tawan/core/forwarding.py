@@ -99,20 +99,21 @@ class Forwarding:
         or a bearer of the network that the policy restricts (routes per class)."""
         if self.contacts is not None:
             return True
+        self._bearers_now()
+        return self._restricts
+
+    def _bearers_now(self) -> frozenset[str]:
+        """The network's bearers; when they changed, the classes are found afresh."""
         bearers = self.router.bearers()
         if bearers is not self._class_bearers:
             self._class_bearers, self._classes = bearers, {}
             self._restricts = any(self.pace.restricts(b) for b in bearers)
-        return self._restricts
+        return bearers
 
     def route_class(self, precedence: Precedence, size: int) -> frozenset[str] | None:
         """The bearers of the network a message of `precedence` and `size` may use, or
         None when that is all of them (the common case: it routes as any other)."""
-        bearers = self.router.bearers()
-        if bearers is not self._class_bearers:
-            self._class_bearers, self._classes = bearers, {}
-            self._restricts = any(self.pace.restricts(b) for b in bearers)
-        pace = self.pace
+        bearers, pace = self._bearers_now(), self.pace
         key = (precedence, tuple(size > most for most in pace.largest.values()))
         if key not in self._classes:
             allowed = frozenset(b for b in bearers if pace.allows(b, precedence, size))

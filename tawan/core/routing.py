@@ -352,7 +352,10 @@ class Router:
         return graph
 
     def _first_hops_over(self, graph: Graph) -> dict[int, int]:
-        parents = Tree(graph, self.address).parents
+        return self._first_hops_of(Tree(graph, self.address).parents)
+
+    def _first_hops_of(self, parents: Mapping[int, int]) -> dict[int, int]:
+        """First hop to every node a tree rooted here reaches."""
         hops: dict[int, int] = {}
         for dst in parents:
             if dst != self.address:
@@ -371,12 +374,7 @@ class Router:
     def _hops(self) -> dict[int, int]:
         """First hop to every reachable destination, computed once per change of view."""
         if self._first_hops is None:
-            parents = self.own_tree()
-            hops: dict[int, int] = {}
-            for dst in parents:
-                if dst != self.address:
-                    hops[dst] = self._first_hop(parents, dst, hops)
-            self._first_hops = hops
+            self._first_hops = self._first_hops_of(self.own_tree())
         return self._first_hops
 
     def own_tree(self) -> dict[int, int]:

@@ -3,6 +3,7 @@ and size may use, and a message with no such link up waits for one."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import pytest
@@ -191,7 +192,7 @@ def test_with_a_plan_a_link_of_a_restricted_bearer_lost_is_advertised() -> None:
     changes none of its costs, and is advertised all the same: the others route each class
     by it. Here a and b keep SATCOM and lose HF, and c learns so: the edge goes by no
     restricted bearer now, so a lists no links."""
-    names = {"a": [], "b": [], "c": []}
+    names: dict[str, list[str]] = {"a": [], "b": [], "c": []}
     roster, _ = seeded_mission(names, 1)
     a, b, c = (roster.by_name(n).address for n in ("a", "b", "c"))  # type: ignore[union-attr]
     planned = {a: {b: 1, c: 2}, b: {a: 1, c: 2}, c: {a: 2, b: 2}}
@@ -214,3 +215,31 @@ def test_with_a_plan_a_link_of_a_restricted_bearer_lost_is_advertised() -> None:
     assert router_c.links_of(a) == {}
     large = frozenset({"satcom-geo", "radio-relay"})  # a class kept off HF
     assert net.engines["c"].forwarding.route_class(Precedence.ROUTINE, 5000) == large
+
+
+def test_waiting_messages_follow_their_class_to_a_better_way_when_one_comes() -> None:
+    """ROUTINE waits at a for a slow relay through c (SATCOM barred); a direct radio relay
+    to b comes up, which changes the route of ROUTINE and not the routes of all (SATCOM
+    stays the shortest path): what waits for c moves to b at once. (A window of two keeps
+    the rest waiting at a rather than on the air.)"""
+    slow = dataclasses.replace(RELAY, rate_bps=2_400)
+    direct = FakeLink("b", "a", RELAY)
+    direct.up = False
+    links = [FakeLink("a", "b", SATCOM), FakeLink("a", "c", slow), FakeLink("c", "b", RELAY),
+             direct]  # fmt: skip
+    net = Net(
+        {"a": [], "b": [], "c": []},
+        links,
+        config=EngineConfig(pace=NO_ROUTINE_ON_SATCOM, window=2),
+    )
+    net.run(10)
+    carried: list[str] = []
+    net.tap(lambda sender, link, data: carried.append(link) if is_data(data) else None)
+    for i in range(20):
+        net.submit("a", "b", b"routine %d " % i + bytes(200), precedence=Precedence.ROUTINE,
+                   ttl=600)  # fmt: skip
+    net.run(1)
+    direct.up = True
+    net.run(30)
+    assert len(net.delivered("b")) == 20
+    assert carried.count("a-c") < 10 and carried.count("b-a") >= 10

@@ -19,7 +19,7 @@ import hashlib
 import random
 import sqlite3
 from collections import OrderedDict, deque
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Collection, Sequence
 
 from crypto.revocation import Revocation
 from crypto.roster import Roster
@@ -254,7 +254,6 @@ class Engine(ControlPlane, CustodyRule):
         self._advert_seq = int.from_bytes(self.store.get_state("advert-seq") or b"", "big")
         self._advert_sent: tuple[tuple[int, int], ...] | None = None
         self._links_sent: dict[int, dict[str, int]] = {}
-        self._class_hop_for: dict[Hashable, dict[int, int]] = {}  # `_hop_for` of each class
 
     def _requeue_custody(self) -> None:
         """Queue what custody waits for, per next hop: each queue reads its first turns
@@ -1020,13 +1019,10 @@ class Engine(ControlPlane, CustodyRule):
         router = self.router
         hops = {dst: hop for dst in router.reached() if (hop := router.next_hop(dst)) is not None}
         before, self._hop_for = self._hop_for, hops
-        classes = router.class_routes() if router.class_routes_asked() else {}
-        class_before, self._class_hop_for = self._class_hop_for, classes
+        changes = [(before, hops), *router.class_route_changes()]  # (core/routing.py)
         if self.forwarding.floods or self.store_problem is not None:
             return
         left: dict[int, set[int]] = {}  # old hop, still up -> destinations it lost
-        changes = [(before, hops)]  # and those of each class (core/routing.py)
-        changes += [(class_before.get(key, {}), now) for key, now in classes.items()]
         for was, now in changes:
             for dst, old in was.items():
                 new = now.get(dst)

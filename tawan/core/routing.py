@@ -94,6 +94,7 @@ class Router:
     _trees: dict[int, Tree] = field(default_factory=dict)  # src -> its tree on shared_graph
     _class_hops: dict[Hashable, dict[int, int]] = field(default_factory=dict)
     _class_allows: dict[Hashable, Callable[[str], bool]] = field(default_factory=dict)
+    _class_seen: dict[Hashable, dict[int, int]] = field(default_factory=dict)
     _bearers: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ updates
@@ -312,17 +313,21 @@ class Router:
         if hops is None:
             self._class_allows[key] = allows
             hops = self._class_hops[key] = self._first_hops_over(self._class_graph(allows))
+            self._class_seen.setdefault(key, hops)  # a class new since the last change
         return hops.get(dst)
 
-    def class_routes_asked(self) -> bool:
-        return bool(self._class_allows)
-
-    def class_routes(self) -> dict[Hashable, dict[int, int]]:
-        """The first hops of every class asked for so far, as the routes are now."""
+    def class_route_changes(self) -> list[tuple[dict[int, int], dict[int, int]]]:
+        """For every class asked for so far, its first hops as at the last call (or as
+        first computed since) and as the routes are now: what a change of routes moved,
+        class by class (`Engine._redirect`)."""
+        changes = []
         for key, allows in self._class_allows.items():
-            if key not in self._class_hops:
-                self._class_hops[key] = self._first_hops_over(self._class_graph(allows))
-        return dict(self._class_hops)
+            now = self._class_hops.get(key)
+            if now is None:
+                now = self._class_hops[key] = self._first_hops_over(self._class_graph(allows))
+            changes.append((self._class_seen.get(key, now), now))
+            self._class_seen[key] = now
+        return changes
 
     def _class_graph(self, allows: Callable[[str], bool]) -> Graph:
         """`graph` with each edge some node lists links of at the cost of the cheapest its

@@ -31,6 +31,7 @@ from emulator.record import Recorder
 from emulator.reroutes import Reroutes
 from emulator.traffic import Offer, Stream, streams
 from tawan.core.contacts import Contact, ContactPlan
+from tawan.core.control import restricted_links
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.events import Event
 from tawan.core.pace import PacePolicy
@@ -499,10 +500,10 @@ def signal_plan(
 def planned_links(
     links: Iterable[LinkModel], addresses: Mapping[str, int], pace: PacePolicy
 ) -> dict[int, dict[int, dict[str, int]]]:
-    """The signal plan's links by bearer, as the engines take them (core/routing.py,
-    "Routes per class"): for each two neighbours one of whose links goes by a bearer the
-    PACE policy restricts, every link between them, by the bearer's name, at the cost
-    `signal_plan` gives it."""
+    """The signal plan's links by bearer as the engines take them and as their adverts list
+    them (core/routing.py, "Routes per class"; `restricted_links`): for two neighbours one
+    of whose links goes by a bearer the PACE policy restricts, those links, and the
+    cheapest of the others, at the costs `signal_plan` gives them."""
     found: dict[int, dict[int, dict[str, int]]] = {}
     for model in links:
         cost, bearer = max(1, round(model.bearer.cost)), model.bearer.profile().name
@@ -511,12 +512,7 @@ def planned_links(
             for peer in model.peers_of(name):
                 by_bearer = mine.setdefault(addresses[peer], {})
                 by_bearer[bearer] = min(by_bearer.get(bearer, cost), cost)
-    restricted = {b for mine in found.values() for by in mine.values() for b in by}
-    restricted = {b for b in restricted if pace.restricts(b)}
-    return {
-        node: {n: by_bearer for n, by_bearer in mine.items() if restricted & by_bearer.keys()}
-        for node, mine in found.items()
-    }
+    return {node: restricted_links(mine, pace.restricts) for node, mine in found.items()}
 
 
 def contact_plan(

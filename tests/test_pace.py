@@ -12,6 +12,7 @@ from test_engine import is_data, noise
 
 from crypto import schedule
 from emulator.oracle import earliest_arrivals
+from tawan.core.control import restricted_links
 from tawan.core.engine import EngineConfig
 from tawan.core.frames import DataFrame, decode_frame
 from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
@@ -183,38 +184,46 @@ def test_a_relay_routes_a_class_by_the_links_others_advertise() -> None:
     assert router.class_next_hop(b, satcom, satcom.__contains__) is None
 
 
-HF_NET = BearerProfile(name="hf", rate_bps=2_400, delay_s=0.5, mtu=256, cost=10.0)
-
-
-def test_with_a_plan_a_link_of_a_restricted_bearer_lost_is_advertised() -> None:
-    """With the signal plan, a node advertises only where it differs from it; a link of a
-    bearer the policy restricts (HF, by size) that goes, beside a cheaper one that stays,
-    changes none of its costs, and is advertised all the same: the others route each class
-    by it. Here a and b keep SATCOM and lose HF, and c learns so: the edge goes by no
-    restricted bearer now, so a lists no links."""
+def test_with_a_plan_a_restricted_link_that_goes_is_advertised() -> None:
+    """With the signal plan, a node advertises only where it differs from it. a and b are
+    joined by SATCOM (cost 2), which ROUTINE may not use, and by a radio relay (cost 3):
+    the plan lists SATCOM and, as the cheapest of the others, the relay. SATCOM goes; no
+    cost of a halves or doubles (the cheapest link to b is now 3), and a advertises all the
+    same, for its listing changed: c learns that every class may take a-b, at 3."""
     names: dict[str, list[str]] = {"a": [], "b": [], "c": []}
     roster, _ = seeded_mission(names, 1)
     a, b, c = (roster.by_name(n).address for n in ("a", "b", "c"))  # type: ignore[union-attr]
-    planned = {a: {b: 1, c: 2}, b: {a: 1, c: 2}, c: {a: 2, b: 2}}
-    both = {"satcom-geo": 1, "hf": 10}
-    planned_links = {a: {b: both}, b: {a: both}}
-    config = EngineConfig(planned=planned, planned_links=planned_links)
-    hf = FakeLink("b", "a", HF_NET)
-    links = [FakeLink("a", "b", SATCOM), hf, FakeLink("a", "c", RELAY), FakeLink("c", "b", RELAY)]
+    planned = {a: {b: 2, c: 2}, b: {a: 2, c: 2}, c: {a: 2, b: 2}}
+    listed = {"satcom-geo": 2, "*": 3}  # SATCOM, and the relay as the cheapest of the others
+    config = EngineConfig(
+        pace=NO_ROUTINE_ON_SATCOM, planned=planned, planned_links={a: {b: listed}, b: {a: listed}}
+    )
+    satcom = FakeLink("a", "b", dataclasses.replace(SATCOM, cost=2.0))
+    relay = FakeLink("b", "a", dataclasses.replace(RELAY, cost=3.0))
+    links = [satcom, relay, FakeLink("a", "c", RELAY), FakeLink("c", "b", RELAY)]
     net = Net(names, links, config=config)
     net.run(30)
     router_c = net.engines["c"].router
     assert a not in router_c.adverts  # as planned: no advert
-    assert router_c.links_of(a) == {b: both}
-    hf.up = False
-    adj = net.engines["a"].neighbours.get(b, hf.name)
+    assert router_c.links_of(a) == {b: listed}
+    satcom.up = False
+    adj = net.engines["a"].neighbours.get(b, satcom.name)
     assert adj is not None
     net.engines["a"]._set_up(adj, False)
     net.run(5)
-    assert router_c.adverts[a].adjacency == {b: 1, c: 2}  # its costs as before
+    assert router_c.adverts[a].adjacency == {b: 3, c: 2}
     assert router_c.links_of(a) == {}
-    large = frozenset({"satcom-geo", "radio-relay"})  # a class kept off HF
-    assert net.engines["c"].forwarding.route_class(Precedence.ROUTINE, 5000) == large
+
+
+def test_a_restricted_link_dearer_than_another_is_not_listed() -> None:
+    """A class's cost of an edge is the cheapest link it may use: HF beside a cheaper
+    radio relay changes no class's routes, and is not listed (nor its coming and going
+    under a jammer advertised); HF alone, or cheapest, is."""
+    restricts = DEFAULT_PACE.restricts
+    assert restricted_links({2: {"radio-relay": 2, "hf": 10}}, restricts) == {}
+    assert restricted_links({2: {"hf": 10}}, restricts) == {2: {"hf": 10}}
+    both = {"radio-relay": 12, "hf": 10, "vhf": 15}
+    assert restricted_links({2: both}, restricts) == {2: {"hf": 10, "*": 12}}
 
 
 def test_waiting_messages_follow_their_class_to_a_better_way_when_one_comes() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -19,6 +19,7 @@ from crypto.roster import Roster
 from tawan.core.events import ClockJumped, Event, NeighbourChanged, RevocationApplied
 from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
+    OTHER_BEARERS,
     U32,
     HelloFlags,
     HelloFrame,
@@ -363,14 +364,11 @@ class ControlPlane:
             self._reject_from(adj, "bad-revocation", str(exc))
 
     def _restricted_links(self) -> dict[int, dict[str, int]]:
-        """Our up links to each neighbour that one of them reaches by a bearer the PACE
-        policy restricts: what our adverts list (core/routing.py, "Routes per class")."""
-        pace = self.config.pace
-        return {
-            neighbour: by_bearer
-            for neighbour, by_bearer in self.router.my_links.items()
-            if neighbour in self.router.my_adjacency and any(pace.restricts(b) for b in by_bearer)
-        }
+        """What our adverts list (core/routing.py, "Routes per class"; `restricted_links`)
+        of our up links, under the PACE policy."""
+        adjacency = self.router.my_adjacency
+        mine = {n: by for n, by in self.router.my_links.items() if n in adjacency}
+        return restricted_links(mine, self.config.pace.restricts)
 
     def _up_adjacencies(self) -> list[Adjacency]:
         best = (self.forwarding.best(n) for n in self.neighbours.up_neighbours())
@@ -589,6 +587,30 @@ class ControlPlane:
             if len(waits) == len(missing) and max(waits) > now:
                 return max(waits)
         return True
+
+
+def restricted_links(
+    links: Mapping[int, Mapping[str, int]], restricts: Callable[[str], bool]
+) -> dict[int, dict[str, int]]:
+    """Links by bearer as an advert lists them (docs/protocol.md 4.5): for each neighbour
+    with a link of a bearer `restricts` names cheaper than all its others, those links, and
+    the cheapest of the others under `OTHER_BEARERS`. Nothing for the rest: a class's cost
+    of an edge is the cheapest link it may use, so a restricted link dearer than one every
+    class may use changes no class's routes (a company's HF beside its radio relay), and
+    listing it, or its coming and going under a jammer, would flood adverts for nothing."""
+    listed: dict[int, dict[str, int]] = {}
+    for neighbour, by_bearer in links.items():
+        others = [cost for bearer, cost in by_bearer.items() if not restricts(bearer)]
+        cheapest = min(others, default=None)
+        kept = {
+            bearer: cost for bearer, cost in by_bearer.items()
+            if restricts(bearer) and (cheapest is None or cost < cheapest)
+        }  # fmt: skip
+        if kept:
+            if cheapest is not None:
+                kept[OTHER_BEARERS] = cheapest
+            listed[neighbour] = kept
+    return listed
 
 
 def _links_tuple(links: Mapping[int, Mapping[str, int]]) -> tuple[tuple[int, str, int], ...]:

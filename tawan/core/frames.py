@@ -259,9 +259,9 @@ class RouteFrame:
     lsa_seq: int
     adjacency: tuple[tuple[int, int], ...]  # (neighbour address, cost)
     signature: bytes = b""
-    # (neighbour, bearer, cost) of every up link to each neighbour that one of them goes by
-    # a bearer the PACE policy restricts (routing.py "Routes per class"); () for none,
-    # and then the frame has no seventh field.
+    # (neighbour, bearer, cost) of the up links to each neighbour that one of them goes by
+    # a bearer the PACE policy restricts (routing.py "Routes per class"): those links, and
+    # the cheapest of the others as bearer "*"; () for none, and then no seventh field.
     links: tuple[tuple[int, str, int], ...] = ()
     TYPE = FrameType.ROUTE
 
@@ -271,7 +271,10 @@ ADVERT_LINKS_LABEL: Final = b"tawan/advert/v2"
 MAX_ADVERT_NEIGHBOURS: Final = 256
 MAX_ADVERT_LINKS: Final = 1024
 MAX_BEARER_NAME: Final = 32
-_BEARER_NAME: Final = re.compile(rb"[a-z0-9][a-z0-9-]*")
+_BEARER_NAME: Final = re.compile(rb"[a-z0-9][a-z0-9-]*|\*")
+OTHER_BEARERS: Final = "*"
+"""The bearer name of a listed link that stands for a neighbour's links by bearers no class
+is kept off: the cheapest of them (docs/protocol.md 4.5)."""
 
 
 def advert_signed_bytes(
@@ -789,7 +792,7 @@ def _decode_links(value: object) -> tuple[tuple[int, str, int], ...]:
         name = _bytes(flat[i + 1], "route link bearer", 1, MAX_BEARER_NAME)
         if _BEARER_NAME.fullmatch(name) is None:
             raise FrameDecodeError(
-                f"route link bearer: expected lower-case letters, digits and dashes, "
+                f"route link bearer: expected lower-case letters, digits and dashes, or *, "
                 f"found {name!r}"
             )
         neighbour = _int(flat[i], "route link neighbour", 1, U16)

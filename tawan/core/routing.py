@@ -30,6 +30,8 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
+from tawan.core.frames import OTHER_BEARERS
+
 _K = TypeVar("_K")
 
 Graph = dict[int, dict[int, int]]
@@ -54,10 +56,13 @@ def differs(a: Mapping[_K, int], b: Mapping[_K, int]) -> bool:
 
 def links_differ(a: Mapping[int, Mapping[str, int]], b: Mapping[int, Mapping[str, int]]) -> bool:
     """Whether two listings of links by bearer differ enough to tell the network: other
-    links, or a cost that halved or doubled (as `differs` for the adjacency)."""
+    links (one came or went). Their costs travel with the next advert made for another
+    reason: a cost that matters to routes is the cheapest of a class's links, and a class
+    that may use a neighbour's cheapest link sees it in the adjacency already; a jammed HF
+    net's cost moving beside a radio relay flooded an advert each time it doubled."""
     if a.keys() != b.keys():
         return True
-    return any(differs(links, b[n]) for n, links in a.items())
+    return any(links.keys() != b[n].keys() for n, links in a.items())
 
 
 @dataclass(slots=True)
@@ -299,7 +304,7 @@ class Router:
             names = {b for links in self.my_links.values() for b in links}
             for origin in self.adverts.keys() | self.planned_links.keys():
                 names.update(b for links in self.links_of(origin).values() for b in links)
-            self._bearers = frozenset(names)
+            self._bearers = frozenset(names - {OTHER_BEARERS})
         return self._bearers
 
     def class_next_hop(self, dst: int, key: Hashable, allows: Callable[[str], bool]) -> int | None:
@@ -340,7 +345,9 @@ class Router:
             listed = self.links_of(a).get(b)
             if listed is None:
                 return None if a == me else self.view(a).get(b)
-            costs = [cost for bearer, cost in listed.items() if allows(bearer)]
+            costs = [
+                c for bearer, c in listed.items() if bearer == OTHER_BEARERS or allows(bearer)
+            ]
             return min(costs) if costs else None
 
         for origin in {me, *self.adverts, *self.planned_links}:

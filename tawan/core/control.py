@@ -217,7 +217,7 @@ class ControlPlane:
         adj.tx_loss = frame.rx_loss / 1000
         adj.hello_counted(frame.counter, frame.sent, now)
         adj.last_hello_ms, adj.last_hello_at = frame.time_ms, now
-        if self.forwarding.costs_measured(adj.neighbour):
+        if self.forwarding.costs_measured(adj.neighbour) and self._cost_moved_far(adj.neighbour):
             # Our own links as routes and adverts take them: the cost measured now, not
             # the one of when the neighbour last came up (a jam's, an hour after it ended).
             self._topology_changed()
@@ -236,6 +236,15 @@ class ControlPlane:
         elif self._loss_news(adj, now):
             adj.told_at = now
             self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
+
+    def _cost_moved_far(self, neighbour: int) -> bool:
+        """Whether `neighbour`'s cheapest up link now costs half or twice what our routes
+        take it for: a move that small changes few routes, and following each one (a net's
+        loss moves its cost by one now and then) cost a 495-node brigade a tenth of its
+        speed in routes computed again."""
+        known = self.router.my_adjacency.get(neighbour)
+        costs = [a.cost for a in self.neighbours.of(neighbour) if a.up and a.peer is not None]
+        return known is not None and bool(costs) and differs({0: known}, {0: min(costs)})
 
     def _loss_news(self, adj: Adjacency, now: float) -> bool:
         """Whether this link's loss as counted here has moved so far from what our last

@@ -1019,7 +1019,11 @@ class Engine(ControlPlane, CustodyRule):
         router = self.router
         hops = {dst: hop for dst in router.reached() if (hop := router.next_hop(dst)) is not None}
         before, self._hop_for = self._hop_for, hops
-        changes = [(before, hops), *router.class_route_changes()]  # (core/routing.py)
+        changes = [(before, hops)]
+        if self.store.message_count():  # and each class's (core/routing.py)
+            changes += router.class_route_changes()
+        else:
+            router.forget_class_routes_seen()  # nothing waits: no class's routes computed
         if self.forwarding.floods or self.store_problem is not None:
             return
         left: dict[int, set[int]] = {}  # old hop, still up -> destinations it lost

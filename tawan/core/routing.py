@@ -321,6 +321,11 @@ class Router:
             self._class_seen.setdefault(key, hops)  # a class new since the last change
         return hops.get(dst)
 
+    def forget_class_routes_seen(self) -> None:
+        """Nothing waits for a class's routes: the next change has nothing to compare them
+        with, and the routes it is first asked for after it are what to compare next."""
+        self._class_seen.clear()
+
     def class_route_changes(self) -> list[tuple[dict[int, int], dict[int, int]]]:
         """For every class asked for so far, its first hops as at the last call (or as
         first computed since) and as the routes are now: what a change of routes moved,
@@ -339,7 +344,8 @@ class Router:
         class may use (both ends must claim it, at the dearer of their costs, as in
         `graph`; our own edges first-hand), and without those it may use none of."""
         me, base = self.address, self.graph()
-        graph = {node: dict(edges) for node, edges in base.items()}
+        graph = dict(base)  # each node's edges copied only where an edge of it changes
+        copied: set[int] = set()
 
         def claim(a: int, b: int) -> int | None:
             listed = self.links_of(a).get(b)
@@ -360,6 +366,12 @@ class Router:
                 else:
                     here, there = claim(origin, nbr), claim(nbr, origin)
                     weight = None if here is None or there is None else max(here, there)
+                if weight == edges[nbr]:
+                    continue
+                for node in (origin, nbr):
+                    if node not in copied and node in graph:
+                        graph[node] = dict(graph[node])
+                        copied.add(node)
                 _set_edge(graph, origin, nbr, weight)
         return graph
 

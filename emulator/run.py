@@ -31,10 +31,10 @@ from emulator.record import Recorder
 from emulator.reroutes import Reroutes
 from emulator.traffic import Offer, Stream, streams
 from tawan.core.contacts import Contact, ContactPlan
-from tawan.core.control import restricted_links
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec, Submission, SubmitError
 from tawan.core.events import Event
 from tawan.core.pace import PacePolicy
+from tawan.core.routing import restricted_links
 from tawan.core.store import Store
 from topologies.scenario import Emcon, Scenario
 

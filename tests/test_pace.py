@@ -12,11 +12,11 @@ from test_engine import is_data, noise
 
 from crypto import schedule
 from emulator.oracle import earliest_arrivals
-from tawan.core.control import restricted_links
 from tawan.core.engine import EngineConfig
 from tawan.core.frames import DataFrame, decode_frame
 from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
 from tawan.core.precedence import Precedence
+from tawan.core.routing import restricted_links
 from transports.profile import BearerProfile
 
 VHF = BearerProfile(name="vhf", rate_bps=16_000, delay_s=0.05, mtu=512, cost=4.0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -19,7 +19,6 @@ from crypto.roster import Roster
 from tawan.core.events import ClockJumped, Event, NeighbourChanged, RevocationApplied
 from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
-    OTHER_BEARERS,
     U32,
     HelloFlags,
     HelloFrame,
@@ -32,7 +31,7 @@ from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
 from tawan.core.liveness import HELLO_WIRE_BYTES, PROBE_WAITS, LinkTimers
 from tawan.core.neighbours import LOSS_TELL_GAP_S, LOSS_TELL_STEP, Adjacency, NeighbourTable
 from tawan.core.queues import NeighbourQueue
-from tawan.core.routing import Router, differs, links_differ, seq_newer
+from tawan.core.routing import Router, differs, links_differ, restricted_links, seq_newer
 from tawan.core.specs import EngineConfig, Keys
 from tawan.core.states import Input
 from tawan.core.stats import EngineStats
@@ -596,30 +595,6 @@ class ControlPlane:
             if len(waits) == len(missing) and max(waits) > now:
                 return max(waits)
         return True
-
-
-def restricted_links(
-    links: Mapping[int, Mapping[str, int]], restricts: Callable[[str], bool]
-) -> dict[int, dict[str, int]]:
-    """Links by bearer as an advert lists them (docs/protocol.md 4.5): for each neighbour
-    with a link of a bearer `restricts` names cheaper than all its others, those links, and
-    the cheapest of the others under `OTHER_BEARERS`. Nothing for the rest: a class's cost
-    of an edge is the cheapest link it may use, so a restricted link dearer than one every
-    class may use changes no class's routes (a company's HF beside its radio relay), and
-    listing it, or its coming and going under a jammer, would flood adverts for nothing."""
-    listed: dict[int, dict[str, int]] = {}
-    for neighbour, by_bearer in links.items():
-        others = [cost for bearer, cost in by_bearer.items() if not restricts(bearer)]
-        cheapest = min(others, default=None)
-        kept = {
-            bearer: cost for bearer, cost in by_bearer.items()
-            if restricts(bearer) and (cheapest is None or cost < cheapest)
-        }  # fmt: skip
-        if kept:
-            if cheapest is not None:
-                kept[OTHER_BEARERS] = cheapest
-            listed[neighbour] = kept
-    return listed
 
 
 def _links_tuple(links: Mapping[int, Mapping[str, int]]) -> tuple[tuple[int, str, int], ...]:

@@ -133,7 +133,7 @@ COUNTERS_HELD: Final = 4096
 LOSS_HALF_LIFE_S: Final = 120.0
 LOSS_TELL_STEP: Final = 0.25
 """A link's loss as measured here that moved this far from what our last hello told the
-neighbour is told again at once (`Control._on_hello`): its cost of the link, and its adverts,
+neighbour is told again at once (`ControlPlane._on_hello`): its cost of the link, and its adverts,
 rest on what we tell it, and a slow net's next hello may be many minutes away."""
 LOSS_TELL_GAP_S: Final = 10.0  # and no more often than this, per neighbour and link
 """What a link lost counts half as much after this long: on a slow net, 256 frames are an

@@ -15,11 +15,11 @@ its precedence, or its size: no imagery over HF). A message whose class may use 
 bearer the network has follows the routes above; one that may not follows shortest paths
 over a graph of its class (`class_next_hop`): each edge at the cheapest of its links the
 class may use, and gone where it may use none, so such a message goes round a bearer it may
-not take instead of waiting at the node before it. Where each link of an edge goes by which
-bearer is known from the links an advert lists with its adjacency (a node lists every link
-to each neighbour that one of its links reaches by a bearer the policy restricts), else
-from the plan's links (`planned_links`); an edge nobody lists goes by bearers no class is
-kept off, and every class takes it. Group messages follow the trees of every class alike,
+not take instead of waiting at the node before it. Which bearer the links of an edge go by
+is known where it matters, from the links an advert lists with its adjacency
+(`restricted_links`: a neighbour's links of restricted bearers cheaper than its others,
+and the cheapest of those as `*`), else from the plan's (`planned_links`); an edge nobody
+lists is taken by every class at its cost. Group messages follow the trees of every class alike,
 and the policy is applied at each hop (tawan.core.forwarding).
 """
 
@@ -63,6 +63,30 @@ def links_differ(a: Mapping[int, Mapping[str, int]], b: Mapping[int, Mapping[str
     if a.keys() != b.keys():
         return True
     return any(links.keys() != b[n].keys() for n, links in a.items())
+
+
+def restricted_links(
+    links: Mapping[int, Mapping[str, int]], restricts: Callable[[str], bool]
+) -> dict[int, dict[str, int]]:
+    """Links by bearer as an advert lists them (docs/protocol.md 4.5): for each neighbour
+    with a link of a bearer `restricts` names cheaper than all its others, those links, and
+    the cheapest of the others under `OTHER_BEARERS`. Nothing for the rest: a class's cost
+    of an edge is the cheapest link it may use, so a restricted link dearer than one every
+    class may use changes no class's routes (a company's HF beside its radio relay), and
+    listing it, or its coming and going under a jammer, would flood adverts for nothing."""
+    listed: dict[int, dict[str, int]] = {}
+    for neighbour, by_bearer in links.items():
+        others = [cost for bearer, cost in by_bearer.items() if not restricts(bearer)]
+        cheapest = min(others, default=None)
+        kept = {
+            bearer: cost for bearer, cost in by_bearer.items()
+            if restricts(bearer) and (cheapest is None or cost < cheapest)
+        }  # fmt: skip
+        if kept:
+            if cheapest is not None:
+                kept[OTHER_BEARERS] = cheapest
+            listed[neighbour] = kept
+    return listed
 
 
 @dataclass(slots=True)

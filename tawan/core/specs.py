@@ -131,9 +131,9 @@ class EngineConfig:
     # planned links for up until an advert says otherwise, and advertise only where they
     # differ from it (core/routing.py); empty, every node advertises all its links.
     planned: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
-    # And the plan's links by bearer: node -> neighbour -> bearer -> cost, for each planned
-    # neighbour that a link of a bearer the PACE policy restricts reaches (core/routing.py,
-    # "Routes per class"); what it leaves out goes by bearers every class may take.
+    # And the plan's links by bearer, node -> neighbour -> bearer -> cost, as adverts list
+    # them (core/routing.py, "Routes per class", `restricted_links`): an edge it leaves out
+    # is taken by every class at its planned cost.
     planned_links: Mapping[int, Mapping[int, Mapping[str, int]]] = field(default_factory=dict)
     pace: PacePolicy = DEFAULT_PACE  # which bearers each precedence and size may take
     # The contact plan: scheduled windows (LEO passes, SATCOM slots, couriers) between node

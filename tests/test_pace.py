@@ -252,3 +252,17 @@ def test_waiting_messages_follow_their_class_to_a_better_way_when_one_comes() ->
     net.run(30)
     assert len(net.delivered("b")) == 20
     assert carried.count("a-c") < 10 and carried.count("b-a") >= 10
+
+
+def test_a_listing_that_goes_with_its_advert_leaves_no_class_route_behind() -> None:
+    """An advert's links count while the advert does: expired, its origin's view falls
+    back to the plan, and the routes of each class are computed again without them."""
+    net, _ = satcom_or_two_relays(EngineConfig(pace=NO_ROUTINE_ON_SATCOM))
+    router = net.engines["c"].router
+    a, b = net.address("a"), net.address("b")
+    satcom = frozenset({"satcom-geo"})
+    assert router.bearers() == frozenset({"radio-relay", "satcom-geo"})
+    assert router.class_next_hop(b, satcom, satcom.__contains__) is None
+    router.forget(a)
+    router.forget(b)
+    assert router.links_of(a) == {} and router.bearers() == frozenset({"radio-relay"})

@@ -171,15 +171,20 @@ class Router:
         True if any was dropped."""
         stale = [o for o, a in self.adverts.items() if a.received_at < older_than]
         for origin in stale:
-            before = self.adverts.pop(origin).adjacency
-            self._view_changed(origin, before)
+            self._drop_advert(origin)
         return bool(stale)
 
     def forget(self, node: int) -> None:
         """A revoked node: its adverts no longer count."""
-        advert = self.adverts.pop(node, None)
-        if advert is not None:
-            self._view_changed(node, advert.adjacency)
+        if node in self.adverts:
+            self._drop_advert(node)
+
+    def _drop_advert(self, origin: int) -> None:
+        """`origin`'s view falls back to the plan: its links, and its listing of them."""
+        advert = self.adverts.pop(origin)
+        if advert.links != self.links_of(origin):
+            self._links_changed()
+        self._view_changed(origin, advert.adjacency)
 
     def publish(self, adjacency: Mapping[int, int]) -> bool:
         """Our advert `adjacency` went out: the network takes our links to be that. True

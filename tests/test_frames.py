@@ -40,6 +40,7 @@ from tawan.core.frames import (
 from tawan.core.precedence import Precedence
 
 SIG = bytes(SIGNATURE_BYTES)
+SEVENTEEN_BEARERS = [n for i in range(17) for n in (3, b"b%02d" % i, 1)]
 FAST = settings(max_examples=60, deadline=None)
 FUZZ = settings(max_examples=250, deadline=None)
 
@@ -117,7 +118,7 @@ route_frames = st.builds(
         st.tuples(addresses, st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
                   st.integers(1, U16)),
         max_size=8, unique_by=lambda link: link[:2],
-    ).map(tuple),
+    ).map(lambda links: tuple(sorted(links))),
 )  # fmt: skip
 revoke_frames = st.builds(RevokeFrame, addresses, u32s, st.binary(min_size=1, max_size=200))
 setup_frames = st.builds(
@@ -620,7 +621,18 @@ MALFORMED = [
         kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf", 0]]),
         "route link cost: expected 1..65535",
     ),
-    (kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf", 1, 3, b"hf", 2]]), "named twice"),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [4, b"hf", 1, 3, b"hf", 2]]),
+        "expected in order of (neighbour, bearer), each once",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, SEVENTEEN_BEARERS]),
+        "more than 16 bearers named",
+    ),
+    (
+        kind(4) + msgpack.packb([2, 0, 2, 7, [], SIG, [3, b"hf", 1, 3, b"hf", 2]]),
+        "expected in order of (neighbour, bearer), each once",
+    ),
     # REVOKE
     (kind(6) + msgpack.packb([2, 0, b""]), "revocation notice: expected 1..1024 bytes, found 0"),
     (kind(6) + msgpack.packb([2, 0, bytes(1025)]), "revocation notice: expected 1..1024"),

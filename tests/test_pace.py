@@ -16,7 +16,7 @@ from tawan.core.engine import EngineConfig
 from tawan.core.frames import DataFrame, decode_frame
 from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
 from tawan.core.precedence import Precedence
-from tawan.core.routing import restricted_links
+from tawan.core.routing import Router, restricted_links
 from transports.profile import BearerProfile
 
 VHF = BearerProfile(name="vhf", rate_bps=16_000, delay_s=0.05, mtu=512, cost=4.0)
@@ -266,3 +266,17 @@ def test_a_listing_that_goes_with_its_advert_leaves_no_class_route_behind() -> N
     router.forget(a)
     router.forget(b)
     assert router.links_of(a) == {} and router.bearers() == frozenset({"radio-relay"})
+
+
+def test_classes_asked_for_are_forgotten_when_other_bearers_come() -> None:
+    """A class is named by the bearers it may use, of those the network has: an insider
+    whose adverts name ever new bearers makes new classes, and the old ones are forgotten,
+    not each kept for a Dijkstra at every change of routes."""
+    router = Router(1)
+    router.update_local({2: 1}, {2: {"vhf": 1}})
+    for i in range(5):
+        router.update_advert(2, i + 1, [(1, 1)], 0.0, b"", [(1, f"made-up-{i}", 1)])
+        known = router.bearers()
+        key = known - {"vhf"}
+        assert router.class_next_hop(2, key, key.__contains__) is None
+        assert len(router.class_route_changes()) == 1

@@ -152,7 +152,10 @@ def test_profile_accepts_good_values_and_times_transmission() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("name", "", "a non-empty string"),
+        ("name", "", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit"),
+        ("name", "satcom_geo", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit"),
+        ("name", "HF", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit"),
+        ("name", "x" * 33, "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit"),
         ("rate_bps", 0, "an integer > 0"),
         ("rate_bps", 9600.0, "an integer > 0"),
         ("rate_bps", True, "an integer > 0"),

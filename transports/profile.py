@@ -8,9 +8,10 @@ message that points at the offending entry, not later inside the engine.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import NoReturn
+from typing import Final, NoReturn
 
 MTU_MIN = 128  # below this a 1 MiB message would need more than 65,535 fragments
 """Below this a frame cannot hold a header and a useful payload."""
@@ -23,6 +24,9 @@ COST_MAX = 13107
 
 HELLO_MAX_S = 3600.0
 """The longest hello interval a bearer may ask for: an hour without a word is a lost link."""
+
+
+_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,10 @@ class BearerProfile:
     hello_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            _bad("name", "a non-empty string", self.name)
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            # Adverts name bearers on the wire (docs/protocol.md 4.5): a name another node
+            # could not read would make it drop every advert of this one.
+            _bad("name", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit", self.name)
         if not _is_int(self.rate_bps) or self.rate_bps <= 0:
             _bad("rate_bps", "an integer > 0", self.rate_bps)
         if not _is_number(self.delay_s) or not self.delay_s >= 0:

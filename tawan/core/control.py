@@ -237,13 +237,16 @@ class ControlPlane:
             self.tx.hello(adj, now, reply=False, restarted=self._unaware(adj, now))
 
     def _cost_moved_far(self, neighbour: int) -> bool:
-        """Whether `neighbour`'s cheapest up link now costs half or twice what our routes
-        take it for: a move that small changes few routes, and following each one (a net's
-        loss moves its cost by one now and then) cost a 495-node brigade a tenth of its
-        speed in routes computed again."""
-        known = self.router.my_adjacency.get(neighbour)
-        costs = [a.cost for a in self.neighbours.of(neighbour) if a.up and a.peer is not None]
-        return known is not None and bool(costs) and differs({0: known}, {0: min(costs)})
+        """Whether one of `neighbour`'s up links now costs half or twice what our routes
+        take it for (its cheapest for the routes of all, any of them for the routes of a
+        class): a smaller move changes few routes, and following each one (a net's loss
+        moves its cost by one now and then) cost a 495-node brigade a tenth of its speed
+        in routes computed again."""
+        known = self.router.my_links.get(neighbour)
+        if known is None:
+            return False
+        now = self.neighbours.up_links_of(neighbour)
+        return now.keys() != known.keys() or differs(now, known)
 
     def _loss_news(self, adj: Adjacency, now: float) -> bool:
         """Whether this link's loss as counted here has moved so far from what our last

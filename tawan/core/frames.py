@@ -271,6 +271,7 @@ ADVERT_LINKS_LABEL: Final = b"tawan/advert/v2"
 MAX_ADVERT_NEIGHBOURS: Final = 256
 MAX_ADVERT_LINKS: Final = 1024
 MAX_BEARER_NAME: Final = 32
+MAX_ADVERT_BEARERS: Final = 16  # distinct bearer names in one advert's links
 _BEARER_NAME: Final = re.compile(rb"[a-z0-9][a-z0-9-]*|\*")
 OTHER_BEARERS: Final = "*"
 """The bearer name of a listed link that stands for a neighbour's links by bearers no class
@@ -798,8 +799,11 @@ def _decode_links(value: object) -> tuple[tuple[int, str, int], ...]:
         neighbour = _int(flat[i], "route link neighbour", 1, U16)
         cost = _int(flat[i + 2], "route link cost", 1, U16)
         links.append((neighbour, name.decode("ascii"), cost))
-    if len({(n, b) for n, b, _ in links}) != len(links):
-        raise FrameDecodeError("route links: a (neighbour, bearer) named twice")
+    keys = [(n, b) for n, b, _ in links]
+    if keys != sorted(set(keys)):  # one encoding per advert: its origin signed that one
+        raise FrameDecodeError("route links: expected in order of (neighbour, bearer), each once")
+    if len({b for _, b in keys}) > MAX_ADVERT_BEARERS:
+        raise FrameDecodeError(f"route links: more than {MAX_ADVERT_BEARERS} bearers named")
     return tuple(links)
 
 

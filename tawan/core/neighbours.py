@@ -131,14 +131,15 @@ COUNTERS_HELD: Final = 4096
 """Frames heard on a link between two hellos, at most, that are kept to count its loss."""
 
 LOSS_HALF_LIFE_S: Final = 120.0
-LOSS_TELL_STEP: Final = 0.25
-"""A link's loss as measured here that moved this far from what our last hello told the
-neighbour is told again at once (`ControlPlane._on_hello`): its cost of the link, and its adverts,
-rest on what we tell it, and a slow net's next hello may be many minutes away."""
-LOSS_TELL_GAP_S: Final = 10.0  # and no more often than this, per neighbour and link
 """What a link lost counts half as much after this long: on a slow net, 256 frames are an
 hour, and a company net jammed on and off still looked three quarters lossy 20 minutes after
 its jammer stopped, so routes went round its direct links through other members."""
+
+LOSS_TELL_STEP: Final = 0.25
+"""A link's loss as measured here that moved this far from what our last hello told the
+neighbour is told again at once (`ControlPlane._on_hello`): its cost of the link, and its
+adverts, rest on what we tell it, and a slow net's next hello may be many minutes away."""
+LOSS_TELL_GAP_S: Final = 10.0  # and no more often than this, per neighbour and link
 
 LOSS_MIN_FRAMES: Final = 16
 """Below this many frames sent, no loss is estimated (one lost hello would be 1/2)."""
@@ -187,6 +188,15 @@ class NeighbourTable:
                 name = adj.profile.name
                 by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
         return links
+
+    def up_links_of(self, neighbour: int) -> dict[str, int]:
+        """`up_links` of one neighbour."""
+        by_bearer: dict[str, int] = {}
+        for adj in self.of(neighbour):
+            if adj.up and adj.peer is not None:
+                name = adj.profile.name
+                by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
+        return by_bearer
 
     def up_neighbours(self) -> dict[int, int]:
         """Each reachable neighbour with its cheapest link cost, for link-state adverts."""

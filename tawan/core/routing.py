@@ -125,6 +125,7 @@ class Router:
     _class_allows: dict[Hashable, Callable[[str], bool]] = field(default_factory=dict)
     _class_seen: dict[Hashable, dict[int, int]] = field(default_factory=dict)
     _bearers: frozenset[str] | None = None
+    _bearers_before: frozenset[str] = frozenset()  # what the classes asked for were made of
 
     # ------------------------------------------------------------------ updates
     def update_local(self, adjacency: Mapping[int, int], links: Links | None = None) -> bool:
@@ -210,7 +211,10 @@ class Router:
 
     def _links_changed(self) -> None:
         """Some node's links by bearer changed: the routes of each class, and the bearers
-        the network has, are computed again when next asked for."""
+        the network has, are computed again when next asked for. Classes are named by the
+        bearers they may use: with other bearers known they are other classes, and those
+        asked for before are forgotten (adverts naming ever new bearers would otherwise
+        keep a Dijkstra per name at every change of routes)."""
         self._class_hops.clear()
         self._bearers = None
 
@@ -330,11 +334,18 @@ class Router:
         """Every bearer a link of the network is known to go by (ours, the adverts', the
         plan's): a class that may use them all routes as a message of no class."""
         if self._bearers is None:
-            names = {b for links in self.my_links.values() for b in links}
-            for origin in self.adverts.keys() | self.planned_links.keys():
-                names.update(b for links in self.links_of(origin).values() for b in links)
-            self._bearers = frozenset(names - {OTHER_BEARERS})
+            names = self._bearer_names()
+            if names != self._bearers_before:
+                self._class_allows.clear()
+                self._class_seen.clear()
+            self._bearers = self._bearers_before = names
         return self._bearers
+
+    def _bearer_names(self) -> frozenset[str]:
+        names = {b for links in self.my_links.values() for b in links}
+        for origin in self.adverts.keys() | self.planned_links.keys():
+            names.update(b for links in self.links_of(origin).values() for b in links)
+        return frozenset(names - {OTHER_BEARERS})
 
     def class_next_hop(self, dst: int, key: Hashable, allows: Callable[[str], bool]) -> int | None:
         """`next_hop` for a message of a class that may use only the bearers `allows`

@@ -416,9 +416,9 @@ class TawanRouteLink(Packet):
 
 
 def _has_links(pkt: Packet) -> bool:
-    """A ROUTE of 7 fields: its links follow the signature."""
+    """A ROUTE with its optional field: its links follow the signature."""
     under = pkt.underlayer
-    return under is not None and under.items == 7
+    return under is not None and under.items == _FIELD_COUNTS[FrameType.ROUTE] + 1
 
 
 class TawanRoute(Packet):

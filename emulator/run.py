@@ -500,10 +500,9 @@ def signal_plan(
 def planned_links(
     links: Iterable[LinkModel], addresses: Mapping[str, int], pace: PacePolicy
 ) -> dict[int, dict[int, dict[str, int]]]:
-    """The signal plan's links by bearer as the engines take them and as their adverts list
-    them (core/routing.py, "Routes per class"; `restricted_links`): for two neighbours one
-    of whose links goes by a bearer the PACE policy restricts, those links, and the
-    cheapest of the others, at the costs `signal_plan` gives them."""
+    """The signal plan's links by bearer as the engines' adverts list theirs
+    (`routing.restricted_links`, under the PACE policy), at the costs `signal_plan` gives
+    them."""
     found: dict[int, dict[int, dict[str, int]]] = {}
     for model in links:
         cost, bearer = max(1, round(model.bearer.cost)), model.bearer.profile().name

@@ -26,7 +26,9 @@ HELLO_MAX_S = 3600.0
 """The longest hello interval a bearer may ask for: an hour without a word is a lost link."""
 
 
-_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+BEARER_NAME: Final = r"[a-z0-9][a-z0-9-]{0,31}"
+"""A bearer's name: adverts carry it on the wire (docs/protocol.md 4.5)."""
+_NAME: Final = re.compile(BEARER_NAME)
 
 
 @dataclass(frozen=True, slots=True)

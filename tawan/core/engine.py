@@ -1023,7 +1023,7 @@ class Engine(ControlPlane, CustodyRule):
         if self.store.message_count():  # and each class's (core/routing.py)
             changes += router.class_route_changes()
         else:
-            router.forget_class_routes_seen()  # nothing waits: no class's routes computed
+            router.forget_class_routes_seen()  # nothing waits: nothing for them to move
         if self.forwarding.floods or self.store_problem is not None:
             return
         left: dict[int, set[int]] = {}  # old hop, still up -> destinations it lost

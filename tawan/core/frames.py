@@ -22,6 +22,7 @@ from typing import Final
 import msgpack
 
 from tawan.core.precedence import Precedence
+from transports.profile import BEARER_NAME
 
 VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 65535
@@ -259,9 +260,9 @@ class RouteFrame:
     lsa_seq: int
     adjacency: tuple[tuple[int, int], ...]  # (neighbour address, cost)
     signature: bytes = b""
-    # (neighbour, bearer, cost) of the up links to each neighbour that one of them goes by
-    # a bearer the PACE policy restricts (routing.py "Routes per class"): those links, and
-    # the cheapest of the others as bearer "*"; () for none, and then no seventh field.
+    # (neighbour, bearer, cost) of the links `routing.restricted_links` lists: a neighbour's
+    # links of restricted bearers cheaper than its others, and the cheapest of those others
+    # as bearer "*"; () for none, and then the frame has no seventh field.
     links: tuple[tuple[int, str, int], ...] = ()
     TYPE = FrameType.ROUTE
 
@@ -270,9 +271,9 @@ ADVERT_LABEL: Final = b"tawan/advert/v1"
 ADVERT_LINKS_LABEL: Final = b"tawan/advert/v2"
 MAX_ADVERT_NEIGHBOURS: Final = 256
 MAX_ADVERT_LINKS: Final = 1024
-MAX_BEARER_NAME: Final = 32
+MAX_BEARER_NAME: Final = 32  # bytes, as `transports.profile.BEARER_NAME` allows
 MAX_ADVERT_BEARERS: Final = 16  # distinct bearer names in one advert's links
-_BEARER_NAME: Final = re.compile(rb"[a-z0-9][a-z0-9-]*|\*")
+_BEARER_NAME: Final = re.compile(BEARER_NAME.encode("ascii") + rb"|\*")
 OTHER_BEARERS: Final = "*"
 """The bearer name of a listed link that stands for a neighbour's links by bearers no class
 is kept off: the cheapest of them (docs/protocol.md 4.5)."""

@@ -122,6 +122,12 @@ class Adjacency:
         return max(1, round(self.profile.cost * (1 + 4 * loss)))
 
 
+def _add_up_link(by_bearer: dict[str, int], adj: Adjacency) -> None:
+    if adj.up and adj.peer is not None:
+        name = adj.profile.name
+        by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
+
+
 LOSS_WINDOW: Final = 256
 """Frames over which link loss is measured: past this many, the counts are halved, so a
 link's loss follows its last few hundred frames (a link that was jammed an hour ago does
@@ -183,19 +189,14 @@ class NeighbourTable:
         cost (the cheapest of two links of one bearer)."""
         links: dict[int, dict[str, int]] = {}
         for adj in self.adjacencies.values():
-            if adj.up and adj.peer is not None:
-                by_bearer = links.setdefault(adj.neighbour, {})
-                name = adj.profile.name
-                by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
-        return links
+            _add_up_link(links.setdefault(adj.neighbour, {}), adj)
+        return {neighbour: by_bearer for neighbour, by_bearer in links.items() if by_bearer}
 
     def up_links_of(self, neighbour: int) -> dict[str, int]:
         """`up_links` of one neighbour."""
         by_bearer: dict[str, int] = {}
         for adj in self.of(neighbour):
-            if adj.up and adj.peer is not None:
-                name = adj.profile.name
-                by_bearer[name] = min(by_bearer.get(name, 0xFFFF), adj.cost)
+            _add_up_link(by_bearer, adj)
         return by_bearer
 
     def up_neighbours(self) -> dict[int, int]:

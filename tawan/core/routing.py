@@ -211,10 +211,7 @@ class Router:
 
     def _links_changed(self) -> None:
         """Some node's links by bearer changed: the routes of each class, and the bearers
-        the network has, are computed again when next asked for. Classes are named by the
-        bearers they may use: with other bearers known they are other classes, and those
-        asked for before are forgotten (adverts naming ever new bearers would otherwise
-        keep a Dijkstra per name at every change of routes)."""
+        the network has, are computed again when next asked for (`bearers`)."""
         self._class_hops.clear()
         self._bearers = None
 
@@ -332,7 +329,10 @@ class Router:
 
     def bearers(self) -> frozenset[str]:
         """Every bearer a link of the network is known to go by (ours, the adverts', the
-        plan's): a class that may use them all routes as a message of no class."""
+        plan's): a class that may use them all routes as a message of no class. Classes are
+        named by the bearers they may use: with other bearers known they are other classes,
+        and those asked for before are forgotten (adverts naming ever new bearers would
+        otherwise keep a Dijkstra per name at every change of routes)."""
         if self._bearers is None:
             names = self._bearer_names()
             if names != self._bearers_before:

@@ -112,7 +112,8 @@ route_frames = st.builds(
     u32s,
     addresses,
     u32s,
-    st.lists(st.tuples(addresses, st.integers(1, U16)), max_size=20).map(tuple),
+    st.lists(st.tuples(addresses, st.integers(1, U16)), max_size=20, unique_by=lambda p: p[0])
+    .map(lambda adjacency: tuple(sorted(adjacency))),
     st.binary(min_size=SIGNATURE_BYTES, max_size=SIGNATURE_BYTES),
     st.lists(
         st.tuples(addresses, st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
@@ -589,6 +590,8 @@ MALFORMED = [
     (kind(4) + msgpack.packb([2, 0, 2, 7, [1], SIG]), "route adjacency: expected a multiple of 2"),
     (kind(4) + msgpack.packb([2, 0, 2, 7, [1, 0], SIG]), "route cost: expected 1..65535, found 0"),
     (kind(4) + msgpack.packb([2, 0, 2, 7, [0, 1], SIG]), "route neighbour: expected 1..65535"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [3, 1, 1, 1], SIG]), "route adjacency: expected in"),
+    (kind(4) + msgpack.packb([2, 0, 2, 7, [1, 1, 1, 2], SIG]), "route adjacency: expected in"),
     (kind(4) + msgpack.packb([2, 0, 0, 7, [], SIG]), "route origin: expected 1..65535, found 0"),
     (kind(4) + msgpack.packb([2, 0, 2, -7, [], SIG]), "route sequence: expected 0..4294967295"),
     (

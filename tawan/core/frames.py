@@ -14,6 +14,7 @@ docs/protocol.md describes each frame byte by byte.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -780,6 +781,11 @@ def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
         (_int(flat[i], "route neighbour", 1, U16), _int(flat[i + 1], "route cost", 1, U16))
         for i in range(0, len(flat), 2)
     )
+    neighbours = [n for n, _ in adjacency]
+    if any(a >= b for a, b in itertools.pairwise(neighbours)):
+        # One encoding per advert: a node handing on the adverts it holds to a new
+        # neighbour sends them as stored, sorted; its origin must have signed that one.
+        raise FrameDecodeError("route adjacency: expected in order of neighbour, each once")
     signature = _bytes(f[3], "route signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
     links = _decode_links(f[4]) if len(f) > 4 else ()
     return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature, links)

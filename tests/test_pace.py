@@ -17,6 +17,7 @@ from tawan.core.frames import DataFrame, decode_frame
 from tawan.core.pace import DEFAULT_PACE, PacePolicy, covers
 from tawan.core.precedence import Precedence
 from tawan.core.routing import Router, restricted_links
+from tawan.core.specs import EngineConfigError
 from transports.profile import BearerProfile
 
 VHF = BearerProfile(name="vhf", rate_bps=16_000, delay_s=0.05, mtu=512, cost=4.0)
@@ -280,3 +281,43 @@ def test_classes_asked_for_are_forgotten_when_other_bearers_come() -> None:
         key = known - {"vhf"}
         assert router.class_next_hop(2, key, key.__contains__) is None
         assert len(router.class_route_changes()) == 1
+
+
+PLAN = {1: {2: 10, 3: 40}, 2: {1: 10}, 3: {1: 40}}
+LINKS = {1: {2: {"hf": 10, "*": 30}}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"planned": {1: {1: 5}}}, r"planned: expected neighbours of 1: an address"),
+        ({"planned": {1: {2: 0}}}, r"planned: expected cost of 1 -> 2: an integer 1\.\.65535"),
+        ({"planned": {"1": {2: 5}}}, r"planned: expected node -> \{neighbour: cost\}"),
+        ({"planned": {1: {2: True}}}, r"planned: expected cost of 1 -> 2"),
+        ({"planned": [1, 2]}, r"planned: expected a mapping"),
+        ({"planned_links": {4: {1: {"hf": 5}}}}, r"planned_links: expected .*a planned node"),
+        ({"planned_links": {1: {3: {}}}}, r"planned_links: expected links of 1: .*neighbour"),
+        ({"planned_links": {1: {4: {"hf": 40}}}}, r"planned_links: expected links of 1: "),
+        ({"planned_links": {1: {2: {"HF": 10}}}}, r"planned_links: expected bearers of 1 -> 2"),
+        ({"planned_links": {1: {2: {"hf": 70000}}}}, r"planned_links: expected cost of 1 -> 2"),
+        (
+            {"planned_links": {1: {2: {"hf": 12, "*": 30}}}},
+            r"planned_links: expected .*whose cheapest costs .*\(10\)",
+        ),
+        ({"static_routes": {5: 0}}, r"static_routes: expected destination -> next hop"),
+    ],
+)
+def test_a_plan_that_no_advert_could_carry_is_refused_by_name(
+    change: dict[str, object], message: str
+) -> None:
+    """The signal plan stands in for adverts, so it is held to an advert's rules: a bad
+    one is refused where the engine is configured, naming the setting and the entry, not
+    met later as a route to nowhere or a crash in Dijkstra."""
+    settings: dict[str, object] = {"planned": PLAN, "planned_links": LINKS} | change
+    with pytest.raises(EngineConfigError, match=r"EngineConfig\." + message):
+        EngineConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_a_plan_by_the_rules_is_taken() -> None:
+    config = EngineConfig(planned=PLAN, planned_links=LINKS, static_routes={9: 2})
+    assert config.planned_links == LINKS

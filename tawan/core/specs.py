@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, get_args
@@ -11,10 +12,10 @@ from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.core.contact_routing import plan_problem
 from tawan.core.contacts import ContactPlan
-from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES
+from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES, OTHER_BEARERS
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.precedence import Precedence
-from transports.profile import BearerProfile
+from transports.profile import BEARER_NAME, BearerProfile
 
 
 class Keys(Protocol):
@@ -147,6 +148,8 @@ class EngineConfig:
                 raise EngineConfigError(key, expected, getattr(self, key))
         if self.contacts is not None and (problem := plan_problem(self.contacts)):
             raise EngineConfigError("contacts", *problem)
+        if found := _routes_problem(self):
+            raise EngineConfigError(*found)
 
 
 class EngineConfigError(ValueError):
@@ -216,6 +219,67 @@ def _engine_checks(c: EngineConfig) -> Iterator[Check]:
            f"one of {', '.join(map(repr, ROUTING_MODES))} (shortest paths, or the flooding "
            "baseline)")
     # fmt: on
+
+
+def _routes_problem(c: EngineConfig) -> tuple[str, str, object] | None:
+    """What is wrong with the static routes, the signal plan or its links by bearer, as
+    (key, expected, found), or None. The plan stands in for adverts every node would
+    otherwise take from the air, so it is held to the rules of an advert (docs/protocol.md
+    4.5): addresses and costs of the wire's range, no node its own neighbour, and links that
+    name planned neighbours at their planned cost, the cheapest of their links."""
+    address = "an address, an integer 1..65535"
+    for dst, via in _items(c, "static_routes"):
+        if not (_is_u16(dst) and _is_u16(via)):
+            return "static_routes", f"destination -> next hop, each {address}", (dst, via)
+    for node, neighbours in _items(c, "planned"):
+        if not _is_u16(node) or not isinstance(neighbours, Mapping):
+            return "planned", f"node -> {{neighbour: cost}}, the node {address}", node
+        for neighbour, cost in neighbours.items():
+            if not _is_u16(neighbour) or neighbour == node:
+                return "planned", f"neighbours of {node}: {address}, not {node}", neighbour
+            if not _is_u16(cost):
+                return "planned", f"cost of {node} -> {neighbour}: {COST}", cost
+    for node, listed in _items(c, "planned_links"):
+        mine = c.planned.get(node) if type(node) is int else None
+        if mine is None or not isinstance(listed, Mapping):
+            return "planned_links", "node -> neighbour -> {bearer: cost}, a planned node", node
+        for neighbour, links in listed.items():
+            if neighbour not in mine or not isinstance(links, Mapping) or not links:
+                return (
+                    "planned_links",
+                    f"links of {node}: neighbour -> {{bearer: cost}}, a planned neighbour",
+                    neighbour,
+                )
+            for bearer, cost in links.items():
+                if not isinstance(bearer, str) or _BEARER.fullmatch(bearer) is None:
+                    return "planned_links", f"bearers of {node} -> {neighbour}: {NAME}", bearer
+                if not _is_u16(cost):
+                    return "planned_links", f"cost of {node} -> {neighbour}: {COST}", cost
+            if min(links.values()) != mine[neighbour]:
+                return (
+                    "planned_links",
+                    f"links of {node} -> {neighbour} whose cheapest costs what the plan gives "
+                    f"({mine[neighbour]})",
+                    dict(links),
+                )
+    return None
+
+
+COST: Final = "an integer 1..65535, as an advert carries it"
+NAME: Final = "a bearer name (lower-case letters, digits and dashes) or *"
+_BEARER: Final = re.compile(f"{BEARER_NAME}|\\{OTHER_BEARERS}")
+
+
+def _items(c: EngineConfig, key: str) -> Iterator[tuple[object, object]]:
+    value = getattr(c, key)
+    if not isinstance(value, Mapping):
+        raise EngineConfigError(key, "a mapping", value)
+    yield from value.items()
+
+
+def _is_u16(value: object) -> bool:
+    """An address or a cost as the wire carries them (bool is no number)."""
+    return type(value) is int and 1 <= value <= 0xFFFF
 
 
 def _seconds(

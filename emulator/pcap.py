@@ -252,6 +252,8 @@ _FIELD_COUNTS: Final = {
 
 
 def _frame_items(pkt: Packet) -> int:
+    if pkt.type == FrameType.ROUTE and isinstance(pkt.payload, TawanRoute):
+        return _FIELD_COUNTS[FrameType.ROUTE] + bool(pkt.payload.fields.get("links"))
     return _FIELD_COUNTS.get(pkt.type, 2)
 
 
@@ -416,9 +418,12 @@ class TawanRouteLink(Packet):
 
 
 def _has_links(pkt: Packet) -> bool:
-    """A ROUTE with its optional field: its links follow the signature."""
+    """A ROUTE with its optional field: its links follow the signature. Dissected, the
+    frame's count of items says; built from fields, whether links were given."""
     under = pkt.underlayer
-    return under is not None and under.items == _FIELD_COUNTS[FrameType.ROUTE] + 1
+    if under is None or under.items is None:
+        return bool(pkt.fields.get("links"))
+    return bool(under.items == _FIELD_COUNTS[FrameType.ROUTE] + 1)
 
 
 class TawanRoute(Packet):

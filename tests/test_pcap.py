@@ -8,6 +8,7 @@ raise out of `dissect`.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,13 @@ from emulator.pcap import (
     PcapRecorder,
     Tawan,
     TawanAck,
+    TawanAdjacency,
     TawanData,
     TawanFrag,
     TawanHello,
     TawanLink,
     TawanRoute,
+    TawanRouteLink,
     dissect,
     pseudo_header,
 )
@@ -249,6 +252,22 @@ def test_an_advert_with_links_dissects_them_and_rebuilds_to_its_bytes() -> None:
     packet = TawanLink(pseudo_header("l", "a", "b") + data)
     check_layer_equals_decoded(packet, data)
     assert bytes(packet[Tawan]) == data
+
+
+def test_an_advert_built_from_fields_carries_its_links() -> None:
+    """A ROUTE made in scapy from its fields (to craft a test frame) is the frame the
+    reference encoder makes: the seventh field counted and written when links are given,
+    neither when they are not."""
+    route = RouteFrame(2, 9, 2, 7, ((3, 10),), bytes(64), ((3, "hf", 12), (3, "satcom-geo", 10)))
+    for frame in (route, dataclasses.replace(route, links=())):
+        built = Tawan(sender=2, counter=9, tag=bytes(LINK_TAG_BYTES)) / TawanRoute(
+            origin=2, lsa_seq=7, adjacency=[TawanAdjacency(neighbour=3, cost=10)],
+            signature=bytes(64),
+            links=[
+                TawanRouteLink(neighbour=n, bearer=b.encode(), cost=c) for n, b, c in frame.links
+            ],
+        )  # fmt: skip
+        assert bytes(built) == encode_frame(frame) + bytes(LINK_TAG_BYTES)
 
 
 # ================================================================== the recorder

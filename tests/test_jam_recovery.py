@@ -15,6 +15,7 @@ from tawan.core.control import RECALL_S
 from tawan.core.frames import FrameType, RouteFrame
 from tawan.core.precedence import Precedence
 from topologies.load import parse_scenario
+from transports.profile import BearerProfile
 
 ORIGINS = 30
 _MESSAGE_FRAMES = (FrameType.DATA, FrameType.FRAG, FrameType.BATCH)
@@ -199,3 +200,37 @@ def test_orders_held_through_a_jam_reach_their_platoons_soon_after_it() -> None:
         last.append(max(t for r in orders for t in r.delivered.values()) - JAM_ENDS)
     assert max(last) < 25
     assert sum(last) / len(last) < 10.5
+
+
+def test_copies_lost_to_a_silence_go_again_once_the_neighbour_speaks() -> None:
+    """A neighbour deaf and mute for 25 s, on a link whose hellos are minutes apart so that
+    it is not given up for lost meanwhile: the copy sent to it then has backed off to many
+    seconds between tries. Once the neighbour speaks again the copy goes at once, not at
+    the end of its backoff (a platoon's FLASH waited 9 s more that way)."""
+    vhf = BearerProfile(name="vhf", rate_bps=9_600, delay_s=0.05, mtu=512, cost=1.0, hello_s=200)
+    link = FakeLink("a", "b", vhf)
+    net = Net({"a": [], "b": []}, [link], seed=4)
+    net.run(5)
+    sent: list[float] = []
+    net.tap(
+        lambda sender, _, data: (
+            sent.append(net.now) if sender == "a" and _is_message(data) else None
+        )
+    )
+    link.up = False
+    net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=3600)
+    net.run(25)
+    tries = len(sent)
+    assert tries >= 5 and sent[-1] - sent[-2] > 4  # backed off
+    link.up = True
+    spoke = net.now
+    net.submit("b", "a", b"back", precedence=Precedence.ROUTINE, ttl=3600)
+    net.run(2)
+    adj = net.engines["a"].neighbours.get(net.address("b"), link.name)
+    assert adj is not None and adj.up  # heard all along: no loss of the neighbour at work
+    assert [e.payload for e in net.delivered("b")] == [b"flash"]
+    assert sent[tries] - spoke < 0.5
+
+
+def _is_message(data: bytes) -> bool:
+    return data[0] & 0xF in _MESSAGE_FRAMES

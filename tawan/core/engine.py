@@ -58,7 +58,7 @@ from tawan.core.frames import (
     decode_message,
 )
 from tawan.core.linkauth import LinkGuard, LinkReject
-from tawan.core.liveness import link_timers
+from tawan.core.liveness import RESEND_SILENCE_S, link_timers
 from tawan.core.neighbours import Adjacency, NeighbourTable
 from tawan.core.numbering import STATE_KEY as SEQ_STATE_KEY
 from tawan.core.numbering import Numbering, NumberingExhausted
@@ -543,8 +543,11 @@ class Engine(ControlPlane, CustodyRule):
             adj = self.neighbours.add(frame.sender, link, state.spec.profile, peer)
         elif adj.peer != peer:
             self._move_endpoint(adj, peer, now)
+        silent_since = adj.last_heard
         adj.heard(now, frame.counter)
         adj.silent = False  # it speaks (a hello announcing silence sets it again)
+        if adj.up and now - silent_since > RESEND_SILENCE_S:
+            self.tx.resend_after_silence(adj, silent_since, now)
         if not adj.up:
             adj.count_loss_afresh()
             # What waited here, before coming up moves it (through this neighbour, maybe).

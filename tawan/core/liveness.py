@@ -36,6 +36,11 @@ over is suspect (as TCP suspects a path after R1 retransmissions): a hello asks 
 neighbour to answer, and it is lost if nothing comes within `PROBE_WAITS` retransmission
 timeouts of a hello."""
 
+RESEND_SILENCE_S: Final = 1.0
+"""A neighbour heard again after at least this long a silence on a link has what was resent
+to it there meanwhile sent again at once (`Transmitter.resend_after_silence`); shorter gaps
+are the ordinary pauses of a busy link, and not worth a look at its copies."""
+
 PROBE_WAITS: Final = 3
 
 

@@ -673,6 +673,30 @@ class Transmitter:
                 item.deadline = now
                 heapq.heappush(self.retransmit, (now, neighbour, item.mid))
 
+    def resend_after_silence(self, adj: Adjacency, silent_since: float, now: float) -> None:
+        """`adj`'s neighbour is heard again, having been silent there since `silent_since`:
+        what went over that link meanwhile, has been resent at least once (a timeout
+        passed unanswered) and is overdue again goes again now, not at the end of its
+        backoff, which a long silence has grown to many seconds (a FLASH lost through a
+        platoon's deaf spell of half a minute waited 9 s more after the platoon spoke
+        again). Only a copy whose backoff is at most twice the silence: a neighbour that
+        speaks but does not hear us (a one-way link) brings a copy forward only after a
+        silence of half its backoff."""
+        queue = self.queues.get(adj.neighbour)
+        if queue is None or not queue.in_flight:
+            return
+        silence, floor = now - silent_since, self.config.retransmit_floor
+        for item in queue.in_flight.values():
+            if (
+                item.attempts >= 2 and item.link == adj.link and not item.to_send
+                and item.sent_at > silent_since and item.deadline > now
+                and item.deadline - item.sent_at <= 2 * silence
+                # its answer is overdue: a copy sent a moment ago may be on its way
+                and now - item.sent_at >= adj.retransmit_timeout(item.size, floor)
+            ):  # fmt: skip
+                item.deadline = now
+                heapq.heappush(self.retransmit, (now, adj.neighbour, item.mid))
+
     def _best_link_for(self, neighbour: int, item: Outgoing) -> str:
         best = self.best_link(neighbour)
         return best.link if best is not None else ""

@@ -42,7 +42,9 @@ seeds), how many every such node got round before the link came back, and the p5
 largest time that took (emulator/reroutes.py); a link beside which another still joins
 the same two nodes is not counted there (they stay neighbours). failover_s: the failures of
 every link, how many saw messages between its ends move to another link, and the p50 and
-largest time until they did.
+largest time until they did, counted from the first message frame the failure took (lost
+on the dead link; zero where the sender knew at once, a cut carrier), not from its start:
+a failure between two messages is not a wait (emulator/results.py `_waited`).
 A ratio or latency of nothing (no copy offered, or none delivered) is null.
 """
 

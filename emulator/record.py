@@ -77,10 +77,12 @@ class Recorder:
         self.expired_mids: set[MessageId] = set()  # a node expired it (its ttl ran out)
         self.dropped_mids: set[MessageId] = set()  # a node evicted it, or refused custody
         self.source_down: Counter[Precedence] = Counter()  # offers a dead source never made
-        # Message frames by (sender, receiver): the link the last one took, and every change
-        # of link (time, sender, receiver, from, to): where a failover shows.
+        # Message frames by (sender, receiver): the link the last one took, since when the
+        # ones on it were lost on the air (none got through since), and every change of link
+        # (time, sender, receiver, from, to, lost since or None): where a failover shows.
         self._last_link: dict[tuple[str, str], str] = {}
-        self.link_changes: list[tuple[float, str, str, str, str]] = []
+        self._lost_since: dict[tuple[str, str], float] = {}
+        self.link_changes: list[tuple[float, str, str, str, str, float | None]] = []
         self.node_spans: dict[str, list[tuple[str, float, float | None]]] = defaultdict(list)
         self.store_peak: Counter[str] = Counter()
         self.store_samples: list[tuple[float, dict[str, int]]] = []
@@ -111,7 +113,7 @@ class Recorder:
         window = int(sent.start // self.window_s), model.bearer.name
         self.window_bytes[window] += size
         if kind in _MESSAGE_TYPES:
-            self._link_taken(model, sender, receiver, sent.start)
+            self._link_taken(model, sender, receiver, sent)
         elif kind != FrameType.ACK:
             self.window_control[window] += size
 
@@ -122,15 +124,22 @@ class Recorder:
         if sent.dropped is not None:
             self.bearers[model.bearer.name].dropped[sent.dropped] += 1
         if sent.end > sent.start and data[0] & 0xF in _MESSAGE_TYPES:
-            self._link_taken(model, sender, receiver, sent.start)
+            self._link_taken(model, sender, receiver, sent)
 
-    def _link_taken(self, model: LinkModel, sender: str, receiver: str, t: float) -> None:
-        pair = sender, receiver
+    def _link_taken(self, model: LinkModel, sender: str, receiver: str, sent: Sent) -> None:
+        pair, t, lost = (sender, receiver), sent.start, sent.dropped is not None
         last = self._last_link.get(pair)
         if last != model.name:
+            since = self._lost_since.pop(pair, None)
             if last is not None:
-                self.link_changes.append((t, sender, receiver, last, model.name))
+                self.link_changes.append((t, sender, receiver, last, model.name, since))
             self._last_link[pair] = model.name
+            if lost:
+                self._lost_since[pair] = t
+        elif lost:
+            self._lost_since.setdefault(pair, t)
+        elif pair in self._lost_since:
+            del self._lost_since[pair]
 
     def event(self, node: str, event: Event, t: float) -> None:
         if isinstance(event, Delivered):

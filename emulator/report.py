@@ -213,8 +213,9 @@ def _links_html(results: Mapping[str, Any]) -> str:
     ]
     note = (
         f"<p class=note>The {len(rows)} of {len(links)} links that failed most. Detection: "
-        "from a failure until an engine declared the neighbour lost; failover: until "
-        "messages between its ends took another link; medians over failures that had one."
+        "from a failure until an engine declared the neighbour lost; failover: from the "
+        "first message the failure took until messages between its ends took another link "
+        "(the longest such wait); medians over failures that had one."
         "</p>"
     )
     headers = ("link", "bearer", "failures", "down (s)", "detection (s)", "failover (s)")

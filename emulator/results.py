@@ -331,17 +331,26 @@ def _down_spans(entry: Mapping[str, Any]) -> list[tuple[float, float]]:
     return merged
 
 
+def _waited(moved: float, lost_since: float | None, start: float) -> float:
+    """How long messages waited for a failover: from the first of their frames lost on the
+    failed link since the failure began (none got through after it) to the first on another
+    link. None lost there: the sender knew, and the next message took the other link at once
+    (a cut carrier); a wait for that next message is not the failover's."""
+    return 0.0 if lost_since is None else moved - max(start, lost_since)
+
+
 def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
     """Per link: each realised failure (a span when some direction carried nothing), how
     long after it began the engines declared the neighbour lost (detection), and how long
-    until messages between its ends went over another link (failover)."""
+    messages between its ends that it took waited until they went over another link
+    (failover: the longest wait of any sender and receiver pair, `_waited`)."""
     lost_at: dict[str, list[float]] = {}
     for t, _node, link, _neighbour, up in em.record.neighbour_changes:
         if not up:
             lost_at.setdefault(link, []).append(t)
-    moved_at: dict[str, list[float]] = {}
-    for t, _sender, _receiver, old, _new in em.record.link_changes:
-        moved_at.setdefault(old, []).append(t)
+    moved_at: dict[str, list[tuple[float, tuple[str, str], float | None]]] = {}
+    for t, sender, receiver, old, _new, lost_since in em.record.link_changes:
+        moved_at.setdefault(old, []).append((t, (sender, receiver), lost_since))
     out = {}
     for entry in tl["links"]:
         name = entry["name"]
@@ -349,9 +358,13 @@ def _links(em: Emulation, tl: Mapping[str, Any]) -> dict[str, Any]:
         detection, failover = [], []
         for start, end in spans:
             seen = [t - start for t in lost_at.get(name, []) if start <= t < end]
-            moved = [t - start for t in moved_at.get(name, []) if start <= t < end]
+            first: dict[tuple[str, str], float] = {}  # each pair's first move in the span
+            for t, pair, lost_since in moved_at.get(name, []):
+                if start <= t < end and pair not in first:
+                    first[pair] = _waited(t, lost_since, start)
+            moved = list(first.values())
             detection.append(_round(min(seen)) if seen else None)
-            failover.append(_round(min(moved)) if moved else None)
+            failover.append(_round(max(moved)) if moved else None)
         down = sum(
             i["end"] - i["start"]
             for d in entry["directions"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from emulator.results import results, timeline
 from emulator.run import Emulation
 from topologies.generate import brigade
@@ -69,12 +71,48 @@ def test_failover_after_a_cable_cut_is_within_the_bound() -> None:
     em = two_bearers([{"kind": "cut", "link": "fibre", "at_s": 600.0, "duration_s": 600.0}])
     res = results(em, timeline(em))
     fibre = res["links"]["fibre"]
-    # A cut carrier is seen at once; FLASH is moved to SATCOM by the next message (20 s).
+    # A cut carrier is seen at once: the next FLASH takes SATCOM, none is lost on the fibre.
     assert fibre["detection_s"] == [0.0, 0.0][: fibre["failures"]]
-    assert fibre["failover_s"][0] is not None and fibre["failover_s"][0] <= 20.0
+    assert fibre["failover_s"] == [0.0]
     flash = [r for r in em.record.offers.values() if r.generator == "flash"]
     cut = [r for r in flash if 600 < r.time < 1200]
     assert cut and all("coy" in r.delivered and r.delivered["coy"] - r.time < 2 for r in cut)
+
+
+def test_failover_of_a_link_cut_without_a_word_takes_seconds_from_the_first_loss() -> None:
+    """A radio relay cut with no carrier to tell: a second after a FLASH went over it, so
+    the next comes 19 s later. That one is lost on the relay, resent, the link suspected,
+    and it goes over SATCOM seconds later; `failover_s` counts from its loss, not from the
+    cut (which would count the 19 s that nothing wanted the link)."""
+    data: dict[str, Any] = {
+        "run": {"name": "relay", "duration_s": 1200.0, "seed": 11},
+        "nodes": [
+            {"name": "hq", "role": "hq", "groups": ["bn"]},
+            {"name": "coy", "role": "hq", "position": [8.0, 0.0], "groups": ["bn"]},
+        ],
+        "links": [
+            {"a": "hq", "b": "coy", "bearer": "radio-relay", "name": "rr"},
+            {"a": "hq", "b": "coy", "bearer": "satcom-geo", "name": "geo"},
+        ],
+        "traffic": [
+            {"name": "flash", "sources": ["hq"], "to": "coy", "size_bytes": 200,
+             "interval_s": 20.0, "precedence": "FLASH", "ttl_s": 3600},
+        ],
+        "faults": [{"kind": "cut", "link": "rr", "at_s": 605.0, "duration_s": 300.0}],
+    }  # fmt: skip
+    em = Emulation(scenario_from_data(data, "relay"))
+    em.run()
+    relay = results(em, timeline(em))["links"]["rr"]
+    flash = sorted(em.record.offers.values(), key=lambda r: r.time)
+    last_before = max(r.time for r in flash if r.time < 605.0)
+    first_after = next(r for r in flash if r.time > 605.0)
+    assert 605.0 - last_before < 1.5 and first_after.time - 605.0 > 15  # the cut's timing
+    moved = next(c for c in em.record.link_changes if c[3] == "rr" and c[0] > 605.0)
+    assert moved[5] is not None and first_after.time <= moved[5] < moved[0]  # lost, then moved
+    [waited] = relay["failover_s"]
+    assert 0 < waited < 6
+    assert waited == pytest.approx(moved[0] - moved[5], abs=1e-3)
+    assert first_after.delivered["coy"] - first_after.time < waited + 1
 
 
 def test_flash_keeps_flowing_over_satcom_while_the_vhf_net_and_fibre_are_down() -> None:

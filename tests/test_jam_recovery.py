@@ -4,6 +4,7 @@ heard first, nor for a member's next hello."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -230,6 +231,39 @@ def test_copies_lost_to_a_silence_go_again_once_the_neighbour_speaks() -> None:
     assert adj is not None and adj.up  # heard all along: no loss of the neighbour at work
     assert [e.payload for e in net.delivered("b")] == [b"flash"]
     assert sent[tries] - spoke < 0.5
+
+
+def test_a_neighbour_that_speaks_but_does_not_hear_does_not_draw_a_copy_each_time() -> None:
+    """One way only: a's frames never reach b, and b is heard at a once every 10 s (its
+    frames at other moments are lost too). Each time a hears b after such a silence, only a
+    copy whose backoff is at most twice the silence goes at once: the first tries come
+    sooner, then the backoff grows as it would, instead of a copy every 10 s for as long as
+    b talks."""
+    vhf = BearerProfile(name="vhf", rate_bps=9_600, delay_s=0.05, mtu=512, cost=1.0, hello_s=200)
+    link = FakeLink("a", "b", vhf)
+    net = Net({"a": [], "b": []}, [link], seed=4)
+    net.run(5)
+    began, sent = net.now, []
+
+    def one_way(sender: str, _: str, data: bytes) -> None:
+        link.up = sender == "b" and (net.now - began) % 10 < 0.5
+        if sender == "a" and _is_message(data):
+            sent.append(net.now)
+
+    net.tap(one_way)
+    net.submit("a", "b", b"flash", precedence=Precedence.FLASH, ttl=3600)
+    for _ in range(30):  # b talks every 10 s for 5 minutes
+        net.run(10)
+        net.submit("b", "a", b"report", precedence=Precedence.ROUTINE, ttl=3600)
+    adj = net.engines["a"].neighbours.get(net.address("b"), link.name)
+    assert adj is not None and adj.up  # it is heard: not lost
+    assert net.delivered("b") == []
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert max(gaps) > 40  # backed off, as with no one heard at all
+    # Brought forward to a moment b was heard: only while its backoff, doubling from about
+    # a second, was at most 20 s, so among the first tries (the sixth's is 30 s or more).
+    brought = [i for i, t in enumerate(sent) if i and (t - began) % 10 < 0.2]
+    assert brought and max(brought) <= 5
 
 
 def _is_message(data: bytes) -> bool:

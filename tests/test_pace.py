@@ -295,6 +295,10 @@ LINKS = {1: {2: {"hf": 10, "*": 30}}}
         ({"planned": {"1": {2: 5}}}, r"planned: expected node -> \{neighbour: cost\}"),
         ({"planned": {1: {2: True}}}, r"planned: expected cost of 1 -> 2"),
         ({"planned": [1, 2]}, r"planned: expected a mapping"),
+        (
+            {"planned": {1: dict.fromkeys(range(2, 259), 5)}},
+            r"planned: expected at most 256 neighbours of 1, as an advert lists, found 257",
+        ),
         ({"planned_links": {4: {1: {"hf": 5}}}}, r"planned_links: expected .*a planned node"),
         ({"planned_links": {1: {3: {}}}}, r"planned_links: expected links of 1: .*neighbour"),
         ({"planned_links": {1: {4: {"hf": 40}}}}, r"planned_links: expected links of 1: "),

@@ -546,7 +546,7 @@ class Engine(ControlPlane, CustodyRule):
         silent_since = adj.last_heard
         adj.heard(now, frame.counter)
         adj.silent = False  # it speaks (a hello announcing silence sets it again)
-        if adj.up and now - silent_since > RESEND_SILENCE_S:
+        if adj.up and now - silent_since >= RESEND_SILENCE_S:
             self.tx.resend_after_silence(adj, silent_since, now)
         if not adj.up:
             adj.count_loss_afresh()

@@ -781,11 +781,13 @@ def _decode_route(sender: int, counter: int, f: list[object]) -> RouteFrame:
         (_int(flat[i], "route neighbour", 1, U16), _int(flat[i + 1], "route cost", 1, U16))
         for i in range(0, len(flat), 2)
     )
-    neighbours = [n for n, _ in adjacency]
-    if any(a >= b for a, b in itertools.pairwise(neighbours)):
-        # One encoding per advert: a node handing on the adverts it holds to a new
-        # neighbour sends them as stored, sorted; its origin must have signed that one.
-        raise FrameDecodeError("route adjacency: expected in order of neighbour, each once")
+    for (a, _), (b, _) in itertools.pairwise(adjacency):
+        if a >= b:
+            # One encoding per advert: a node handing on the adverts it holds to a new
+            # neighbour sends them as stored, sorted; its origin must have signed that one.
+            raise FrameDecodeError(
+                f"route adjacency: expected in order of neighbour, each once, found {b} after {a}"
+            )
     signature = _bytes(f[3], "route signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
     links = _decode_links(f[4]) if len(f) > 4 else ()
     return RouteFrame(sender, counter, origin, lsa_seq, adjacency, signature, links)
@@ -807,8 +809,12 @@ def _decode_links(value: object) -> tuple[tuple[int, str, int], ...]:
         cost = _int(flat[i + 2], "route link cost", 1, U16)
         links.append((neighbour, name.decode("ascii"), cost))
     keys = [(n, b) for n, b, _ in links]
-    if keys != sorted(set(keys)):  # one encoding per advert: its origin signed that one
-        raise FrameDecodeError("route links: expected in order of (neighbour, bearer), each once")
+    for before, after in itertools.pairwise(keys):  # one encoding: its origin signed that one
+        if before >= after:
+            raise FrameDecodeError(
+                f"route links: expected in order of (neighbour, bearer), each once, "
+                f"found {after} after {before}"
+            )
     if len({b for _, b in keys}) > MAX_ADVERT_BEARERS:
         raise FrameDecodeError(f"route links: more than {MAX_ADVERT_BEARERS} bearers named")
     return tuple(links)

@@ -12,7 +12,7 @@ from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.core.contact_routing import plan_problem
 from tawan.core.contacts import ContactPlan
-from tawan.core.frames import MAX_HOPS, MAX_MESSAGE_BYTES, OTHER_BEARERS
+from tawan.core.frames import MAX_ADVERT_NEIGHBOURS, MAX_HOPS, MAX_MESSAGE_BYTES, OTHER_BEARERS
 from tawan.core.pace import DEFAULT_PACE, PacePolicy
 from tawan.core.precedence import Precedence
 from transports.profile import BEARER_NAME, BearerProfile
@@ -225,8 +225,11 @@ def _routes_problem(c: EngineConfig) -> tuple[str, str, object] | None:
     """What is wrong with the static routes, the signal plan or its links by bearer, as
     (key, expected, found), or None. The plan stands in for adverts every node would
     otherwise take from the air, so it is held to the rules of an advert (docs/protocol.md
-    4.5): addresses and costs of the wire's range, no node its own neighbour, and links that
-    name planned neighbours at their planned cost, the cheapest of their links."""
+    4.5): addresses and costs of the wire's range, no node its own neighbour, at most 256
+    neighbours a node (the advert of a node that differs from the plan lists them all), and
+    links that name planned neighbours at their planned cost, the cheapest of their links.
+    The plan's links are not held to an advert's limits on links: an advert lists only some
+    of them, by bearer (`routing.restricted_links`)."""
     address = "an address, an integer 1..65535"
     for dst, via in _items(c, "static_routes"):
         if not (_is_u16(dst) and _is_u16(via)):
@@ -234,6 +237,12 @@ def _routes_problem(c: EngineConfig) -> tuple[str, str, object] | None:
     for node, neighbours in _items(c, "planned"):
         if not _is_u16(node) or not isinstance(neighbours, Mapping):
             return "planned", f"node -> {{neighbour: cost}}, the node {address}", node
+        if len(neighbours) > MAX_ADVERT_NEIGHBOURS:
+            return (
+                "planned",
+                f"at most {MAX_ADVERT_NEIGHBOURS} neighbours of {node}, as an advert lists",
+                len(neighbours),
+            )
         for neighbour, cost in neighbours.items():
             if not _is_u16(neighbour) or neighbour == node:
                 return "planned", f"neighbours of {node}: {address}, not {node}", neighbour

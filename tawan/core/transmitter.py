@@ -675,8 +675,8 @@ class Transmitter:
 
     def resend_after_silence(self, adj: Adjacency, silent_since: float, now: float) -> None:
         """`adj`'s neighbour is heard again, having been silent there since `silent_since`:
-        what went over that link meanwhile, has been resent at least once (a timeout
-        passed unanswered) and is overdue again goes again now, not at the end of its
+        what went over that link meanwhile, has been resent over it at least once (a
+        timeout passed unanswered) and is overdue again goes again now, not at the end of its
         backoff, which a long silence has grown to many seconds (a FLASH lost through a
         platoon's deaf spell of half a minute waited 9 s more after the platoon spoke
         again). Only a copy whose backoff is at most twice the silence: a neighbour that
@@ -688,11 +688,12 @@ class Transmitter:
         silence, floor = now - silent_since, self.config.retransmit_floor
         for item in queue.in_flight.values():
             if (
-                item.attempts >= 2 and item.link == adj.link and not item.to_send
+                item.tries_here >= 2 and item.link == adj.link and not item.to_send
                 and item.sent_at > silent_since and item.deadline > now
                 and item.deadline - item.sent_at <= 2 * silence
-                # its answer is overdue: a copy sent a moment ago may be on its way
-                and now - item.sent_at >= adj.retransmit_timeout(item.size, floor)
+                # its answer is overdue (the last frame's, unbacked off): a copy sent a
+                # moment ago may be on its way
+                and now - item.sent_at >= adj.retransmit_timeout(_last_frame(item), floor)
             ):  # fmt: skip
                 item.deadline = now
                 heapq.heappush(self.retransmit, (now, adj.neighbour, item.mid))
@@ -743,6 +744,12 @@ def _spread(mid: MessageId, attempts: int) -> float:
     h = ((h ^ (h >> 13)) * 0xC2B2AE35) & U32
     h ^= h >> 16
     return 0.75 + 0.25 * (h & 0xFFFF) / 0xFFFF
+
+
+def _last_frame(item: Outgoing) -> int:
+    """About the size of the frame that carried `item`'s last piece (a fragment's, or the
+    whole message's)."""
+    return item.chunk_size or item.size
 
 
 def _first_turn(adj: Adjacency, item: Outgoing) -> bool:

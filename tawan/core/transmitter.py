@@ -665,13 +665,7 @@ class Transmitter:
 
     def resend_now(self, neighbour: int, now: float) -> None:
         """`neighbour` has room again: what it refused is due now, not at its backoff."""
-        queue = self.queues.get(neighbour)
-        if queue is None:
-            return
-        for item in queue.in_flight.values():
-            if item.deadline > now and not item.to_send:
-                item.deadline = now
-                heapq.heappush(self.retransmit, (now, neighbour, item.mid))
+        self._due_now(neighbour, now, lambda item: True)
 
     def resend_after_silence(self, adj: Adjacency, silent_since: float, now: float) -> None:
         """`adj`'s neighbour is heard again, having been silent there since `silent_since`:
@@ -682,21 +676,29 @@ class Transmitter:
         again). Only a copy whose backoff is at most twice the silence: a neighbour that
         speaks but does not hear us (a one-way link) brings a copy forward only after a
         silence of half its backoff."""
-        queue = self.queues.get(adj.neighbour)
-        if queue is None or not queue.in_flight:
-            return
         silence, floor = now - silent_since, self.config.retransmit_floor
-        for item in queue.in_flight.values():
-            if (
-                item.tries_here >= 2 and item.link == adj.link and not item.to_send
-                and item.sent_at > silent_since and item.deadline > now
+
+        def overdue(item: Outgoing) -> bool:
+            return (
+                item.tries_here >= 2 and item.link == adj.link and item.sent_at > silent_since
                 and item.deadline - item.sent_at <= 2 * silence
                 # its answer is overdue (the last frame's, unbacked off): a copy sent a
                 # moment ago may be on its way
                 and now - item.sent_at >= adj.retransmit_timeout(_last_frame(item), floor)
-            ):  # fmt: skip
+            )  # fmt: skip
+
+        self._due_now(adj.neighbour, now, overdue)
+
+    def _due_now(self, neighbour: int, now: float, which: Callable[[Outgoing], bool]) -> None:
+        """Of the messages in flight to `neighbour`, wholly sent and due later, those `which`
+        picks are due now."""
+        queue = self.queues.get(neighbour)
+        if queue is None:
+            return
+        for item in queue.in_flight.values():
+            if item.deadline > now and not item.to_send and which(item):
                 item.deadline = now
-                heapq.heappush(self.retransmit, (now, adj.neighbour, item.mid))
+                heapq.heappush(self.retransmit, (now, neighbour, item.mid))
 
     def _best_link_for(self, neighbour: int, item: Outgoing) -> str:
         best = self.best_link(neighbour)

@@ -19,13 +19,18 @@ realised air time of every frame on that net:
 Copies pool over the seeds; a p95 is the nearest-rank percentile (emulator.stats), of the
 delivered copies for the stack and the oracle. The last line printed is one JSON object:
 {"scenario", "seeds", "copies", "busy_at_offer" (copies offered while another member's frame
-was on the air), "p95_s": {"stack", "oracle", "bound_payload", "bound_frame"}}.
+was on the air), "p95_s": {"stack", "oracle", "bound_payload", "bound_frame"},
+"busy_by_frame" (those copies by the kind of frame on the air: DATA, FRAG, NET_FRAG, ...),
+"late" (the copies the stack delivered later than twice the oracle's p95, or not at all, by
+cause: the kind of another member's frame on the air at the offer, or "free" when the
+channel was free: a loss and its resend, or the source's own frames first)}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +55,7 @@ class OnAir:
     sender: str
     size: int
     message: bool  # a frame that carries a message or a piece of one
+    kind: str  # its frame type's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,7 @@ class Copy:
     oracle: float | None  # None: the oracle cannot deliver it
     bound_payload: float
     bound_frame: float
-    busy: bool
+    blocker: str | None  # the kind of another member's frame on the air at the offer
 
 
 def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
@@ -73,8 +79,9 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
     def on_air(start: float, link: str, sender: str, receiver: str, data: bytes) -> None:
         if link in air:
             end = start + len(data) * 8 / nets[link].bearer.rate_bps
-            message = data[0] & 0xF in MESSAGE_TYPES
-            air[link].append(OnAir(start, end, sender, len(data), message))
+            kind = FrameType(data[0] & 0xF)
+            message = kind in MESSAGE_TYPES
+            air[link].append(OnAir(start, end, sender, len(data), message, kind.name))
 
     em.frame_hooks.append(on_air)
     em.run()
@@ -87,8 +94,9 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
             if record.source not in model.members:
                 continue
             frames, t = air[name], record.time
-            others = (f for f in frames if f.sender != record.source and f.start <= t < f.end)
+            others = [f for f in frames if f.sender != record.source and f.start <= t < f.end]
             busy = max((f.end for f in others), default=t)
+            blocker = max(others, key=lambda f: f.end).kind if others else None
             mine = (f for f in frames if f.sender == record.source and f.start >= t and f.message)
             own = next(mine, None)
             rate, delay = model.bearer.rate_bps, model.bearer.delay_s
@@ -103,7 +111,7 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
                     None if best is None else best - t,
                     busy - t + record.size * 8 / rate + delay,
                     busy - t + frame_bytes * 8 / rate + delay,
-                    busy > t,
+                    blocker,
                 ))  # fmt: skip
     em.close()
     return found
@@ -129,11 +137,27 @@ def main() -> None:
         "bound_payload": _p95([c.bound_payload for c in copies]),
         "bound_frame": _p95([c.bound_frame for c in copies]),
     }
-    busy = sum(c.busy for c in copies)
-    print(f"{len(copies)} copies, {busy} offered while another member was on the air; p95: "
-          + ", ".join(f"{k} {v} s" for k, v in p95.items()))  # fmt: skip
-    print(json.dumps({"scenario": args.scenario, "seeds": args.seeds, "copies": len(copies),
-                      "busy_at_offer": busy, "p95_s": p95}, sort_keys=True))  # fmt: skip
+    busy = Counter(c.blocker for c in copies if c.blocker is not None)
+    print(f"{len(copies)} copies, {busy.total()} offered while another member was on the air; "
+          "p95: " + ", ".join(f"{k} {v} s" for k, v in p95.items()))  # fmt: skip
+    late = _late(copies, p95["oracle"])
+    print(f"{late.total()} delivered later than twice the oracle's p95 or not at all: "
+          + ", ".join(f"{n} {cause}" for cause, n in late.most_common()))  # fmt: skip
+    summary = {
+        "scenario": args.scenario, "seeds": args.seeds, "copies": len(copies),
+        "busy_at_offer": busy.total(), "p95_s": p95, "busy_by_frame": dict(busy),
+        "late": dict(late),
+    }  # fmt: skip
+    print(json.dumps(summary, sort_keys=True))
+
+
+def _late(copies: list[Copy], oracle_p95: float | None) -> Counter[str]:
+    """The copies later than twice the oracle's p95 (or lost), by what held them up."""
+    if oracle_p95 is None:
+        return Counter()
+    return Counter(
+        c.blocker or "free" for c in copies if c.stack is None or c.stack > 2 * oracle_p95
+    )
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ delivered copies for the stack and the oracle. The last line printed is one JSON
 {"scenario", "seeds", "copies", "busy_at_offer" (copies offered while another member's frame
 was on the air), "p95_s": {"stack", "oracle", "bound_payload", "bound_frame"},
 "busy_by_frame" (those copies by the kind of frame on the air: DATA, FRAG, NET_FRAG, ...),
-"late" (the copies the stack delivered later than twice the oracle's p95, or not at all, by
-cause: the kind of another member's frame on the air at the offer, or "free" when the
-channel was free: a loss and its resend, or the source's own frames first)}.
+"late" (the copies the oracle delivers that the stack delivered later than twice the
+oracle's p95, or not at all, by what was on the air at the offer: the kind of another
+member's frame, "own" for a frame of the source's own, "free" for none; null when the
+oracle delivers none)}.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Copy:
     bound_payload: float
     bound_frame: float
     blocker: str | None  # the kind of another member's frame on the air at the offer
+    own_on_air: bool  # a frame of the source's own on the air at the offer
 
 
 def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
@@ -97,6 +99,7 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
             others = [f for f in frames if f.sender != record.source and f.start <= t < f.end]
             busy = max((f.end for f in others), default=t)
             blocker = max(others, key=lambda f: f.end).kind if others else None
+            own_on_air = any(f.sender == record.source and f.start <= t < f.end for f in frames)
             mine = (f for f in frames if f.sender == record.source and f.start >= t and f.message)
             own = next(mine, None)
             rate, delay = model.bearer.rate_bps, model.bearer.delay_s
@@ -112,6 +115,7 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
                     busy - t + record.size * 8 / rate + delay,
                     busy - t + frame_bytes * 8 / rate + delay,
                     blocker,
+                    own_on_air,
                 ))  # fmt: skip
     em.close()
     return found
@@ -141,22 +145,28 @@ def main() -> None:
     print(f"{len(copies)} copies, {busy.total()} offered while another member was on the air; "
           "p95: " + ", ".join(f"{k} {v} s" for k, v in p95.items()))  # fmt: skip
     late = _late(copies, p95["oracle"])
-    print(f"{late.total()} delivered later than twice the oracle's p95 or not at all: "
-          + ", ".join(f"{n} {cause}" for cause, n in late.most_common()))  # fmt: skip
+    if late is None:
+        print("late copies: n/a (the oracle delivers none)")
+    else:
+        print(f"{late.total()} delivered later than twice the oracle's p95 or not at all: "
+              + ", ".join(f"{n} {cause}" for cause, n in late.most_common()))  # fmt: skip
     summary = {
         "scenario": args.scenario, "seeds": args.seeds, "copies": len(copies),
         "busy_at_offer": busy.total(), "p95_s": p95, "busy_by_frame": dict(busy),
-        "late": dict(late),
+        "late": None if late is None else dict(late),
     }  # fmt: skip
     print(json.dumps(summary, sort_keys=True))
 
 
-def _late(copies: list[Copy], oracle_p95: float | None) -> Counter[str]:
-    """The copies later than twice the oracle's p95 (or lost), by what held them up."""
+def _late(copies: list[Copy], oracle_p95: float | None) -> Counter[str] | None:
+    """The copies the oracle delivers that the stack delivered later than twice the
+    oracle's p95, or not at all, by what was on the air when they were offered."""
     if oracle_p95 is None:
-        return Counter()
+        return None
     return Counter(
-        c.blocker or "free" for c in copies if c.stack is None or c.stack > 2 * oracle_p95
+        c.blocker or ("own" if c.own_on_air else "free")
+        for c in copies
+        if c.oracle is not None and (c.stack is None or c.stack > 2 * oracle_p95)
     )
 
 

@@ -22,6 +22,7 @@ from crypto.keyfile import load_keyfile
 from crypto.keyring import Keyring
 from crypto.mission import build_mission
 from tawan.core.engine import Engine, EngineConfig, LinkSpec, PeerSpec
+from tawan.core.events import AdvertTooLarge
 from tawan.core.frames import MessageId
 from tawan.core.precedence import Precedence
 from tawan.core.specs import Submission
@@ -231,6 +232,25 @@ async def test_send_failures_are_counted_not_raised(
         pair.link_a.refuse = False  # the engine retransmits once the link works again
         await wait_inbox(pair.bravo, 1)
     assert any("reason=peer_unavailable" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_advert_too_large_for_a_link_is_a_warning_throttled(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tawan.node")
+    async with running_pair() as pair:
+        event = AdvertTooLarge("alpha-bravo", pair.alpha.engine.me, 540, 512)
+        for _ in range(3):  # each advert finds the link too small again: one line
+            pair.alpha._report(event)
+        await trio.sleep(THROTTLE_SECONDS + 1)
+        pair.alpha._report(event)
+    lines = [r for r in caplog.records if "event=advert_too_large" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 2
+    assert lines[0].getMessage() == (
+        "event=advert_too_large link=alpha-bravo origin=alpha size=540 mtu=512 "
+        "sent=no skipped=0"
+    )
+    assert lines[1].getMessage().endswith("skipped=2")
 
 
 async def test_rejected_frames_are_logged_with_their_reason_throttled(

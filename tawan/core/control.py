@@ -16,7 +16,14 @@ import msgpack
 from crypto.errors import RevocationError, RosterError
 from crypto.revocation import Revocation, decode_revocation
 from crypto.roster import Roster
-from tawan.core.events import ClockJumped, Event, NeighbourChanged, RevocationApplied
+from crypto.schedule import LINK_TAG_BYTES
+from tawan.core.events import (
+    AdvertTooLarge,
+    ClockJumped,
+    Event,
+    NeighbourChanged,
+    RevocationApplied,
+)
 from tawan.core.forwarding import Forwarding
 from tawan.core.frames import (
     U32,
@@ -26,6 +33,7 @@ from tawan.core.frames import (
     RevokeFrame,
     RouteFrame,
     advert_signed_bytes,
+    encode_frame,
 )
 from tawan.core.linkauth import RECEIVE_MARK_BLOCK, LinkGuard
 from tawan.core.liveness import HELLO_WIRE_BYTES, PROBE_WAITS, LinkTimers
@@ -291,7 +299,7 @@ class ControlPlane:
             adjacency = tuple(sorted(advert.adjacency.items()))
             links = _links_tuple(advert.links)
             frame = RouteFrame(self.me, 0, origin, advert.seq, adjacency, advert.signature, links)
-            self.tx.control(adj, frame)
+            self._send_route([adj], frame)
 
     def _topology_changed(self) -> None:
         if self.router.update_local(self.neighbours.up_neighbours(), self.neighbours.up_links()):
@@ -358,13 +366,15 @@ class ControlPlane:
             # that are wrong are mended by the database exchange when an adjacency comes
             # up, and by refreshes.
             tree = self.router.tree(origin)
+            down = []
             for other in self._up_adjacencies():
                 parent = tree.get(other.neighbour)
                 if other.neighbour == adj.neighbour:
                     continue
                 if other.neighbour != origin and parent not in (None, self.me):
                     continue  # (the origin itself is sent it: an old one it must outbid)
-                self.tx.control(other, onward)
+                down.append(other)
+            self._send_route(down, onward)
             self._reroute()
 
     def _on_revoke(self, frame: RevokeFrame, adj: Adjacency) -> None:
@@ -564,8 +574,20 @@ class ControlPlane:
         self._advert_sent, self._advert_sent_at, self._links_sent = adjacency, now, listed
         if self.router.publish(dict(adjacency)):
             self._reroute()  # the trees are the network's now: group copies follow them
-        for adj in self._up_adjacencies():
-            self.tx.control(adj, frame)
+        self._send_route(self._up_adjacencies(), frame)
+
+    def _send_route(self, adjacencies: Iterable[Adjacency], frame: RouteFrame) -> None:
+        """`frame` to each of `adjacencies`, but on no link whose MTU it exceeds: that link
+        would drop it whole. Each such link is told once per frame (`AdvertTooLarge`)."""
+        size = len(encode_frame(frame)) + _COUNTER_SLACK + LINK_TAG_BYTES
+        refused: set[str] = set()
+        for adj in adjacencies:
+            if size <= adj.profile.mtu:
+                self.tx.control(adj, frame)
+            elif adj.link not in refused:
+                refused.add(adj.link)
+                self.stats.adverts_too_large += 1
+                self._events.append(AdvertTooLarge(adj.link, frame.origin, size, adj.profile.mtu))
 
     def _advert_wanted(self, now: float) -> bool | float | None:
         """Whether to flood an advert now: True; None, not at all; a time, not before then.
@@ -598,6 +620,10 @@ class ControlPlane:
             if len(waits) == len(missing) and max(waits) > now:
                 return max(waits)
         return True
+
+
+_COUNTER_SLACK = 4
+"""Bytes a frame counter may take beyond the one byte of the 0 it is encoded with here."""
 
 
 def _links_tuple(links: Mapping[int, Mapping[str, int]]) -> tuple[tuple[int, str, int], ...]:

@@ -134,6 +134,17 @@ class ClockJumped:
 
 
 @dataclass(frozen=True, slots=True)
+class AdvertTooLarge:
+    """An advert (`origin`'s) was not sent on `link`: at up to `size` bytes it exceeds the
+    link's `mtu`, and the link would drop it (docs/engine.md, "Limits known today")."""
+
+    link: str
+    origin: int
+    size: int
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreDegraded:
     """The store could not write (`reason`: "full", "read-only", ...): the node takes no
     new custody, and keeps forwarding and delivering what it holds, until writing works."""
@@ -159,6 +170,7 @@ Event = (
     | NeighbourChanged
     | RevocationApplied
     | ClockJumped
+    | AdvertTooLarge
     | StoreDegraded
     | StoreRecovered
 )

@@ -40,6 +40,7 @@ class EngineStats:
     store_failures: int = 0  # writes or commits the store could not do (full, read-only)
     refused_unwritable: int = 0  # messages and fragments not taken: the store cannot write
     suspected_links: int = 0  # adjacencies lost because messages went unanswered over them
+    adverts_too_large: int = 0  # adverts not sent on a link whose MTU they exceed
     links: dict[str, LinkStats] = field(default_factory=dict)
 
     def link(self, name: str) -> LinkStats:

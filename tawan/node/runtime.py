@@ -29,6 +29,7 @@ from crypto.revocation import Revocation
 from crypto.roster import Roster
 from tawan.core.engine import Engine, Submission
 from tawan.core.events import (
+    AdvertTooLarge,
     ClockJumped,
     Delivered,
     Event,
@@ -375,6 +376,13 @@ class Runtime:
                 return
             log.info(kv(**self._fields(event), skipped=skipped))
             return
+        if isinstance(event, AdvertTooLarge):
+            # Each advert again finds the link too small: one line per link per interval.
+            key = f"advert_too_large/{event.link}"
+            if (skipped := self._throttle.allow(key, self.clock())) is None:
+                return
+            log.warning(kv(**self._fields(event), skipped=skipped))
+            return
         if isinstance(event, StoreDegraded | StoreRecovered):
             # Once per change of state, not per frame refused meanwhile (those are counted).
             degraded = isinstance(event, StoreDegraded)
@@ -424,6 +432,10 @@ class Runtime:
         if isinstance(event, StoreRecovered):
             return {"event": "store_writable", "custody": "taken again",
                     "after_s": f"{event.seconds:.1f}"}  # fmt: skip
+        if isinstance(event, AdvertTooLarge):
+            return {"event": "advert_too_large", "link": event.link,
+                    "origin": self.name_of(event.origin), "size": event.size,
+                    "mtu": event.mtu, "sent": "no"}  # fmt: skip
         if isinstance(event, ClockJumped):
             return {"event": "clock_jumped", "from_epoch": event.from_epoch,
                     "to_epoch": event.to_epoch, "erasure": "held for an epoch"}  # fmt: skip

@@ -1,0 +1,47 @@
+"""An advert larger than a link's MTU is not put on that link, and the node says so."""
+
+from __future__ import annotations
+
+from harness import FakeLink, Net, profile
+
+from tawan.core.events import AdvertTooLarge
+from tawan.core.frames import RouteFrame, decode_frame
+
+LEAVES = [f"leaf{i}" for i in range(24)]
+
+
+def hub_net() -> Net:
+    """A hub with 24 leaves on links of the smallest MTU (128 bytes: its advert of 25
+    neighbours does not fit) and one node on a wide link (1400 bytes)."""
+    small, wide = profile(mtu=128), profile(mtu=1400)
+    links = [FakeLink("hub", leaf, small) for leaf in LEAVES] + [FakeLink("hub", "wide", wide)]
+    return Net(dict.fromkeys(["hub", "wide", *LEAVES], ()), links)
+
+
+def test_an_advert_too_large_for_a_link_stays_off_it_and_is_reported() -> None:
+    net = hub_net()
+    adverts: dict[str, list[RouteFrame]] = {}
+
+    def spy(sender: str, link: str, data: bytes) -> None:
+        if sender == "hub" and data[0] & 0xF == 4:  # ROUTE
+            frame = decode_frame(data[:-8])
+            assert isinstance(frame, RouteFrame)
+            adverts.setdefault(link, []).append(frame)
+
+    net.tap(spy)
+    net.run(30.0)
+    small_links = [f"hub-{leaf}" for leaf in LEAVES]
+    for link in small_links:
+        assert net.largest_frame[link] <= 128, link
+    # The hub's own advert, of all 25 neighbours, went where it fits.
+    own = [f for f in adverts.get("hub-wide", []) if f.origin == net.address("hub")]
+    assert own and max(len(f.adjacency) for f in own) == 25
+    assert not any(
+        f.origin == net.address("hub") and len(f.adjacency) == 25
+        for link in small_links
+        for f in adverts.get(link, [])
+    )
+    told = [e for e in net.events["hub"] if isinstance(e, AdvertTooLarge)]
+    assert {e.link for e in told} == set(small_links)
+    assert all(e.size > e.mtu == 128 for e in told)
+    assert net.engines["hub"].stats.adverts_too_large >= len(small_links)

@@ -247,8 +247,7 @@ async def test_an_advert_too_large_for_a_link_is_a_warning_throttled(
     lines = [r for r in caplog.records if "event=advert_too_large" in r.getMessage()]
     assert [r.levelno for r in lines] == [logging.WARNING] * 2
     assert lines[0].getMessage() == (
-        "event=advert_too_large link=alpha-bravo origin=alpha size=540 mtu=512 "
-        "sent=no skipped=0"
+        "event=advert_too_large link=alpha-bravo origin=alpha size=540 mtu=512 sent=no skipped=0"
     )
     assert lines[1].getMessage().endswith("skipped=2")
 

@@ -371,17 +371,11 @@ class Runtime:
         elif isinstance(event, ReceiptReceived):
             self._receipts_news = True
         elif isinstance(event, FrameRejected):
-            key = f"frame_rejected/{event.link}/{event.reason}"
-            if (skipped := self._throttle.allow(key, self.clock())) is None:
-                return
-            log.info(kv(**self._fields(event), skipped=skipped))
+            self._log_throttled(f"frame_rejected/{event.link}/{event.reason}", logging.INFO, event)
             return
         if isinstance(event, AdvertTooLarge):
             # Each advert again finds the link too small: one line per link per interval.
-            key = f"advert_too_large/{event.link}"
-            if (skipped := self._throttle.allow(key, self.clock())) is None:
-                return
-            log.warning(kv(**self._fields(event), skipped=skipped))
+            self._log_throttled(f"advert_too_large/{event.link}", logging.WARNING, event)
             return
         if isinstance(event, StoreDegraded | StoreRecovered):
             # Once per change of state, not per frame refused meanwhile (those are counted).
@@ -392,9 +386,7 @@ class Runtime:
             # A refused neighbour retries: one line per reason and precedence per interval
             # (bounded keys), not one per attempt; the metrics count every refusal.
             key = f"refused/{event.reason}/{event.precedence.name.lower()}"
-            if (skipped := self._throttle.allow(key, self.clock())) is None:
-                return
-            log.warning(kv(**self._fields(event), skipped=skipped))
+            self._log_throttled(key, logging.WARNING, event)
             return
         if isinstance(event, MessageEvicted | RevocationApplied | ClockJumped):
             level = logging.WARNING
@@ -404,6 +396,12 @@ class Runtime:
             level = logging.INFO
         if log.isEnabledFor(level):
             log.log(level, kv(**self._fields(event)))
+
+    def _log_throttled(self, key: str, level: int, event: Event) -> None:
+        """One line for `event` at `level`, unless one of `key` went less than
+        THROTTLE_SECONDS ago; it says how many were left out since (`skipped`)."""
+        if (skipped := self._throttle.allow(key, self.clock())) is not None:
+            log.log(level, kv(**self._fields(event), skipped=skipped))
 
     def _fields(self, event: Event) -> dict[str, object]:
         """What a log line says about `event`, names instead of addresses."""

@@ -6,6 +6,7 @@ from harness import FakeLink, Net, profile
 
 from tawan.core.events import AdvertTooLarge
 from tawan.core.frames import RouteFrame, decode_frame
+from tawan.node.metrics import snapshot_samples
 
 LEAVES = [f"leaf{i}" for i in range(24)]
 
@@ -44,4 +45,13 @@ def test_an_advert_too_large_for_a_link_stays_off_it_and_is_reported() -> None:
     told = [e for e in net.events["hub"] if isinstance(e, AdvertTooLarge)]
     assert {e.link for e in told} == set(small_links)
     assert all(e.size > e.mtu == 128 for e in told)
-    assert net.engines["hub"].stats.adverts_too_large >= len(small_links)
+    hub = net.engines["hub"]
+    assert hub.stats.adverts_too_large == len(told) >= len(small_links)
+    # Counted per link too, and exported by link: each small link once per refused advert.
+    exported = {
+        labels[0]: value
+        for name, labels, value in snapshot_samples(hub.snapshot(net.now))
+        if name == "tawan_link_adverts_too_large"
+    }
+    per_link = {link: sum(e.link == link for e in told) for link in small_links}
+    assert exported == per_link | {"hub-wide": 0}

@@ -17,9 +17,10 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 import pytest
@@ -389,6 +390,16 @@ def test_the_dashboard_uses_only_metrics_the_collector_exports() -> None:
     families = {spec.name for spec in METRICS}
     unused = {f for f in families if not any(n.startswith(f) for n in used)}
     assert not unused, f"metrics on no panel: {sorted(unused)}"
+
+
+def test_every_panel_of_the_dashboard_has_an_id_of_its_own() -> None:
+    def panels(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for panel in node.get("panels", []):
+            yield panel
+            yield from panels(panel)
+
+    ids = Counter(panel["id"] for panel in panels(json.loads(DASHBOARD.read_text())))
+    assert ids and not [i for i, n in ids.items() if n > 1], ids  # Grafana keys panels by id
 
 
 def test_the_scrape_config_names_three_nodes_on_loopback() -> None:

@@ -587,6 +587,7 @@ class ControlPlane:
             elif adj.link not in refused:
                 refused.add(adj.link)
                 self.stats.adverts_too_large += 1
+                self.stats.link(adj.link).adverts_too_large += 1
                 self._events.append(AdvertTooLarge(adj.link, frame.origin, size, adj.profile.mtu))
 
     def _advert_wanted(self, now: float) -> bool | float | None:

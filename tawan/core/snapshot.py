@@ -35,6 +35,7 @@ class LinkView:
     retransmissions: int
     batched: int
     net_copies: int
+    adverts_too_large: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,7 @@ def _link(spec: LinkSpec, adjacencies: list[Adjacency], stats: EngineStats) -> L
         any(a.up for a in adjacencies if a.link == spec.name),
         counted.frames_sent, counted.frames_received, counted.bytes_sent,
         counted.bytes_received, counted.retransmissions, counted.batched,
-        counted.net_copies,
+        counted.net_copies, counted.adverts_too_large,
     )  # fmt: skip
 
 

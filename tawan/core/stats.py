@@ -19,6 +19,7 @@ class LinkStats:
     retransmissions: int = 0
     batched: int = 0  # messages sent in BATCH frames (each counted once per frame)
     net_copies: int = 0  # copies sent in NET frames, one per receiver (each frame once on air)
+    adverts_too_large: int = 0  # adverts not put on the link: larger than its MTU
 
 
 @dataclass(slots=True)

@@ -144,6 +144,9 @@ METRICS: Final = (
     MetricSpec("tawan_link_net_copies", "counter", _L,
                "Copies of messages sent to several members of a net in one frame (NET), "
                "one per receiver."),
+    MetricSpec("tawan_link_adverts_too_large", "counter", _L,
+               "Route adverts not put on the link because they exceed its MTU: the "
+               "neighbours there do not hear them."),
     MetricSpec("tawan_link_drops", "counter", _L + _R,
                "Frames or datagrams dropped before the engine saw them: junk the screen "
                "refused, over the MTU or the strangers' budget, buffers full (the kernel's "
@@ -337,6 +340,7 @@ def _link_samples(view: NodeSnapshot) -> Iterator[_Sample]:
         yield "tawan_link_retransmissions", label, link.retransmissions
         yield "tawan_link_batched_messages", label, link.batched
         yield "tawan_link_net_copies", label, link.net_copies
+        yield "tawan_link_adverts_too_large", label, link.adverts_too_large
     for neighbour in view.neighbours:
         pair = (neighbour.link, neighbour.name)
         yield "tawan_neighbour_up", pair, 1.0 if neighbour.up else 0.0

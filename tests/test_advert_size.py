@@ -55,3 +55,35 @@ def test_an_advert_too_large_for_a_link_stays_off_it_and_is_reported() -> None:
     }
     per_link = {link: sum(e.link == link for e in told) for link in small_links}
     assert exported == per_link | {"hub-wide": 0}
+
+
+def test_an_advert_too_large_for_the_best_link_takes_a_wider_one_to_the_same_neighbour() -> None:
+    """`twin` is a neighbour of the hub on two links: the best one (the faster) of 128 bytes,
+    which the hub's advert exceeds, and a wider, slower one. The advert reaches it by the
+    wider one, and nothing is reported for it."""
+    small = profile(mtu=128)
+    best, slower = profile(rate_bps=2_000_000, mtu=128), profile(rate_bps=500_000, mtu=1400)
+    links = [FakeLink("hub", leaf, small) for leaf in LEAVES] + [
+        FakeLink("hub", "twin", best),
+        FakeLink("twin", "hub", slower),
+    ]
+    net = Net(dict.fromkeys(["hub", "twin", *LEAVES], ()), links)
+    heard: dict[str, int] = {}
+
+    def spy(sender: str, link: str, data: bytes) -> None:
+        if sender == "hub" and data[0] & 0xF == 4:  # ROUTE
+            frame = decode_frame(data[:-8])
+            assert isinstance(frame, RouteFrame)
+            if frame.origin == net.address("hub"):
+                heard[link] = max(heard.get(link, 0), len(frame.adjacency))
+
+    net.tap(spy)
+    net.run(30.0)
+    best_way = net.engines["twin"].forwarding.best(net.address("hub"))
+    assert best_way is not None and best_way.link == "hub-twin"
+    assert heard.get("twin-hub") == 25  # the hub's own advert, all its neighbours
+    assert "hub-twin" not in heard
+    told = {e.link for e in net.events["hub"] if isinstance(e, AdvertTooLarge)}
+    assert told == {f"hub-{leaf}" for leaf in LEAVES}
+    # The twin's routes come from it: the hub's leaves through the hub.
+    assert net.engines["twin"].router.next_hop(net.address(LEAVES[0])) == net.address("hub")

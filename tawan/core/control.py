@@ -577,18 +577,26 @@ class ControlPlane:
         self._send_route(self._up_adjacencies(), frame)
 
     def _send_route(self, adjacencies: Iterable[Adjacency], frame: RouteFrame) -> None:
-        """`frame` to each of `adjacencies`, but on no link whose MTU it exceeds: that link
-        would drop it whole. Each such link is told once per frame (`AdvertTooLarge`)."""
+        """`frame` to the neighbour of each of `adjacencies`, but on no link whose MTU it
+        exceeds: that link would drop it whole. Where it does not fit, it takes the
+        neighbour's best other up link where it does; with none, the link is told, once per
+        frame (`AdvertTooLarge`), and that neighbour does not hear it."""
         size = len(encode_frame(frame)) + _COUNTER_SLACK + LINK_TAG_BYTES
         refused: set[str] = set()
         for adj in adjacencies:
-            if size <= adj.profile.mtu:
-                self.tx.control(adj, frame)
+            way = adj if size <= adj.profile.mtu else self._wide_enough(adj.neighbour, size)
+            if way is not None:
+                self.tx.control(way, frame)
             elif adj.link not in refused:
                 refused.add(adj.link)
                 self.stats.adverts_too_large += 1
                 self.stats.link(adj.link).adverts_too_large += 1
                 self._events.append(AdvertTooLarge(adj.link, frame.origin, size, adj.profile.mtu))
+
+    def _wide_enough(self, neighbour: int, size: int) -> Adjacency | None:
+        """The best up link to `neighbour` that takes a frame of `size` bytes and may send."""
+        narrow = {a.link for a in self.neighbours.of(neighbour) if size > a.profile.mtu}
+        return self.neighbours.best_link(neighbour, avoid=narrow | self.tx.silent)
 
     def _advert_wanted(self, now: float) -> bool | float | None:
         """Whether to flood an advert now: True; None, not at all; a time, not before then.

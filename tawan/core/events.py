@@ -136,7 +136,8 @@ class ClockJumped:
 @dataclass(frozen=True, slots=True)
 class AdvertTooLarge:
     """An advert (`origin`'s) was not sent on `link`: at up to `size` bytes it exceeds the
-    link's `mtu`, and the link would drop it (docs/engine.md, "Limits known today")."""
+    link's `mtu`, and the link would drop it; nor to that link's neighbour by any other up
+    link, none being wide enough (docs/engine.md, "Limits known today")."""
 
     link: str
     origin: int

@@ -145,8 +145,8 @@ METRICS: Final = (
                "Copies of messages sent to several members of a net in one frame (NET), "
                "one per receiver."),
     MetricSpec("tawan_link_adverts_too_large", "counter", _L,
-               "Route adverts not put on the link because they exceed its MTU: the "
-               "neighbours there do not hear them."),
+               "Route adverts not put on the link because they exceed its MTU, nor on "
+               "another link to the same neighbour: that neighbour does not hear them."),
     MetricSpec("tawan_link_drops", "counter", _L + _R,
                "Frames or datagrams dropped before the engine saw them: junk the screen "
                "refused, over the MTU or the strangers' budget, buffers full (the kernel's "

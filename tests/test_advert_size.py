@@ -87,3 +87,20 @@ def test_an_advert_too_large_for_the_best_link_takes_a_wider_one_to_the_same_nei
     assert told == {f"hub-{leaf}" for leaf in LEAVES}
     # The twin's routes come from it: the hub's leaves through the hub.
     assert net.engines["twin"].router.next_hop(net.address(LEAVES[0])) == net.address("hub")
+
+
+def test_a_newer_advert_too_large_takes_the_older_one_waiting_off_the_link() -> None:
+    net = Net({"hub": (), "leaf": ()}, [FakeLink("hub", "leaf", profile(mtu=128))])
+    net.run(5.0)
+    hub, leaf, origin = net.engines["hub"], net.address("leaf"), net.address("hub") + 100
+    adj = hub.forwarding.best(leaf)
+    assert adj is not None
+    waiting = hub.tx.links[adj.link].adverts
+    older = RouteFrame(net.address("hub"), 0, origin, 7, ((leaf, 1),), bytes(64))
+    newer = RouteFrame(
+        net.address("hub"), 0, origin, 8, tuple((n, 1) for n in range(40)), bytes(64)
+    )
+    hub._send_route([adj], older)
+    assert waiting[leaf, origin, None] == older
+    hub._send_route([adj], newer)
+    assert (leaf, origin, None) not in waiting

@@ -584,6 +584,10 @@ class ControlPlane:
         size = len(encode_frame(frame)) + _COUNTER_SLACK + LINK_TAG_BYTES
         refused: set[str] = set()
         for adj in adjacencies:
+            if size > adj.profile.mtu:
+                # An older advert of the origin still waiting for this neighbour is out of
+                # date now, wherever it waits: it does not go in this one's stead.
+                self.tx.drop_adverts(adj.neighbour, frame.origin, frame.lsa_seq)
             way = adj if size <= adj.profile.mtu else self._wide_enough(adj.neighbour, size)
             if way is not None:
                 self.tx.control(way, frame)

@@ -12,6 +12,9 @@ realised air time of every frame on that net:
   ends (0 when the channel is free), plus the copy's payload alone on the air, plus the
   net's delay: what a protocol without a single header byte would do, given the channel
   the moment it is free;
+- `bound_sealed`: the same with the payload and only what end-to-end security must add to
+  a group message, whatever the link layer: its origin's signature (64 bytes) and its AEAD
+  tag (16): what any protocol whose FLASH to a group is signed and encrypted allows;
 - `bound_frame`: the same with the source's first message frame on the net after the offer
   (the FLASH goes first: its headers, its signature, its tag per receiver) in place of the
   payload: what the stack's own frame allows.
@@ -19,7 +22,7 @@ realised air time of every frame on that net:
 Copies pool over the seeds; a p95 is the nearest-rank percentile (emulator.stats), of the
 delivered copies for the stack and the oracle. The last line printed is one JSON object:
 {"scenario", "seeds", "copies", "busy_at_offer" (copies offered while another member's frame
-was on the air), "p95_s": {"stack", "oracle", "bound_payload", "bound_frame"},
+was on the air), "p95_s": {"stack", "oracle", "bound_payload", "bound_sealed", "bound_frame"},
 "busy_by_frame" (those copies by the kind of frame on the air: DATA, FRAG, NET_FRAG, ...),
 "late" (the copies the oracle delivers that the stack delivered later than twice the
 oracle's p95, or not at all, by what was on the air at the offer: the kind of another
@@ -35,6 +38,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto.roster import SIGNATURE_BYTES
+from crypto.schedule import AEAD_TAG_BYTES
 from emulator.oracle import earliest_arrivals
 from emulator.results import message_id, timeline
 from emulator.run import Emulation, Options
@@ -44,6 +49,7 @@ from tawan.core.precedence import Precedence
 from topologies.load import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SEALED_BYTES = SIGNATURE_BYTES + AEAD_TAG_BYTES  # a group message's, on any link layer
 MESSAGE_TYPES = frozenset(
     (FrameType.DATA, FrameType.FRAG, FrameType.BATCH, FrameType.NET, FrameType.NET_FRAG)
 )
@@ -64,6 +70,7 @@ class Copy:
     stack: float | None  # None: not delivered
     oracle: float | None  # None: the oracle cannot deliver it
     bound_payload: float
+    bound_sealed: float
     bound_frame: float
     blocker: str | None  # the kind of another member's frame on the air at the offer
     own_on_air: bool  # a frame of the source's own on the air at the offer
@@ -113,6 +120,7 @@ def copies_of_run(scenario_path: Path, seed: int) -> list[Copy]:
                     None if got is None else got - t,
                     None if best is None else best - t,
                     busy - t + record.size * 8 / rate + delay,
+                    busy - t + (record.size + SEALED_BYTES) * 8 / rate + delay,
                     busy - t + frame_bytes * 8 / rate + delay,
                     blocker,
                     own_on_air,
@@ -139,6 +147,7 @@ def main() -> None:
         "stack": _p95([c.stack for c in copies if c.stack is not None]),
         "oracle": _p95([c.oracle for c in copies if c.oracle is not None]),
         "bound_payload": _p95([c.bound_payload for c in copies]),
+        "bound_sealed": _p95([c.bound_sealed for c in copies]),
         "bound_frame": _p95([c.bound_frame for c in copies]),
     }
     busy = Counter(c.blocker for c in copies if c.blocker is not None)

@@ -8,10 +8,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from harness import seeded_mission
 
 from tawan.core.engine import EngineConfig
 from tawan.core.precedence import Precedence
 from tawan.node.config import ConfigError, load_config
+from tawan.node.daemon import link_specs
 from transports.kiss import TncParameters
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -148,7 +150,18 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ("delay_s = 0\n", "delay_s = -1\n", "links[1].profile.delay_s: expected a number 0..60"),
         ("delay_s = 0\n", "delay_s = nan\n", "links[1].profile.delay_s: expected a number 0..60"),
         ("delay_s = 0\n", "delay_s = 61\n", "links[1].profile.delay_s: expected a number 0..60"),
-        ("rate_bps = 9600", "rate_bps = 0", "links[0].profile.rate_bps: expected an integer >= 1"),
+        ("rate_bps = 9600", "rate_bps = 0", "links[0].profile.rate_bps: expected an integer "
+         "1..1000000000000"),
+        ("rate_bps = 9600", "rate_bps = " + "9" * 400, "links[0].profile.rate_bps: expected an "
+         "integer 1..1000000000000, found integer 999"),
+        ("delay_s = 0.05", "delay_s = " + "9" * 400, "links[0].profile.delay_s: expected a "
+         "number 0..60, found integer 999"),
+        ("cost = 10", "cost = " + "9" * 400, "links[0].profile.cost: expected a number > 0"),
+        ('name = "vhf"\nrate', 'name = "VHF"\nrate', "links[0].profile.name: expected a bearer "
+         "name of 1 to 32 of a-z, 0-9 and -, beginning with a letter or digit (adverts carry "
+         "it), found string 'VHF'"),
+        ('name = "vhf"\nrate', f'name = "{"v" * 33}"\nrate', "links[0].profile.name: expected "
+         "a bearer name"),
         ('transport = "udp"', 'transport = "sctp"', "links[0].transport: expected one of 'udp', "
          "'tcp', 'kiss', 's5066', found string 'sctp'"),
         ('durability = "process"', 'durability = "disk"', "node.durability: expected one of"),
@@ -159,6 +172,8 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ('bind = "0.0.0.0:7001"', 'bind = "0.0.0.0:99999"', "links[0].bind: expected 'host:port'"),
         ('address = "10.0.0.1:7001"', 'address = "::1:7001"', "links[0].peers[0].address"),
         ("hello_interval = 1", 'hello_interval = "1s"', "engine.hello_interval: "
+         "expected seconds, 0.05 <= hello_interval <= 3600"),
+        ("hello_interval = 1", "hello_interval = " + "9" * 400, "engine.hello_interval: "
          "expected seconds, 0.05 <= hello_interval <= 3600"),
         ("max_hops = 8", "max_hops = 1.5", "engine.max_hops: expected an integer, "
          "1 <= max_hops <= 255"),
@@ -196,6 +211,8 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
         ('name = "wan"', 'name = "vhf"', "links[1].name: expected a name no other link uses"),
         ('node = "charlie"', 'node = "charlie"\n[[links.peers]]\nnode = "charlie"',
          "links[1].peers[1].node: expected a node listed once per link"),
+        ('node = "alpha"', 'node = "relay"', "links[0].peers[0].node: expected a node other "
+         "than this one, found string 'relay'"),
         ('via = "charlie"', 'via = "bravo"', "routing.static[0].via: expected a neighbour "
          "configured under [[links.peers]], found string 'bravo'"),
     ],
@@ -232,6 +249,32 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"[node]\nname = '\xff'\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_an_integer_too_long_for_python_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, edited("max_hops = 8", "max_hops = " + "9" * 5000))
+    with pytest.raises(ConfigError, match=r"node\.toml: not valid TOML: an integer of over"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "nested", ["[" * 100_000 + "]" * 100_000, "{a=" * 3000 + "1" + "}" * 3000], ids=["[", "{"]
+)
+def test_nesting_too_deep_is_named(tmp_path: Path, nested: str) -> None:
+    path = write(tmp_path, edited("[routing]", f"deep = {nested}\n[routing]"))
+    with pytest.raises(ConfigError, match=r"node\.toml: not valid TOML: .* nested too deeply"):
+        load_config(path)
+
+
+def test_a_group_as_a_link_peer_is_named(tmp_path: Path) -> None:
+    roster, _ = seeded_mission({"relay": [], "alpha": ["platoons"], "charlie": []}, 1)
+    config = load_config(write(tmp_path, edited('node = "alpha"', 'node = "platoons"')))
+    with pytest.raises(ConfigError, match=r"links\[0\]\.peers\[0\]\.node: expected a node "
+                       r"of the roster .*, found the group 'platoons'"):  # fmt: skip
+        link_specs(config, roster)
+    specs = link_specs(load_config(write(tmp_path, GOOD)), roster)
+    alpha = roster.by_name("alpha")
+    assert alpha is not None and [p.node for p in specs[0].peers] == [alpha.address]
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -94,6 +94,8 @@ def test_toml_syntax_error_names_file_and_line() -> None:
         ('[[faults]]\nat_s = 1\n', "faults[0].kind", "found nothing"),
         ('[[links]]\na = "a"\nb = "b"\nbearer = "hf"\nrate_bps = 0\n', "links[2].rate_bps",
          "expected greater than 0, found 0"),
+        ('[[links]]\na = "a"\nb = "b"\nbearer = "hf"\nrate_bps = 1_000_000_000_001\n',
+         "links[2].rate_bps", "expected less than or equal to 1000000000000"),
         ('[[links]]\na = "a"\nb = "b"\nbearer = "hf"\ncolour = "red"\n', "links[2].colour",
          "unknown key"),
         ('[[links]]\na = "a"\nbearer = "hf"\n', "links[2].b", "expected a value, found nothing"),

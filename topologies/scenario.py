@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
 from tawan.core.specs import EngineConfig, RoutingMode
-from transports.profile import HELLO_MAX_S
+from transports.profile import HELLO_MAX_S, RATE_MAX_BPS
 
 
 class _Strict(BaseModel):
@@ -49,7 +49,7 @@ class Node(_Strict):
 class Numbers(_Strict):
     """Per-link or per-net overrides of the bearer's catalogue numbers; unset keeps them."""
 
-    rate_bps: Annotated[int, Field(gt=0)] | None = None
+    rate_bps: Annotated[int, Field(gt=0, le=RATE_MAX_BPS)] | None = None
     delay_s: Seconds | None = None
     jitter_s: Seconds | None = None
     loss: Chance | None = None

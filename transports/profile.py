@@ -26,6 +26,11 @@ HELLO_MAX_S = 3600.0
 """The longest hello interval a bearer may ask for: an hour without a word is a lost link."""
 
 
+RATE_MAX_BPS = 10**12
+"""The fastest nominal rate a bearer may claim (1 Tbit/s): rates are used as floats, and a
+larger one is a typing mistake, not a bearer."""
+
+
 BEARER_NAME: Final = r"[a-z0-9][a-z0-9-]{0,31}"
 """A bearer's name: adverts carry it on the wire (docs/protocol.md 4.5)."""
 _NAME: Final = re.compile(BEARER_NAME)
@@ -52,8 +57,8 @@ class BearerProfile:
             # Adverts name bearers on the wire (docs/protocol.md 4.5): a name another node
             # could not read would make it drop every advert of this one.
             _bad("name", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit", self.name)
-        if not _is_int(self.rate_bps) or self.rate_bps <= 0:
-            _bad("rate_bps", "an integer > 0", self.rate_bps)
+        if not _is_int(self.rate_bps) or not 0 < self.rate_bps <= RATE_MAX_BPS:
+            _bad("rate_bps", f"an integer in 1..{RATE_MAX_BPS}", self.rate_bps)
         if not _is_number(self.delay_s) or not self.delay_s >= 0:
             _bad("delay_s", "a finite number >= 0", self.delay_s)
         if not _is_int(self.mtu) or not MTU_MIN <= self.mtu <= MTU_MAX:

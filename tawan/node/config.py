@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +35,15 @@ from transports.ax25 import Callsign
 from transports.kiss import PORT_MAX, TncParameters
 from transports.kisslink import KISS_MTU_MAX
 from transports.link import format_endpoint, parse_endpoint
-from transports.profile import COST_MAX, HELLO_MAX_S, MTU_MAX, MTU_MIN, BearerProfile
+from transports.profile import (
+    BEARER_NAME,
+    COST_MAX,
+    HELLO_MAX_S,
+    MTU_MAX,
+    MTU_MIN,
+    RATE_MAX_BPS,
+    BearerProfile,
+)
 from transports.s5066_codec import TTL_MAX_UNITS, TTL_UNIT_S, parse_address
 from transports.serial_tty import SPEEDS
 
@@ -53,6 +63,11 @@ MTU_LIMITS: Final = {"udp": MTU_MAX, "tcp": MTU_MAX, "kiss": KISS_MTU_MAX, "s506
 TTL_MAX_S: Final = TTL_MAX_UNITS * TTL_UNIT_S
 KISS_TIME_MAX_MS: Final = 2550  # one byte of 10 ms units
 DAY_S: Final = 86400.0
+_BEARER_NAME: Final = re.compile(BEARER_NAME)
+_BEARER_NAME_EXPECTED: Final = (
+    "a bearer name of 1 to 32 of a-z, 0-9 and -, beginning with a letter or digit "
+    "(adverts carry it)"
+)
 
 Transport = Literal["udp", "tcp", "kiss", "s5066"]
 Durability = Literal["process", "power"]
@@ -210,11 +225,17 @@ class _Table:
         if value is None and default is not None:
             return default
         if type(value) in (int, float):
-            number = float(value)  # type: ignore[arg-type]  # checked just above
+            number = _as_float(value)  # type: ignore[arg-type]  # checked just above
             if (number > low if above else number >= low) and number <= high:
                 return number  # nan and inf fail the comparisons
         start = f"> {low:g} and <=" if above else f"{low:g}.."
         raise self.fail(key, f"a number {start}{'' if not above else ' '}{high:g}", value)
+
+    def name(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self.fail(key, expected, value)
+        return value
 
     def boolean(self, key: str) -> bool | None:
         value = self.get(key)
@@ -277,6 +298,12 @@ def load_config(path: str | Path) -> NodeConfig:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: not valid TOML: expected UTF-8 text") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        too_long = f"an integer of over {sys.get_int_max_str_digits()} digits"
+        raise ConfigError(f"{source}: not valid TOML: {too_long}") from None
+    except RecursionError:
+        too_deep = "arrays or tables nested too deeply"
+        raise ConfigError(f"{source}: not valid TOML: {too_deep}") from None
     return parse_config(data, source.absolute())
 
 
@@ -311,7 +338,7 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
     )
     for table in (node, api, metrics, routing, contacts, top):
         table.done()
-    _check_links(top, links)
+    _check_links(top, config)
     _check_routes(top, config)
     return config
 
@@ -336,8 +363,8 @@ def _link(table: _Table) -> LinkConfig:
         name=name,
         transport=transport,  # type: ignore[arg-type]
         profile=BearerProfile(
-            name=profile.string("name"),
-            rate_bps=profile.integer("rate_bps", 1),
+            name=profile.name("name", _BEARER_NAME, _BEARER_NAME_EXPECTED),
+            rate_bps=profile.integer("rate_bps", 1, RATE_MAX_BPS),
             delay_s=profile.number("delay_s", 0, DELAY_MAX_S),
             mtu=profile.integer("mtu", MTU_MIN, MTU_LIMITS[transport]),
             cost=profile.number("cost", 0, COST_MAX, above=True),
@@ -552,7 +579,7 @@ def _engine(table: _Table) -> EngineConfig:
             continue
         value = table.get(field.name)
         if type(value) is int and type(getattr(defaults, field.name)) is float:
-            value = float(value)  # `hello_interval = 1` means 1.0 seconds
+            value = _as_float(value)  # `hello_interval = 1` means 1.0 seconds
         values[field.name] = value
     table.done()
     try:
@@ -562,9 +589,9 @@ def _engine(table: _Table) -> EngineConfig:
         raise table.fail(exc.key, exc.expected, found) from None
 
 
-def _check_links(top: _Table, links: tuple[LinkConfig, ...]) -> None:
+def _check_links(top: _Table, config: NodeConfig) -> None:
     seen: set[str] = set()
-    for index, link in enumerate(links):
+    for index, link in enumerate(config.links):
         where = f"links[{index}]"
         if link.name in seen:
             raise top.fail(f"{where}.name", "a name no other link uses", link.name)
@@ -573,6 +600,8 @@ def _check_links(top: _Table, links: tuple[LinkConfig, ...]) -> None:
         for i, node in enumerate(nodes):
             if node in nodes[:i]:
                 raise top.fail(f"{where}.peers[{i}].node", "a node listed once per link", node)
+            if node == config.name:
+                raise top.fail(f"{where}.peers[{i}].node", "a node other than this one", node)
 
 
 def _check_routes(top: _Table, config: NodeConfig) -> None:
@@ -581,6 +610,15 @@ def _check_routes(top: _Table, config: NodeConfig) -> None:
         if route.via not in neighbours:
             where = f"routing.static[{index}].via"
             raise top.fail(where, "a neighbour configured under [[links.peers]]", route.via)
+
+
+def _as_float(value: float) -> float:
+    """`value` as a float; an integer too large for one is infinite, which every bound
+    refuses (float() raises OverflowError past about 1.8e308)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf")
 
 
 def _is_loopback(host: str) -> bool:

@@ -139,12 +139,23 @@ def link_specs(config: NodeConfig, roster: Roster) -> list[LinkSpec]:
     specs = []
     for i, link in enumerate(config.links):
         peers = tuple(
-            PeerSpec(resolve_address(roster, config, f"links[{i}].peers[{j}].node", p.node),
-                     p.address)
+            PeerSpec(_neighbour(roster, config, f"links[{i}].peers[{j}].node", p.node), p.address)
             for j, p in enumerate(link.peers)
-        )  # fmt: skip
+        )
         specs.append(LinkSpec(link.name, link.profile, peers))
     return specs
+
+
+def _neighbour(roster: Roster, config: NodeConfig, where: str, name: str) -> int:
+    """A link peer's roster address: a node (a group has no station to talk to)."""
+    address = resolve_address(roster, config, where, name)
+    if not isinstance(roster.by_name(name), NodeEntry):
+        raise ConfigError(
+            f"{config.source}: {where}: expected a node of the roster {config.roster}, "
+            f"found the group {name!r} (a link's peers are stations; a group's members are "
+            "reached through them)"
+        )
+    return address
 
 
 def static_routes(config: NodeConfig, roster: Roster) -> dict[int, int]:

@@ -8,11 +8,13 @@ that joins stations like a radio channel. Socket and pty tests run in real time 
 
 from __future__ import annotations
 
+import logging
 import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -45,6 +47,7 @@ from transports.kiss import (
 from transports.kisslink import KissLink
 from transports.link import FrameReceived, Link, LinkEvent, PeerDown, PeerUnavailable, PeerUp
 from transports.profile import BearerProfile
+from transports.serial_tty import open_tty_stream
 
 PROFILE = BearerProfile("vhf-kiss", rate_bps=1200, delay_s=0.5, mtu=256, cost=20.0)
 TIMEOUT = 5.0
@@ -616,6 +619,32 @@ async def test_serial_link_through_a_pty() -> None:
                 with pytest.raises(PeerUnavailable):
                     await serial.send("N0CALL-2", b"x")
                 nursery.cancel_scope.cancel()
+
+
+def test_a_device_that_is_no_serial_line_is_an_oserror_naming_it() -> None:
+    # /dev/null opens read-write, but termios refuses it: the link retries an OSError, a
+    # termios.error would end the daemon.
+    with pytest.raises(OSError, match=r"not a serial device .*'/dev/null'"):
+        open_tty_stream("/dev/null")
+
+
+async def test_a_tnc_that_cannot_be_opened_is_a_warning_once_then_retried(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    link = kiss_link("kiss-tty", "N0CALL-1", ["N0CALL-2"], device="/dev/null")
+    caplog.set_level(logging.DEBUG, logger="tawan.transports.kiss")
+    with trio.move_on_after(0.3):  # the backoff is 10-50 ms: several tries
+        await link.run()
+    failures = [r for r in caplog.records if "opening TNC /dev/null" in r.getMessage()]
+    assert len(failures) >= 3
+    assert [r.levelno for r in failures[:2]] == [logging.WARNING, logging.DEBUG]
+    assert "not a serial device" in failures[0].getMessage()
+    missing = kiss_link("kiss-tty", "N0CALL-1", ["N0CALL-2"], device=str(tmp_path / "tty"))
+    caplog.clear()
+    with trio.move_on_after(0.1):
+        await missing.run()
+    assert caplog.records[0].levelno == logging.WARNING
+    assert "No such file or directory" in caplog.records[0].getMessage()
 
 
 async def test_pty_master_sees_the_link_close_its_slave() -> None:

@@ -105,6 +105,7 @@ class KissLink(Link):
             )
         self._tnc = None if tnc is None else parse_endpoint(tnc, f"{where}: tnc")
         self._device = device
+        self._last_open_failure: str | None = None
         check_speed(speed, f"{where}: speed")
         self._speed = speed
         if profile.mtu > KISS_MTU_MAX:
@@ -182,6 +183,7 @@ class KissLink(Link):
             stream = await self._open()
             if stream is not None:
                 connected_at = trio.current_time()
+                self._last_open_failure = None
                 await self._serve(stream)
                 if trio.current_time() - connected_at >= self._backoff[1]:
                     backoff.reset()  # a connection that held was no flapping TNC
@@ -196,8 +198,15 @@ class KissLink(Link):
                 if self._tnc is not None:
                     return await trio.open_tcp_stream(*self._tnc)
             except OSError as exc:
-                _log.debug("link %s: opening TNC %s failed: %s", self.name, where, exc)
+                self._open_failed(where, str(exc))
         return None
+
+    def _open_failed(self, where: str, reason: str) -> None:
+        """Say a TNC cannot be opened at warning level once per reason (a missing device,
+        one that is no serial line), then at debug level while the link retries."""
+        level = logging.DEBUG if reason == self._last_open_failure else logging.WARNING
+        self._last_open_failure = reason
+        _log.log(level, "link %s: opening TNC %s failed (retrying): %s", self.name, where, reason)
 
     def _describe_tnc(self) -> str:
         if self._tnc is not None:

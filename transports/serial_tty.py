@@ -35,7 +35,8 @@ def check_speed(speed: int, where: str = "speed") -> None:
 
 
 def open_tty_stream(path: str, speed: int = 9600) -> trio.lowlevel.FdStream:
-    """Open `path` read-write in raw mode at `speed` baud; OSError if it cannot be opened.
+    """Open `path` read-write in raw mode at `speed` baud; OSError if it cannot be opened
+    or is no terminal (/dev/null, a file: termios refuses it, ENOTTY).
 
     The stream owns the descriptor and closes it with itself.
     """
@@ -47,6 +48,10 @@ def open_tty_stream(path: str, speed: int = 9600) -> trio.lowlevel.FdStream:
         attributes[_ISPEED] = attributes[_OSPEED] = _SPEEDS[speed]
         attributes[_CFLAG] |= termios.CLOCAL | termios.CREAD
         termios.tcsetattr(fd, termios.TCSANOW, attributes)
+    except termios.error as exc:
+        os.close(fd)
+        number, text = exc.args if len(exc.args) == 2 else (None, str(exc))
+        raise OSError(number, f"not a serial device ({text})", path) from None
     except BaseException:
         os.close(fd)
         raise

@@ -35,6 +35,9 @@ from crypto.roster import (
 from crypto.schedule import KEY_BYTES
 
 RandBytes = Callable[[int], bytes]
+T0_MAX = 253_402_300_799
+"""The latest mission start a new mission takes: 9999-12-31T23:59:59Z, the last second a
+calendar date (and so an operator, or `mission show`) can name."""
 NODE_KINDS = ("node", "revoked node")
 
 
@@ -51,8 +54,10 @@ def check_parameters(epoch_seconds: int, grace_epochs: int, t0: int) -> None:
         raise MissionError(f"epoch seconds {epoch_seconds!r}: expected an integer >= 1")
     if type(grace_epochs) is not int or not 0 <= grace_epochs <= MAX_EPOCH:
         raise MissionError(f"grace epochs {grace_epochs!r}: expected an integer >= 0")
-    if type(t0) is not int or t0 < 0:
-        raise MissionError(f"mission start t0 {t0!r}: expected unix seconds >= 0")
+    if type(t0) is not int or not 0 <= t0 <= T0_MAX:
+        raise MissionError(
+            f"mission start t0 {t0!r}: expected unix seconds 0..{T0_MAX} (up to the end of 9999)"
+        )
 
 
 @dataclass

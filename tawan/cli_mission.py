@@ -186,5 +186,10 @@ def _name(roster: Roster, address: int) -> str:
 
 
 def _utc(unix_seconds: int) -> str:
-    moment = datetime.datetime.fromtimestamp(unix_seconds, tz=datetime.UTC)
+    """The moment as a UTC date; past the year 9999 (a roster made elsewhere may say so,
+    `mission init` refuses it), as unix seconds."""
+    try:
+        moment = datetime.datetime.fromtimestamp(unix_seconds, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"unix {unix_seconds}"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,8 +12,10 @@ import pytest
 
 from crypto.keyfile import load_keyfile
 from crypto.mission import keyfile_path, load_mission_roster
+from crypto.plan import T0_MAX
 from crypto.revocation import decode_revocation
 from tawan.cli import main
+from tawan.cli_mission import _utc
 
 TAWAN = Path(sys.executable).parent / "tawan"
 
@@ -105,7 +107,9 @@ def test_user_errors_are_one_line_and_exit_2(
         (["mission", "init", directory], "expected no mission here"),
         (["mission", "show", str(tmp_path / "nothing")], "expected a mission directory"),
         (["mission", "init", str(tmp_path / "x"), "--epoch-seconds", "0"], "epoch seconds 0"),
-    ]
+        (["mission", "init", str(tmp_path / "y"), "--t0", "99999999999999"],
+         "mission start t0 99999999999999: expected unix seconds 0..253402300799"),
+    ]  # fmt: skip
     for argv, expected in cases:
         code, out, err = run(capsys, *argv)
         assert code == 2, argv
@@ -113,6 +117,7 @@ def test_user_errors_are_one_line_and_exit_2(
         assert err.startswith("tawan: error: ") and expected in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
 
+    assert not (tmp_path / "y").exists()  # refused before any file is written
     keyfile_path(directory, "alpha").chmod(0o644)
     code, _, err = run(capsys, "mission", "add-node", directory, "bravo")
     assert code == 2 and "alpha.key: key file mode is 0644" in err
@@ -155,3 +160,10 @@ def test_installed_script(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and result.stderr.startswith("tawan: error: ")
+
+
+def test_a_start_past_the_year_9999_is_shown_in_unix_seconds() -> None:
+    # A roster made elsewhere may carry any t0 up to 2^63-1; `mission show` still works.
+    assert _utc(0) == "1970-01-01T00:00:00Z"
+    assert _utc(T0_MAX) == "9999-12-31T23:59:59Z"
+    assert _utc(T0_MAX + 1) == f"unix {T0_MAX + 1}"

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tawan.core.precedence import Precedence
 from tawan.node.client import DEFAULT_API_ADDRESS, Client, ClientError, Json, payload_of
@@ -51,7 +53,10 @@ def add_node_commands(subparsers: Subparsers) -> None:
     send.add_argument("--ref", default=None, metavar="REF",
                       help="your own reference of this message: sending again with it "
                            "returns the first id and sends nothing twice")  # fmt: skip
-    send.add_argument("text", metavar="TEXT|@FILE", help="message text, or @FILE for a file")
+    send.add_argument("text", metavar="TEXT|@FILE",
+                      help="message text, sent as UTF-8 (text the terminal gave in another "
+                           "encoding is refused), or @FILE to send a file's bytes as they are"
+                      )  # fmt: skip
     _add_api_options(send)
     send.set_defaults(run=_user_errors(run_send))
 
@@ -95,12 +100,16 @@ def _user_errors(command: Command) -> Command:
         try:
             return command(args)
         except (ClientError, ConfigError, OSError) as exc:
-            print(f"tawan: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return USER_ERROR
+            return _error(str(exc))
         except KeyboardInterrupt:
             return 130
 
     return run
+
+
+def _error(message: str) -> int:
+    print(f"tawan: error: {' '.join(message.split())}", file=sys.stderr)
+    return USER_ERROR
 
 
 def api_address(args: argparse.Namespace) -> str:
@@ -119,7 +128,9 @@ def run_node_command(args: argparse.Namespace) -> int:
 
 def run_send(args: argparse.Namespace) -> int:
     text: str = args.text
-    payload = Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
+    payload = Path(text[1:]).read_bytes() if text.startswith("@") else _utf8(text)
+    if payload is None:
+        return _error(_not_utf8(text))
     with Client(api_address(args)) as client:
         mid = client.send(
             args.to,
@@ -132,6 +143,25 @@ def run_send(args: argparse.Namespace) -> int:
         )
     print(mid)
     return 0
+
+
+def _utf8(text: str) -> bytes | None:
+    """`text` in UTF-8, or None if it cannot be: it holds the surrogates with which Python
+    stands in for the bytes of a command line that were not UTF-8."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
+
+
+def _not_utf8(text: str) -> str:
+    at = next((i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF), 0)
+    code = ord(text[at])
+    what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+    return (
+        f"TEXT is not UTF-8 ({what} at character {at + 1}): is the terminal set to UTF-8? "
+        "To send bytes as they are, put them in a file and send @FILE"
+    )
 
 
 def run_recv(args: argparse.Namespace) -> int:
@@ -165,9 +195,10 @@ def _print_message(message: Json, *, as_json: bool) -> None:
         return
     body = text if text is not None else f"<{len(payload)} bytes, not UTF-8>"
     signed = " signed" if message.get("signed") else ""
+    m = dict.fromkeys(("precedence", "from", "to", "mid"), "?") | message
     print(
-        f"{message['id']} {str(message['precedence']).upper()} from {message['from']} "
-        f"to {message['to']} mid {message['mid']}{signed}: {body}",
+        f"{m['id']} {str(m['precedence']).upper()} from {m['from']} to {m['to']} "
+        f"mid {m['mid']}{signed}: {body}",
         flush=True,
     )
 
@@ -176,7 +207,8 @@ def run_receipts(args: argparse.Namespace) -> int:
     with Client(api_address(args)) as client:
         receipts = client.receipts()
         for receipt in receipts:
-            text = f"{receipt['mid']} {receipt['kind']} by {receipt['reporter']}"
+            r = dict.fromkeys(("mid", "kind", "reporter"), "?") | receipt
+            text = f"{r['mid']} {r['kind']} by {r['reporter']}"
             line = json.dumps(receipt) if args.json else text
             print(line)
         if receipts and not args.peek:
@@ -207,7 +239,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 def print_status(status: Json, console: Console) -> None:
     """The status as tables: links, neighbours, queues by precedence, store use."""
-    console.print(f"[bold]node {status.get('node')}[/] (address {status.get('address')})")
+    node, address = escape(str(status.get("node"))), escape(str(status.get("address")))
+    console.print(f"[bold]node {node}[/] (address {address})")
     console.print(_table("links", _rows(status, "links"), ["name", "bearer", "rate_bps", "mtu"]))
     neighbour_columns = ["name", "link", "up", "rtt_ms", "loss", "last_heard_s"]
     console.print(_table("neighbours", _rows(status, "neighbours"), neighbour_columns))
@@ -216,8 +249,7 @@ def print_status(status: Json, console: Console) -> None:
         console.print(_table("queued", [queues], list(queues)))
     store = status.get("store")
     if isinstance(store, dict):
-        used, room = store.get("bytes"), store.get("max_bytes")
-        share = f"{used / room:.1%}" if isinstance(used, int) and isinstance(room, int) else None
+        share = _share(store.get("bytes"), store.get("max_bytes"))
         row = {**store, "used": share, "held": status.get("held")}
         console.print(_table("store", [row], [*store, "used", "held"]))
     failures = status.get("send_failures")
@@ -235,6 +267,14 @@ def print_status(status: Json, console: Console) -> None:
         console.print(_table("receive buffer bytes", [buffers], list(buffers)))
 
 
+def _share(used: object, room: object) -> str | None:
+    """`used` as a share of `room`; None (printed "-") unless both are counts and room is
+    not 0."""
+    if type(used) is not int or type(room) is not int or room <= 0:
+        return None
+    return f"{used / room:.1%}"
+
+
 def _rows(status: Json, key: str) -> list[Json]:
     rows = status.get(key)
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
@@ -243,9 +283,9 @@ def _rows(status: Json, key: str) -> list[Json]:
 def _table(title: str, rows: list[Json], columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(Text(column))  # Text: what the node sent is not read as markup
     for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
+        table.add_row(*(Text(_cell(row.get(column))) for column in columns))
     return table
 
 

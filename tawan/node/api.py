@@ -16,13 +16,12 @@ only the node's own operators (its user) can use it.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +43,9 @@ MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024  # a 1 MiB payload in base64, with ro
 MAX_LIMIT: Final = 1000
 MAX_TTL: Final = 0xFFFF_FFFF
 DEFAULT_TTL: Final = 3600
+MAX_DEPTH: Final = 32  # of nested arrays and objects: no field needs more than 1
+MAX_DIGITS: Final = 100  # of an integer: no field takes more than 19
+MAX_SHOWN: Final = 100  # characters of a bad value quoted back in an error
 
 log = logging.getLogger("tawan.node.api")
 
@@ -54,6 +56,24 @@ class RequestError(Exception):
     """The client's request is malformed or cannot be served; the message says why."""
 
 
+class LongInteger:
+    """A JSON integer of more than MAX_DIGITS digits, which no field takes: it stands in
+    for the number (never converted, so that no digit limit of int() is hit), and the field
+    reader that meets it names the field."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def shown(value: object) -> str:
+    """`value` quoted back in an error: its repr, cut to MAX_SHOWN characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
+
+
 class Request:
     """One parsed request: typed field readers that name the field in their errors."""
 
@@ -61,12 +81,12 @@ class Request:
         self.data = data
         self.used = {"op", "id"}
         op = data.get("op")
-        if op not in HANDLERS:
-            raise RequestError(f"op: expected one of {', '.join(HANDLERS)}, found {op!r}")
-        self.op = str(op)
+        if not isinstance(op, str) or op not in HANDLERS:
+            raise RequestError(f"op: expected one of {', '.join(HANDLERS)}, found {shown(op)}")
+        self.op = op
 
     def fail(self, key: str, expected: str) -> RequestError:
-        found = repr(self.data[key]) if key in self.data else "nothing"
+        found = shown(self.data[key]) if key in self.data else "nothing"
         return RequestError(f"{self.op}.{key}: expected {expected}, found {found}")
 
     def get(self, key: str, default: object) -> object:
@@ -79,7 +99,18 @@ class Request:
             raise RequestError(f"{self.op}.{key}: required")
         if not isinstance(value, str):
             raise self.fail(key, "a string")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # a lone surrogate: "\ud800" is valid JSON
+                raise self.fail(key, "a string of Unicode text, without lone surrogates") from None
         return value
+
+    def base64(self, key: str) -> bytes:
+        try:
+            return base64.b64decode(self.text(key), validate=True)
+        except ValueError:  # binascii.Error, or a character that is not ASCII
+            raise self.fail(key, "base64 text") from None
 
     def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
         value = self.get(key, default)
@@ -105,14 +136,58 @@ class Request:
 def parse_line(line: bytes) -> Request:
     """Decode one request line into a Request, or raise RequestError saying why not."""
     try:
-        data = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(line, parse_int=_integer)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise RequestError(
             f"request: expected a JSON object, found invalid JSON ({exc})"
         ) from None
+    except RecursionError:  # far deeper than MAX_DEPTH
+        raise _too_deep() from None
+    if _deeper_than(data, MAX_DEPTH):
+        raise _too_deep()
     if not isinstance(data, dict):
         raise RequestError(f"request: expected a JSON object, found {type(data).__name__}")
+    _check_id(data)
     return Request(data)
+
+
+def _too_deep() -> RequestError:
+    return RequestError(
+        f"request: expected a JSON object, found arrays or objects nested more than "
+        f"{MAX_DEPTH} deep"
+    )
+
+
+def _integer(digits: str) -> int | LongInteger:
+    count = len(digits.lstrip("-"))
+    return LongInteger(count) if count > MAX_DIGITS else int(digits)
+
+
+def _deeper_than(data: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep in `data` (walked level by
+    level, not recursively, so that no later repr or encoding of it can run out of stack)."""
+    level = _containers([data])
+    for _ in range(limit):
+        level = _containers(child for value in level for child in _children(value))
+    return bool(level)
+
+
+def _containers(values: Iterable[object]) -> list[Json | list[object]]:
+    return [value for value in values if isinstance(value, dict | list)]
+
+
+def _children(value: Json | list[object]) -> Iterable[object]:
+    return value.values() if isinstance(value, dict) else value
+
+
+def _check_id(data: Json) -> None:
+    """The `id` is echoed in the response: it must be something the response can carry."""
+    try:
+        json.dumps(data.get("id"))
+    except TypeError:  # a LongInteger in it
+        raise RequestError(
+            f"id: expected a JSON value to echo, found {shown(data['id'])}"
+        ) from None
 
 
 def encode(response: Json) -> bytes:
@@ -151,17 +226,14 @@ def op_send(runtime: Runtime, request: Request) -> Json:
     to = request.text("to")
     entry = runtime.roster.by_name(to)
     if entry is None:
-        raise RequestError(f"send.to: expected a node or group in the roster, found {to!r}")
+        raise RequestError(f"send.to: expected a node or group in the roster, found {shown(to)}")
     try:
         precedence = Precedence.parse(request.text("precedence", "routine"))
     except ValueError as exc:
         raise RequestError(f"send.precedence: {exc}") from None
     ttl = request.integer("ttl", 1, MAX_TTL, DEFAULT_TTL)
     receipt, sign = request.flag("receipt"), request.flag("sign")
-    try:
-        payload = base64.b64decode(request.text("payload_b64"), validate=True)
-    except binascii.Error:
-        raise request.fail("payload_b64", "base64 text") from None
+    payload = request.base64("payload_b64")
     ref = _ref(request)
     request.done()
     submission = Submission(entry.address, payload, precedence, ttl, receipt, sign, ref)
@@ -212,10 +284,7 @@ def _durable_or_refuse(runtime: Runtime, op: str) -> None:
 
 def op_revoke(runtime: Runtime, request: Request) -> Json:
     """A revocation notice of the mission authority, to apply here and flood."""
-    try:
-        data = base64.b64decode(request.text("notice_b64"), validate=True)
-    except binascii.Error:
-        raise request.fail("notice_b64", "base64 text") from None
+    data = request.base64("notice_b64")
     request.done()
     try:
         notice = decode_revocation(data, source="revoke.notice_b64")

@@ -12,7 +12,7 @@ import json
 import socket
 from collections.abc import AsyncGenerator, Iterator
 from types import TracebackType
-from typing import Final
+from typing import Final, TypeVar
 
 import trio
 
@@ -23,10 +23,12 @@ UNIX_PREFIX: Final = "unix:"
 MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024  # a page of 1000 messages of up to 1 MiB
 
 Json = dict[str, object]
+T = TypeVar("T")
 
 
 class ClientError(Exception):
-    """The node is unreachable, closed the connection, or answered with an error."""
+    """The node is unreachable, closed the connection, answered with an error, or sent a
+    response that is not what the API answers (the message names what is wrong)."""
 
 
 def build_request(op: str, fields: dict[str, object]) -> bytes:
@@ -35,17 +37,37 @@ def build_request(op: str, fields: dict[str, object]) -> bytes:
 
 
 def check_response(line: bytes, address: str) -> Json:
+    """The response on `line` if it is a success; else ClientError with the node's error, or
+    saying what is wrong with the line."""
     if not line.endswith(b"\n"):
         raise ClientError(f"node at {address} closed the connection")
     try:
         response = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long
         raise ClientError(f"node at {address} sent invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ClientError(f"node at {address} sent JSON nested too deeply") from None
     if not isinstance(response, dict):
         raise ClientError(f"node at {address} sent {type(response).__name__}, not an object")
-    if response.get("ok") is not True:
-        raise ClientError(str(response.get("error", "request failed")))
-    return response
+    where = f"node at {address} answered"
+    if field(response, "ok", bool, "true or false", where):
+        return response
+    raise ClientError(field(response, "error", str, "a string saying why it refused", where))
+
+
+def field(data: Json, key: str, kind: type[T], expected: str, where: str) -> T:
+    """`data[key]` if it is a `kind` (an int is not a bool), else ClientError saying
+    `where`, the key, what was `expected` and what was found."""
+    value = data.get(key)
+    if isinstance(value, kind) and not (isinstance(value, bool) and kind is int):
+        return value
+    found = _shown(data[key]) if key in data else "nothing"
+    raise ClientError(f"{where}: {key!r}: expected {expected}, found {found}")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}..."
 
 
 def send_fields(
@@ -64,15 +86,28 @@ def send_fields(
 
 
 def payload_of(message: Json) -> bytes:
-    """The payload bytes of a message returned by `recv`."""
-    return base64.b64decode(str(message["payload_b64"]))
+    """The payload bytes of a message returned by `recv` (ClientError if it has none)."""
+    where = f"message {_shown(message.get('id'))}"
+    text = field(message, "payload_b64", str, "base64 text", where)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error, or a character that is not ASCII
+        raise ClientError(f"{where}: 'payload_b64': expected base64 text, found "
+                          f"{_shown(text)}") from None  # fmt: skip
 
 
-def _items(response: Json, key: str) -> list[Json]:
-    items = response.get(key)
-    if not isinstance(items, list):
-        raise ClientError(f"response without {key!r}")
+def _items(response: Json, key: str, where: str) -> list[Json]:
+    """The entries of a listing under `key`: objects, each with an integer "id"."""
+    items = field(response, key, list, "a list of objects", where)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ClientError(f"{where}: {key!r}[{i}]: expected an object, found {_shown(item)}")
+        field(item, "id", int, "an integer", f"{where}: {key!r}[{i}]")
     return items
+
+
+def _answered(address: str, op: str) -> str:
+    return f"node at {address} answered {op}"
 
 
 def _connect(address: str, timeout: float | None) -> socket.socket:
@@ -148,10 +183,16 @@ class Client:
         fields = send_fields(
             to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign, ref=ref
         )
-        return str(self.request("send", **fields)["mid"])
+        return self._field("send", fields, "mid", str, "a message id")
+
+    def _field(self, op: str, fields: Json, key: str, kind: type[T], expected: str) -> T:
+        """Request `op` with `fields`; the answer's `key`, which must be a `kind`."""
+        response = self.request(op, **fields)
+        return field(response, key, kind, expected, _answered(self.address, op))
 
     def recv(self, after: int = 0, limit: int = 100) -> list[Json]:
-        return _items(self.request("recv", after=after, limit=limit), "messages")
+        response = self.request("recv", after=after, limit=limit)
+        return _items(response, "messages", _answered(self.address, "recv"))
 
     def follow(self, after: int = 0, limit: int = 100) -> Iterator[Json]:
         """Messages after `after`, then new ones as they arrive; this connection serves
@@ -159,26 +200,25 @@ class Client:
         self._sock.settimeout(None)
         response = self.request("recv", after=after, limit=limit, follow=True)
         while True:
-            yield from _items(response, "messages")
+            yield from _items(response, "messages", _answered(self.address, "recv"))
             response = self._response()
 
     def ack(self, up_to: int) -> int:
-        return int(str(self.request("ack", up_to=up_to)["freed"]))
+        return self._field("ack", {"up_to": up_to}, "freed", int, "an integer")
 
     def receipts(self, after: int = 0, limit: int = 100) -> list[Json]:
-        return _items(self.request("receipts", after=after, limit=limit), "receipts")
+        response = self.request("receipts", after=after, limit=limit)
+        return _items(response, "receipts", _answered(self.address, "receipts"))
 
     def ack_receipts(self, up_to: int) -> int:
-        return int(str(self.request("ack_receipts", up_to=up_to)["freed"]))
+        return self._field("ack_receipts", {"up_to": up_to}, "freed", int, "an integer")
 
     def revoke(self, notice: bytes) -> Json:
         """Hand the node a revocation notice (`tawan mission revoke` writes them)."""
         return self.request("revoke", notice_b64=base64.b64encode(notice).decode())
 
     def status(self) -> Json:
-        status = self.request("status")["status"]
-        if not isinstance(status, dict):
-            raise ClientError("status response without a status object")
+        status: Json = self._field("status", {}, "status", dict, "an object")
         return status
 
 
@@ -242,24 +282,27 @@ class AsyncClient:
         fields = send_fields(
             to, payload, precedence=precedence, ttl=ttl, receipt=receipt, sign=sign, ref=ref
         )
-        return str((await self.request("send", **fields))["mid"])
+        return await self._field("send", fields, "mid", str, "a message id")
+
+    async def _field(self, op: str, fields: Json, key: str, kind: type[T], expected: str) -> T:
+        response = await self.request(op, **fields)
+        return field(response, key, kind, expected, _answered(self.address, op))
 
     async def recv(self, after: int = 0, limit: int = 100) -> list[Json]:
-        return _items(await self.request("recv", after=after, limit=limit), "messages")
+        response = await self.request("recv", after=after, limit=limit)
+        return _items(response, "messages", _answered(self.address, "recv"))
 
     async def follow(self, after: int = 0, limit: int = 100) -> AsyncGenerator[Json, None]:
         """Like `Client.follow`; wrap it in `contextlib.aclosing` to stop early."""
         response = await self.request("recv", after=after, limit=limit, follow=True)
         while True:
-            for message in _items(response, "messages"):
+            for message in _items(response, "messages", _answered(self.address, "recv")):
                 yield message
             response = await self._response()
 
     async def ack(self, up_to: int) -> int:
-        return int(str((await self.request("ack", up_to=up_to))["freed"]))
+        return await self._field("ack", {"up_to": up_to}, "freed", int, "an integer")
 
     async def status(self) -> Json:
-        status = (await self.request("status"))["status"]
-        if not isinstance(status, dict):
-            raise ClientError("status response without a status object")
+        status: Json = await self._field("status", {}, "status", dict, "an object")
         return status

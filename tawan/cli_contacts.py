@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
+ROUTE_EXIT_STATUS = (
+    'exit status: 0 a route was found; 1 no route (the JSON says "route": null); '
+    "2 the plan or an option is wrong, or the plan cannot be read (one line on stderr); "
+    "3 an internal error (a traceback on stderr)."
+)
+
 
 def add_contacts_commands(subparsers: Subparsers) -> None:
     contacts = subparsers.add_parser(
@@ -19,7 +25,10 @@ def add_contacts_commands(subparsers: Subparsers) -> None:
     commands = contacts.add_subparsers(dest="contacts_command", metavar="ACTION", required=True)
 
     route = commands.add_parser(
-        "route", help="the earliest-arrival route from one node to another, as JSON"
+        "route",
+        help="the earliest-arrival route from one node to another, as JSON",
+        description="Print the earliest-arrival route from one node to another, as JSON.",
+        epilog=ROUTE_EXIT_STATUS,
     )
     route.add_argument("plan", metavar="PLAN", help="a plan file: .json (HDTN or ours), "
                        ".toml (ours), .rc/.ionrc/.txt (ION)")  # fmt: skip

@@ -6,6 +6,7 @@ are ionadmin command files (docs/contacts.md).
 
 from __future__ import annotations
 
+from codecs import BOM_UTF8
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def load_plan(
     unlimited_rate_bps: float | None = None,
     skip_empty_windows: bool = False,
 ) -> ContactPlan:
-    """The plan in `path`; a ContactPlanError names the file, an OSError if it can't be read."""
+    """The plan in `path`; a ContactPlanError names the file (and says where text that is not
+    UTF-8 starts), an OSError if it can't be read."""
     where = Path(path)
     suffix = where.suffix.lower()
     if suffix not in (".json", ".toml", *ION_SUFFIXES):
@@ -31,7 +33,7 @@ def load_plan(
             f"{where}: expected a .json, .toml, {', '.join(ION_SUFFIXES)} file, "
             f"found {suffix or 'no suffix'!r}"
         )
-    text = where.read_text(encoding="utf-8")
+    text = _utf8_text(where)
     try:
         if suffix == ".json":
             return parse_json_plan(
@@ -46,3 +48,19 @@ def load_plan(
         return parse_ion(text, names=names, epoch=epoch)
     except ContactPlanError as exc:
         raise ContactPlanError(f"{where}: {exc}") from None
+
+
+def _utf8_text(where: Path) -> str:
+    """The file's text; a byte-order mark, which some editors write first, is not part of
+    it (read as text, it would make the first line of an ION plan an unknown command)."""
+    data = where.read_bytes()
+    skip = len(BOM_UTF8) if data.startswith(BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = skip + exc.start  # in the file, the mark counted
+        line = data.count(b"\n", 0, start) + 1
+        raise ContactPlanError(
+            f"{where}: expected UTF-8 text, found byte 0x{data[start]:02x} "
+            f"({exc.reason}) at byte offset {start} (line {line})"
+        ) from None

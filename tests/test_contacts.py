@@ -301,7 +301,7 @@ def test_ion_explicit_reverse_range_overrides_the_implied_one() -> None:
     [
         ("# ok\na contact +0 +10 1 2\n", "line 2: a contact: expected START STOP FROM TO RATE"),
         ("\n\na contact now +10 1 2 100\n", "line 3: time: expected +SECONDS or yyyy/mm/dd"),
-        ("a contact +0 +10 1 x 100\n", "line 1: TO: expected a node number, found 'x'"),
+        ("a contact +0 +10 1 x 100\n", "line 1: TO: expected a node number (1 to 1844"),
         ("a contact +0 +10 1 2 fast\n", "line 1: a contact: RATE: expected a number"),
         ("a contact +0 +10 1 2 0\n", "line 1: a contact: RATE: expected bytes/s above 0"),
         ("s\na contact +10 +5 1 2 100\n", "line 2: end: expected greater than start"),
@@ -380,7 +380,8 @@ def test_hdtn_quoted_numbers_and_empty_windows() -> None:
         ('{"contacts": [{"source": 1, "dest": 2, "startTime": 0, "rateBitsPerSec": 8}]}',
          "contacts[0]: endTime: expected a number, found nothing"),
         ('{"contacts": [{"source": "a", "dest": 2}]}',
-         "contacts[0]: source: expected a node number, found 'a'"),
+         "contacts[0]: source: expected a node number (1 to 18446744073709551615), "
+         "found 'a'"),
         ('{"contacts": [{"source": 1, "dest": 2, "startTime": 5, "endTime": 5, '
          '"rateBitsPerSec": 8}]}', "contacts[0]: end: expected greater than start"),
         ('{"contacts": [', "JSON: expected a valid document"),

@@ -564,8 +564,6 @@ def _contacts(table: _Table) -> ContactsConfig:
         raise table.fail("plan", "a readable contact plan file", found) from None
     except ContactPlanError as exc:
         raise ConfigError(f"{table.source}: {table.path('plan')}: {exc}") from None
-    except UnicodeDecodeError:
-        raise table.fail("plan", "a contact plan file in UTF-8 text", str(path)) from None
     return ContactsConfig(path, plan, epoch)
 
 

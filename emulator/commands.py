@@ -46,8 +46,6 @@ def run_emulate(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UserError(str(exc)) from None
-    if args.window <= 0:
-        raise UserError(f"--window: expected seconds > 0, found {args.window}")
     options = Options(seed=args.seed, window_s=args.window)
     console = Console(stderr=True, quiet=args.quiet)
     try:

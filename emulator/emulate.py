@@ -4,6 +4,7 @@ benchmarks all come through here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,30 @@ def check_capture(scenario: Scenario, links: Collection[str]) -> None:
         raise EmulationError(f"--pcap: expected links of the scenario, found {unknown}")
 
 
+MAX_WINDOWS = 100_000
+"""The most results windows a run may have (each is sampled and reported): an hour in
+windows of 0.036 s, a week in windows of 6 s."""
+
+
+def check_run(scenario: Scenario, options: Options | None, out: Path) -> None:
+    """What the command line adds to a scenario, checked before anything runs: the results
+    window, and an output folder that is one (or can be made)."""
+    window = (options or Options()).window_s
+    duration = scenario.run.duration_s
+    if not 0 < window < math.inf:
+        raise EmulationError(f"--window: expected a finite number of seconds > 0, found {window}")
+    if duration / window > MAX_WINDOWS:
+        raise EmulationError(
+            f"--window: expected at most {MAX_WINDOWS} windows in the run's {duration} s"
+            f" (a window of at least {duration / MAX_WINDOWS:.3g} s), found {window}"
+        )
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise EmulationError(f"--out: expected a folder, found a file {str(folder)!r}")
+            break
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     results: dict[str, Any]
@@ -49,6 +74,7 @@ def emulate(
 ) -> Outcome:
     """Run `scenario` to its end and write its outputs into `out` (created if need be)."""
     check_capture(scenario, pcap_links)
+    check_run(scenario, options, out)
     out.mkdir(parents=True, exist_ok=True)
     em = Emulation(scenario, options)
     recorder = PcapRecorder(out, pcap_links) if pcap_links else None

@@ -5,6 +5,7 @@ the pacing only when: the results equal those of the same run in virtual time.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from emulator.emulate import EmulationError, Outcome, check_capture, finish
+from emulator.emulate import EmulationError, Outcome, check_capture, check_run, finish
 from emulator.live import EmulationMetrics, run_paced, serve_metrics
 from emulator.pcap import PcapRecorder
 from emulator.run import BASE, Emulation, Options
@@ -32,9 +33,12 @@ def emulate_realtime(
     pcap_links: Collection[str] = (),
     report: bool = True,
 ) -> Outcome:
-    if not speed > 0:
-        raise EmulationError(f"--speed: expected > 0, found {speed}")
+    if not 0 < speed < math.inf:
+        raise EmulationError(f"--speed: expected a finite number > 0, found {speed}")
+    if not 0 <= port <= 65535:
+        raise EmulationError(f"--metrics-port: expected a TCP port 0..65535, found {port}")
     check_capture(scenario, pcap_links)
+    check_run(scenario, options, out)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     em = Emulation(scenario, options)
@@ -63,6 +67,11 @@ def emulate_realtime(
 
     try:
         trio.run(main)
+    except* OSError as failed:  # the metrics port: in use, or not ours to bind
+        reason = failed.exceptions[0]
+        raise EmulationError(
+            f"--metrics-port: expected a port free on {host}, found {port}: {reason}"
+        ) from None
     finally:
         if recorder is not None:
             recorder.close()

@@ -7,8 +7,11 @@ was found. Checks run in file order so the first problem reported is the first i
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 
+from crypto.roster import valid_name
+from tawan.core.pace import covers
 from tawan.core.specs import EngineConfigError
 from topologies.bearers import BEARERS
 from topologies.scenario import (
@@ -25,7 +28,14 @@ from topologies.scenario import (
     Throttle,
     Traffic,
 )
-from topologies.selectors import RELATIVE_DESTINATIONS, children_of, group_members, selected
+from topologies.selectors import (
+    RELATIVE_DESTINATIONS,
+    children_of,
+    destinations,
+    group_members,
+    selected,
+    sources_of,
+)
 
 Problem = tuple[str, str]
 """(key path, text)."""
@@ -33,6 +43,16 @@ Problem = tuple[str, str]
 BANDS = sorted({b.band for b in BEARERS.values()})
 SHARED_BEARERS = sorted(name for name, b in BEARERS.items() if b.shared)
 SATCOM_BEARERS = sorted(name for name, b in BEARERS.items() if b.kind == "satcom")
+
+MAX_MESSAGES = 1_000_000
+"""The most messages all traffic entries may offer over a run (a brigade of 500 sends
+about 40 000 an hour): beyond, an interval is a typo (ms for s) that would fill memory
+with offers before the run got anywhere."""
+MAX_JAM_PERIODS = 100_000
+"""The most on/off periods one duty-cycled jammer may have in the run."""
+NAME_RULE = "1-32 characters of a-z, 0-9 and '-', not starting with '-'"
+"""The mission's rule for node and group names (crypto.roster.NAME_PATTERN): the
+emulator gives every node and group keys under its name."""
 
 
 def cross_check(scenario: Scenario) -> list[Problem]:
@@ -56,11 +76,29 @@ def _engine(s: Scenario) -> Iterator[Problem]:
         key = {"hello_interval": "hello_interval_s", "dead_interval": "dead_interval_s",
                "advert_interval": "advert_interval_s"}.get(exc.key, exc.key)  # fmt: skip
         yield f"engine.{key}", f"expected {exc.expected}, found {exc.found!r}"
+    pace = timers.pace
+    where = [
+        (f"engine.pace.bearers.{p.name}[{j}]", name)
+        for p, names in pace.bearers.items()
+        for j, name in enumerate(names)
+    ]
+    where += [(f"engine.pace.largest.{name}", name) for name in pace.largest]  # fmt: skip
+    for path, name in where:
+        if not any(covers(name, bearer) for bearer in BEARERS):
+            yield path, f"expected a bearer or kind, one of {PACE_NAMES}, found {name!r}"
+
+
+PACE_NAMES = sorted({*BEARERS, *(name.split("-")[0] for name in BEARERS)})
 
 
 def _nodes(s: Scenario) -> Iterator[Problem]:
     first: dict[str, int] = {}
     for i, node in enumerate(s.nodes):
+        if not valid_name(node.name):
+            yield f"nodes[{i}].name", f"expected {NAME_RULE}, found {node.name!r}"
+        for j, group in enumerate(node.groups):
+            if not valid_name(group):
+                yield f"nodes[{i}].groups[{j}]", f"expected {NAME_RULE}, found {group!r}"
         if node.name in first:
             yield (
                 f"nodes[{i}].name",
@@ -181,6 +219,17 @@ def _attachment(s: Scenario) -> Iterator[Problem]:
 
 
 def _traffic(s: Scenario) -> Iterator[Problem]:
+    total = 0.0
+    for i, flow in enumerate(s.traffic):
+        count = _messages(s, flow)
+        total += count
+        if total > MAX_MESSAGES:
+            yield (
+                f"traffic[{i}].interval_s",
+                f"expected at most {MAX_MESSAGES} messages from all traffic over the run, "
+                f"found {flow.interval_s} s giving {count:.3g} here ({total:.3g} in all)",
+            )
+            break
     for i, flow in enumerate(s.traffic):
         here = f"traffic[{i}]"
         picked: list[str] = []
@@ -210,6 +259,17 @@ def _traffic(s: Scenario) -> Iterator[Problem]:
 SELECTORS = '"all", "role:ROLE", "group:NAME" or a node name'
 
 
+def _messages(s: Scenario, flow: Traffic) -> float:
+    """About how many messages `flow` offers over the run (as `emulator.traffic` does)."""
+    nodes = {node.name: node for node in s.nodes}
+    sources = sources_of(s, flow.sources)
+    senders = len(sources) if flow.share >= 1 else round(len(sources) * flow.share)
+    per_send = max((len(destinations(s, nodes[n], flow.to)) for n in sources), default=0)
+    end = min(s.run.duration_s if flow.stop_s is None else flow.stop_s, s.run.duration_s)
+    sends = math.ceil(max(0.0, end - flow.start_s) / flow.interval_s)
+    return float(senders) * per_send * sends
+
+
 def _destination(s: Scenario, here: str, flow: Traffic, picked: list[str]) -> Iterator[Problem]:
     to = flow.to
     nodes = {node.name: node for node in s.nodes}
@@ -237,6 +297,12 @@ def _destination(s: Scenario, here: str, flow: Traffic, picked: list[str]) -> It
             'expected "parent", "children", "own-group", "group:NAME" or a node name,'
             f" found {to!r}",
         )
+    elif not any(destinations(s, node, to) for node in sources):
+        yield (
+            f"{here}.to",
+            f"expected someone besides the sources, found {to!r} (no selected source"
+            " would send: each is the destination, or alone in it)",
+        )
 
 
 def _faults(s: Scenario) -> Iterator[Problem]:
@@ -252,6 +318,15 @@ def _faults(s: Scenario) -> Iterator[Problem]:
                 f"expected a time before run.duration_s ({s.run.duration_s}), found {fault.at_s}",
             )
         yield from _fault_target(here, fault, links, nets, nodes, beams)
+        if isinstance(fault, Jam) and fault.duty_cycle < 1:
+            end = s.run.duration_s if fault.duration_s is None else fault.at_s + fault.duration_s
+            periods = (min(end, s.run.duration_s) - fault.at_s) / fault.period_s
+            if periods > MAX_JAM_PERIODS:
+                yield (
+                    f"{here}.period_s",
+                    f"expected at most {MAX_JAM_PERIODS} periods in the jam, found"
+                    f" {fault.period_s} s giving {periods:.3g}",
+                )
     yield from _node_downtimes(s)
 
 

@@ -43,13 +43,21 @@ def _generated(args: argparse.Namespace) -> Scenario:
     if args.kind == "battalion":
         companies, platoons = args.companies, args.platoons
         if args.nodes is not None:
+            if args.nodes < 3:
+                raise ValueError(f"battalion nodes: expected at least 3, found {args.nodes}")
             # A battalion is a one-battalion brigade without the brigade HQ.
             _, companies, platoons = generate.brigade_shape(args.nodes + 1, 1, companies, platoons)
-        return generate.battalion(args.seed, companies or 4, platoons or 3, **common)
+        return generate.battalion(
+            args.seed,
+            4 if companies is None else companies,
+            3 if platoons is None else platoons,
+            **common,
+        )
     if args.kind == "mesh":
-        nodes = args.nodes or MESH_NODES
+        nodes = MESH_NODES if args.nodes is None else args.nodes
         reach = BEARERS[args.bearer].range_km or 10.0
-        area = args.area_km or round(reach * math.sqrt(nodes) / 2.5, 1)
+        default_area = round(reach * math.sqrt(max(nodes, 1)) / 2.5, 1)  # mesh() checks nodes
+        area = default_area if args.area_km is None else args.area_km
         return generate.mesh(args.seed, nodes, area, args.bearer, **common)
     if args.source is None:
         raise UserError("topo generate graphml: expected --from FILE, found none")

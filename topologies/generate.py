@@ -26,6 +26,9 @@ from topologies.load import Problem, ScenarioError, scenario_from_data
 from topologies.scenario import Scenario
 
 DEFAULT_DURATION_S = 3600.0
+MAX_NODES = 5000
+"""The most nodes a generator makes: past a few thousand the layout (a mesh's nearest
+neighbours) and any emulation of it take hours; a count beyond is a typo."""
 
 Data = dict[str, Any]
 
@@ -141,6 +144,7 @@ def battalion(seed: int, companies: int = 4, platoons: int = 3, *, traffic: bool
               duration_s: float = DEFAULT_DURATION_S) -> Scenario:  # fmt: skip
     """One battalion: its HQ on top, `companies` companies of `platoons` platoons each."""
     _at_least_one(companies=companies, platoons=platoons)
+    _at_most_max(brigade_size(1, companies, platoons) - 1)
     plan = _Plan(seed)
     hq, company_hqs = _battalion(plan, 1, (0.0, 0.0), None, companies, platoons, [], None)
     _satcom(plan, hq, [], company_hqs)
@@ -163,6 +167,9 @@ def brigade_shape(nodes: int, battalions: int | None = None, companies: int | No
         raise ValueError(
             f"brigade nodes: expected at least {brigade_size(1, 1, 1)}, found {nodes}"
         )
+    if nodes > MAX_NODES:
+        raise ValueError(f"brigade nodes: expected at most {MAX_NODES}, found {nodes}")
+    _at_least_one(battalions=battalions, companies=companies, platoons=platoons)
     tolerance = max(1, round(nodes * 0.02))
 
     def score(shape: tuple[int, int, int]) -> tuple[int, float]:
@@ -173,11 +180,18 @@ def brigade_shape(nodes: int, battalions: int | None = None, companies: int | No
 
     shapes = [
         (b, c, p)
-        for b in ([battalions] if battalions else range(1, 31))
-        for c in ([companies] if companies else range(1, 9))
-        for p in ([platoons] if platoons else range(1, 9))
+        for b in ([battalions] if battalions is not None else range(1, 31))
+        for c in ([companies] if companies is not None else range(1, 9))
+        for p in ([platoons] if platoons is not None else range(1, 9))
     ]
-    return min(shapes, key=score)
+    best = min(shapes, key=score)
+    if score(best)[0] > 0 and battalions is companies is platoons is None:
+        # No shape comes within 2 % (beyond 30 x 8 x 8); counts given are kept regardless.
+        raise ValueError(
+            f"brigade nodes: expected a count some brigade shape comes within 2 % of,"
+            f" found {nodes} (the nearest is {brigade_size(*best)} nodes)"
+        )
+    return best
 
 
 def brigade(seed: int, nodes: int | None = None, battalions: int | None = None,
@@ -187,11 +201,16 @@ def brigade(seed: int, nodes: int | None = None, battalions: int | None = None,
 
     With `nodes`, the counts not given are chosen to come close to that many nodes."""
     if nodes is None:
-        shape = (battalions or 3, companies or 4, platoons or 3)
+        shape = (
+            3 if battalions is None else battalions,
+            4 if companies is None else companies,
+            3 if platoons is None else platoons,
+        )
     else:
         shape = brigade_shape(nodes, battalions, companies, platoons)
     b_count, c_count, p_count = shape
     _at_least_one(battalions=b_count, companies=c_count, platoons=p_count)
+    _at_most_max(brigade_size(*shape))
     plan = _Plan(seed)
     top = plan.node("bde-hq", "hq", (0.0, 0.0), ["bde"], None)
     battalion_hqs: list[str] = []
@@ -210,10 +229,15 @@ def brigade(seed: int, nodes: int | None = None, battalions: int | None = None,
                          f"of {p_count} platoons")  # fmt: skip
 
 
-def _at_least_one(**counts: int) -> None:
+def _at_least_one(**counts: int | None) -> None:
     for name, value in counts.items():
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{name}: expected at least 1, found {value}")
+
+
+def _at_most_max(nodes: int) -> None:
+    if nodes > MAX_NODES:
+        raise ValueError(f"nodes: expected at most {MAX_NODES}, found {nodes} in that shape")
 
 
 def mesh(seed: int, nodes: int, area_km: float, bearer: str = "uhf", *, traffic: bool = True,
@@ -228,8 +252,10 @@ def mesh(seed: int, nodes: int, area_km: float, bearer: str = "uhf", *, traffic:
         raise ValueError(f"mesh bearer: expected one of {sorted(BEARERS)}, found {bearer!r}")
     if nodes < 2:
         raise ValueError(f"mesh nodes: expected at least 2, found {nodes}")
-    if area_km <= 0:
-        raise ValueError(f"mesh area_km: expected more than 0, found {area_km}")
+    if nodes > MAX_NODES:
+        raise ValueError(f"mesh nodes: expected at most {MAX_NODES}, found {nodes}")
+    if not 0 < area_km < math.inf:
+        raise ValueError(f"mesh area_km: expected a finite number more than 0, found {area_km}")
     plan = _Plan(seed)
     reach = BEARERS[bearer].range_km or math.inf
     points = list(_mesh_points(plan.rng, nodes, area_km, reach))

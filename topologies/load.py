@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ def parse_scenario(text: str, source: str) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, [_syntax_problem(str(exc))]) from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ScenarioError(
+            source, [Problem("", "expected TOML nested a few levels deep, found far deeper")]
+        ) from None
+    except ValueError as exc:  # an integer longer than Python converts (int_max_str_digits)
+        raise ScenarioError(source, [_long_number_problem(text, exc)]) from None
     return scenario_from_data(data, source)
 
 
@@ -141,6 +148,18 @@ def _toml_ready(value: Any) -> Any:
     return value
 
 
+def _long_number_problem(text: str, exc: ValueError) -> Problem:
+    limit = sys.get_int_max_str_digits()
+    found = re.search(rf"[0-9_]{{{limit + 1},}}", text)
+    if found is None:
+        return Problem("", f"expected TOML numbers, found {exc}")
+    line = text.count("\n", 0, found.start()) + 1
+    digits = sum(c.isdigit() for c in found.group())
+    return Problem(
+        "", f"line {line}: expected an integer of at most {limit} digits, found {digits} digits"
+    )
+
+
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
@@ -183,6 +202,8 @@ _PRECEDENCES = [p.name for p in Precedence]
 
 def _pydantic_problem(error: Mapping[str, Any]) -> Problem:
     loc = tuple(error["loc"])
+    if loc[-1:] == ("[key]",):  # a table's key that is wrong, not its value
+        loc = loc[:-1]
     path = key_path(loc)
     kind = error["type"]
     found = error.get("input")
@@ -199,14 +220,18 @@ def _pydantic_problem(error: Mapping[str, Any]) -> Problem:
         return Problem(
             f"{path}.kind", f"expected one of [{', '.join(sorted(_FAULT_KINDS))}], found nothing"
         )
-    if kind == "enum" and loc and loc[-1] == "precedence":
+    if (
+        kind == "enum"
+        and loc
+        and (loc[-1] == "precedence" or loc[:3] == ("engine", "pace", "bearers"))
+    ):
         return Problem(path, f"expected one of {_PRECEDENCES}, found {found!r}")
     if kind == "literal_error":
         return Problem(
             path, f"expected one of [{ctx['expected'].replace(' or ', ', ')}], found {found!r}"
         )
     message = str(error["msg"])
-    message = re.sub(r"^(Input|Value) should (be|have) ", "expected ", message)
+    message = re.sub(r"^(Input|Value|String) should (be|have) ", "expected ", message)
     message = re.sub(r"^Value error, ", "", message)
     if kind in ("too_short", "too_long"):
         message = message.split(" after validation")[0].replace("Tuple should have", "expected")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
@@ -19,12 +19,22 @@ from transports.profile import HELLO_MAX_S, RATE_MAX_BPS
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    # No inf or nan (TOML has both, and 1e400 reads as inf): a run of inf seconds never
+    # ends, a node at nan km is in nobody's range. Numbers are `Strict`: true is no
+    # duration and "60" no interval.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
 
-Seconds = Annotated[float, Field(ge=0)]
-Chance = Annotated[float, Field(ge=0, le=1)]
-Position = tuple[float, float]
+Number = Annotated[float, Strict()]
+"""A float or an integer, finite; not a bool or a string."""
+Seconds = Annotated[float, Strict(), Field(ge=0)]
+Chance = Annotated[float, Strict(), Field(ge=0, le=1)]
+Position = tuple[Number, Number]
+
+RUN_MAX_S = 7 * 86400.0
+"""The longest run: a week of virtual time (a 3-node run takes about a wall second per
+hour of it, a brigade far more); a longer one is a typo (seconds for minutes) or would not
+end in useful time."""
 
 
 def _precedence(value: object) -> object:
@@ -49,14 +59,14 @@ class Node(_Strict):
 class Numbers(_Strict):
     """Per-link or per-net overrides of the bearer's catalogue numbers; unset keeps them."""
 
-    rate_bps: Annotated[int, Field(gt=0, le=RATE_MAX_BPS)] | None = None
+    rate_bps: Annotated[int, Strict(), Field(gt=0, le=RATE_MAX_BPS)] | None = None
     delay_s: Seconds | None = None
     jitter_s: Seconds | None = None
     loss: Chance | None = None
-    mtu: Annotated[int, Field(ge=128, le=65507)] | None = None
-    queue_bytes: Annotated[int, Field(gt=0)] | None = None
-    range_km: Annotated[float, Field(gt=0)] | None = None
-    hello_s: Annotated[float, Field(ge=0, le=HELLO_MAX_S)] | None = None
+    mtu: Annotated[int, Strict(), Field(ge=128, le=65507)] | None = None
+    queue_bytes: Annotated[int, Strict(), Field(gt=0)] | None = None
+    range_km: Annotated[float, Strict(), Field(gt=0)] | None = None
+    hello_s: Annotated[float, Strict(), Field(ge=0, le=HELLO_MAX_S)] | None = None
     """The shortest hello interval the bearer asks for (0: the engine's)."""
     bursts: bool = True
     """False: none of the catalogue's Gilbert-Elliott loss bursts (only `loss`, if any)."""
@@ -98,23 +108,23 @@ Destination = str
 
 class Traffic(_Strict):
     name: str | None = None
-    sources: tuple[Selector, ...] = ("all",)
+    sources: Annotated[tuple[Selector, ...], Field(min_length=1)] = ("all",)
     share: Chance = 1.0
     """The fraction of the selected sources that send (drawn from the seed)."""
     to: Destination
     precedence: PrecedenceName = Precedence.ROUTINE
-    size_bytes: Annotated[int, Field(ge=1, le=1 << 20)]
-    interval_s: Annotated[float, Field(gt=0)]
+    size_bytes: Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
+    interval_s: Annotated[float, Strict(), Field(gt=0)]
     process: Literal["periodic", "poisson"] = "periodic"
     start_s: Seconds = 0.0
     stop_s: Seconds | None = None
-    ttl_s: Annotated[int, Field(ge=1)] = 3600
+    ttl_s: Annotated[int, Strict(), Field(ge=1)] = 3600
     receipt: bool = False
 
 
 class _Fault(_Strict):
     at_s: Seconds
-    duration_s: Annotated[float, Field(gt=0)] | None = None
+    duration_s: Annotated[float, Strict(), Field(gt=0)] | None = None
     """None: until the end of the run (a cut never repaired)."""
 
 
@@ -130,11 +140,11 @@ class Jam(_Fault):
     name: str | None = None
     position: Position = (0.0, 0.0)
     bands: Annotated[tuple[str, ...], Field(min_length=1)]
-    power_w: Annotated[float, Field(gt=0)] = 100.0
-    reach_km: Annotated[float, Field(gt=0)] | None = None
+    power_w: Annotated[float, Strict(), Field(gt=0)] = 100.0
+    reach_km: Annotated[float, Strict(), Field(gt=0)] | None = None
     """Given: total loss for every receiver within reach, none beyond; the J/S model else."""
-    duty_cycle: Annotated[float, Field(gt=0, le=1)] = 1.0
-    period_s: Annotated[float, Field(gt=0)] = 60.0
+    duty_cycle: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    period_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
     beam: str | None = None
     """Band "satcom": the uplink beam jammed (every link on it)."""
 
@@ -146,12 +156,12 @@ class Cut(_Fault):
 
 class Latency(_Targeted):
     kind: Literal["latency"]
-    add_s: Annotated[float, Field(gt=0)]
+    add_s: Annotated[float, Strict(), Field(gt=0)]
 
 
 class Throttle(_Targeted):
     kind: Literal["throttle"]
-    factor: Annotated[float, Field(gt=0, le=1)]
+    factor: Annotated[float, Strict(), Field(gt=0, le=1)]
     """The share of the nominal rate left."""
 
 
@@ -193,8 +203,8 @@ Fault = Annotated[
 
 class Run(_Strict):
     name: str = "scenario"
-    duration_s: Annotated[float, Field(gt=0)]
-    seed: int = 1
+    duration_s: Annotated[float, Strict(), Field(gt=0, le=RUN_MAX_S)]
+    seed: Annotated[int, Strict()] = 1
     description: str = ""
 
 
@@ -203,7 +213,7 @@ class Pace(_Strict):
     use (not listed: all), and per bearer the largest message it carries."""
 
     bearers: dict[PrecedenceName, tuple[str, ...]] = {}
-    largest: dict[str, Annotated[int, Field(ge=1)]] = {"hf": HF_LARGEST}
+    largest: dict[str, Annotated[int, Strict(), Field(ge=1)]] = {"hf": HF_LARGEST}
 
     def policy(self) -> PacePolicy:
         return PacePolicy(
@@ -217,10 +227,10 @@ class Engine(_Strict):
     defaults unless set): how often hellos and adverts go out, when a silent neighbour
     counts as gone; and how they choose next hops."""
 
-    hello_interval_s: Annotated[float, Field(gt=0)] = 2.0
-    dead_interval_s: Annotated[float, Field(gt=0)] = 7.0
-    advert_interval_s: Annotated[float, Field(gt=0)] = 30.0
-    hello_share: Annotated[float, Field(gt=0, le=1)] = 0.006
+    hello_interval_s: Annotated[float, Strict(), Field(gt=0)] = 2.0
+    dead_interval_s: Annotated[float, Strict(), Field(gt=0)] = 7.0
+    advert_interval_s: Annotated[float, Strict(), Field(gt=0)] = 30.0
+    hello_share: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.006
     planned: bool = True
     """The nodes know the signal plan (this file's links and nets) and advertise only
     where their links differ from it; false, every node advertises all its links."""

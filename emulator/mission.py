@@ -16,6 +16,7 @@ from crypto.keyfile import NodeKeys, StoredRoot
 from crypto.plan import MissionPlan
 from crypto.roster import Roster
 from crypto.schedule import KEY_BYTES
+from topologies.scenario import EPOCH_S, GRACE_EPOCHS
 
 MISSION_T0 = 1_000_000
 """The mission's start, in the engines' clock; emulated time 0 is `MISSION_T0 + LEAD_S`."""
@@ -27,7 +28,9 @@ def seeded_mission(
 ) -> tuple[Roster, dict[str, NodeKeys]]:
     """The roster and every node's keys for `names` (node -> its groups), from `seed`."""
     rng = random.Random(f"{seed}/mission")
-    plan = MissionPlan.new(rng.randbytes, t0=MISSION_T0, epoch_seconds=3600, grace_epochs=24)
+    plan = MissionPlan.new(
+        rng.randbytes, t0=MISSION_T0, epoch_seconds=EPOCH_S, grace_epochs=GRACE_EPOCHS
+    )
     for name, groups in names.items():
         plan.add_node(name, groups, rng.randbytes, pair=False)
     keys = dict(plan.keys)

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from emulator.emulate import EmulationError, emulate
+from emulator.mission import seeded_mission
 from emulator.realtime import emulate_realtime
 from emulator.run import Options
 from tawan.cli import main
 from topologies.generate import battalion, brigade, mesh
 from topologies.load import ScenarioError, load_scenario, parse_scenario
-from topologies.scenario import Scenario
+from topologies.scenario import TTL_MAX_S, Scenario
 
 BASE = """
 [run]
@@ -117,6 +118,17 @@ def test_a_run_of_years_is_refused() -> None:
     assert refused(text(duration="31536000")) == (
         "bad.toml: run.duration_s: expected less than or equal to 604800, found 31536000"
     )
+
+
+def test_a_ttl_past_the_missions_key_grace_is_refused() -> None:
+    # Every node would refuse to send such a message (SubmitError): the run would go on
+    # with all of the entry's traffic refused.
+    assert refused(text(traffic="ttl_s = 86401")) == (
+        "bad.toml: traffic[0].ttl_s: expected less than or equal to 86400, found 86401"
+    )
+    parse_scenario(text(traffic="ttl_s = 86400"), "good.toml")
+    roster, _ = seeded_mission({"a": [], "b": []}, 1)
+    assert roster.grace_epochs * roster.epoch_seconds == TTL_MAX_S
 
 
 def test_traffic_of_billions_of_messages_is_refused() -> None:

@@ -31,6 +31,13 @@ Seconds = Annotated[float, Strict(), Field(ge=0)]
 Chance = Annotated[float, Strict(), Field(ge=0, le=1)]
 Position = tuple[Number, Number]
 
+EPOCH_S = 3600
+GRACE_EPOCHS = 24
+"""The emulator's missions: keys of an hour, kept 24 hours (emulator.mission)."""
+TTL_MAX_S = EPOCH_S * GRACE_EPOCHS
+"""The longest time to live a message of the emulation may have: a node refuses to send
+one that would outlive the keys its destination needs to open it."""
+
 RUN_MAX_S = 7 * 86400.0
 """The longest run: a week of virtual time (a 3-node run takes about a wall second per
 hour of it, a brigade far more); a longer one is a typo (seconds for minutes) or would not
@@ -118,7 +125,7 @@ class Traffic(_Strict):
     process: Literal["periodic", "poisson"] = "periodic"
     start_s: Seconds = 0.0
     stop_s: Seconds | None = None
-    ttl_s: Annotated[int, Strict(), Field(ge=1)] = 3600
+    ttl_s: Annotated[int, Strict(), Field(ge=1, le=TTL_MAX_S)] = 3600
     receipt: bool = False
 
 

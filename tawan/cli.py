@@ -6,13 +6,15 @@ when that command runs, so a heavy command costs the others nothing. Families ou
 tawan/ (the emulator, the topology tools) register through the ``tawan.commands``
 entry-point group, so tawan never imports them. Errors the user can fix (`UserError`, the
 crypto package's errors, files that cannot be read or written) print one line to stderr
-and exit with status 2; no traceback.
+and exit with status 2; no traceback. Anything else is a bug in tawan: its traceback, and
+status 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -23,6 +25,9 @@ from tawan.cli_mission import add_mission_commands
 from tawan.cli_node import add_node_commands
 
 USAGE_ERROR = 2
+INTERNAL_ERROR = 3
+"""A bug: the traceback goes to stderr. Not 1, which some commands give a meaning of their
+own (`contacts route`: no route)."""
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -83,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"tawan: error: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception:
+        traceback.print_exc()
+        print("tawan: internal error (a bug in tawan, not in what it was given)", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 def _one_line(exc: Exception) -> str:

@@ -1,8 +1,8 @@
 """What `tawan contacts` runs (imported only when a contacts command runs).
 
 `tawan contacts route` exits 0 with a route, NO_ROUTE with `"route": null`, 2 (the CLI's
-usage error) with one line on stderr when the plan or an option is wrong, and
-INTERNAL_ERROR with a traceback when tawan itself fails, so that 1 always means "no route".
+usage error) with one line on stderr when the plan or an option is wrong, and 3 (the CLI's
+INTERNAL_ERROR) with a traceback when tawan itself fails, so that 1 always means "no route".
 """
 
 from __future__ import annotations
@@ -10,32 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-import traceback
 
-from tawan.cli import USER_ERRORS, UserError
+from tawan.cli import UserError
 from tawan.contact_files import load_plan
 from tawan.core.contacts import ContactPlan, ContactPlanError, Route, routes
 
 NO_ROUTE = 1
-INTERNAL_ERROR = 3
 MAX_SIZE_BYTES = 2**53
 """The largest --size: transmission times are counted in floats, which hold every integer
 up to it exactly (and overflow on a 309-digit one)."""
 
 
 def run_route(args: argparse.Namespace) -> int:
-    try:
-        return _route(args)
-    except USER_ERRORS:
-        raise  # one line on stderr, exit 2 (tawan.cli)
-    except Exception:
-        traceback.print_exc()
-        print("tawan: internal error (a bug in tawan, not in the plan)", file=sys.stderr)
-        return INTERNAL_ERROR
-
-
-def _route(args: argparse.Namespace) -> int:
     _check_options(args)
     plan = _load(args)
     found = routes(plan, args.source, args.dest, args.at, args.size, k=args.alternatives)

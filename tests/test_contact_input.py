@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tawan.cli import main
+from tawan.cli import INTERNAL_ERROR, main
 from tawan.cli_contacts import ROUTE_EXIT_STATUS
 from tawan.contact_files import load_plan
-from tawan.contacts_commands import INTERNAL_ERROR, NO_ROUTE
+from tawan.contacts_commands import NO_ROUTE
 from tawan.core.contact_import import parse_hdtn_json, parse_ion, parse_native_toml
 from tawan.core.contacts import ContactPlanError
 

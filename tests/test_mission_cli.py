@@ -14,7 +14,7 @@ from crypto.keyfile import load_keyfile
 from crypto.mission import keyfile_path, load_mission_roster
 from crypto.plan import T0_MAX
 from crypto.revocation import decode_revocation
-from tawan.cli import main
+from tawan.cli import INTERNAL_ERROR, main
 from tawan.cli_mission import _utc
 
 TAWAN = Path(sys.executable).parent / "tawan"
@@ -167,3 +167,16 @@ def test_a_start_past_the_year_9999_is_shown_in_unix_seconds() -> None:
     assert _utc(0) == "1970-01-01T00:00:00Z"
     assert _utc(T0_MAX) == "9999-12-31T23:59:59Z"
     assert _utc(T0_MAX + 1) == f"unix {T0_MAX + 1}"
+
+
+def test_a_bug_in_any_command_is_its_traceback_and_status_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("tawan.cli_mission.init_mission", broken)
+    code, out, err = run(capsys, "mission", "init", str(tmp_path / "m"))
+    assert (code, out) == (INTERNAL_ERROR, "")
+    assert "Traceback" in err and "RuntimeError: a bug" in err
+    assert err.endswith("tawan: internal error (a bug in tawan, not in what it was given)\n")

@@ -270,6 +270,14 @@ def test_an_ion_duplicate_is_named_by_its_line_in_the_file() -> None:
     )
 
 
+@pytest.mark.parametrize("separator", ["\f", "\x1c", "\x85", "\u2028", "\r"])
+def test_an_ion_line_is_numbered_as_an_editor_numbers_it(separator: str) -> None:
+    # A form feed (or another character str.splitlines breaks at) inside line 1, or a CRLF
+    # file: the bad contact is still on line 2.
+    text = f"# plan{separator} page two\r\na contact +0 +10 1 2 zero\n"
+    assert refused(parse_ion, text).startswith("line 2: a contact: RATE: expected a number")
+
+
 def test_an_hdtn_duplicate_is_named_by_its_index_in_the_file() -> None:
     """contacts[1] is an empty window left out: the copy is contacts[2], not the plan's
     contact 1."""

@@ -80,7 +80,9 @@ def parse_ion(
     contacts: list[_IonLine] = []
     ranges: dict[tuple[int, int], list[_IonLine]] = {}
     reference = 0.0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines as an editor counts them: split at "\n" alone (str.splitlines also splits at
+    # form feeds, \x1c-\x1e, \x85 and \u2028); a "\r" before it is whitespace to split().
+    for number, raw in enumerate(text.split("\n"), start=1):
         words = raw.split()
         if not words or words[0].startswith("#"):
             continue

@@ -39,6 +39,10 @@ DIGITS = b"1" * 5000
          "id: expected a JSON value to echo, found an integer of 5000 digits"),
         (b'{"op": "status", "id": [1, ' + DIGITS + b"]}",
          "id: expected a JSON value to echo, found [1, an integer of 5000 digits]"),
+        (b'{"op": "status", "id": NaN}', "id: expected a JSON value to echo, found nan"),
+        (b'{"op": "status", "id": [-Infinity]}',
+         "id: expected a JSON value to echo, found [-inf]"),
+        (b'{"op": "status", "id": 1e400}', "id: expected a JSON value to echo, found inf"),
     ],
 )  # fmt: skip
 def test_parse_line_refuses_what_json_alone_would_crash_on(line: bytes, expected: str) -> None:

@@ -183,8 +183,8 @@ def _children(value: Json | list[object]) -> Iterable[object]:
 def _check_id(data: Json) -> None:
     """The `id` is echoed in the response: it must be something the response can carry."""
     try:
-        json.dumps(data.get("id"))
-    except TypeError:  # a LongInteger in it
+        json.dumps(data.get("id"), allow_nan=False)
+    except (TypeError, ValueError):  # a LongInteger in it; NaN or Infinity, not JSON
         raise RequestError(
             f"id: expected a JSON value to echo, found {shown(data['id'])}"
         ) from None

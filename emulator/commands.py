@@ -14,6 +14,7 @@ from emulator.realtime import emulate_realtime
 from emulator.report import print_summary
 from emulator.run import Options
 from tawan.cli import UserError
+from topologies.checks import notices
 from topologies.load import ScenarioError, load_scenario
 from topologies.scenario import Scenario
 
@@ -46,6 +47,8 @@ def run_emulate(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UserError(str(exc)) from None
+    for path, text in notices(scenario):
+        print(f"tawan: warning: {args.scenario}: {path}: {text}", file=sys.stderr)
     options = Options(seed=args.seed, window_s=args.window)
     console = Console(stderr=True, quiet=args.quiet)
     try:

@@ -16,6 +16,7 @@ from emulator.mission import seeded_mission
 from emulator.realtime import emulate_realtime
 from emulator.run import Options
 from tawan.cli import main
+from topologies.checks import notices
 from topologies.generate import battalion, brigade, mesh
 from topologies.load import ScenarioError, load_scenario, parse_scenario
 from topologies.scenario import TTL_MAX_S, Scenario
@@ -313,3 +314,40 @@ def test_emulate_of_a_bad_file_prints_one_line(
     assert not (tmp_path / "out").exists()
     with pytest.raises(ScenarioError):
         load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    ("where", "path", "said"),
+    [
+        ({"extra": '[[faults]]\nkind = "loss"\nbearer = "hf"\nat_s = 0\nloss = 0.5'},
+         "faults[0].bearer", "no link or net uses bearer 'hf': no effect"),
+        ({"extra": '[[faults]]\nkind = "jam"\nbands = ["hf"]\nat_s = 0'},
+         "faults[0].bands", "no link or net uses bands ['hf']: no effect"),
+        ({"link": "available = [[0, 10], [700, 800]]"}, "links[0].available[1]",
+         "opens at 700.0 s, after the run's 600.0 s: never used"),
+        ({"traffic": 'share = 0.4\nsources = ["a"]'}, "traffic[0].share",
+         "0.4 of 1 source(s) rounds to no sender: sends nothing"),
+    ],
+)  # fmt: skip
+def test_what_does_nothing_is_told(where: dict[str, str], path: str, said: str) -> None:
+    assert notices(parse_scenario(text(**where), "idle.toml")) == [(path, said)]
+
+
+def test_a_scenario_where_everything_acts_has_no_notice() -> None:
+    busy = '[[faults]]\nkind = "jam"\nbands = ["shf", "hf"]\nat_s = 0\nduration_s = 60'
+    assert notices(parse_scenario(text(extra=busy), "busy.toml")) == []
+
+
+def test_emulate_prints_the_notices_as_warnings_and_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "idle.toml"
+    path.write_text(text(duration="60", traffic='share = 0.4\nsources = ["a"]'))
+    assert main(["emulate", str(path), "--out", str(tmp_path / "out"), "--quiet",
+                 "--no-report"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == (
+        f"tawan: warning: {path}: traffic[0].share: 0.4 of 1 source(s) rounds to no sender:"
+        " sends nothing\n"
+    )
+    assert (tmp_path / "out" / "results.json").exists()

@@ -67,6 +67,48 @@ def cross_check(scenario: Scenario) -> list[Problem]:
     ]
 
 
+def notices(scenario: Scenario) -> list[Problem]:
+    """What is valid but does nothing in this scenario: a fault on a bearer or band no link
+    or net uses, an availability window that opens after the run, traffic whose `share`
+    leaves no sender. Campaign files written for several scenarios may hold such entries on
+    purpose, so they are told (`tawan emulate` prints them as warnings), not refused."""
+    return [*_idle_faults(scenario), *_late_windows(scenario), *_no_senders(scenario)]
+
+
+def _idle_faults(s: Scenario) -> Iterator[Problem]:
+    bearers = {attached.bearer for attached in (*s.links, *s.nets)}
+    bands = {BEARERS[name].band for name in bearers if name in BEARERS}
+    for i, fault in enumerate(s.faults):
+        here = f"faults[{i}]"
+        if isinstance(fault, Latency | Throttle | LossBurst) and fault.bearer is not None:
+            if fault.bearer not in bearers:
+                yield f"{here}.bearer", f"no link or net uses bearer {fault.bearer!r}: no effect"
+        elif isinstance(fault, Jam) and not bands & set(fault.bands):
+            yield f"{here}.bands", f"no link or net uses bands {list(fault.bands)}: no effect"
+
+
+def _late_windows(s: Scenario) -> Iterator[Problem]:
+    attached = [(f"links[{i}]", link) for i, link in enumerate(s.links)]
+    attached += [(f"nets[{i}]", net) for i, net in enumerate(s.nets)]
+    for here, numbers in attached:
+        for j, (start, _) in enumerate(numbers.available):
+            if start >= s.run.duration_s:
+                yield (
+                    f"{here}.available[{j}]",
+                    f"opens at {start} s, after the run's {s.run.duration_s} s: never used",
+                )
+
+
+def _no_senders(s: Scenario) -> Iterator[Problem]:
+    for i, flow in enumerate(s.traffic):
+        count = len(sources_of(s, flow.sources))
+        if flow.share < 1 and round(count * flow.share) == 0:
+            yield (
+                f"traffic[{i}].share",
+                f"{flow.share} of {count} source(s) rounds to no sender: sends nothing",
+            )
+
+
 def _engine(s: Scenario) -> Iterator[Problem]:
     """The timers within the engine's own bounds (`EngineConfig` says which and why)."""
     timers = s.engine

@@ -22,6 +22,7 @@ from topologies.scenario import (
     Jam,
     Latency,
     LossBurst,
+    Numbers,
     Restart,
     SatcomOutage,
     Scenario,
@@ -76,7 +77,7 @@ def notices(scenario: Scenario) -> list[Problem]:
 
 
 def _idle_faults(s: Scenario) -> Iterator[Problem]:
-    bearers = {attached.bearer for attached in (*s.links, *s.nets)}
+    bearers = {link.bearer for link in s.links} | {net.bearer for net in s.nets}
     bands = {BEARERS[name].band for name in bearers if name in BEARERS}
     for i, fault in enumerate(s.faults):
         here = f"faults[{i}]"
@@ -88,7 +89,7 @@ def _idle_faults(s: Scenario) -> Iterator[Problem]:
 
 
 def _late_windows(s: Scenario) -> Iterator[Problem]:
-    attached = [(f"links[{i}]", link) for i, link in enumerate(s.links)]
+    attached: list[tuple[str, Numbers]] = [(f"links[{i}]", link) for i, link in enumerate(s.links)]
     attached += [(f"nets[{i}]", net) for i, net in enumerate(s.nets)]
     for here, numbers in attached:
         for j, (start, _) in enumerate(numbers.available):

@@ -270,12 +270,22 @@ def test_an_ion_duplicate_is_named_by_its_line_in_the_file() -> None:
     )
 
 
-@pytest.mark.parametrize("separator", ["\f", "\x1c", "\x85", "\u2028", "\r"])
+@pytest.mark.parametrize("separator", ["\f", "\x1c", "\x85", "\u2028"])
 def test_an_ion_line_is_numbered_as_an_editor_numbers_it(separator: str) -> None:
     # A form feed (or another character str.splitlines breaks at) inside line 1, or a CRLF
     # file: the bad contact is still on line 2.
     text = f"# plan{separator} page two\r\na contact +0 +10 1 2 zero\n"
     assert refused(parse_ion, text).startswith("line 2: a contact: RATE: expected a number")
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_an_ion_file_with_any_line_ending_is_read_whole(tmp_path: Path, end: str) -> None:
+    # A lone "\r" ends a line too (files from old Macs): read as one line, a plan opening
+    # with a comment would lose every contact without a word.
+    plan = tmp_path / "plan.rc"
+    plan.write_bytes(end.join(["## begin ionadmin", "a contact +0 +10 1 2 100",
+                               "a contact +20 +30 2 3 100", ""]).encode())  # fmt: skip
+    assert len(load_plan(plan).contacts) == 2
 
 
 def test_an_hdtn_duplicate_is_named_by_its_index_in_the_file() -> None:

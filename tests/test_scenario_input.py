@@ -111,8 +111,19 @@ def test_no_number_is_infinite_or_nan(where: dict[str, str], path: str, value: s
 )
 def test_a_bool_or_a_string_is_no_number(where: dict[str, str], path: str, found: str) -> None:
     message = refused(text(**where))
-    assert message.startswith(f"bad.toml: {path}: expected a valid ")
-    assert message.endswith(f", found {found}")
+    assert (
+        message == f"bad.toml: {path}: expected a number, not true, false or text, found {found}"
+    )
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer() -> None:
+    # `rate_bps = 1e6` is how an engineer writes a megabit; 1.5 s is no whole second.
+    scenario = parse_scenario(
+        text(link="rate_bps = 1e6\nqueue_bytes = 1e5", traffic="ttl_s = 7.2e3"), "x.toml"
+    )
+    assert (scenario.links[0].rate_bps, scenario.links[0].queue_bytes) == (1_000_000, 100_000)
+    assert scenario.traffic[0].ttl_s == 7200
+    assert "traffic[0].ttl_s: expected a valid integer" in refused(text(traffic="ttl_s = 1.5"))
 
 
 def test_a_run_of_years_is_refused() -> None:
@@ -135,7 +146,7 @@ def test_a_ttl_past_the_missions_key_grace_is_refused() -> None:
 def test_traffic_of_billions_of_messages_is_refused() -> None:
     assert refused(text(interval="1e-6")) == (
         "bad.toml: traffic[0].interval_s: expected at most 1000000 messages from all traffic"
-        " over the run, found 1e-06 s giving 1.2e+09 here (1.2e+09 in all)"
+        " over the run, found 1e-06 s giving 6e+08 here (6e+08 in all)"
     )
 
 
@@ -351,3 +362,17 @@ def test_emulate_prints_the_notices_as_warnings_and_runs(
         " sends nothing\n"
     )
     assert (tmp_path / "out" / "results.json").exists()
+
+
+def test_the_message_bound_counts_what_each_source_sends() -> None:
+    # One HQ's orders to 200 children every minute for a day: 288,000 messages. Counting
+    # every source (the 200 children too) times the HQ's 200 destinations gave 5.8e7.
+    units = "".join(f'[[nodes]]\nname = "u{i}"\nparent = "hq"\n' for i in range(200))
+    members = ", ".join(['"hq"', *(f'"u{i}"' for i in range(200))])
+    star = (
+        '[run]\nduration_s = 86400\n[[nodes]]\nname = "hq"\nrole = "hq"\n'
+        f'{units}[[nets]]\nname = "coy"\nbearer = "vhf"\nmembers = [{members}]\n'
+        '[[traffic]]\nto = "children"\nsize_bytes = 200\ninterval_s = 60\n'
+    )
+    parse_scenario(star, "star.toml")
+    assert "expected at most 1000000 messages" in refused(star.replace("= 60\n", "= 10\n"))

@@ -303,14 +303,16 @@ SELECTORS = '"all", "role:ROLE", "group:NAME" or a node name'
 
 
 def _messages(s: Scenario, flow: Traffic) -> float:
-    """About how many messages `flow` offers over the run (as `emulator.traffic` does)."""
+    """How many messages `flow` offers over the run at most: each sender's destinations
+    (as `emulator.traffic` counts them) times its sends; with a `share`, the senders with
+    the most destinations, since which ones the seed draws is not known here."""
     nodes = {node.name: node for node in s.nodes}
     sources = sources_of(s, flow.sources)
     senders = len(sources) if flow.share >= 1 else round(len(sources) * flow.share)
-    per_send = max((len(destinations(s, nodes[n], flow.to)) for n in sources), default=0)
+    counts = sorted((len(destinations(s, nodes[n], flow.to)) for n in sources), reverse=True)
     end = min(s.run.duration_s if flow.stop_s is None else flow.stop_s, s.run.duration_s)
     sends = math.ceil(max(0.0, end - flow.start_s) / flow.interval_s)
-    return float(senders) * per_send * sends
+    return float(sum(counts[:senders])) * sends
 
 
 def _destination(s: Scenario, here: str, flow: Traffic, picked: list[str]) -> Iterator[Problem]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tawan.core.pace import HF_LARGEST, PacePolicy
 from tawan.core.precedence import Precedence
@@ -20,15 +20,24 @@ from transports.profile import HELLO_MAX_S, RATE_MAX_BPS
 
 class _Strict(BaseModel):
     # No inf or nan (TOML has both, and 1e400 reads as inf): a run of inf seconds never
-    # ends, a node at nan km is in nobody's range. Numbers are `Strict`: true is no
+    # ends, a node at nan km is in nobody's range. Numbers are numbers (_NUMBER): true is no
     # duration and "60" no interval.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
 
-Number = Annotated[float, Strict()]
+def _number_only(value: object) -> object:
+    """A TOML number as it is (an integer field still takes 1e6, not 1.5); a boolean or a
+    string, which pydantic would convert, refused."""
+    if isinstance(value, bool | str):
+        raise ValueError("expected a number, not true, false or text")  # noqa: TRY004  # pydantic reports ValueError only
+    return value
+
+
+_NUMBER = BeforeValidator(_number_only)
+Number = Annotated[float, _NUMBER]
 """A float or an integer, finite; not a bool or a string."""
-Seconds = Annotated[float, Strict(), Field(ge=0)]
-Chance = Annotated[float, Strict(), Field(ge=0, le=1)]
+Seconds = Annotated[float, _NUMBER, Field(ge=0)]
+Chance = Annotated[float, _NUMBER, Field(ge=0, le=1)]
 Position = tuple[Number, Number]
 
 EPOCH_S = 3600
@@ -66,14 +75,14 @@ class Node(_Strict):
 class Numbers(_Strict):
     """Per-link or per-net overrides of the bearer's catalogue numbers; unset keeps them."""
 
-    rate_bps: Annotated[int, Strict(), Field(gt=0, le=RATE_MAX_BPS)] | None = None
+    rate_bps: Annotated[int, _NUMBER, Field(gt=0, le=RATE_MAX_BPS)] | None = None
     delay_s: Seconds | None = None
     jitter_s: Seconds | None = None
     loss: Chance | None = None
-    mtu: Annotated[int, Strict(), Field(ge=128, le=65507)] | None = None
-    queue_bytes: Annotated[int, Strict(), Field(gt=0)] | None = None
-    range_km: Annotated[float, Strict(), Field(gt=0)] | None = None
-    hello_s: Annotated[float, Strict(), Field(ge=0, le=HELLO_MAX_S)] | None = None
+    mtu: Annotated[int, _NUMBER, Field(ge=128, le=65507)] | None = None
+    queue_bytes: Annotated[int, _NUMBER, Field(gt=0)] | None = None
+    range_km: Annotated[float, _NUMBER, Field(gt=0)] | None = None
+    hello_s: Annotated[float, _NUMBER, Field(ge=0, le=HELLO_MAX_S)] | None = None
     """The shortest hello interval the bearer asks for (0: the engine's)."""
     bursts: bool = True
     """False: none of the catalogue's Gilbert-Elliott loss bursts (only `loss`, if any)."""
@@ -120,18 +129,18 @@ class Traffic(_Strict):
     """The fraction of the selected sources that send (drawn from the seed)."""
     to: Destination
     precedence: PrecedenceName = Precedence.ROUTINE
-    size_bytes: Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
-    interval_s: Annotated[float, Strict(), Field(gt=0)]
+    size_bytes: Annotated[int, _NUMBER, Field(ge=1, le=1 << 20)]
+    interval_s: Annotated[float, _NUMBER, Field(gt=0)]
     process: Literal["periodic", "poisson"] = "periodic"
     start_s: Seconds = 0.0
     stop_s: Seconds | None = None
-    ttl_s: Annotated[int, Strict(), Field(ge=1, le=TTL_MAX_S)] = 3600
+    ttl_s: Annotated[int, _NUMBER, Field(ge=1, le=TTL_MAX_S)] = 3600
     receipt: bool = False
 
 
 class _Fault(_Strict):
     at_s: Seconds
-    duration_s: Annotated[float, Strict(), Field(gt=0)] | None = None
+    duration_s: Annotated[float, _NUMBER, Field(gt=0)] | None = None
     """None: until the end of the run (a cut never repaired)."""
 
 
@@ -147,11 +156,11 @@ class Jam(_Fault):
     name: str | None = None
     position: Position = (0.0, 0.0)
     bands: Annotated[tuple[str, ...], Field(min_length=1)]
-    power_w: Annotated[float, Strict(), Field(gt=0)] = 100.0
-    reach_km: Annotated[float, Strict(), Field(gt=0)] | None = None
+    power_w: Annotated[float, _NUMBER, Field(gt=0)] = 100.0
+    reach_km: Annotated[float, _NUMBER, Field(gt=0)] | None = None
     """Given: total loss for every receiver within reach, none beyond; the J/S model else."""
-    duty_cycle: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
-    period_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
+    duty_cycle: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 1.0
+    period_s: Annotated[float, _NUMBER, Field(gt=0)] = 60.0
     beam: str | None = None
     """Band "satcom": the uplink beam jammed (every link on it)."""
 
@@ -163,12 +172,12 @@ class Cut(_Fault):
 
 class Latency(_Targeted):
     kind: Literal["latency"]
-    add_s: Annotated[float, Strict(), Field(gt=0)]
+    add_s: Annotated[float, _NUMBER, Field(gt=0)]
 
 
 class Throttle(_Targeted):
     kind: Literal["throttle"]
-    factor: Annotated[float, Strict(), Field(gt=0, le=1)]
+    factor: Annotated[float, _NUMBER, Field(gt=0, le=1)]
     """The share of the nominal rate left."""
 
 
@@ -210,8 +219,8 @@ Fault = Annotated[
 
 class Run(_Strict):
     name: str = "scenario"
-    duration_s: Annotated[float, Strict(), Field(gt=0, le=RUN_MAX_S)]
-    seed: Annotated[int, Strict()] = 1
+    duration_s: Annotated[float, _NUMBER, Field(gt=0, le=RUN_MAX_S)]
+    seed: Annotated[int, _NUMBER] = 1
     description: str = ""
 
 
@@ -220,7 +229,7 @@ class Pace(_Strict):
     use (not listed: all), and per bearer the largest message it carries."""
 
     bearers: dict[PrecedenceName, tuple[str, ...]] = {}
-    largest: dict[str, Annotated[int, Strict(), Field(ge=1)]] = {"hf": HF_LARGEST}
+    largest: dict[str, Annotated[int, _NUMBER, Field(ge=1)]] = {"hf": HF_LARGEST}
 
     def policy(self) -> PacePolicy:
         return PacePolicy(
@@ -234,10 +243,10 @@ class Engine(_Strict):
     defaults unless set): how often hellos and adverts go out, when a silent neighbour
     counts as gone; and how they choose next hops."""
 
-    hello_interval_s: Annotated[float, Strict(), Field(gt=0)] = 2.0
-    dead_interval_s: Annotated[float, Strict(), Field(gt=0)] = 7.0
-    advert_interval_s: Annotated[float, Strict(), Field(gt=0)] = 30.0
-    hello_share: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.006
+    hello_interval_s: Annotated[float, _NUMBER, Field(gt=0)] = 2.0
+    dead_interval_s: Annotated[float, _NUMBER, Field(gt=0)] = 7.0
+    advert_interval_s: Annotated[float, _NUMBER, Field(gt=0)] = 30.0
+    hello_share: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 0.006
     planned: bool = True
     """The nodes know the signal plan (this file's links and nets) and advertise only
     where their links differ from it; false, every node advertises all its links."""

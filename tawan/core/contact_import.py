@@ -40,6 +40,7 @@ from tawan.core.contacts import Contact, ContactPlan, ContactPlanError
 
 NATIVE_FORMAT = "tawan-contacts/1"
 _ION_ABSOLUTE = "%Y/%m/%d-%H:%M:%S"
+_LINE_END = re.compile(r"\r\n|\r|\n")
 _NODE_DIGITS = re.compile(r"[0-9]{1,20}")  # ASCII only: "²".isdigit(), but int("²") fails
 MAX_NODE = 2**64 - 1
 _NODE_EXPECTED = f"a node number (1 to {MAX_NODE})"
@@ -80,9 +81,9 @@ def parse_ion(
     contacts: list[_IonLine] = []
     ranges: dict[tuple[int, int], list[_IonLine]] = {}
     reference = 0.0
-    # Lines as an editor counts them: split at "\n" alone (str.splitlines also splits at
-    # form feeds, \x1c-\x1e, \x85 and \u2028); a "\r" before it is whitespace to split().
-    for number, raw in enumerate(text.split("\n"), start=1):
+    # Lines as an editor counts them: ended by "\r\n", "\n" or a lone "\r" (an old
+    # Mac's), not by the form feeds, \x1c-\x1e, \x85 and \u2028 str.splitlines also takes.
+    for number, raw in enumerate(_LINE_END.split(text), start=1):
         words = raw.split()
         if not words or words[0].startswith("#"):
             continue

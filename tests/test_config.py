@@ -166,6 +166,10 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
          "'tcp', 'kiss', 's5066', found string 'sctp'"),
         ('durability = "process"', 'durability = "disk"', "node.durability: expected one of"),
         ("store_max_bytes = 10_000_000", "store_max_bytes = 10", "node.store_max_bytes"),
+        ("store_max_bytes = 10_000_000", "store_max_bytes = " + "9" * 400,
+         "node.store_max_bytes: expected an integer 1048576..9007199254740992, found integer"),
+        ("[routing]", "[pace.largest]\nhf = " + "9" * 400 + "\n[routing]", "pace.largest.hf: "
+         "expected an integer 1..9007199254740992"),
         ('name = "relay"', "name = 7", "node.name: expected a non-empty string, found integer 7"),
         ('name = "relay"', 'name = ""', "node.name: expected a non-empty string"),
         ('bind = "0.0.0.0:7001"', 'bind = "0.0.0.0"', "links[0].bind: expected 'host:port'"),
@@ -199,7 +203,7 @@ def test_unix_api_address_resolves_against_the_config_folder(tmp_path: Path) -> 
          "bearer names, found string 'vhf'"),
         ("[routing]", "[pace]\nRUSH = []\n[routing]", "pace.RUSH: unknown key"),
         ("[routing]", "[pace.largest]\nhf = 0\n[routing]", "pace.largest.hf: expected an "
-         "integer >= 1, found integer 0"),
+         "integer 1..9007199254740992, found integer 0"),
         ('to = "hq", via', 'to = "hq", by = "x", via', "routing.static[0].by: unknown key"),
         # wrong shapes
         ('static = [{ to = "hq", via = "charlie" }]', "static = [1]", "routing.static: "

@@ -109,6 +109,8 @@ def test_user_errors_are_one_line_and_exit_2(
         (["mission", "init", str(tmp_path / "x"), "--epoch-seconds", "0"], "epoch seconds 0"),
         (["mission", "init", str(tmp_path / "y"), "--t0", "99999999999999"],
          "mission start t0 99999999999999: expected unix seconds 0..253402300799"),
+        (["mission", "init", str(tmp_path / "y"), "--t0", str(T0_MAX + 1)],
+         f"mission start t0 {T0_MAX + 1}: expected unix seconds 0..{T0_MAX}"),
     ]  # fmt: skip
     for argv, expected in cases:
         code, out, err = run(capsys, *argv)
@@ -118,6 +120,7 @@ def test_user_errors_are_one_line_and_exit_2(
         assert err.count("\n") == 1 and "Traceback" not in err
 
     assert not (tmp_path / "y").exists()  # refused before any file is written
+    assert run(capsys, "mission", "init", str(tmp_path / "last"), "--t0", str(T0_MAX))[0] == 0
     keyfile_path(directory, "alpha").chmod(0o644)
     code, _, err = run(capsys, "mission", "add-node", directory, "bravo")
     assert code == 2 and "alpha.key: key file mode is 0644" in err

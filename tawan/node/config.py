@@ -49,6 +49,9 @@ from transports.serial_tty import SPEEDS
 
 DEFAULT_STORE_MAX_BYTES: Final = 256 * 1024 * 1024
 STORE_MIN_BYTES: Final = 1 << 20
+SIZE_MAX_BYTES: Final = 1 << 53
+"""The largest size a config may give (8 PiB): sizes go to the metrics as floats, which
+hold every integer up to it exactly (and overflow on a 309-digit one)."""
 DELAY_MAX_S: Final = 60.0  # one way; the slowest bearer of docs/bearers.md, Iridium SBD, ~20 s
 TRANSPORTS: Final = ("udp", "tcp", "kiss", "s5066")
 DURABILITIES: Final = ("process", "power")
@@ -324,7 +327,7 @@ def parse_config(data: Mapping[str, object], source: Path) -> NodeConfig:
         store=node.path_value("store"),
         durability=node.choice("durability", DURABILITIES, "process"),  # type: ignore[arg-type]
         store_max_bytes=node.integer(
-            "store_max_bytes", STORE_MIN_BYTES, None, DEFAULT_STORE_MAX_BYTES
+            "store_max_bytes", STORE_MIN_BYTES, SIZE_MAX_BYTES, DEFAULT_STORE_MAX_BYTES
         ),
         api_address=_api_address(api),
         metrics_address=metrics.endpoint("address") if metrics.has("address") else None,
@@ -546,7 +549,7 @@ def _pace(table: _Table) -> PacePolicy:
     if table.has("largest"):
         sizes = table.table("largest")
         for bearer in sizes.data:
-            largest[bearer] = sizes.integer(bearer, 1, None)
+            largest[bearer] = sizes.integer(bearer, 1, SIZE_MAX_BYTES)
         sizes.done()
     table.done()
     return PacePolicy(bearers, largest)

@@ -60,15 +60,18 @@ def emulate_realtime(
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            bound = await nursery.start(serve_metrics, registry, host, port)
+            try:
+                bound = await nursery.start(serve_metrics, registry, host, port)
+            except OSError as exc:  # in use, or not ours to bind
+                raise _PortRefused(exc) from None
             console.print(f"metrics of {len(em.engines)} nodes: http://{host}:{bound}/metrics")
             await run_paced(step, 0.0, em.duration, speed)
             nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
-    except* OSError as failed:  # the metrics port: in use, or not ours to bind
-        reason = failed.exceptions[0]
+    except* _PortRefused as failed:  # only the metrics port's bind: not an OSError of the run
+        reason = failed.exceptions[0].args[0]
         raise EmulationError(
             f"--metrics-port: expected a port free on {host}, found {port}: {reason}"
         ) from None
@@ -76,3 +79,7 @@ def emulate_realtime(
         if recorder is not None:
             recorder.close()
     return finish(em, out, report=report)
+
+
+class _PortRefused(Exception):
+    """The metrics port could not be bound (its OSError is the argument)."""

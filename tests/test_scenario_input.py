@@ -313,6 +313,18 @@ def test_a_metrics_port_in_use_is_one_line(scenario: Scenario, tmp_path: Path) -
     )
 
 
+def test_an_oserror_of_the_run_is_not_told_as_the_metrics_port(
+    scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("emulator.realtime.run_paced", failing)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        emulate_realtime(scenario, tmp_path / "out", speed=1e6, port=0, report=False)
+    assert caught.group_contains(OSError, match="No space left on device")
+
+
 def test_emulate_of_a_bad_file_prints_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,6 +27,7 @@ from crypto.roster import (
     MAX_EPOCH,
     MISSION_ID_BYTES,
     NAME_PATTERN,
+    NAME_RULE,
     GroupEntry,
     NodeEntry,
     Roster,
@@ -44,8 +45,7 @@ NODE_KINDS = ("node", "revoked node")
 def check_name(name: str, kind: str) -> None:
     if not valid_name(name):
         raise MissionError(
-            f"{kind} name {name!r}: expected 1-32 characters of a-z, 0-9 and '-', "
-            f"not starting with '-' (pattern {NAME_PATTERN.pattern})"
+            f"{kind} name {name!r}: expected {NAME_RULE} (pattern {NAME_PATTERN.pattern})"
         )
 
 

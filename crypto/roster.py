@@ -33,6 +33,8 @@ MAX_EPOCH = 0xFFFFFFFF
 _MAX_U63 = (1 << 63) - 1
 MAX_VERSION = _MAX_U63
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+NAME_RULE = "1-32 characters of a-z, 0-9 and '-', not starting with '-'"
+"""NAME_PATTERN in words, for the errors that refuse a name."""
 
 
 def valid_name(name: str) -> bool:

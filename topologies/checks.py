@@ -10,7 +10,7 @@ import itertools
 import math
 from collections.abc import Iterator
 
-from crypto.roster import valid_name
+from crypto.roster import NAME_RULE, valid_name  # the emulator keys every name
 from tawan.core.pace import covers
 from tawan.core.specs import EngineConfigError
 from topologies.bearers import BEARERS
@@ -51,9 +51,6 @@ about 40 000 an hour): beyond, an interval is a typo (ms for s) that would fill 
 with offers before the run got anywhere."""
 MAX_JAM_PERIODS = 100_000
 """The most on/off periods one duty-cycled jammer may have in the run."""
-NAME_RULE = "1-32 characters of a-z, 0-9 and '-', not starting with '-'"
-"""The mission's rule for node and group names (crypto.roster.NAME_PATTERN): the
-emulator gives every node and group keys under its name."""
 
 
 def cross_check(scenario: Scenario) -> list[Problem]:

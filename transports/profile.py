@@ -33,7 +33,8 @@ larger one is a typing mistake, not a bearer."""
 
 BEARER_NAME: Final = r"[a-z0-9][a-z0-9-]{0,31}"
 """A bearer's name: adverts carry it on the wire (docs/protocol.md 4.5)."""
-_NAME: Final = re.compile(BEARER_NAME)
+BEARER_NAME_RE: Final = re.compile(BEARER_NAME)
+BEARER_NAME_RULE: Final = "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +54,10 @@ class BearerProfile:
     hello_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+        if not isinstance(self.name, str) or not BEARER_NAME_RE.fullmatch(self.name):
             # Adverts name bearers on the wire (docs/protocol.md 4.5): a name another node
             # could not read would make it drop every advert of this one.
-            _bad("name", "1 to 32 of a-z, 0-9 and -, beginning with a letter or digit", self.name)
+            _bad("name", BEARER_NAME_RULE, self.name)
         if not _is_int(self.rate_bps) or not 0 < self.rate_bps <= RATE_MAX_BPS:
             _bad("rate_bps", f"an integer in 1..{RATE_MAX_BPS}", self.rate_bps)
         if not _is_number(self.delay_s) or not self.delay_s >= 0:

@@ -35,7 +35,7 @@ from tawan.core.precedence import Precedence
 from tawan.core.receipts import KINDS
 from tawan.core.specs import MAX_REF_BYTES
 from tawan.core.store import InboxEntry, Receipt, StoreUnwritable
-from tawan.node.client import UNIX_PREFIX
+from tawan.node.client import UNIX_PREFIX, shown
 from tawan.node.runtime import Pulse, Runtime, format_mid, kv
 from transports.link import parse_endpoint
 
@@ -45,7 +45,6 @@ MAX_TTL: Final = 0xFFFF_FFFF
 DEFAULT_TTL: Final = 3600
 MAX_DEPTH: Final = 32  # of nested arrays and objects: no field needs more than 1
 MAX_DIGITS: Final = 100  # of an integer: no field takes more than 19
-MAX_SHOWN: Final = 100  # characters of a bad value quoted back in an error
 
 log = logging.getLogger("tawan.node.api")
 
@@ -66,12 +65,6 @@ class LongInteger:
 
     def __repr__(self) -> str:
         return f"an integer of {self.digits} digits"
-
-
-def shown(value: object) -> str:
-    """`value` quoted back in an error: its repr, cut to MAX_SHOWN characters."""
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
 
 
 class Request:

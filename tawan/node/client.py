@@ -20,6 +20,7 @@ from transports.link import parse_endpoint
 
 DEFAULT_API_ADDRESS: Final = "127.0.0.1:7470"
 UNIX_PREFIX: Final = "unix:"
+MAX_SHOWN: Final = 100  # characters of a bad value quoted back in an error
 MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024  # a page of 1000 messages of up to 1 MiB
 
 Json = dict[str, object]
@@ -61,13 +62,15 @@ def field(data: Json, key: str, kind: type[T], expected: str, where: str) -> T:
     value = data.get(key)
     if isinstance(value, kind) and not (isinstance(value, bool) and kind is int):
         return value
-    found = _shown(data[key]) if key in data else "nothing"
+    found = shown(data[key]) if key in data else "nothing"
     raise ClientError(f"{where}: {key!r}: expected {expected}, found {found}")
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """`value` quoted back in an error (the API's to a client, a client's of an answer): its
+    repr, cut to MAX_SHOWN characters."""
     text = repr(value)
-    return text if len(text) <= 100 else f"{text[:97]}..."
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
 
 
 def send_fields(
@@ -87,13 +90,13 @@ def send_fields(
 
 def payload_of(message: Json) -> bytes:
     """The payload bytes of a message returned by `recv` (ClientError if it has none)."""
-    where = f"message {_shown(message.get('id'))}"
+    where = f"message {shown(message.get('id'))}"
     text = field(message, "payload_b64", str, "base64 text", where)
     try:
         return base64.b64decode(text, validate=True)
     except ValueError:  # binascii.Error, or a character that is not ASCII
         raise ClientError(f"{where}: 'payload_b64': expected base64 text, found "
-                          f"{_shown(text)}") from None  # fmt: skip
+                          f"{shown(text)}") from None  # fmt: skip
 
 
 def _items(response: Json, key: str, where: str) -> list[Json]:
@@ -101,7 +104,7 @@ def _items(response: Json, key: str, where: str) -> list[Json]:
     items = field(response, key, list, "a list of objects", where)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ClientError(f"{where}: {key!r}[{i}]: expected an object, found {_shown(item)}")
+            raise ClientError(f"{where}: {key!r}[{i}]: expected an object, found {shown(item)}")
         field(item, "id", int, "an integer", f"{where}: {key!r}[{i}]")
     return items
 

@@ -36,7 +36,8 @@ from transports.kiss import PORT_MAX, TncParameters
 from transports.kisslink import KISS_MTU_MAX
 from transports.link import format_endpoint, parse_endpoint
 from transports.profile import (
-    BEARER_NAME,
+    BEARER_NAME_RE,
+    BEARER_NAME_RULE,
     COST_MAX,
     HELLO_MAX_S,
     MTU_MAX,
@@ -66,11 +67,7 @@ MTU_LIMITS: Final = {"udp": MTU_MAX, "tcp": MTU_MAX, "kiss": KISS_MTU_MAX, "s506
 TTL_MAX_S: Final = TTL_MAX_UNITS * TTL_UNIT_S
 KISS_TIME_MAX_MS: Final = 2550  # one byte of 10 ms units
 DAY_S: Final = 86400.0
-_BEARER_NAME: Final = re.compile(BEARER_NAME)
-_BEARER_NAME_EXPECTED: Final = (
-    "a bearer name of 1 to 32 of a-z, 0-9 and -, beginning with a letter or digit "
-    "(adverts carry it)"
-)
+_BEARER_NAME_EXPECTED: Final = f"a bearer name of {BEARER_NAME_RULE} (adverts carry it)"
 
 Transport = Literal["udp", "tcp", "kiss", "s5066"]
 Durability = Literal["process", "power"]
@@ -366,7 +363,7 @@ def _link(table: _Table) -> LinkConfig:
         name=name,
         transport=transport,  # type: ignore[arg-type]
         profile=BearerProfile(
-            name=profile.name("name", _BEARER_NAME, _BEARER_NAME_EXPECTED),
+            name=profile.name("name", BEARER_NAME_RE, _BEARER_NAME_EXPECTED),
             rate_bps=profile.integer("rate_bps", 1, RATE_MAX_BPS),
             delay_s=profile.number("delay_s", 0, DELAY_MAX_S),
             mtu=profile.integer("mtu", MTU_MIN, MTU_LIMITS[transport]),
